@@ -1,0 +1,5 @@
+import sys
+
+from sipguard.cli.main import main
+
+sys.exit(main())

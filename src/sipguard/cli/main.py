@@ -1,0 +1,69 @@
+"""The `sipguard` command: one entry point, one module per group of subcommands.
+
+Each module in SUBCOMMAND_MODULES exposes `register(subparsers)`, which adds its parsers and sets
+`func` (a callable taking the parsed args and returning an exit status). A module that is missing
+(an optional part not installed) is skipped, so the rest of the CLI keeps working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from sipguard import __version__
+
+SUBCOMMAND_MODULES = (
+    "sipguard.cli.scan",  # scan
+    "sipguard.cli.rules",  # rules list / rules test
+    "sipguard.cli.daemon",  # run, status, bans, ban, unban, allow, explain, config check
+    "sipguard.cli.firewall",  # firewall remove / render
+    "sipguard.cli.sensor",  # sensor
+    "sipguard.cli.audit",  # audit, harden
+    "sipguard.cli.fraud",  # fraud scan
+)
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sipguard",
+        description="Protects Asterisk PBXes against SIP scanners, brute force, floods and fraud.",
+    )
+    parser.add_argument("--version", action="version", version=f"sipguard {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args))
+    except CliError as exc:
+        print(f"sipguard: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
