@@ -1,0 +1,319 @@
+"""sipguard.toml: schema, embedded defaults, loading with conf.d/*.toml overrides, validation.
+
+With no file at all the defaults protect a standard Asterisk install: its messages, full and
+security logs, state in /var/lib/sipguard, nftables. Every key a file sets is checked here against
+the schema (the dataclasses below), so an unknown key or a wrong type stops the start with one
+line naming the file, the key and the reason. `[profiles.*]`, `[rules.*]`, `[sensor]` and
+`[fraud]` are passed through as plain dicts: their owners validate them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Any
+
+from sipguard.config.errors import ConfigError
+
+DEFAULT_CONFIG = Path("/etc/sipguard/sipguard.toml")
+ASTERISK_LOGS = [
+    f"/var/log/asterisk/{name}"
+    for name in ("messages", "messages.log", "full", "full.log", "security", "security.log")
+]
+DEFAULT_PROFILES: dict[str, dict[str, Any]] = {
+    "default": {"action": "ban", "durations": ["10m", "1h", "1d", "1w"], "forget_after": "30d"},
+    "alert": {"action": "alert"},
+}
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    state_dir: str = "/var/lib/sipguard"
+    control_socket: str = "/run/sipguard/control.sock"
+    socket_group: str = ""  # group whose members may use the control socket (root always may)
+    log_format: str = "kv"  # kv | json
+    log_level: str = "info"  # debug | info | warning | error
+    simulate: bool = False  # report what would be banned, ban nothing
+    tick_interval: float = 1.0  # seconds between expiry/linking ticks
+    queue_size: int = 10000  # bounded event queue for AMI/journald; overflow is counted
+    year: int = 0  # year for logs whose dates carry none; 0 = the current year
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    enabled: bool = True
+    paths: list[str] = field(default_factory=lambda: list(ASTERISK_LOGS))
+    poll_interval: float = 0.5
+    from_end_if_new: bool = True  # a log seen for the first time is read from its end
+
+
+@dataclass(frozen=True)
+class JournaldSettings:
+    enabled: bool = False
+    identifier: str = "asterisk"
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = ""
+    secret: str = ""
+    auth: str = "md5"  # md5 | plain
+    events: str = "security,system,call"
+    keepalive: float = 20.0
+
+
+@dataclass(frozen=True)
+class PortSettings:
+    udp: str = "5060-5061,4569"
+    tcp: str = "5060-5061"
+
+
+@dataclass(frozen=True)
+class FirewallSettings:
+    backend: str = "nftables"  # nftables | iptables | dry-run
+    table: str = "sipguard"
+    ports: PortSettings = field(default_factory=PortSettings)
+    all_ports: bool = False
+    flush_conntrack: bool = True
+
+
+@dataclass(frozen=True)
+class AllowSettings:
+    networks: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    own_addresses: bool = True  # loopback and this host's addresses are always allowed
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    path: str = ""  # "" = <state_dir>/sipguard.db
+    keep_days: int = 90
+
+
+@dataclass(frozen=True)
+class SourcesSettings:
+    logs: LogSettings = field(default_factory=LogSettings)
+    journald: JournaldSettings = field(default_factory=JournaldSettings)
+    ami: AmiSettings = field(default_factory=AmiSettings)
+
+
+@dataclass(frozen=True)
+class Settings:
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    sources: SourcesSettings = field(default_factory=SourcesSettings)
+    firewall: FirewallSettings = field(default_factory=FirewallSettings)
+    allow: AllowSettings = field(default_factory=AllowSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sensor: dict[str, Any] = field(default_factory=dict)
+    fraud: dict[str, Any] = field(default_factory=dict)
+    files: tuple[str, ...] = ()  # the files that were read, in order
+
+    @property
+    def database(self) -> str:
+        return self.store.path or str(Path(self.daemon.state_dir) / "sipguard.db")
+
+    def to_dict(self, mask_secrets: bool = True) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("files")
+        if mask_secrets and d["sources"]["ami"]["secret"]:
+            d["sources"]["ami"]["secret"] = "********"
+        return d
+
+
+# keys whose values are free-form tables, validated by the subsystem that uses them
+_RAW_TABLES = {"profiles", "rules", "sensor", "fraud"}
+_CHOICES = {
+    "daemon.log_format": {"kv", "json"},
+    "daemon.log_level": {"debug", "info", "warning", "error"},
+    "sources.ami.auth": {"md5", "plain"},
+    "firewall.backend": {"nftables", "iptables", "dry-run"},
+}
+
+
+def config_files(path: str | Path | None) -> list[Path]:
+    """The main file then conf.d/*.toml beside it, in name order. A missing default file is fine."""
+    main = Path(path) if path is not None else DEFAULT_CONFIG
+    files: list[Path] = []
+    if main.is_file():
+        files.append(main)
+    elif path is not None:
+        raise ConfigError(str(main), "", "no such file")
+    confd = main.parent / "conf.d"
+    if confd.is_dir():
+        files.extend(sorted(p for p in confd.glob("*.toml") if p.is_file()))
+    return files
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read, validate and merge the configuration; raises ConfigError (one line) on any problem."""
+    merged: dict[str, Any] = {}
+    files = config_files(path)
+    for f in files:
+        try:
+            with f.open("rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(str(f), "", exc.strerror or str(exc)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(f), "", f"invalid TOML: {exc}") from None
+        _check_table(Settings, data, "", str(f))
+        _merge(merged, data)
+    return _build(Settings, merged, "", dict(files=tuple(str(f) for f in files)))
+
+
+def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_table(cls: type, data: dict[str, Any], prefix: str, file: str) -> None:
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name != "files"}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(file, dotted, f"unknown key (expected one of: {known})")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(file, dotted, f"expected a table, got {_tname(value)}")
+            _check_table(hint, value, f"{dotted}.", file)
+        elif key in _RAW_TABLES and not prefix:
+            _check_raw(key, value, file)
+        else:
+            _check_value(hint, value, dotted, file)
+
+
+def _check_raw(key: str, value: Any, file: str) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(file, key, f"expected a table, got {_tname(value)}")
+    if key in ("profiles", "rules"):
+        for name, sub in value.items():
+            if not isinstance(sub, dict):
+                raise ConfigError(file, f"{key}.{name}", f"expected a table, got {_tname(sub)}")
+
+
+def _check_value(hint: Any, value: Any, key: str, file: str) -> None:
+    origin = typing.get_origin(hint)
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(file, key, f"expected a list of strings, got {_tname(value)}")
+        if key == "allow.networks":
+            for v in value:
+                try:
+                    ip_network(v, strict=False)
+                except ValueError:
+                    raise ConfigError(file, key, f"not an address or CIDR: {v!r}") from None
+        return
+    ok = (
+        (hint is bool and isinstance(value, bool))
+        or (hint is int and isinstance(value, int) and not isinstance(value, bool))
+        or (hint is float and isinstance(value, int | float) and not isinstance(value, bool))
+        or (hint is str and isinstance(value, str))
+    )
+    if not ok:
+        raise ConfigError(file, key, f"expected {hint.__name__}, got {_tname(value)}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ConfigError(file, key, f"must be one of {', '.join(sorted(_CHOICES[key]))}")
+    if hint in (int, float) and value < 0:
+        raise ConfigError(file, key, "must not be negative")
+    if key == "sources.ami.port" and not 0 < value < 65536:
+        raise ConfigError(file, key, "must be a port number 1-65535")
+    if key in ("firewall.ports.udp", "firewall.ports.tcp"):
+        check_port_spec(value, key, file)
+
+
+def check_port_spec(spec: str, key: str, file: str) -> None:
+    """ "5060-5061,4569": ports and ranges, comma-separated (empty = none)."""
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        lo, _, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise ConfigError(file, key, f"not a port or range: {part!r}") from None
+        if not (0 < a <= b < 65536):
+            raise ConfigError(file, key, f"not a port or range: {part!r}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, extra: dict[str, Any]) -> Any:
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = dict(extra)
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        hint, value = hints[f.name], data[f.name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[f.name] = _build(hint, value, f"{prefix}{f.name}.", {})
+        elif f.name == "profiles" and not prefix:
+            # a file's profiles add to (or override) the embedded ones rather than replace them all
+            profiles = {k: dict(v) for k, v in DEFAULT_PROFILES.items()}
+            for name, sub in value.items():
+                profiles[name] = {**profiles.get(name, {}), **sub}
+            kwargs[f.name] = profiles
+        elif hint is float:
+            kwargs[f.name] = float(value)
+        else:
+            kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _tname(value: Any) -> str:
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "float",
+        str: "string",
+        list: "array",
+        dict: "table",
+    }.get(type(value), type(value).__name__)
+
+
+def render_toml(d: dict[str, Any], prefix: str = "") -> str:
+    """The effective configuration as TOML (for `sipguard config check`)."""
+    scalars, tables = [], []
+    for key, value in d.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            scalars.append(f"{_tkey(key)} = {_tvalue(value)}")
+    out = []
+    if scalars or (prefix and not tables):
+        if prefix:
+            out.append(f"[{prefix}]")
+        out.extend(scalars)
+        out.append("")
+    for key, value in tables:
+        out.append(render_toml(value, f"{prefix}.{_tkey(key)}" if prefix else _tkey(key)))
+    return "\n".join(out)
+
+
+def _tkey(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+
+
+def _tvalue(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_tvalue(v) for v in value) + "]"
+    s = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
