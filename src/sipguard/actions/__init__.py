@@ -1,1 +1,46 @@
-"""sipguard.actions"""
+"""Kernel enforcement: firewall backends (nftables, iptables+ipset, dry-run) behind one interface.
+
+fw = make_firewall("nftables", FirewallConfig())
+fw.init(); fw.add(decisions, now); fw.reconcile(active, now); fw.teardown()
+"""
+
+from sipguard.actions.base import (
+    Firewall,
+    FirewallConfig,
+    FirewallError,
+    Ports,
+    ReconcileResult,
+    parse_ports,
+)
+from sipguard.actions.dryrun import DryRunFirewall
+from sipguard.actions.ipset import IpsetFirewall
+from sipguard.actions.nftables import NftablesFirewall
+
+BACKENDS = ("nftables", "iptables", "dry-run")
+
+
+def make_firewall(backend: str, cfg: FirewallConfig | None = None) -> Firewall:
+    """The backend by name; ValueError for an unknown one."""
+    cfg = cfg or FirewallConfig()
+    if backend == "nftables":
+        return NftablesFirewall(cfg)
+    if backend in ("iptables", "ipset"):
+        return IpsetFirewall(cfg)
+    if backend in ("dry-run", "dryrun"):
+        return DryRunFirewall(cfg)
+    raise ValueError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+
+
+__all__ = [
+    "BACKENDS",
+    "DryRunFirewall",
+    "Firewall",
+    "FirewallConfig",
+    "FirewallError",
+    "IpsetFirewall",
+    "NftablesFirewall",
+    "Ports",
+    "ReconcileResult",
+    "make_firewall",
+    "parse_ports",
+]

@@ -1,0 +1,106 @@
+"""iptables + ipset backend, for hosts without nftables.
+
+Two ipsets (`<table>4`, `<table>6`, hash:net with per-entry timeouts) and one own chain
+`<TABLE>` in the raw table of iptables and ip6tables, jumped to from the first position of raw
+PREROUTING: raw runs before conntrack, so an established UDP flow of a banned source stops too.
+Teardown removes only the jump, the chain and the two sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sipguard.actions.base import Firewall, FirewallConfig, FirewallError, as_network, run_tool
+from sipguard.core.alerts import Network
+
+_MAX_LIST_LINES = 5_000_000
+
+
+class IpsetFirewall(Firewall):
+    name = "iptables"
+
+    def __init__(self, cfg: FirewallConfig) -> None:
+        super().__init__(cfg)
+        self.chain = cfg.table.upper()
+        self.sets = {4: f"{cfg.table}4", 6: f"{cfg.table}6"}
+        self.tools = {4: "iptables", 6: "ip6tables"}
+
+    def _run(self, argv: Sequence[str], stdin: str | None = None) -> str:
+        return run_tool(list(argv), self.cfg.netns, stdin=stdin)
+
+    def _ok(self, argv: Sequence[str]) -> bool:
+        try:
+            self._run(argv)
+        except FirewallError:
+            return False
+        return True
+
+    def init(self) -> None:
+        for ver, family in ((4, "inet"), (6, "inet6")):
+            # timeout 0: entries may carry their own timeout; without one they are permanent
+            create = ["ipset", "create", self.sets[ver], "hash:net", "family", family]
+            self._run([*create, "timeout", "0", "-exist"])
+            ipt = self.tools[ver]
+            if not self._ok([ipt, "-w", "-t", "raw", "-n", "-L", self.chain]):
+                self._run([ipt, "-w", "-t", "raw", "-N", self.chain])
+            self._run([ipt, "-w", "-t", "raw", "-F", self.chain])
+            for rule in self._rules(ver):
+                self._run([ipt, "-w", "-t", "raw", "-A", self.chain, *rule])
+            jump = ["PREROUTING", "-j", self.chain]
+            if not self._ok([ipt, "-w", "-t", "raw", "-C", *jump]):
+                self._run([ipt, "-w", "-t", "raw", "-I", "PREROUTING", "1", "-j", self.chain])
+
+    def _rules(self, ver: int) -> list[list[str]]:
+        match = ["-m", "set", "--match-set", self.sets[ver], "src"]
+        if self.cfg.all_ports:
+            return [[*match, "-j", "DROP"]]
+        rules = []
+        for proto in ("udp", "tcp"):
+            ranges = self.cfg.ports.ranges(proto)
+            # multiport takes at most 15 ports, a range counting as two
+            for i in range(0, len(ranges), 7):
+                chunk = ranges[i : i + 7]
+                ports = ",".join(str(lo) if lo == hi else f"{lo}:{hi}" for lo, hi in chunk)
+                rules.append(
+                    [*match, "-p", proto, "-m", "multiport", "--dports", ports, "-j", "DROP"]
+                )
+        return rules
+
+    def _apply(self, add: dict[Network, int | None], remove: Sequence[Network]) -> None:
+        lines = [f"del {self.sets[n.version]} {n} -exist" for n in dict.fromkeys(remove)]
+        for net, secs in add.items():
+            # -exist on add updates the timeout of an entry that is already there
+            lines.append(f"add {self.sets[net.version]} {net} timeout {secs or 0} -exist")
+        if lines:
+            self._run(["ipset", "restore"], stdin="\n".join(lines) + "\n")
+
+    def list(self) -> dict[Network, float | None]:
+        out: dict[Network, float | None] = {}
+        for name in self.sets.values():
+            text = self._run(["ipset", "save", name])
+            for line in text.splitlines()[:_MAX_LIST_LINES]:
+                parts = line.split()
+                if len(parts) < 3 or parts[0] != "add" or parts[1] != name:
+                    continue
+                try:
+                    net = as_network(parts[2])
+                except ValueError:
+                    continue
+                left: float | None = None
+                if "timeout" in parts[3:-1]:
+                    secs = int(parts[parts.index("timeout", 3) + 1])
+                    left = float(secs) if secs > 0 else None
+                out[net] = left
+        return out
+
+    def teardown(self) -> None:
+        for ver in (4, 6):
+            ipt = self.tools[ver]
+            while self._ok([ipt, "-w", "-t", "raw", "-D", "PREROUTING", "-j", self.chain]):
+                pass
+            if self._ok([ipt, "-w", "-t", "raw", "-n", "-L", self.chain]):
+                self._run([ipt, "-w", "-t", "raw", "-F", self.chain])
+                self._run([ipt, "-w", "-t", "raw", "-X", self.chain])
+        for name in self.sets.values():
+            if self._ok(["ipset", "list", "-n", name]):
+                self._run(["ipset", "destroy", name])
