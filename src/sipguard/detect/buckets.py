@@ -1,0 +1,113 @@
+"""Per-key bucket state machines: leaky, counter, trigger, distinct.
+
+One `Bucket` holds the state of one grouping key for one rule. `add()` returns True exactly once
+per crossing: after that the bucket stays "fired" until it goes idle (drained or quiet for a
+window), so an attacker who keeps going raises one alert, not one per line. Every container in
+here is bounded, so a key costs a fixed amount of memory whatever the attacker sends.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+from sipguard.core.events import Event, Kind
+from sipguard.detect.spec import BucketKind, RuleSpec
+
+MAX_ACCOUNTS = 100  # accounts remembered per key, for the reason sentence
+MAX_DISTINCT = 10_000  # distinct values remembered per key
+
+
+class Bucket:
+    __slots__ = (
+        "accounts",
+        "count",
+        "evidence",
+        "fired",
+        "first",
+        "kinds",
+        "last",
+        "level",
+        "rule",
+        "times",
+        "values",
+    )
+
+    def __init__(self, rule: RuleSpec, now: float) -> None:
+        self.rule = rule
+        self.first = now
+        self.last = now
+        self.count = 0
+        self.level = 0.0
+        self.fired = False
+        self.kinds: dict[Kind, int] = {}
+        self.accounts: set[str] = set()
+        self.evidence: deque[Event] = deque(maxlen=rule.evidence)
+        self.times: deque[float] = deque(maxlen=rule.threshold)
+        self.values: OrderedDict[str, float] = OrderedDict()
+
+    def _reset(self, now: float) -> None:
+        self.first = now
+        self.count = 0
+        self.level = 0.0
+        self.fired = False
+        self.kinds.clear()
+        self.accounts.clear()
+        self.evidence.clear()
+        self.times.clear()
+        self.values.clear()
+
+    def _rate(self) -> float:
+        return self.rule.threshold / self.rule.window
+
+    def idle(self, now: float) -> bool:
+        """True when the episode is over: a new event would start from nothing."""
+        quiet = max(0.0, now - self.last)
+        if self.rule.bucket is BucketKind.LEAKY:
+            return self.level - quiet * self._rate() <= 0.0
+        return quiet > self.rule.window
+
+    def add(self, event: Event, now: float, value: str | None) -> bool:
+        """Count one event; True when this event makes the bucket cross its threshold."""
+        now = max(now, self.last)  # tolerate slightly out-of-order input (several files)
+        if self.count and self.idle(now):
+            self._reset(now)
+        rule = self.rule
+        if rule.bucket is BucketKind.LEAKY:
+            drained = self.level - (now - self.last) * self._rate()
+            # capped at the threshold: after an attack stops the key drains within one window
+            self.level = min(max(drained, 0.0) + 1.0, float(rule.threshold))
+            # full when the next event would not fit: `threshold` events faster than the drain
+            crossed = self.level > rule.threshold - 1.0
+        elif rule.bucket is BucketKind.COUNTER:
+            self.times.append(now)
+            crossed = len(self.times) >= rule.threshold and now - self.times[0] <= rule.window
+        elif rule.bucket is BucketKind.TRIGGER:
+            crossed = True
+        else:
+            crossed = self._add_distinct(now, value) >= rule.threshold
+        self.last = now
+        self.count += 1
+        self.kinds[event.kind] = self.kinds.get(event.kind, 0) + 1
+        if event.account is not None and len(self.accounts) < MAX_ACCOUNTS:
+            self.accounts.add(event.account)
+        self.evidence.append(event)
+        if crossed and not self.fired:
+            self.fired = True
+            return True
+        return False
+
+    def _add_distinct(self, now: float, value: str | None) -> int:
+        values = self.values
+        if value is not None:
+            values[value] = now
+            values.move_to_end(value)
+        horizon = now - self.rule.window
+        while values:
+            oldest, seen = next(iter(values.items()))
+            if seen >= horizon and len(values) <= MAX_DISTINCT:
+                break
+            del values[oldest]
+        return len(values)
+
+    def distinct(self) -> int:
+        return len(self.values)

@@ -1,0 +1,218 @@
+"""The rule engine: events in, alerts out. Pure; time is passed in.
+
+`Engine(rules).feed(event, now)` routes the event to the rules that look at its kind, finds the
+grouping key, and counts it in that key's bucket. State per key lives in one LRU table per rule:
+it expires when idle (`expire(now)`), and a hard cap on keys evicts the least recently used
+(counted in `stats.evicted`), so memory stays bounded under a distributed flood.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
+
+from sipguard.core.alerts import Alert, Network
+from sipguard.core.events import Event, Kind
+from sipguard.detect.buckets import Bucket
+from sipguard.detect.durations import format_duration
+from sipguard.detect.matchers import field_text
+from sipguard.detect.spec import BucketKind, GroupBy, RuleSpec
+
+DEFAULT_MAX_KEYS = 100_000  # per rule
+
+_NOUNS: dict[Kind, str] = {
+    Kind.WRONG_PASSWORD: "wrong passwords",
+    Kind.UNKNOWN_ACCOUNT: "unknown accounts",
+    Kind.AUTH_NAME_MISMATCH: "auth name mismatches",
+    Kind.ACL_DENIED: "ACL denials",
+    Kind.CALL_REJECTED: "rejected calls",
+    Kind.REQUEST_NOT_ALLOWED: "requests not allowed",
+    Kind.MALFORMED_REQUEST: "malformed requests",
+    Kind.SCANNER_PROBE: "scanner probes",
+    Kind.CHALLENGE_UNANSWERED: "unanswered challenges",
+    Kind.AMI_LOGIN_FAILED: "AMI login failures",
+    Kind.LIMIT: "limit events",
+    Kind.LOG_TAMPERING: "tampered log lines",
+    Kind.SENSOR_DROP: "sensor drops",
+}
+
+
+@dataclass(slots=True)
+class EngineStats:
+    events: int = 0  # events fed
+    matched: int = 0  # (event, rule) pairs that passed a filter
+    no_key: int = 0  # matched but had no grouping key (ip=None for a source rule, ...)
+    alerts: int = 0
+    evicted: int = 0  # keys dropped by the LRU cap
+    expired: int = 0  # keys dropped by expire()
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "events": self.events,
+            "matched": self.matched,
+            "no_key": self.no_key,
+            "alerts": self.alerts,
+            "evicted": self.evicted,
+            "expired": self.expired,
+        }
+
+
+def source_network(rule: RuleSpec, event: Event) -> Network | None:
+    """The network a source-keyed rule groups this event under (None without an address)."""
+    ip = event.ip
+    if ip is None:
+        return None
+    prefix = rule.ipv4_prefix if ip.version == 4 else rule.ipv6_prefix
+    if ip.version == 4:
+        return IPv4Network((int(ip), prefix), strict=False)
+    return IPv6Network((int(ip), prefix), strict=False)
+
+
+def network_key(net: Network) -> str:
+    """A single host prints as the bare address, a wider network with its prefix length."""
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return str(net)
+
+
+class Engine:
+    def __init__(self, rules: Iterable[RuleSpec], max_keys: int = DEFAULT_MAX_KEYS) -> None:
+        self.rules: tuple[RuleSpec, ...] = tuple(r for r in rules if r.enabled)
+        self.max_keys = max_keys
+        self.stats = EngineStats()
+        self._tables: dict[str, OrderedDict[str, Bucket]] = {
+            r.id: OrderedDict() for r in self.rules
+        }
+        self._by_kind: dict[Kind, list[RuleSpec]] = {}
+        for rule in self.rules:
+            for kind in rule.kinds:
+                self._by_kind.setdefault(kind, []).append(rule)
+
+    def feed(self, event: Event, now: float) -> list[Alert]:
+        self.stats.events += 1
+        alerts: list[Alert] = []
+        for rule in self._by_kind.get(event.kind, ()):
+            if not all(m(event) for m in rule.matchers):
+                continue
+            self.stats.matched += 1
+            key, network, value = self._key(rule, event)
+            if key is None:
+                self.stats.no_key += 1
+                continue
+            table = self._tables[rule.id]
+            bucket = table.get(key)
+            if bucket is None:
+                if len(table) >= self.max_keys:
+                    table.popitem(last=False)
+                    self.stats.evicted += 1
+                bucket = table[key] = Bucket(rule, now)
+            else:
+                table.move_to_end(key)
+            if bucket.add(event, now, value):
+                self.stats.alerts += 1
+                alerts.append(_alert(rule, key, network, bucket, now))
+        return alerts
+
+    def feed_many(self, events: Iterable[Event]) -> list[Alert]:
+        """Offline use (scan, samples): each event's own time is `now`."""
+        out: list[Alert] = []
+        for event in events:
+            out.extend(self.feed(event, event.time))
+        return out
+
+    def expire(self, now: float) -> int:
+        """Drop idle keys. Tables are in last-touch order, so stop at the first live key."""
+        dropped = 0
+        for table in self._tables.values():
+            while table:
+                bucket = next(iter(table.values()))
+                if not bucket.idle(now):
+                    break
+                table.popitem(last=False)
+                dropped += 1
+        self.stats.expired += dropped
+        return dropped
+
+    def state_size(self) -> int:
+        return sum(len(t) for t in self._tables.values())
+
+    def _key(self, rule: RuleSpec, event: Event) -> tuple[str | None, Network | None, str | None]:
+        """(grouping key, network to act on, value for a distinct bucket)."""
+        if rule.group_by is GroupBy.SOURCE:
+            net = source_network(rule, event)
+            if net is None:
+                return None, None, None
+            return network_key(net), net, _distinct_value(rule, event)
+        if event.account is None:
+            return None, None, None
+        key = f"account:{event.account}"
+        if rule.group_by is GroupBy.ACCOUNT:
+            return key, None, _distinct_value(rule, event)
+        net = source_network(rule, event)
+        if net is None:  # a distributed attack is counted in sources: no address, no source
+            return None, None, None
+        return key, None, network_key(net)
+
+
+def _distinct_value(rule: RuleSpec, event: Event) -> str | None:
+    if rule.bucket is not BucketKind.DISTINCT or rule.distinct_field is None:
+        return None
+    return field_text(event, rule.distinct_field)
+
+
+def _alert(rule: RuleSpec, key: str, network: Network | None, bucket: Bucket, now: float) -> Alert:
+    return Alert(
+        rule=rule.id,
+        time=now,
+        key=key,
+        network=network,
+        profile=rule.profile,
+        reason=reason(rule, key, bucket),
+        events=tuple(bucket.evidence),
+        severity=rule.severity,
+    )
+
+
+def reason(rule: RuleSpec, key: str, bucket: Bucket) -> str:
+    """A sentence a person can check against the log lines."""
+    noun = rule.noun or _noun(bucket.kinds)
+    span = format_duration(max(0.0, bucket.last - bucket.first))
+    window = format_duration(rule.window)
+    accounts = ""
+    if len(bucket.accounts) == 1:
+        accounts = f" for account {next(iter(bucket.accounts))!r}"
+    elif bucket.accounts:
+        more = "+" if len(bucket.accounts) >= 100 else ""
+        accounts = f" for {len(bucket.accounts)}{more} accounts"
+    if rule.bucket is BucketKind.TRIGGER:
+        detail = bucket.evidence[-1].detail if bucket.evidence else ""
+        return f"{noun}{accounts}" + (f": {detail}" if detail else "") + " (alerts on first event)"
+    if rule.group_by is GroupBy.ACCOUNT_DISTINCT_SOURCES:
+        account = key.removeprefix("account:")
+        return (
+            f"account {account!r} attacked from {bucket.distinct()} sources "
+            f"({bucket.count} {noun}) in {span} (threshold {rule.threshold} sources in {window})"
+        )
+    if rule.bucket is BucketKind.DISTINCT:
+        what = "accounts" if rule.distinct_field == "account" else f"{rule.distinct_field} values"
+        return (
+            f"{bucket.distinct()} distinct {what} in {bucket.count} {noun} in {span} "
+            f"(threshold {rule.threshold} in {window})"
+        )
+    if rule.bucket is BucketKind.LEAKY:
+        drain = format_duration(rule.window / rule.threshold)
+        limit = f"leaky bucket of {rule.threshold}, draining 1 per {drain}"
+    else:
+        limit = f"threshold {rule.threshold} in {window}"
+    return f"{bucket.count} {noun}{accounts} in {span} ({limit})"
+
+
+def _noun(kinds: dict[Kind, int]) -> str:
+    if len(kinds) == 1:
+        return _NOUNS.get(next(iter(kinds)), "events")
+    return "failures (" + ", ".join(f"{n} {_NOUNS.get(k, k.value)}" for k, n in kinds.items()) + ")"
+
+
+__all__ = ["DEFAULT_MAX_KEYS", "Engine", "EngineStats", "network_key", "reason", "source_network"]
