@@ -167,7 +167,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
             raise ConfigError(str(f), "", f"invalid TOML: {exc}") from None
         _check_table(Settings, data, "", str(f))
         _merge(merged, data)
-    return _build(Settings, merged, "", dict(files=tuple(str(f) for f in files)))
+    settings: Settings = _build(Settings, merged, "", dict(files=tuple(str(f) for f in files)))
+    return settings
 
 
 def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
@@ -194,7 +195,7 @@ def _check_table(cls: type, data: dict[str, Any], prefix: str, file: str) -> Non
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise ConfigError(file, dotted, f"expected a table, got {_tname(value)}")
-            _check_table(hint, value, f"{dotted}.", file)
+            _check_table(typing.cast(type, hint), value, f"{dotted}.", file)
         elif key in _RAW_TABLES and not prefix:
             _check_raw(key, value, file)
         else:
@@ -260,7 +261,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str, extra: dict[str, Any]) 
             continue
         hint, value = hints[f.name], data[f.name]
         if dataclasses.is_dataclass(hint):
-            kwargs[f.name] = _build(hint, value, f"{prefix}{f.name}.", {})
+            kwargs[f.name] = _build(typing.cast(type, hint), value, f"{prefix}{f.name}.", {})
         elif f.name == "profiles" and not prefix:
             # a file's profiles add to (or override) the embedded ones rather than replace them all
             profiles = {k: dict(v) for k, v in DEFAULT_PROFILES.items()}

@@ -1,0 +1,236 @@
+"""`sipguard run`, `config check`, and the control commands that talk to the running daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from sipguard.cli.main import CliError
+from sipguard.config.errors import ConfigError
+from sipguard.config.settings import Settings, load_settings, render_toml
+
+
+def register(sub: Any) -> None:
+    def add(name: str, func: Any, help: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--config", metavar="PATH", help="sipguard.toml (default /etc/sipguard)")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", cmd_run, "run the daemon: follow Asterisk, ban attackers in the kernel")
+    p.add_argument("--dry-run", action="store_true", help="use the dry-run firewall (no kernel)")
+    p.add_argument(
+        "--simulate", action="store_true", help="report what would be banned, ban nothing"
+    )
+
+    cfg = sub.add_parser("config", help="configuration tools")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="COMMAND")
+    p = cfg_sub.add_parser("check", help="validate and print the effective configuration")
+    p.add_argument("--config", metavar="PATH", help="sipguard.toml (default /etc/sipguard)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of TOML")
+    p.set_defaults(func=cmd_config_check)
+
+    def control(name: str, func: Any, help: str) -> argparse.ArgumentParser:
+        p = add(name, func, help)
+        p.add_argument("--socket", metavar="PATH", help="control socket (default from the config)")
+        return p
+
+    p = control("status", cmd_status, "the running daemon's state")
+    p.add_argument("--json", action="store_true")
+    p = control("bans", cmd_bans, "active bans")
+    p.add_argument("--json", action="store_true", help="JSON with the evidence")
+    p = control("ban", cmd_ban, "ban an address or CIDR now")
+    p.add_argument("addr")
+    p.add_argument("--for", dest="duration", default="1h", help="90s, 10m, 1h, 1d, permanent")
+    p.add_argument("--reason", default="manual ban")
+    p.add_argument("--force", action="store_true", help="ban even if on the allow-list")
+    p = control("unban", cmd_unban, "lift a ban")
+    p.add_argument("addr")
+    p = control("allow", cmd_allow, "add a CIDR to the allow-list (and lift its bans)")
+    p.add_argument("cidr")
+    p.add_argument("--note", default="")
+    p = control("explain", cmd_explain, "the rule, events and log lines behind a ban")
+    p.add_argument("addr")
+    p.add_argument("--json", action="store_true")
+    control("reload", cmd_reload, "re-read the configuration (like SIGHUP)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.json:
+        print(json.dumps(settings.to_dict(), indent=2))
+    else:
+        files = ", ".join(settings.files) or "none (embedded defaults)"
+        print(f"# configuration OK; files read: {files}")
+        print(render_toml(settings.to_dict()))
+    try:
+        from sipguard.daemon.build import build_rules
+
+        rules = build_rules(settings)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    except ImportError:
+        return 0
+    print(f"# {len(rules)} rules loaded", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sipguard.daemon.app import Daemon
+    from sipguard.daemon.logs import setup_logging
+
+    settings = _settings(args)
+    setup_logging(settings.daemon.log_format, settings.daemon.log_level)
+    daemon = Daemon(settings, args.config, dry_run=args.dry_run, simulate=args.simulate)
+    try:
+        return asyncio.run(daemon.run())
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    except ExceptionGroup as group:
+        first = group.exceptions[0]
+        if isinstance(first, ConfigError):
+            raise CliError(str(first)) from None
+        raise
+    except PermissionError as exc:
+        raise CliError(
+            f"{exc.filename or ''}: permission denied (sipguard run needs root)"
+        ) from None
+
+
+def _request(args: argparse.Namespace, cmd: str, payload: dict[str, Any] | None = None) -> Any:
+    from sipguard.daemon.control import ControlError, request
+
+    path = args.socket
+    if not path:
+        try:
+            path = load_settings(args.config).daemon.control_socket
+        except ConfigError as exc:
+            raise CliError(str(exc)) from None
+    try:
+        return request(path, cmd, payload)
+    except ControlError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _when(t: float | None) -> str:
+    if t is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _left(seconds: float | None) -> str:
+    if seconds is None:
+        return "permanent"
+    s = int(seconds)
+    if s >= 86400:
+        return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    st = _request(args, "status")
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"sipguard {st['version']} pid {st['pid']} up {st['uptime']:.0f}s")
+    print(f"  config:   {', '.join(st['config'])}")
+    mode = st["backend"] + (" (simulate: report only)" if st["simulate"] else "")
+    print(f"  firewall: {mode}; {st['active_bans']} active bans")
+    fw = st["firewall"]["add"]
+    print(f"  kernel:   {fw['count']} add batches, mean {fw['mean_ms']} ms, max {fw['max_ms']} ms")
+    for name, s in st["sources"].items():
+        state = "running" if s["running"] else "down"
+        err = f" (last error: {s['last_error']})" if s["last_error"] else ""
+        print(f"  source {name}: {state}, {s['restarts']} restarts{err}")
+    pc = st["pipeline"]
+    print(
+        f"  pipeline: {pc.get('events', 0)} events, {pc.get('alerts', 0)} alerts,"
+        f" {st['queue']['dropped']} dropped"
+    )
+    return 0
+
+
+def cmd_bans(args: argparse.Namespace) -> int:
+    bans = _request(args, "bans", {"evidence": bool(args.json)})
+    if args.json:
+        print(json.dumps(bans, indent=2))
+        return 0
+    if not bans:
+        print("no active bans")
+        return 0
+    print(f"{'address':<24} {'rule':<24} {'left':>10}  reason")
+    for b in bans:
+        print(f"{b['network']:<24} {b['rule']:<24} {_left(b['remaining']):>10}  {b['reason']}")
+    return 0
+
+
+def cmd_ban(args: argparse.Namespace) -> int:
+    payload = {"addr": args.addr, "for": args.duration, "reason": args.reason, "force": args.force}
+    b = _request(args, "ban", payload)
+    print(f"banned {b['network']} ({_left(b['remaining'])})")
+    return 0
+
+
+def cmd_unban(args: argparse.Namespace) -> int:
+    r = _request(args, "unban", {"addr": args.addr})
+    print(f"unbanned {r['unbanned']}")
+    return 0
+
+
+def cmd_allow(args: argparse.Namespace) -> int:
+    r = _request(args, "allow", {"cidr": args.cidr, "note": args.note})
+    lifted = f"; lifted bans: {', '.join(r['unbanned'])}" if r["unbanned"] else ""
+    print(f"allowed {r['allowed']}{lifted}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    r = _request(args, "explain", {"addr": args.addr})
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    if r["allow_listed"]:
+        print(f"{r['address']} is on the allow-list ({r['allow_listed']})")
+    a = r["active"]
+    if a:
+        print(f"{a['network']} banned by rule {a['rule']} ({a['origin']}), level {a['level']}")
+        print(f"  why:     {a['reason']}")
+        print(f"  since:   {_when(a['start'])}; expires {_when(a['expires'])}")
+    else:
+        print(f"{r['address']} is not banned now")
+    if r["history"]:
+        print(f"  history: {len(r['history'])} decisions")
+        for h in r["history"]:
+            print(f"    {_when(h['start'])}  {h['rule']}: {h['reason']}")
+    if r["events"]:
+        print("  evidence:")
+        for e in r["events"]:
+            origin = e.get("origin") or {}
+            where = f"{origin.get('source', '')}:{origin.get('line', 0)}"
+            print(f"    {e['kind']:<18} {where}")
+            if origin.get("text"):
+                print(f"      {origin['text']}")
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    r = _request(args, "reload")
+    if not r.get("reloaded"):
+        raise CliError(f"reload failed, the daemon keeps its configuration: {r.get('error')}")
+    print(f"reloaded: {r['rules']} rules, {r['allow']} allow-list entries")
+    return 0

@@ -1,0 +1,356 @@
+"""`sipguard run`: the daemon, one asyncio TaskGroup.
+
+    sources (supervised) --LineBatch/Event--> Pipeline --Decision--> Enforcer --> kernel + store
+    ticker: normalizer/engine time-outs, expiry       control socket: status, bans, ban, ...
+
+Log batches are processed before the follower saves its offset (the follower awaits `emit`), so
+a restart neither misses nor double-counts a line. AMI events go through a bounded queue whose
+overflow is counted. SIGHUP reloads (a bad file keeps the running configuration); SIGTERM and
+SIGINT stop cleanly and leave the bans in the kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from sipguard.config.errors import ConfigError
+from sipguard.config.settings import Settings, load_settings
+from sipguard.core import Decision, Event, Network
+from sipguard.daemon.allow import build_allow_networks
+from sipguard.daemon.build import build_firewall, build_pipeline, build_profiles, build_rules
+from sipguard.daemon.control import ControlServer
+from sipguard.daemon.enforcer import Enforcer
+from sipguard.daemon.logs import kv
+from sipguard.daemon.supervise import SourceState, supervise
+
+log = logging.getLogger("sipguard.daemon")
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        config_path: str | None = None,
+        dry_run: bool = False,
+        simulate: bool = False,
+        netns: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.dry_run = dry_run
+        self.cli_simulate = simulate  # --simulate wins over the file, across reloads
+        self.simulate = simulate or settings.daemon.simulate
+        self.netns = netns
+        self.started = time.time()
+        self.sources: dict[str, SourceState] = {}
+        self.drops = 0
+        self.reloads = {"ok": 0, "failed": 0}
+        self.last_reload_error = ""
+        self._stop = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._events: asyncio.Queue[Event] = asyncio.Queue(maxsize=settings.daemon.queue_size)
+        self._dirty_offences: set[Network] = set()
+        self.store: Any = None  # on the enforcer's I/O thread (decisions, events)
+        self.offsets: Any = None  # on the loop thread (checkpoints), same database
+
+    # ---- start / stop -------------------------------------------------------------------
+    async def run(self) -> int:
+        from sipguard.store import Store
+
+        s = self.settings
+        Path(s.daemon.state_dir).mkdir(parents=True, exist_ok=True)
+        firewall = build_firewall(s, self.dry_run, self.netns)
+        self.enforcer = Enforcer(firewall, None, [])
+        self.store = await self.enforcer.io(Store.open, s.database)
+        self.enforcer.store = self.store
+        self.offsets = Store.open(s.database)
+        runtime_allow = await self.enforcer.io(self.store.allowlist)
+        allowed = await asyncio.to_thread(
+            build_allow_networks,
+            s.allow.networks,
+            s.allow.hosts,
+            s.allow.own_addresses,
+            runtime_allow,
+        )
+        self.enforcer.allowed = allowed
+        offences = await self.enforcer.io(self.store.load_offences)
+        self.pipeline = build_pipeline(s, allowed, self.simulate, offences)
+        now = time.time()
+        await self.enforcer.start(now)
+        from sipguard.daemon.commands import Commands
+
+        self.control = ControlServer(
+            s.daemon.control_socket, Commands(self).handle, s.daemon.socket_group
+        )
+        await self.control.start()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        kv(
+            log,
+            logging.INFO,
+            "sipguard running",
+            pid=os.getpid(),
+            config=",".join(s.files) or "defaults",
+            backend="dry-run" if self.dry_run else s.firewall.backend,
+            simulate=self.simulate,
+            bans=len(self.enforcer.active),
+            allow=len(allowed),
+            socket=s.daemon.control_socket,
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                workers = [
+                    tg.create_task(self.enforcer.run()),
+                    tg.create_task(self._ticker()),
+                    tg.create_task(self._event_worker()),
+                ]
+                self._start_sources()
+                await self._stop.wait()
+                for t in [*workers, *self._tasks.values()]:
+                    t.cancel()
+        finally:
+            self._tg = None
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.control.close()
+            await self._save_offences()
+            await self.enforcer.io(self.store.close)
+            self.offsets.close()
+            await self.enforcer.close()  # closes the firewall handle; the bans stay in the kernel
+            kv(log, logging.INFO, "sipguard stopped", bans_left_in_kernel=len(self.enforcer.active))
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # ---- sources ------------------------------------------------------------------------
+    def _start_sources(self) -> None:
+        src = self.settings.sources
+        wanted: dict[str, Callable[[], Awaitable[None]]] = {}
+        if src.logs.enabled and src.logs.paths:
+            wanted["logs"] = self._run_logs
+        if src.ami.enabled:
+            wanted["ami"] = self._run_ami
+        if src.journald.enabled:
+            wanted["journald"] = self._run_journald
+        for name, runner in wanted.items():
+            self._spawn(name, runner)
+
+    def _spawn(self, name: str, runner: Callable[[], Awaitable[None]]) -> None:
+        assert self._tg is not None
+        state = self.sources.setdefault(name, SourceState(name))
+        self._tasks[name] = self._tg.create_task(supervise(state, runner), name=f"source-{name}")
+
+    def _restart_sources(self, old: Settings) -> None:
+        """After a reload: restart only the sources whose settings changed."""
+        if self._tg is None:
+            return
+        for name in ("logs", "ami", "journald"):
+            if getattr(old.sources, name) == getattr(self.settings.sources, name):
+                continue
+            task = self._tasks.pop(name, None)
+            if task is not None:
+                task.cancel()
+            self.sources.pop(name, None)
+            kv(log, logging.INFO, "source settings changed, restarting", source=name)
+        started = set(self._tasks)
+        self._tasks = {n: t for n, t in self._tasks.items() if not t.done()}
+        self._start_sources_missing(started)
+
+    def _start_sources_missing(self, running: set[str]) -> None:
+        src = self.settings.sources
+        if "logs" not in running and src.logs.enabled and src.logs.paths:
+            self._spawn("logs", self._run_logs)
+        if "ami" not in running and src.ami.enabled:
+            self._spawn("ami", self._run_ami)
+        if "journald" not in running and src.journald.enabled:
+            self._spawn("journald", self._run_journald)
+
+    async def _run_logs(self) -> None:
+        from sipguard.sources.follow import FileFollower
+
+        cfg = self.settings.sources.logs
+        follower = FileFollower(
+            cfg.paths,
+            self._checkpoints(),
+            poll_interval=cfg.poll_interval,
+            from_end_if_new=cfg.from_end_if_new,
+        )
+        await follower.run(self.lines)
+
+    async def _run_journald(self) -> None:
+        from sipguard.sources.journald import JournaldSource
+
+        source = JournaldSource(self.settings.sources.journald.identifier, self._checkpoints())
+        await source.run(self.lines)
+
+    async def _run_ami(self) -> None:
+        from sipguard.sources.ami import AmiClient, ami_security_events
+
+        cfg = self.settings.sources.ami
+        client = AmiClient(
+            cfg.host,
+            cfg.port,
+            cfg.username,
+            cfg.secret,
+            auth=cfg.auth,
+            events=cfg.events,
+            keepalive=cfg.keepalive,
+        )
+
+        async def on_event(msg: Any) -> None:
+            event = ami_security_events(msg)
+            if event is None:
+                return
+            try:
+                self._events.put_nowait(event)
+            except asyncio.QueueFull:
+                self.drops += 1  # counted, reported by `status`
+
+        await client.run(on_event)
+
+    def _checkpoints(self) -> Any:
+        return _StoreCheckpoints(self.offsets)
+
+    # ---- processing ---------------------------------------------------------------------
+    async def lines(self, batch: Any) -> None:
+        """A batch of whole log lines. Returns once its bans are in the kernel and the store,
+        so the follower's checkpoint after this call never covers an unenforced line."""
+        decisions = self.pipeline.lines(batch.data, batch.source, batch.first_line_no, time.time())
+        if decisions:
+            await self._enforce(decisions)
+
+    async def event(self, event: Event) -> None:
+        decisions = self.pipeline.event(event, time.time())
+        if decisions:
+            await self._enforce(decisions)
+
+    async def _enforce(self, decisions: list[Decision]) -> None:
+        done = await self.enforcer.ban(decisions)
+        self._dirty_offences.update(d.network for d in done if d.origin == "local")
+
+    async def _save_offences(self) -> None:
+        """Persist the escalation history of the networks banned since the last save. Runs on
+        the tick (every minute) and at stop: a kill -9 loses at most a minute of escalation."""
+        if not self._dirty_offences:
+            return
+        from sipguard.detect import network_key
+
+        keys = {network_key(n) for n in self._dirty_offences}
+        self._dirty_offences.clear()
+        policy: Any = self.pipeline.policy
+        exported = policy.history.export()
+        data = {k: exported[k] for k in keys if k in exported}
+        await self.enforcer.io(_save_offences, self.store, data)
+
+    async def _event_worker(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                await self.event(event)
+            except Exception as exc:
+                kv(log, logging.ERROR, "event processing failed", error=exc)
+
+    async def _ticker(self) -> None:
+        last_prune = last_save = 0.0
+        while True:
+            await asyncio.sleep(self.settings.daemon.tick_interval)
+            now = time.time()
+            try:
+                decisions = self.pipeline.tick(now)
+                if decisions:
+                    await self._enforce(decisions)
+                await self.enforcer.expire(now)
+                if now - last_save > 60:
+                    last_save = now
+                    await self._save_offences()
+                if now - last_prune > 3600:
+                    last_prune = now
+                    await self.enforcer.io(self.store.prune, now, self.settings.store.keep_days)
+            except Exception as exc:
+                kv(log, logging.ERROR, "tick failed", error=exc)
+
+    # ---- reload -------------------------------------------------------------------------
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the configuration. Anything wrong: keep running as before, say why (one line)."""
+        try:
+            new = await asyncio.to_thread(load_settings, self.config_path)
+            runtime_allow = await self.enforcer.io(self.store.allowlist)
+            allowed = await asyncio.to_thread(
+                build_allow_networks,
+                new.allow.networks,
+                new.allow.hosts,
+                new.allow.own_addresses,
+                runtime_allow,
+            )
+            rules = build_rules(new)
+            simulate = self.cli_simulate or new.daemon.simulate
+            profiles = build_profiles(new)
+        except (ConfigError, ValueError, OSError) as exc:
+            self.reloads["failed"] += 1
+            self.last_reload_error = str(exc)
+            kv(log, logging.ERROR, "reload failed, keeping the running configuration", error=exc)
+            return {"reloaded": False, "error": str(exc)}
+        from sipguard.detect import Engine
+        from sipguard.policy import AllowList
+
+        old, self.settings = self.settings, new
+        self.simulate = simulate
+        self.pipeline.engine = Engine(rules)
+        # the policy keeps its offence history and running bans; only its settings change
+        policy: Any = self.pipeline.policy
+        policy.profiles, policy.simulate = profiles, simulate
+        policy.allowlist = AllowList(allowed)
+        lifted = await self.enforcer.set_allowed(allowed)
+        self._restart_sources(old)
+        if old.firewall != new.firewall or old.daemon.control_socket != new.daemon.control_socket:
+            kv(log, logging.WARNING, "firewall/socket settings change on the next restart")
+        self.reloads["ok"] += 1
+        kv(log, logging.INFO, "configuration reloaded", files=",".join(new.files), rules=len(rules))
+        return {"reloaded": True, "rules": len(rules), "allow": len(allowed), "lifted": len(lifted)}
+
+    async def allow(self, networks: list[Network]) -> list[Network]:
+        from sipguard.policy import AllowList
+
+        runtime_allow = await self.enforcer.io(self.store.allowlist)
+        s = self.settings
+        allowed = await asyncio.to_thread(
+            build_allow_networks,
+            s.allow.networks,
+            s.allow.hosts,
+            s.allow.own_addresses,
+            runtime_allow,
+        )
+        policy: Any = self.pipeline.policy
+        policy.allowlist = AllowList(allowed)
+        return await self.enforcer.set_allowed(allowed)
+
+
+class _StoreCheckpoints:
+    """The follower's CheckpointStore, backed by the SQLite store."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def get(self, source: str) -> Any:
+        return self.store.get_offset(source)
+
+    def set(self, source: str, cp: Any) -> None:
+        self.store.set_offset(source, cp)
+
+
+def _save_offences(store: Any, data: Any) -> None:
+    if isinstance(data, dict):
+        for key, times in data.items():
+            store.save_offences(key, times)

@@ -1,0 +1,83 @@
+"""Builds the parts of the daemon from the settings. The only place that knows every package."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sipguard.config.errors import ConfigError
+from sipguard.config.settings import Settings
+from sipguard.core import Network
+from sipguard.daemon.pipeline import Pipeline
+
+
+def config_file(settings: Settings) -> str:
+    """The file to name in an error about a table that may come from any of them."""
+    return settings.files[-1] if settings.files else "<defaults>"
+
+
+def build_rules(settings: Settings) -> list[Any]:
+    from sipguard.config.rules import load_rules
+
+    try:
+        return list(load_rules(overrides=settings.rules))
+    except ConfigError as exc:
+        # load_rules names the rule file; say which config file carried the overrides too
+        if settings.rules:
+            raise ConfigError(config_file(settings), f"rules ({exc.key})", exc.reason) from None
+        raise
+
+
+def build_profiles(settings: Settings) -> dict[str, Any]:
+    from sipguard.policy import PolicyError, profiles_from_dict
+
+    try:
+        return profiles_from_dict(settings.profiles)
+    except PolicyError as exc:
+        raise ConfigError(config_file(settings), exc.key, exc.reason) from None
+
+
+def build_policy(
+    settings: Settings, allowed: Sequence[Network], simulate: bool, offences: Any = None
+) -> Any:
+    from sipguard.policy import AllowList, OffenceHistory, Policy
+
+    history = OffenceHistory.load(offences) if offences else None
+    return Policy(build_profiles(settings), AllowList(list(allowed)), simulate, history)
+
+
+def build_normalizer(settings: Settings) -> Any:
+    from sipguard.core.asterisk import LogNormalizer
+
+    year = settings.daemon.year or time.gmtime().tm_year
+    return LogNormalizer(default_year=year)
+
+
+def build_pipeline(
+    settings: Settings, allowed: Sequence[Network], simulate: bool, offences: Any = None
+) -> Pipeline:
+    from sipguard.detect import Engine
+
+    return Pipeline(
+        build_normalizer(settings),
+        Engine(build_rules(settings)),
+        build_policy(settings, allowed, simulate, offences),
+    )
+
+
+def build_firewall(settings: Settings, dry_run: bool, netns: str | None = None) -> Any:
+    from sipguard.actions import FirewallConfig, Ports, make_firewall
+
+    fw = settings.firewall
+    try:
+        cfg = FirewallConfig(
+            table=fw.table,
+            ports=Ports(udp=fw.ports.udp, tcp=fw.ports.tcp),
+            all_ports=fw.all_ports,
+            flush_conntrack=fw.flush_conntrack,
+            netns=netns,
+        )
+    except ValueError as exc:
+        raise ConfigError(config_file(settings), "firewall", str(exc)) from None
+    return make_firewall("dry-run" if dry_run else fw.backend, cfg)

@@ -1,0 +1,224 @@
+"""Puts decisions into the kernel and the store, and takes them out again.
+
+All firewall and SQLite work runs on ONE worker thread, in order, so the event loop never blocks
+on the kernel or a disk sync and the store's connection stays on the thread that opened it.
+Decisions that arrive while a commit is running are gathered into the next batch: a burst of
+1,000 attackers becomes a few atomic nft transactions, not 1,000.
+
+The kernel gets the ban first and the store right after: reaction time is what this tool is for,
+and a kill -9 between the two is repaired by `start()` (kernel set := active decisions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from sipguard.core import Action, Decision, Network
+from sipguard.daemon.allow import overlaps_any
+from sipguard.daemon.logs import kv
+
+log = logging.getLogger("sipguard.enforce")
+T = TypeVar("T")
+
+
+class Timing:
+    """Counts and worst case of one kind of kernel call, for `status` and bench/reaction."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.max = 0.0
+        self.last = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.last = seconds
+        self.max = max(self.max, seconds)
+
+    def to_dict(self) -> dict[str, float]:
+        mean = self.total / self.count if self.count else 0.0
+        return {
+            "count": self.count,
+            "mean_ms": round(mean * 1000, 3),
+            "max_ms": round(self.max * 1000, 3),
+            "last_ms": round(self.last * 1000, 3),
+        }
+
+
+class Enforcer:
+    def __init__(self, firewall: Any, store: Any, allowed: Sequence[Network]) -> None:
+        self.firewall = firewall
+        self.store = store
+        self.allowed: list[Network] = list(allowed)
+        self.active: dict[Network, Decision] = {}
+        self.refused_allowed = 0
+        self.errors = 0
+        self.add_timing = Timing()
+        self.remove_timing = Timing()
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sipguard-io")
+        self._queue: asyncio.Queue[tuple[list[Decision], asyncio.Future[list[Decision]]]] = (
+            asyncio.Queue()
+        )
+
+    async def io(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn on the I/O thread (the store and the firewall live there)."""
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    async def start(self, now: float) -> dict[str, int]:
+        """Create the kernel objects and make the kernel set equal the store's active decisions."""
+        await self.io(self.firewall.init)
+        active = await self.io(self.store.active_decisions, now)
+        keep: list[Decision] = []
+        for d in active:
+            hit = overlaps_any(d.network, self.allowed) if d.origin != "manual-force" else None
+            if hit is not None:
+                # the allow-list changed while the ban was stored: the allow-list wins
+                await self.io(self.store.end_decision, d.network, now, f"allow-listed ({hit})")
+                continue
+            keep.append(d)
+        self.active = {d.network: d for d in keep}
+        result = await self.io(self.firewall.reconcile, keep, now)
+        counts = {
+            "active": len(keep),
+            "added": len(result.added),
+            "removed": len(result.removed),
+            "kept": len(result.kept),
+        }
+        kv(log, logging.INFO, "kernel set reconciled with stored decisions", **counts)
+        return counts
+
+    async def run(self) -> None:
+        """The batching worker: one task, for the daemon's TaskGroup."""
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            decisions = [d for ds, _ in batch for d in ds]
+            try:
+                done = await self.io(self._commit, decisions)
+            except Exception as exc:
+                self.errors += 1
+                kv(log, logging.ERROR, "ban failed", error=exc, count=len(decisions))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for d in done:
+                self.active[d.network] = d
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_result(done)
+
+    async def ban(self, decisions: Sequence[Decision], force: bool = False) -> list[Decision]:
+        """Queue bans and wait until they are in the kernel and the store. Non-ban decisions and
+        allow-listed networks are dropped here (the second allow-list check, after policy)."""
+        todo: list[Decision] = []
+        for d in decisions:
+            if d.action is not Action.BAN:
+                continue
+            hit = None if force else overlaps_any(d.network, self.allowed)
+            if hit is not None:
+                self.refused_allowed += 1
+                kv(log, logging.WARNING, "ban refused: allow-listed", addr=d.network, allow=hit)
+                continue
+            todo.append(d)
+        if not todo:
+            return []
+        fut: asyncio.Future[list[Decision]] = asyncio.get_running_loop().create_future()
+        await self._queue.put((todo, fut))
+        return await fut
+
+    def _commit(self, decisions: list[Decision]) -> list[Decision]:
+        now = time.time()
+        latest: dict[Network, Decision] = {}
+        for d in decisions:
+            if d.expires is not None and d.expires <= now:
+                continue
+            latest[d.network] = d
+        if not latest:
+            return []
+        todo = list(latest.values())
+        t0 = time.perf_counter()
+        self.firewall.add(todo, now)
+        self.add_timing.add(time.perf_counter() - t0)
+        for d in todo:
+            self.store.save_decision(d)
+            if d.evidence:
+                self.store.add_events(d.network, list(d.evidence))
+            kv(
+                log,
+                logging.WARNING,
+                "banned",
+                addr=d.network,
+                rule=d.rule,
+                level=d.level,
+                duration=_dur(d),
+                origin=d.origin,
+                reason=d.reason,
+            )
+        return todo
+
+    async def unban(self, networks: Sequence[Network], reason: str) -> list[Network]:
+        now = time.time()
+        removed = [n for n in networks if self.active.pop(n, None) is not None]
+        await self.io(self._remove, list(networks), now, reason)
+        return removed
+
+    def _remove(self, networks: list[Network], now: float, reason: str) -> None:
+        if not networks:
+            return
+        t0 = time.perf_counter()
+        try:
+            self.firewall.remove(networks)
+        except Exception as exc:  # the kernel may have dropped it already (timeout)
+            kv(log, logging.DEBUG, "firewall remove", error=exc)
+        self.remove_timing.add(time.perf_counter() - t0)
+        for n in networks:
+            self.store.end_decision(n, now, reason)
+            kv(log, logging.INFO, "unbanned", addr=n, reason=reason)
+
+    async def expire(self, now: float) -> list[Network]:
+        """Forget decisions whose time is up (the kernel's own timeout removes them there too)."""
+        gone = [n for n, d in self.active.items() if not d.active(now)]
+        if gone:
+            for n in gone:
+                del self.active[n]
+            await self.io(self._remove, gone, now, "expired")
+        return gone
+
+    async def set_allowed(self, allowed: Sequence[Network]) -> list[Network]:
+        """New allow-list: lift any active ban that now overlaps it."""
+        self.allowed = list(allowed)
+        lifted = [
+            n
+            for n, d in self.active.items()
+            if d.origin != "manual-force" and overlaps_any(n, self.allowed) is not None
+        ]
+        if lifted:
+            await self.unban(lifted, "allow-listed")
+        return lifted
+
+    async def close(self) -> None:
+        try:
+            await self.io(self.firewall.close)
+        finally:
+            self._io.shutdown(wait=True)
+
+    def snapshot(self) -> list[Decision]:
+        return sorted(self.active.values(), key=lambda d: d.start)
+
+
+def _dur(d: Decision) -> str:
+    return "permanent" if d.expires is None else f"{d.expires - d.start:g}s"
+
+
+def forced(d: Decision) -> Decision:
+    """Mark a manual `--force` ban so reconcile and allow-list changes leave it alone."""
+    return replace(d, origin="manual-force")
