@@ -1,1 +1,25 @@
-"""sipguard.store"""
+"""Durable state in SQLite (WAL): decisions and history, evidence, escalation, offsets, allow-list.
+
+st = Store.open("/var/lib/sipguard/state.db")
+st.save_decision(d); st.active_decisions(now); st.end_decision(net, now, "unban")
+"""
+
+from sipguard.store.schema import SCHEMA_VERSION
+from sipguard.store.sqlite import (
+    MAX_EVENTS_PER_DECISION,
+    Checkpoint,
+    Store,
+    StoredDecision,
+    StoreError,
+    normalise_allow,
+)
+
+__all__ = [
+    "MAX_EVENTS_PER_DECISION",
+    "SCHEMA_VERSION",
+    "Checkpoint",
+    "Store",
+    "StoreError",
+    "StoredDecision",
+    "normalise_allow",
+]
