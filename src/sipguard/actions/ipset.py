@@ -93,6 +93,24 @@ class IpsetFirewall(Firewall):
                 out[net] = left
         return out
 
+    def _drop_empty_nft_raw(self, ver: int) -> None:
+        """iptables-nft creates the raw table on first use; leave none behind if it is empty.
+
+        Only an empty table with ACCEPT policies goes: it has no effect, so even one that
+        existed before sipguard is not a loss. iptables-legacy's built-in tables are left alone.
+        """
+        ipt = self.tools[ver]
+        try:
+            if "nf_tables" not in self._run([ipt, "--version"]):
+                return
+            rules = self._run([ipt, "-w", "-t", "raw", "-S"]).split("\n")
+        except FirewallError:
+            return
+        empty = {"-P PREROUTING ACCEPT", "-P OUTPUT ACCEPT", ""}
+        if all(line.strip() in empty for line in rules):
+            family = "ip" if ver == 4 else "ip6"
+            self._ok(["nft", "delete", "table", family, "raw"])
+
     def teardown(self) -> None:
         for ver in (4, 6):
             ipt = self.tools[ver]
@@ -101,6 +119,7 @@ class IpsetFirewall(Firewall):
             if self._ok([ipt, "-w", "-t", "raw", "-n", "-L", self.chain]):
                 self._run([ipt, "-w", "-t", "raw", "-F", self.chain])
                 self._run([ipt, "-w", "-t", "raw", "-X", self.chain])
+            self._drop_empty_nft_raw(ver)
         for name in self.sets.values():
             if self._ok(["ipset", "list", "-n", name]):
                 self._run(["ipset", "destroy", name])
