@@ -1,0 +1,245 @@
+"""Fraud configuration: packaged rules (fraud/data/rules.toml) plus the operator's overrides.
+
+The operator's file is a `sipguard.toml` with a `[fraud]` table (or a file holding just that
+table). Every key is checked against the packaged defaults: an unknown key or a wrong type is a
+ConfigError naming the file, the key and the reason.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sipguard.config.errors import ConfigError
+from sipguard.fraud.classify import Numbering
+from sipguard.fraud.model import ACTIONS, SEVERITIES
+from sipguard.fraud.tables import load_high_risk_countries
+
+RULES_FILE = Path(__file__).parent / "data" / "rules.toml"
+
+# The default cdr_csv layout of Master.csv (cdr/cdr_csv.c build_csv_record); uniqueid and
+# userfield are written only with loguniqueid/loguserfield (on in the sample cdr.conf), and
+# newcdrcolumns adds peeraccount, linkedid, sequence.
+MASTER_CSV_COLUMNS = (
+    "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
+    "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
+    "uniqueid", "userfield", "peeraccount", "linkedid", "sequence",
+)  # fmt: skip
+CDR_FIELDS = frozenset(MASTER_CSV_COLUMNS) | {"ip", "ignore"}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    name: str
+    enabled: bool
+    severity: str
+    actions: tuple[str, ...]
+    params: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.params[key]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPolicy:
+    countries: frozenset[str] | None = None  # countries it may register/call from
+    daily_limit: float | None = None
+    max_concurrent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CdrLayout:
+    columns: tuple[str, ...] = MASTER_CSV_COLUMNS
+    header: bool = False  # skip the first row
+    timezone: str = ""  # the zone of the CDR's dates; "" = the office's (cdr_csv's default)
+
+
+@dataclass(frozen=True, slots=True)
+class FraudConfig:
+    numbering: Numbering = field(default_factory=Numbering)
+    rules: dict[str, RuleSpec] = field(default_factory=dict)
+    accounts: dict[str, AccountPolicy] = field(default_factory=dict)
+    timezone: str = "UTC"  # the office's zone: business hours and CDR local times
+    ignore_accounts: frozenset[str] = frozenset()
+    cdr: CdrLayout = field(default_factory=CdrLayout)
+
+    def account(self, name: str) -> AccountPolicy:
+        return self.accounts.get(name) or _NO_POLICY
+
+
+_NO_POLICY = AccountPolicy()
+
+_NUMBERING_KEYS = {
+    "home_country": str,
+    "outside_line": str,
+    "international_prefixes": list,
+    "national_prefix": str,
+    "internal_max_len": int,
+    "high_risk_countries": list,
+    "extra_high_risk_countries": list,
+    "timezone": str,
+    "ignore_accounts": list,
+}
+
+
+def _packaged_rules() -> dict[str, dict[str, Any]]:
+    with RULES_FILE.open("rb") as f:
+        return tomllib.load(f)
+
+
+def _check_type(file: str, key: str, value: Any, want: Any) -> Any:
+    if isinstance(want, bool) or want is bool:
+        ok = isinstance(value, bool)
+    elif isinstance(want, float) or want is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(want, int) or want is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(want, list) or want is list:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(file, key, f"expected {type(want).__name__ if not isinstance(want, type) else want.__name__}, got {type(value).__name__}")  # noqa: E501
+    return value
+
+
+def _rule(file: str, name: str, base: dict[str, Any], over: dict[str, Any]) -> RuleSpec:
+    merged = dict(base)
+    for key, value in over.items():
+        if key not in base:
+            raise ConfigError(file, f"fraud.rules.{name}.{key}", "unknown key")
+        merged[key] = _check_type(file, f"fraud.rules.{name}.{key}", value, base[key])
+    severity = merged.pop("severity")
+    if severity not in SEVERITIES:
+        raise ConfigError(file, f"fraud.rules.{name}.severity", f"must be one of {SEVERITIES}")
+    actions = tuple(merged.pop("actions"))
+    for a in actions:
+        if a not in ACTIONS:
+            raise ConfigError(file, f"fraud.rules.{name}.actions", f"unknown action {a!r}")
+    for key, value in merged.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(file, f"fraud.rules.{name}.{key}", "must not be negative")
+    enabled = bool(merged.pop("enabled"))
+    return RuleSpec(name, enabled, severity, actions, merged)
+
+
+def _countries(file: str, key: str, values: list[str]) -> frozenset[str]:
+    out = set()
+    for v in values:
+        if len(v) != 2 or not v.isalpha():
+            raise ConfigError(file, key, f"{v!r} is not an ISO 3166 country code")
+        out.add(v.upper())
+    return frozenset(out)
+
+
+def build_config(data: dict[str, Any], file: str = "<defaults>") -> FraudConfig:
+    """A FraudConfig from a parsed `[fraud]` table (the packaged defaults fill the rest)."""
+    base = _packaged_rules()
+    for key in data:
+        if key not in _NUMBERING_KEYS and key not in ("rules", "accounts", "cdr"):
+            raise ConfigError(file, f"fraud.{key}", "unknown key")
+    for key, want in _NUMBERING_KEYS.items():
+        if key in data:
+            _check_type(file, f"fraud.{key}", data[key], want)
+    over_rules = data.get("rules", {})
+    if not isinstance(over_rules, dict):
+        raise ConfigError(file, "fraud.rules", "expected a table")
+    for name in over_rules:
+        if name not in base:
+            raise ConfigError(file, f"fraud.rules.{name}", "unknown rule")
+    rules = {n: _rule(file, n, b, over_rules.get(n) or {}) for n, b in base.items()}
+
+    high_risk = load_high_risk_countries()
+    if "high_risk_countries" in data:
+        high_risk = _countries(file, "fraud.high_risk_countries", data["high_risk_countries"])
+    high_risk |= _countries(
+        file, "fraud.extra_high_risk_countries", data.get("extra_high_risk_countries", [])
+    )
+    home = str(data.get("home_country", "US")).upper()
+    if len(home) != 2:
+        raise ConfigError(file, "fraud.home_country", f"{home!r} is not an ISO 3166 country code")
+    numbering = Numbering(
+        home_country=home,
+        outside_line=str(data.get("outside_line", "")),
+        international_prefixes=tuple(data.get("international_prefixes", ["011", "00"])),
+        national_prefix=str(data.get("national_prefix", "")),
+        internal_max_len=int(data.get("internal_max_len", 6)),
+        high_risk_countries=high_risk,
+    )
+    for key in ("outside_line", "national_prefix"):
+        if not str(data.get(key, "0")).isdigit() and data.get(key, "") != "":
+            raise ConfigError(file, f"fraud.{key}", "must be digits")
+    tz = str(data.get("timezone", "UTC"))
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(file, "fraud.timezone", f"unknown time zone {tz!r}") from None
+
+    accounts: dict[str, AccountPolicy] = {}
+    raw_accounts = data.get("accounts", {})
+    if not isinstance(raw_accounts, dict):
+        raise ConfigError(file, "fraud.accounts", "expected a table")
+    for name, acc in raw_accounts.items():
+        key = f'fraud.accounts."{name}"'
+        if not isinstance(acc, dict):
+            raise ConfigError(file, key, "expected a table")
+        for k in acc:
+            if k not in ("countries", "daily_limit", "max_concurrent"):
+                raise ConfigError(file, f"{key}.{k}", "unknown key")
+        countries = acc.get("countries")
+        accounts[str(name)] = AccountPolicy(
+            countries=_countries(file, f"{key}.countries", _check_type(file, f"{key}.countries", countries, list)) if countries is not None else None,  # noqa: E501
+            daily_limit=_check_type(file, f"{key}.daily_limit", acc["daily_limit"], float) if "daily_limit" in acc else None,  # noqa: E501
+            max_concurrent=_check_type(file, f"{key}.max_concurrent", acc["max_concurrent"], int) if "max_concurrent" in acc else None,  # noqa: E501
+        )
+
+    cdr = data.get("cdr", {})
+    if not isinstance(cdr, dict):
+        raise ConfigError(file, "fraud.cdr", "expected a table")
+    for k in cdr:
+        if k not in ("columns", "header", "timezone"):
+            raise ConfigError(file, f"fraud.cdr.{k}", "unknown key")
+    columns = tuple(_check_type(file, "fraud.cdr.columns", cdr.get("columns", list(MASTER_CSV_COLUMNS)), list))  # noqa: E501
+    for c in columns:
+        if c not in CDR_FIELDS:
+            raise ConfigError(file, "fraud.cdr.columns", f"unknown column name {c!r}")
+    for needed in ("dst", "start"):
+        if needed not in columns:
+            raise ConfigError(file, "fraud.cdr.columns", f"the layout needs a {needed!r} column")
+    cdr_tz = str(_check_type(file, "fraud.cdr.timezone", cdr.get("timezone", ""), str))
+    if cdr_tz:
+        try:
+            ZoneInfo(cdr_tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(file, "fraud.cdr.timezone", f"unknown time zone {cdr_tz!r}") from None
+    return FraudConfig(
+        numbering=numbering,
+        rules=rules,
+        accounts=accounts,
+        timezone=tz,
+        ignore_accounts=frozenset(_check_type(file, "fraud.ignore_accounts", data.get("ignore_accounts", []), list)),  # noqa: E501
+        cdr=CdrLayout(columns, bool(_check_type(file, "fraud.cdr.header", cdr.get("header", False), bool)), cdr_tz),  # noqa: E501
+    )
+
+
+def load_config(path: str | Path | None) -> FraudConfig:
+    """Load the operator's file (None = packaged defaults only)."""
+    if path is None:
+        return build_config({})
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(str(path), "", exc.strerror or str(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    # A sipguard.toml keeps these keys under [fraud]; a file of its own may hold them bare.
+    fraud = data["fraud"] if "fraud" in data else data
+    if not isinstance(fraud, dict):
+        raise ConfigError(str(path), "fraud", "expected a table")
+    return build_config(fraud, str(path))

@@ -1,0 +1,1 @@
+"""Packaged rule and reference data for sipguard.fraud."""
