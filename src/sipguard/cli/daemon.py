@@ -68,21 +68,19 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if args.json:
-        print(json.dumps(settings.to_dict(), indent=2))
-    else:
-        files = ", ".join(settings.files) or "none (embedded defaults)"
-        print(f"# configuration OK; files read: {files}")
-        print(render_toml(settings.to_dict()))
-    try:
-        from sipguard.daemon.build import build_rules
+    from sipguard.daemon.build import build_profiles, build_rules
 
+    try:  # the tables whose owners validate them: rules overrides and ban profiles
         rules = build_rules(settings)
+        build_profiles(settings)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
-    except ImportError:
+    if args.json:
+        print(json.dumps(settings.to_dict(), indent=2))
         return 0
-    print(f"# {len(rules)} rules loaded", file=sys.stderr)
+    files = ", ".join(settings.files) or "none (embedded defaults)"
+    print(f"# configuration OK; files read: {files}; {len(rules)} rules")
+    print(render_toml(settings.to_dict()))
     return 0
 
 

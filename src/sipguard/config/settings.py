@@ -116,6 +116,8 @@ class Settings:
     sensor: dict[str, Any] = field(default_factory=dict)
     fraud: dict[str, Any] = field(default_factory=dict)
     files: tuple[str, ...] = ()  # the files that were read, in order
+    # "rules.ID" / "profiles.NAME" -> the file that set it last, for errors found later
+    origins: dict[str, str] = field(default_factory=dict)
 
     @property
     def database(self) -> str:
@@ -124,6 +126,7 @@ class Settings:
     def to_dict(self, mask_secrets: bool = True) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("files")
+        d.pop("origins")
         if mask_secrets and d["sources"]["ami"]["secret"]:
             d["sources"]["ami"]["secret"] = "********"
         return d
@@ -156,6 +159,7 @@ def config_files(path: str | Path | None) -> list[Path]:
 def load_settings(path: str | Path | None = None) -> Settings:
     """Read, validate and merge the configuration; raises ConfigError (one line) on any problem."""
     merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     files = config_files(path)
     for f in files:
         try:
@@ -167,7 +171,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
             raise ConfigError(str(f), "", f"invalid TOML: {exc}") from None
         _check_table(Settings, data, "", str(f))
         _merge(merged, data)
-    settings: Settings = _build(Settings, merged, "", dict(files=tuple(str(f) for f in files)))
+        for table in ("rules", "profiles"):
+            for name in data.get(table, {}):
+                origins[f"{table}.{name}"] = str(f)
+    extra = {"files": tuple(str(f) for f in files), "origins": origins}
+    settings: Settings = _build(Settings, merged, "", extra)
     return settings
 
 
@@ -185,7 +193,7 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _check_table(cls: type, data: dict[str, Any], prefix: str, file: str) -> None:
     hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.name != "files"}
+    names = {f.name for f in dataclasses.fields(cls) if f.name not in ("files", "origins")}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if key not in names:

@@ -71,7 +71,7 @@ class Daemon:
         self.enforcer = Enforcer(firewall, None, [])
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store
-        self.offsets = Store.open(s.database)
+        self.offsets = self.store  # thread-safe (one connection behind a lock)
         runtime_allow = await self.enforcer.io(self.store.allowlist)
         allowed = await asyncio.to_thread(
             build_allow_networks,
@@ -126,7 +126,6 @@ class Daemon:
             await self.control.close()
             await self._save_offences()
             await self.enforcer.io(self.store.close)
-            self.offsets.close()
             await self.enforcer.close()  # closes the firewall handle; the bans stay in the kernel
             kv(log, logging.INFO, "sipguard stopped", bans_left_in_kernel=len(self.enforcer.active))
         return 0
@@ -344,7 +343,12 @@ class _StoreCheckpoints:
         self.store = store
 
     def get(self, source: str) -> Any:
-        return self.store.get_offset(source)
+        from sipguard.sources.base import Checkpoint
+
+        cp = self.store.get_offset(source)
+        if cp is None:
+            return None
+        return Checkpoint(cp.dev, cp.inode, cp.offset, cp.line_no, cp.head_hash)
 
     def set(self, source: str, cp: Any) -> None:
         self.store.set_offset(source, cp)

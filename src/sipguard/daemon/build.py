@@ -12,20 +12,25 @@ from sipguard.core import Network
 from sipguard.daemon.pipeline import Pipeline
 
 
-def config_file(settings: Settings) -> str:
-    """The file to name in an error about a table that may come from any of them."""
+def config_file(settings: Settings, key: str = "") -> str:
+    """The file to name in an error about `key` ("rules.ID", "profiles.NAME")."""
+    table, _, rest = key.partition(".")
+    name = rest.split(".")[0]
+    origin = settings.origins.get(f"{table}.{name}")
+    if origin:
+        return origin
     return settings.files[-1] if settings.files else "<defaults>"
 
 
 def build_rules(settings: Settings) -> list[Any]:
     from sipguard.config.rules import load_rules
 
+    # load_rules names the rule file for its own errors and `overrides_source` for ours
     try:
-        return list(load_rules(overrides=settings.rules))
+        return list(load_rules(overrides=settings.rules, overrides_source=config_file(settings)))
     except ConfigError as exc:
-        # load_rules names the rule file; say which config file carried the overrides too
-        if settings.rules:
-            raise ConfigError(config_file(settings), f"rules ({exc.key})", exc.reason) from None
+        if exc.key.startswith("rules."):
+            raise ConfigError(config_file(settings, exc.key), exc.key, exc.reason) from None
         raise
 
 
@@ -35,7 +40,7 @@ def build_profiles(settings: Settings) -> dict[str, Any]:
     try:
         return profiles_from_dict(settings.profiles)
     except PolicyError as exc:
-        raise ConfigError(config_file(settings), exc.key, exc.reason) from None
+        raise ConfigError(config_file(settings, exc.key), exc.key, exc.reason) from None
 
 
 def build_policy(

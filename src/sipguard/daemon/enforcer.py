@@ -148,10 +148,10 @@ class Enforcer:
         t0 = time.perf_counter()
         self.firewall.add(todo, now)
         self.add_timing.add(time.perf_counter() - t0)
+        with self.store.transaction():  # one commit (one disk sync) for the whole batch
+            for d in todo:
+                self.store.save_decision(d)  # with its evidence
         for d in todo:
-            self.store.save_decision(d)
-            if d.evidence:
-                self.store.add_events(d.network, list(d.evidence))
             kv(
                 log,
                 logging.WARNING,
