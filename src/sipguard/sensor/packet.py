@@ -49,8 +49,11 @@ def parse_packet(data: bytes) -> IpPacket:
     if version == 4:
         ihl = (data[0] & 0x0F) * 4
         total = int.from_bytes(data[2:4], "big")
-        if ihl < 20 or total < ihl or total > len(data):
+        if ihl < 20 or total < ihl:
             raise PacketError("bad_ipv4_header")
+        if total > len(data):
+            # the queue copies at most ~4 KB of a packet; the rest cannot be judged
+            raise PacketError("truncated")
         if int.from_bytes(data[6:8], "big") & 0x3FFF:
             # a fragment: the kernel reassembles before the input hook when conntrack is on
             # (the sensor's table references ct for exactly this); if one still arrives, its
@@ -62,7 +65,7 @@ def parse_packet(data: bytes) -> IpPacket:
             raise PacketError("short_ipv6")
         end = 40 + int.from_bytes(data[4:6], "big")
         if end > len(data):
-            raise PacketError("bad_ipv6_length")
+            raise PacketError("truncated")
         proto, src, dst, off = data[6], data[8:24], data[24:40], 40
         for _ in range(8):
             if proto not in _IPV6_EXT:

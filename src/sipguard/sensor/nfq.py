@@ -1,0 +1,157 @@
+"""The NFQUEUE adapter: the kernel queues SIP packets, the PacketSensor judges, we give verdicts.
+
+Fail-open twice over: the queue rule carries `bypass`, so with no sensor listening the kernel
+accepts (SIP keeps flowing when sipguard is stopped), and the queue is configured with
+NFQA_CFG_F_FAIL_OPEN, so when the sensor falls behind and the queue is full the kernel accepts
+rather than drops. Both are counted: `/proc/net/netfilter/nfnetlink_queue` for the kernel side.
+
+The sensor owns one nft table, `inet sipguard_sensor`: input packets to the SIP and TLS ports are
+queued; output packets from the SIP ports are queued too, never dropped, so the dialog table
+learns the PBX's own requests (qualify OPTIONS, calls out) and lets their answers back in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from sipguard.actions.base import FirewallError
+from sipguard.core.clock import Clock, SystemClock
+from sipguard.core.events import Event
+from sipguard.sensor.config import SensorConfig
+from sipguard.sensor.policy import SensorPolicy
+from sipguard.sensor.queue_rules import QueueRules
+from sipguard.sensor.sensor import PacketSensor
+
+__all__ = ["NfqSensor", "queue_stats"]
+
+log = logging.getLogger("sipguard.sensor")
+
+NF_INET_LOCAL_OUT = 3
+
+
+def queue_stats(queue: int) -> dict[str, int]:
+    """The kernel's counters for one queue (empty when nobody is bound to it)."""
+    try:
+        with open("/proc/net/netfilter/nfnetlink_queue", encoding="ascii") as fh:
+            lines = fh.read(65536).splitlines()
+    except OSError:
+        return {}
+    names = ["queue", "portid", "waiting", "copy_mode", "copy_range", "queue_dropped",
+             "user_dropped", "last_id"]  # fmt: skip
+    for line in lines:
+        fields = line.split()
+        if fields and fields[0] == str(queue):
+            return dict(zip(names, (int(f) for f in fields[: len(names)]), strict=False))
+    return {}
+
+
+def _set_fail_open(fd: int, queue: int) -> None:
+    """Send NFQNL_MSG_CONFIG {flags: FAIL_OPEN} on the queue's own netlink socket.
+
+    The binding does not expose nfq_set_queue_flags, and the kernel only accepts queue config
+    from the socket that bound the queue, so the message goes out on the binding's fd.
+    """
+    nfnl_subsys_queue, nfqnl_msg_config = 3, 2
+    nfqa_cfg_mask, nfqa_cfg_flags, fail_open = 4, 5, 1
+
+    def attr(kind: int, value: int) -> bytes:
+        return struct.pack("=HH", 8, kind) + struct.pack("!I", value)
+
+    payload = struct.pack("=BBH", socket.AF_UNSPEC, 0, socket.htons(queue))
+    payload += attr(nfqa_cfg_mask, fail_open) + attr(nfqa_cfg_flags, fail_open)
+    header = struct.pack(
+        "=IHHII", 16 + len(payload), (nfnl_subsys_queue << 8) | nfqnl_msg_config, 1, 0, 0
+    )  # fmt: skip  (NLM_F_REQUEST, no ack: the reply would reach
+    # the binding's receive loop, which ignores it)
+    os.write(fd, header + payload)
+
+
+class NfqSensor:
+    """Binds the queue, installs the table, and runs until `stop()`."""
+
+    def __init__(
+        self,
+        config: SensorConfig,
+        emit: Callable[[Event], None],
+        clock: Clock | None = None,
+        max_len: int = 4096,
+        install_table: bool = True,
+    ) -> None:
+        self.config = config
+        self.emit = emit
+        self.clock = clock or SystemClock()
+        self.max_len = max_len
+        self.install_table = install_table
+        self.policy = SensorPolicy(config)
+        self.sensor = PacketSensor(self.policy)
+        self.counters = self.policy.counters
+        self._stop = False
+        self.rules = QueueRules(config)
+
+    def _on_packet(self, pkt: Any) -> None:
+        try:
+            accept, events = self.sensor.handle(
+                pkt.get_payload(), self.clock.now(), pkt.hook == NF_INET_LOCAL_OUT
+            )
+        except Exception:  # a bug must not stall the queue: fail open, count, log once a while
+            self.counters["internal_error"] += 1
+            if self.counters["internal_error"] <= 10:
+                log.exception("sensor error; packet accepted")
+            accept, events = True, ()
+        if accept:
+            pkt.accept()
+        else:
+            pkt.drop()
+        for event in events:
+            try:
+                self.emit(event)
+            except Exception:
+                self.counters["emit_error"] += 1
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def run(self, on_tick: Callable[[NfqSensor], None] | None = None) -> None:
+        from netfilterqueue import NetfilterQueue
+
+        nfq = NetfilterQueue()
+        nfq.bind(self.config.queue, self._on_packet, max_len=self.max_len)
+        try:
+            _set_fail_open(nfq.get_fd(), self.config.queue)
+            if self.install_table:
+                self.rules.install()
+            fd = nfq.get_fd()
+            last_expire = self.clock.now()
+            while not self._stop:
+                ready, _, _ = select.select([fd], [], [], 0.2)
+                if ready:
+                    nfq.run(block=False)
+                now = self.clock.now()
+                if now - last_expire >= 5.0:
+                    self.policy.expire(now)
+                    last_expire = now
+                if on_tick is not None:
+                    on_tick(self)
+        finally:
+            if self.install_table:
+                try:
+                    self.rules.remove()
+                except FirewallError:
+                    log.exception("could not remove the sensor's queue rules")
+            nfq.unbind()
+
+    def stats(self) -> dict[str, int]:
+        out = dict(self.counters)
+        for key, value in queue_stats(self.config.queue).items():
+            if key in ("queue_dropped", "user_dropped", "waiting"):
+                out[f"kernel_{key}"] = value
+        out["dialogs"] = len(self.policy.dialogs)
+        out["buckets"] = len(self.policy.buckets)
+        out["flows"] = len(self.sensor.flows)
+        return out
