@@ -9,6 +9,7 @@ member of the socket's group. The CLI and the web face both talk through `reques
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import json
 import logging
@@ -110,6 +111,9 @@ class ControlServer:
             if not peer_allowed(pid, uid, gid, self.group_gid):
                 self.refused += 1
                 log.warning("control refused pid=%d uid=%d gid=%d", pid, uid, gid)
+                # read (and ignore) the request first, so the client is not cut off mid-send
+                with contextlib.suppress(ValueError, asyncio.LimitOverrunError):
+                    await asyncio.wait_for(reader.readline(), 2.0)
                 await _send(writer, {"ok": False, "error": "permission denied"})
                 return
             while True:
@@ -121,7 +125,7 @@ class ControlServer:
                 if not line:
                     return
                 await _send(writer, await self._answer(line))
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, TimeoutError):
             pass
         finally:
             writer.close()
@@ -173,7 +177,10 @@ def request(path: str, cmd: str, args: dict[str, Any] | None = None, timeout: fl
             raise ControlError(
                 f"{path}: permission denied (run as root or the socket's group)"
             ) from None
-        sock.sendall(json.dumps({"cmd": cmd, "args": args or {}}).encode() + b"\n")
+        try:
+            sock.sendall(json.dumps({"cmd": cmd, "args": args or {}}).encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon answered early (a refusal): read what it said
         buf = bytearray()
         while not buf.endswith(b"\n"):
             chunk = sock.recv(1 << 16)
