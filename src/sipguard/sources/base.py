@@ -1,0 +1,70 @@
+"""What every line source hands downstream, and where it remembers how far it got."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class LineBatch:
+    """Whole lines read in one go from one source.
+
+    `data` holds complete lines, each ending in b"\\n" (a source never emits half a line).
+    `first_line_no` is the 1-based number of the first line within its file, so an event
+    can point back to the exact line that caused it.
+    """
+
+    source: str
+    first_line_no: int
+    data: bytes
+
+    def lines(self) -> list[bytes]:
+        """The lines without their newline."""
+        return self.data.split(b"\n")[:-1] if self.data else []
+
+    @property
+    def line_count(self) -> int:
+        return self.data.count(b"\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """How far a source got, and how to recognise the same file after a restart.
+
+    File sources: `dev`/`inode` identify the file, `offset` is the byte just after the last
+    emitted line, `line_no` the number of lines emitted so far, `head_hash` a hash of the
+    file's first bytes (catches a truncated-and-rewritten file that kept its inode).
+    Cursor-based sources (journald) keep their cursor in `head_hash` and zeros elsewhere.
+    """
+
+    dev: int
+    inode: int
+    offset: int
+    line_no: int
+    head_hash: str
+
+
+class CheckpointStore(Protocol):
+    def get(self, source: str) -> Checkpoint | None: ...
+
+    def set(self, source: str, cp: Checkpoint) -> None: ...
+
+
+class MemoryCheckpointStore:
+    """A CheckpointStore in a dict, for tests and for running without a state directory."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Checkpoint] = {}
+        self.writes = 0
+
+    def get(self, source: str) -> Checkpoint | None:
+        return self.data.get(source)
+
+    def set(self, source: str, cp: Checkpoint) -> None:
+        self.data[source] = cp
+        self.writes += 1
+
+
+Emit = Callable[[LineBatch], Awaitable[None]]
