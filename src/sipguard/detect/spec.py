@@ -61,12 +61,13 @@ class RuleSpec:
         if self.bucket is BucketKind.TRIGGER:
             count = "first event"
         elif self.bucket is BucketKind.DISTINCT:
-            what = "sources" if self.group_by is GroupBy.ACCOUNT_DISTINCT_SOURCES else "values"
-            count = f"{self.threshold} distinct {self.distinct_field or what} in "
-            count += format_duration(self.window)
+            what = f"{self.distinct_field}s" if self.distinct_field else "sources"
+            count = f"{self.threshold} distinct {what} in {format_duration(self.window)}"
         else:
             count = f"{self.threshold} in {format_duration(self.window)}"
-        per = self.group_by.value
+        per = (
+            "account" if self.group_by is GroupBy.ACCOUNT_DISTINCT_SOURCES else self.group_by.value
+        )
         if self.group_by is GroupBy.SOURCE:
             per += f" (/{self.ipv4_prefix}, /{self.ipv6_prefix})"
         return f"{self.bucket.value} {count} per {per}"

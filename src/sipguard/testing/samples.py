@@ -1,0 +1,120 @@
+"""Runs a rule's samples: its log lines through the normalizer and that one rule, checked
+against `samples/expected.toml`.
+
+expected.toml:
+    year = 2026            # optional: for dates without a year (default 2026)
+    alerts = ["127.0.0.1", "2001:db8::/64", "account:1001"]   # exactly the keys that alert
+    quiet = ["10.99.0.3"]  # keys that must not alert (documents the near misses)
+    never = ["1.1.1.1"]    # addresses that must never be the source of any event (From hosts)
+Every other file in samples/ is input, read in name order through one normalizer.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib.abc import Traversable
+from pathlib import Path
+
+from sipguard.config.rules import load_rule_file, rule_dirs
+from sipguard.core.alerts import Alert
+from sipguard.core.events import Event
+from sipguard.detect import Engine, RuleSpec
+
+EXPECTED = "expected.toml"
+DEFAULT_YEAR = 2026
+
+
+@dataclass
+class SampleResult:
+    rule: str
+    inputs: list[str]
+    events: list[Event] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    expected: set[str] = field(default_factory=set)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def explain(self) -> str:
+        lines = [f"rule {self.rule}: {len(self.events)} events, alerts {self.alert_keys()}"]
+        lines += [f"  problem: {p}" for p in self.problems]
+        lines += [
+            f"  event: {e.kind.value} ip={e.ip} account={e.account}" for e in self.events[:40]
+        ]
+        return "\n".join(lines)
+
+    def alert_keys(self) -> list[str]:
+        return sorted({a.key for a in self.alerts})
+
+
+def _expected(samples: Traversable) -> dict[str, object]:
+    try:
+        return tomllib.loads(samples.joinpath(EXPECTED).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def _str_list(data: dict[str, object], key: str) -> list[str]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{EXPECTED}: {key}: needs a list")
+    return [str(v) for v in value]
+
+
+def run_samples(rule: RuleSpec, samples: Traversable | Path) -> SampleResult:
+    """Feed every input file under `samples` through one normalizer and an engine holding
+    only `rule`, and compare with expected.toml."""
+    from sipguard.core.asterisk import LogNormalizer  # the normalizer is another package's part
+
+    expected = _expected(samples)
+    year = expected.get("year", DEFAULT_YEAR)
+    inputs = sorted(
+        (f for f in samples.iterdir() if f.is_file() and f.name != EXPECTED), key=lambda f: f.name
+    )
+    result = SampleResult(rule.id, [f.name for f in inputs])
+    if not inputs:
+        result.problems.append("no sample input files")
+    normalizer = LogNormalizer(default_year=int(year) if isinstance(year, int) else DEFAULT_YEAR)
+    for f in inputs:
+        result.events.extend(normalizer.feed_chunk(f.read_bytes(), f.name, 1))
+    result.events.extend(normalizer.flush())
+    engine = Engine([rule])
+    result.alerts = engine.feed_many(result.events)
+    got = set(result.alert_keys())
+    result.expected = set(_str_list(expected, "alerts"))
+    if got != result.expected:
+        missing, extra = sorted(result.expected - got), sorted(got - result.expected)
+        result.problems.append(f"alerted {sorted(got)}: missing {missing}, unexpected {extra}")
+    for key in _str_list(expected, "quiet"):
+        if key in got:
+            result.problems.append(f"{key} must stay quiet but alerted")
+    for addr in _str_list(expected, "never"):
+        bad = [e for e in result.events if e.ip is not None and str(e.ip) == addr]
+        if bad:
+            result.problems.append(f"{addr} became an event source: {bad[0].origin.text[:120]!r}")
+    if expected.get("alerts") is None:
+        result.problems.append(f"{EXPECTED} missing or has no 'alerts' list")
+    return result
+
+
+def rule_samples(paths: list[str | Path] | None = None) -> list[tuple[RuleSpec, Traversable]]:
+    """(rule, samples dir) for every rule directory; a rule without samples gets its own dir
+    (and so fails with 'no sample input files')."""
+    from sipguard.config.rules import data_lists
+
+    lists = data_lists()
+    out = []
+    for label, directory in rule_dirs(paths):
+        rule = load_rule_file(label, directory, lists)
+        out.append((rule, directory.joinpath("samples")))
+    return out
+
+
+def run_all(paths: list[str | Path] | None = None) -> list[SampleResult]:
+    return [run_samples(rule, samples) for rule, samples in rule_samples(paths)]
+
+
+__all__ = ["SampleResult", "rule_samples", "run_all", "run_samples"]
