@@ -255,3 +255,54 @@ def test_server_speaks_real_wire_format() -> None:
             await writer.wait_closed()
 
     run(main())
+
+
+def test_security_events_become_sipguard_events() -> None:
+    pytest.importorskip("sipguard.core.asterisk")  # the normalizer engineer's module
+    from datetime import UTC, datetime
+    from ipaddress import ip_address
+
+    from sipguard.core.events import Kind
+    from sipguard.sources.ami import ami_security_events
+
+    async def main() -> None:
+        async with AmiServer(USERS) as server:
+            c = client(server)
+            async with Running(c) as r:
+                await asyncio.wait_for(c.connected.wait(), 5)
+                await server.push_security(
+                    "InvalidPassword",
+                    EventTV="2026-11-22T01:39:08.118+0000",
+                    Service="AMI",
+                    AccountID="amiadmin",
+                    SessionID="0x7f0f30013f30",
+                    LocalAddress="IPV4/TCP/127.0.0.1/5038",
+                    RemoteAddress="IPV4/TCP/198.51.100.9/47884",
+                    Challenge="",
+                    ReceivedChallenge="",
+                    ReceivedHash="",
+                )
+                await server.push_security(
+                    "ChallengeResponseFailed",
+                    Service="PJSIP",
+                    AccountID="1001",
+                    SessionID="1951665900",
+                    RemoteAddress="IPV6/UDP/2001:db8::1/5061",
+                    Challenge="",
+                    Response="x",
+                    ExpectedResponse="",
+                )
+                await until(lambda: len(r.events) >= 3)
+        events = [ami_security_events(m, now=123.0) for m in r.events]
+        assert events[0] is None  # FullyBooted is not a security event
+        ami, sip = events[1], events[2]
+        assert ami is not None and sip is not None
+        assert ami.kind is Kind.AMI_LOGIN_FAILED and ami.ip == ip_address("198.51.100.9")
+        assert ami.port == 47884 and ami.account == "amiadmin"
+        tv = datetime(2026, 11, 22, 1, 39, 8, 118000, tzinfo=UTC).timestamp()
+        assert ami.time == pytest.approx(tv)  # from EventTV, not `now`
+        assert ami.origin.source == "ami" and "InvalidPassword" in ami.origin.text
+        assert sip.kind is Kind.WRONG_PASSWORD and sip.ip == ip_address("2001:db8::1")
+        assert sip.transport == "udp" and sip.call_id == "1951665900"
+
+    run(main())

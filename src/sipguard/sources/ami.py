@@ -15,6 +15,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from sipguard.core.ami import AmiFramer, AmiMessage, build_action, md5_key
@@ -301,16 +302,23 @@ def _render(msg: AmiMessage) -> str:
 
 
 def ami_security_events(msg: AmiMessage, now: float | None = None) -> Event | None:
-    """The sipguard Event for an AMI security event, or None for any other message."""
+    """The sipguard Event for an AMI security event, or None for any other message.
+
+    The event's own EventTV gives its time (the same instant the security log shows, so
+    the log line and the AMI event of one attempt can be counted once); `now` (default:
+    the wall clock) is used only when EventTV is missing or unreadable.
+    """
     if not msg.is_event or "security" not in (msg.get("Privilege") or "").split(","):
         return None
-    from sipguard.core import asterisk  # the normalizer; shared with the log path
+    # imported here: the normalizer is a sibling package that only this adapter needs
+    from sipguard.core.asterisk import security_event
 
     fields = {"SecurityEvent": msg.name}
     for k, v in msg.fields:
         if k.lower() not in ("event", "privilege"):
             fields.setdefault(k, v)
     origin = Origin("ami", 0, _render(msg)[:2048])
-    t = time.time() if now is None else now
-    result: Event | None = asterisk.security_event(fields, t, origin)
-    return result
+    event = security_event(fields, None, origin)
+    if event is not None and event.time == 0.0:
+        event = replace(event, time=time.time() if now is None else now)
+    return event
