@@ -186,9 +186,17 @@ def reason(rule: RuleSpec, key: str, bucket: Bucket) -> str:
     elif bucket.accounts:
         more = "+" if len(bucket.accounts) >= 100 else ""
         accounts = f" for {len(bucket.accounts)}{more} accounts"
-    if rule.bucket is BucketKind.TRIGGER:
-        detail = bucket.evidence[-1].detail if bucket.evidence else ""
-        return f"{noun}{accounts}" + (f": {detail}" if detail else "") + " (alerts on first event)"
+    if rule.bucket is BucketKind.TRIGGER and bucket.evidence:
+        # the rule's own words say what was seen; the event says how
+        e = bucket.evidence[-1]
+        seen = [e.kind.value.replace("_", " ")]
+        if e.user_agent:
+            seen.append(f"user agent {e.user_agent[:80]!r}")
+        if e.account is not None:
+            seen.append(f"account {e.account[:80]!r}")
+        if e.detail:
+            seen.append(e.detail[:120])
+        return f"{rule.description}: {', '.join(seen)} (alerts on the first event)"
     if rule.group_by is GroupBy.ACCOUNT_DISTINCT_SOURCES:
         account = key.removeprefix("account:")
         return (

@@ -1,0 +1,145 @@
+"""`sipguard scan FILE...`: who attacked this PBX, and what would have been banned.
+
+Reads plain files, .gz (by magic bytes, whatever the name) and `-` (stdin); rotated sets
+(messages.2.gz, messages.1, messages) are read oldest first. Exit 0: no attack, 1: attack found,
+2: error (one line naming the file and the reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import re
+import sys
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from typing import IO
+
+from sipguard.cli.main import CliError
+from sipguard.config.errors import ConfigError
+from sipguard.report.render import FORMATS, render
+from sipguard.report.scan import CHUNK, Scanner
+
+_ROTATED = re.compile(r"^(?P<base>.+?)(?:[.-](?P<n>\d{1,8}))?(?P<gz>\.gz)?$")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "scan",
+        help="scan Asterisk logs offline and report attackers",
+        description="Scan Asterisk logs (plain, .gz, or - for stdin) and report every attacker, "
+        "the accounts under attack, and what would have been banned (simulation).",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="log files, .gz, or - for stdin")
+    p.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    p.add_argument("--rules", metavar="DIR", action="append", help="rules directory (repeatable)")
+    p.add_argument("--year", type=int, help="year for dates without one (default: this year)")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.set_defaults(func=run)
+
+
+def rotation_order(paths: list[str]) -> list[str]:
+    """Oldest first within each rotated set: name.3.gz, name.2.gz, name.1, name.
+
+    Sets keep the order in which they were first named; "-" stays where it is. Date-stamped
+    rotations (messages-20261120) sort by their stamp, which is oldest first too.
+    """
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for path in paths:
+        m = _ROTATED.match(os.path.basename(path)) if path != "-" else None
+        base = path if m is None else os.path.join(os.path.dirname(path), m["base"])
+        n = int(m["n"]) if m is not None and m["n"] else 0
+        dated = n >= 19_000_000  # a date stamp, not a rotation count: larger is newer
+        groups.setdefault(base, []).append((-n if dated else n, path))
+    out: list[str] = []
+    for members in groups.values():
+        out.extend(path for _, path in sorted(members, key=lambda m: -m[0]))
+    return out
+
+
+def _open(path: str) -> IO[bytes]:
+    if path == "-":
+        raw: IO[bytes] = sys.stdin.buffer
+    else:
+        try:
+            raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+        except OSError as exc:
+            raise CliError(f"{path}: {exc.strerror or exc}") from None
+        if os.path.isdir(path):
+            raise CliError(f"{path}: is a directory")
+    peek = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if peek == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+def _chunks(path: str, f: IO[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
+    raw = getattr(f, "fileobj", None) or f
+    pos = 0
+    while True:
+        try:
+            data = f.read(CHUNK)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CliError(f"{path}: cannot read: {exc}") from None
+        if not data:
+            return
+        try:
+            now = raw.tell()
+        except (OSError, ValueError):
+            now = pos + len(data)
+        advance(max(0, now - pos))
+        pos = now
+        yield data
+
+
+def run(args: argparse.Namespace) -> int:
+    from sipguard.config.rules import load_rules
+
+    try:
+        rules = load_rules(args.rules)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    paths = rotation_order(list(args.files))
+    if paths.count("-") > 1:
+        raise CliError("-: standard input named more than once")
+    handles = [(p, _open(p)) for p in paths]  # fail on an unreadable file before any output
+    year = args.year or time.gmtime().tm_year
+    scanner = Scanner(rules, year)
+    show = not args.no_progress and sys.stderr.isatty()
+    try:
+        if show:
+            _scan_with_progress(scanner, handles)
+        else:
+            for path, f in handles:
+                scanner.feed_file_chunks(path, _chunks(path, f, lambda n: None))
+    finally:
+        for path, f in handles:
+            if path != "-":
+                f.close()
+    report = scanner.finish()
+    render(report, args.format, sys.stdout)
+    sys.stdout.flush()
+    return 1 if report.attack_found else 0
+
+
+def _scan_with_progress(scanner: Scanner, handles: list[tuple[str, IO[bytes]]]) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    total = 0
+    for path, _ in handles:
+        try:
+            total += os.path.getsize(path) if path != "-" else 0
+        except OSError:
+            pass
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    with Progress(
+        *columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True
+    ) as progress:
+        task = progress.add_task("scanning", total=total or None)
+        for path, f in handles:
+            progress.update(task, description=os.path.basename(path))
+            chunks = _chunks(path, f, lambda n: progress.advance(task, n))
+            scanner.feed_file_chunks(path, chunks)

@@ -1,0 +1,246 @@
+"""Per-attacker and per-account aggregates for `sipguard scan`, with every container capped.
+
+The scan never keeps all events: each source (a /32, or the IPv6 /64 the rules group by) gets a
+fixed-size summary, so memory grows with the number of attackers, not the number of lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
+
+from sipguard.core.alerts import Action, Alert, Decision
+from sipguard.core.events import Event, Kind
+from sipguard.detect import format_duration, network_key
+
+MAX_SOURCES = 200_000
+MAX_ACCOUNTS = 100_000
+MAX_MINUTES = 200_000
+KEEP_ACCOUNTS = 50  # accounts listed per attacker
+KEEP_AGENTS = 10
+KEEP_ADDRESSES = 20
+KEEP_DECISIONS = 10
+KEEP_LINES = 5  # example lines per attacker
+KEEP_SOURCES = 1000  # sources listed per account
+
+
+def source_key(event: Event, v6_prefix: int = 64) -> str | None:
+    ip = event.ip
+    if ip is None:
+        return None
+    if ip.version == 4:
+        return str(ip)
+    return network_key(IPv6Network((int(ip), v6_prefix), strict=False))
+
+
+def _bump(counts: dict[str, int], key: str, cap: int) -> None:
+    if key in counts or len(counts) < cap:
+        counts[key] = counts.get(key, 0) + 1
+
+
+@dataclass
+class Attacker:
+    ip: str  # the address, or the IPv6 /64
+    first: float
+    last: float
+    events: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    accounts: dict[str, int] = field(default_factory=dict)
+    user_agents: dict[str, int] = field(default_factory=dict)
+    addresses: set[str] = field(default_factory=set)
+    services: set[str] = field(default_factory=set)
+    successes: int = 0  # auth successes from this source: after failures, a compromise
+    decisions: list[Decision] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, event: Event) -> None:
+        self.first = min(self.first, event.time)
+        self.last = max(self.last, event.time)
+        if event.kind in (Kind.AUTH_SUCCESS, Kind.AMI_LOGIN_SUCCESS):
+            self.successes += 1
+            return
+        self.events += 1
+        _bump(self.kinds, event.kind.value, 64)
+        if event.account is not None:
+            _bump(self.accounts, event.account[:200], KEEP_ACCOUNTS)
+        if event.user_agent:
+            _bump(self.user_agents, event.user_agent[:200], KEEP_AGENTS)
+        if len(self.addresses) < KEEP_ADDRESSES:
+            self.addresses.add(str(event.ip))
+        self.services.add(event.service.value)
+        if len(self.lines) < KEEP_LINES and event.origin.text:
+            self.lines.append(f"{event.origin.source}:{event.origin.line_no}: {event.origin.text}")
+
+    @property
+    def decision(self) -> Decision | None:
+        """The first (strongest evidence of when it started) decision, bans before alerts."""
+        for d in self.decisions:
+            if d.action in (Action.BAN, Action.SIMULATE, Action.ALLOWED):
+                return d
+        return self.decisions[0] if self.decisions else None
+
+    def to_dict(self) -> dict[str, object]:
+        d = self.decision
+        return {
+            "ip": self.ip,
+            "addresses": sorted(self.addresses),
+            "first_seen": self.first,
+            "last_seen": self.last,
+            "events": self.events,
+            "kinds": dict(sorted(self.kinds.items())),
+            "accounts": sorted(self.accounts, key=lambda a: (-self.accounts[a], a)),
+            "user_agents": sorted(self.user_agents),
+            "services": sorted(self.services),
+            "auth_successes": self.successes,
+            "decision": None if d is None else decision_dict(d),
+            "rules": sorted({x.rule for x in self.decisions}),
+            "lines": self.lines,
+        }
+
+
+def decision_dict(d: Decision) -> dict[str, object]:
+    return {
+        "action": d.action.value,
+        "network": str(d.network),
+        "rule": d.rule,
+        "reason": d.reason,
+        "level": d.level,
+        "duration": d.duration,
+        "duration_text": format_duration(d.duration),
+        "time": d.start,
+    }
+
+
+@dataclass
+class AccountUnderAttack:
+    account: str
+    first: float
+    last: float
+    events: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    sources: set[str] = field(default_factory=set)
+    alerts: list[Alert] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "account": self.account,
+            "first_seen": self.first,
+            "last_seen": self.last,
+            "events": self.events,
+            "kinds": dict(sorted(self.kinds.items())),
+            "distinct_sources": len(self.sources),
+            "sources": sorted(self.sources)[:KEEP_SOURCES],
+            "alerts": [{"rule": a.rule, "reason": a.reason, "time": a.time} for a in self.alerts],
+        }
+
+
+@dataclass
+class ScanReport:
+    sources: dict[str, Attacker] = field(default_factory=dict)
+    accounts: dict[str, AccountUnderAttack] = field(default_factory=dict)
+    timeline: dict[int, dict[str, int]] = field(default_factory=dict)
+    alerts: int = 0
+    account_alerts: int = 0
+    unattributed: int = 0  # attack events with no source address (counted, never bannable)
+    dropped_sources: int = 0
+    dropped_accounts: int = 0
+    stats: dict[str, object] = field(default_factory=dict)
+
+    def add_event(self, event: Event) -> None:
+        attack = event.is_attack
+        key = source_key(event)
+        if key is None:
+            if attack:
+                self.unattributed += 1
+        else:
+            agg = self.sources.get(key)
+            if agg is None and attack:
+                if len(self.sources) >= MAX_SOURCES:
+                    self.dropped_sources += 1
+                else:
+                    agg = self.sources[key] = Attacker(key, event.time, event.time)
+            if agg is not None:
+                agg.add(event)
+        if not attack:
+            return
+        if event.account is not None:
+            self._account(event, key)
+        minute = int(event.time // 60) * 60
+        counts = self.timeline.get(minute)
+        if counts is None and len(self.timeline) < MAX_MINUTES:
+            counts = self.timeline[minute] = {}
+        if counts is not None:
+            counts[event.kind.value] = counts.get(event.kind.value, 0) + 1
+
+    def _account(self, event: Event, key: str | None) -> None:
+        account = event.account or ""
+        acc = self.accounts.get(account)
+        if acc is None:
+            if len(self.accounts) >= MAX_ACCOUNTS:
+                self.dropped_accounts += 1
+                return
+            acc = self.accounts[account] = AccountUnderAttack(account[:200], event.time, event.time)
+        acc.first, acc.last = min(acc.first, event.time), max(acc.last, event.time)
+        acc.events += 1
+        _bump(acc.kinds, event.kind.value, 64)
+        if key is not None and len(acc.sources) < KEEP_SOURCES * 10:
+            acc.sources.add(key)
+
+    def add_alert(self, alert: Alert, decision: Decision | None) -> None:
+        self.alerts += 1
+        if alert.network is None:
+            self.account_alerts += 1
+            account = alert.key.removeprefix("account:")
+            acc = self.accounts.get(account)
+            if acc is not None and len(acc.alerts) < KEEP_DECISIONS:
+                acc.alerts.append(alert)
+            return
+        if decision is None:
+            return
+        for key in self._keys_for(alert.network, alert):
+            agg = self.sources.get(key)
+            if agg is not None and len(agg.decisions) < KEEP_DECISIONS:
+                agg.decisions.append(decision)
+
+    def _keys_for(self, network: IPv4Network | IPv6Network, alert: Alert) -> set[str]:
+        """Attacker keys a decision applies to: its own, or those of its evidence."""
+        keys = {source_key(e) for e in alert.events}
+        keys.add(network_key(network))
+        return {k for k in keys if k is not None}
+
+    def attackers(self) -> list[Attacker]:
+        """Sources that got a decision, most active first."""
+        found = [a for a in self.sources.values() if a.decisions]
+        return sorted(found, key=lambda a: (-a.events, a.ip))
+
+    def below_threshold(self) -> list[Attacker]:
+        return sorted(
+            (a for a in self.sources.values() if not a.decisions), key=lambda a: (-a.events, a.ip)
+        )
+
+    def accounts_under_attack(self) -> list[AccountUnderAttack]:
+        return sorted(self.accounts.values(), key=lambda a: (-len(a.sources), -a.events))
+
+    @property
+    def attack_found(self) -> bool:
+        return self.alerts > 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "attack_found": self.attack_found,
+            "attackers": [a.to_dict() for a in self.attackers()],
+            "below_threshold": [a.to_dict() for a in self.below_threshold()[:1000]],
+            "accounts": [a.to_dict() for a in self.accounts_under_attack()],
+            "timeline": [
+                {"minute": m, "total": sum(c.values()), "kinds": dict(sorted(c.items()))}
+                for m, c in sorted(self.timeline.items())
+            ],
+            "stats": {
+                **self.stats,
+                "alerts": self.alerts,
+                "account_alerts": self.account_alerts,
+                "unattributed_events": self.unattributed,
+                "dropped_sources": self.dropped_sources,
+                "dropped_accounts": self.dropped_accounts,
+            },
+        }

@@ -1,0 +1,154 @@
+"""Renders a ScanReport as text (rich tables), JSON (one object) or CSV (one row per attacker)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime
+from typing import IO
+
+from sipguard.detect import format_duration
+from sipguard.report.aggregate import Attacker, ScanReport
+
+FORMATS = ("text", "json", "csv")
+
+
+def when(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def render(report: ScanReport, fmt: str, out: IO[str]) -> None:
+    if fmt == "json":
+        json.dump(report.to_dict(), out, indent=2, sort_keys=False)
+        out.write("\n")
+    elif fmt == "csv":
+        render_csv(report, out)
+    else:
+        render_text(report, out)
+
+
+CSV_FIELDS = [
+    "ip",
+    "first_seen",
+    "last_seen",
+    "events",
+    "kinds",
+    "accounts",
+    "user_agents",
+    "action",
+    "rule",
+    "ban",
+    "level",
+    "reason",
+]
+
+
+def render_csv(report: ScanReport, out: IO[str]) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for a in report.attackers() + report.below_threshold():
+        d = a.decision
+        writer.writerow(
+            [
+                a.ip,
+                when(a.first),
+                when(a.last),
+                a.events,
+                ";".join(f"{k}={n}" for k, n in sorted(a.kinds.items())),
+                ";".join(sorted(a.accounts)),
+                ";".join(sorted(a.user_agents)),
+                d.action.value if d else "",
+                d.rule if d else "",
+                _ban(a),
+                d.level if d else "",
+                _safe(d.reason) if d else "",
+            ]
+        )
+
+
+def _safe(text: str) -> str:
+    """No spreadsheet formulas from attacker-controlled text."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def _ban(a: Attacker) -> str:
+    d = a.decision
+    if d is None:
+        return ""
+    return format_duration(d.duration)
+
+
+def render_text(report: ScanReport, out: IO[str]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(file=out, width=160, highlight=False, soft_wrap=False)
+    attackers = report.attackers()
+    if attackers:
+        t = Table(title=f"Attackers ({len(attackers)})", show_lines=False)
+        for col in ("source", "first seen", "last seen", "events", "kinds", "accounts", "agents"):
+            t.add_column(col)
+        t.add_column("would get")
+        for a in attackers[:500]:
+            d = a.decision
+            verdict = f"{d.action.value} {_ban(a)}\n{d.rule}" if d else ""
+            t.add_row(
+                escape(a.ip),
+                when(a.first),
+                when(a.last),
+                str(a.events),
+                "\n".join(f"{k} {n}" for k, n in sorted(a.kinds.items())),
+                escape(_short(sorted(a.accounts), 6)),
+                escape(_short(sorted(a.user_agents), 3)),
+                escape(verdict),
+            )
+        console.print(t)
+        console.print("[bold]Why[/bold]")
+        for a in attackers[:500]:
+            d = a.decision
+            if d is not None:
+                console.print(f"  {escape(a.ip)}: {escape(d.rule)}: {escape(d.reason)}")
+    else:
+        console.print("No attacker crossed a rule threshold.")
+    accounts = [a for a in report.accounts_under_attack() if len(a.sources) > 1 or a.alerts]
+    if accounts:
+        t = Table(title="Accounts under attack")
+        for col in ("account", "events", "distinct sources", "first seen", "last seen", "alert"):
+            t.add_column(col)
+        for acc in accounts[:200]:
+            alert = acc.alerts[0].reason if acc.alerts else ""
+            t.add_row(
+                escape(acc.account),
+                str(acc.events),
+                str(len(acc.sources)),
+                when(acc.first),
+                when(acc.last),
+                escape(alert),
+            )
+        console.print(t)
+    if report.timeline:
+        t = Table(title="Timeline (attack events per minute, busiest 30)")
+        t.add_column("minute (UTC)")
+        t.add_column("events")
+        t.add_column("kinds")
+        busiest = sorted(report.timeline.items(), key=lambda kv: -sum(kv[1].values()))[:30]
+        for minute, counts in sorted(busiest):
+            t.add_row(
+                when(minute)[:16],
+                str(sum(counts.values())),
+                ", ".join(f"{k} {n}" for k, n in sorted(counts.items())),
+            )
+        console.print(t)
+    stats = report.to_dict()["stats"]
+    assert isinstance(stats, dict)
+    norm = stats.get("normalizer") or {}
+    console.print(
+        f"{len(report.sources)} sources with failures, {report.alerts} alerts, "
+        f"{report.unattributed} events without an address; normalizer: "
+        + escape(", ".join(f"{k}={v}" for k, v in dict(norm).items()))
+    )
+
+
+def _short(items: list[str], n: int) -> str:
+    return ", ".join(items[:n]) + (f" (+{len(items) - n})" if len(items) > n else "")
