@@ -1,0 +1,308 @@
+"""Count attempts, not lines: dedup, linking of address-less lines, unanswered challenges.
+
+One attempt shows up as several lines (a module's NOTICE plus its SECURITY event), in several files
+(messages and security hold byte-identical SECURITY lines) and again on AMI. The Linker keeps small,
+bounded, time-windowed maps to collapse them, to give address-less lines the address of the line
+logged beside them, and to notice challenges that nobody answered (asterisk-formats.md §2, §5).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field, fields, replace
+
+from sipguard.core.asterisk.lines import LOG, SECURITY, Candidate
+from sipguard.core.events import Event, IPAddress, Kind, Service
+
+#: kinds that one attempt may be reported as, on the module's line and on its security event
+FAMILY: dict[Kind, str] = {
+    Kind.WRONG_PASSWORD: "auth",
+    Kind.UNKNOWN_ACCOUNT: "auth",
+    Kind.AUTH_NAME_MISMATCH: "auth",
+    Kind.ACL_DENIED: "deny",
+    Kind.REQUEST_NOT_ALLOWED: "deny",
+    Kind.CALL_REJECTED: "call",
+    Kind.MALFORMED_REQUEST: "malformed",
+    Kind.AMI_LOGIN_FAILED: "ami",
+    Kind.AUTH_SUCCESS: "success",
+    Kind.AMI_LOGIN_SUCCESS: "success",
+    Kind.LIMIT: "limit",
+}
+LOOKBACK = 0.005  # an address line logged before its address-less partner: same millisecond only
+MAX_MAP = 65536
+MAX_PENDING = 4096
+MAX_CHALLENGES = 50000
+SCAN = 64  # how far back the pending/recent lists are searched for a partner
+
+
+@dataclass(slots=True)
+class NormalizerStats:
+    lines: int = 0
+    candidates: int = 0  # lines that contained a phrase worth parsing
+    events: int = 0
+    duplicates: int = 0  # the same attempt seen again (another file, AMI, another line)
+    malformed: int = 0  # a known phrase whose grammar did not match
+    too_long: int = 0
+    binary: int = 0
+    tampering: int = 0
+    unlinked: int = 0  # address-less events that nothing tied to an address
+    evicted: int = 0  # pending state dropped early because a bounded map was full
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, int]:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        d.update(self.extra)
+        return d
+
+
+def _bounded_put(
+    m: OrderedDict[tuple[object, ...], float], key: tuple[object, ...], value: float
+) -> None:
+    m[key] = value
+    m.move_to_end(key)
+    if len(m) > MAX_MAP:
+        m.popitem(last=False)
+
+
+def tampering(ev: Event) -> Event:
+    return replace(ev, kind=Kind.LOG_TAMPERING, detail=f"injected address in line ({ev.detail})")
+
+
+class Linker:
+    def __init__(self, stats: NormalizerStats, link_window: float, challenge_window: float) -> None:
+        self.stats = stats
+        self.window = link_window
+        self.challenge_window = challenge_window
+        self._copies: OrderedDict[tuple[object, ...], dict[str, int]] = OrderedDict()
+        self._pairs: OrderedDict[
+            tuple[object, ...], tuple[deque[tuple[float, int | None]], ...]
+        ] = OrderedDict()
+        self._pending: deque[Candidate] = deque()
+        self._recent: deque[tuple[Event, str, str | None]] = deque(maxlen=1024)
+        self._nomatch: OrderedDict[tuple[object, ...], float] = OrderedDict()
+        self._ami_nouser: OrderedDict[tuple[object, ...], float] = OrderedDict()
+        self._answers: OrderedDict[tuple[object, ...], float] = OrderedDict()
+        self._challenges: dict[tuple[IPAddress | None, str], list[Event]] = {}
+        self._challenge_queue: deque[tuple[float, tuple[IPAddress | None, str], Event]] = deque()
+
+    # -- entry ---------------------------------------------------------------------------------
+    def process(self, c: Candidate) -> list[Event]:
+        ev = c.event
+        out: list[Event] = []
+        if c.channel == SECURITY and self._is_copy(ev):
+            self.stats.duplicates += 1
+            return out
+        if ev.ip is None:
+            if not c.link:  # nothing can carry its address (chan_sip invite timeouts)
+                self.stats.unlinked += 1
+                out.append(ev)
+            else:
+                self._hold(c, out)
+            return out
+        ev = self._fix_kind(ev)
+        merged = linked = False
+        if c.link_name is not None:
+            ev, merged, linked = self._link_forward(c, ev, out)
+        self._note_answer(ev)
+        if ev.kind is Kind.CHALLENGE_SENT:
+            if not linked:  # a challenge that "answered" a malformed request is no flood signal
+                self._challenge(ev)
+        elif self._ami_repeat(ev, c.channel) or (not merged and self._paired_copy(ev, c.channel)):
+            self.stats.duplicates += 1
+            return out
+        out.append(ev)
+        if c.tampered:
+            out.append(tampering(ev))
+        if c.link_name is not None:
+            self._recent.append((ev, c.link_name, c.tag))
+        return out
+
+    # -- same attempt, another copy --------------------------------------------------------------
+    def _is_copy(self, ev: Event) -> bool:
+        """A security event already seen from another source (messages vs security vs AMI)."""
+        ident = (ev.kind, ev.detail, ev.time, ev.call_id, ev.ip, ev.port, ev.account)
+        counts = self._copies.get(ident)
+        if counts is None:
+            counts = self._copies[ident] = {}
+            if len(self._copies) > MAX_MAP:
+                self._copies.popitem(last=False)
+        src = ev.origin.source
+        mine = counts.get(src, 0)
+        counts[src] = mine + 1
+        return any(n > mine for s, n in counts.items() if s != src)
+
+    def _paired_copy(self, ev: Event, channel: str) -> bool:
+        """A module line and the security event of the same attempt pair up one to one."""
+        fam = FAMILY.get(ev.kind)
+        if fam is None:
+            return False
+        key = (ev.ip, fam)
+        slot = self._pairs.get(key)
+        if slot is None:
+            slot = self._pairs[key] = (deque(maxlen=4096), deque(maxlen=4096))
+            if len(self._pairs) > MAX_MAP:
+                self._pairs.popitem(last=False)
+        else:
+            self._pairs.move_to_end(key)
+        mine = 0 if channel == LOG else 1
+        other = slot[1 - mine]
+        while other and other[0][0] < ev.time - self.window:
+            other.popleft()
+        for k, (t, port) in enumerate(other):
+            if k >= 8:
+                break
+            if abs(t - ev.time) <= self.window and (
+                port is None or ev.port is None or port == ev.port
+            ):
+                del other[k]
+                return True
+        slot[mine].append((ev.time, ev.port))
+        return False
+
+    def _ami_repeat(self, ev: Event, channel: str) -> bool:
+        """manager.c logs an unknown user twice: "nonexistent user", "failed to authenticate"."""
+        if ev.kind is not Kind.AMI_LOGIN_FAILED or channel != LOG:
+            return False
+        key = (ev.ip, ev.account)
+        if ev.detail == "nonexistent user":
+            _bounded_put(self._ami_nouser, key, ev.time)
+            return False
+        t = self._ami_nouser.pop(key, None)
+        return t is not None and abs(ev.time - t) <= 1.0
+
+    def _fix_kind(self, ev: Event) -> Event:
+        """PJSIP `Failed to authenticate` on a callid that had `No matching endpoint`: unknown."""
+        if ev.service is not Service.PJSIP or not ev.call_id:
+            return ev
+        key = (ev.ip, ev.call_id)
+        if ev.kind is Kind.UNKNOWN_ACCOUNT:
+            _bounded_put(self._nomatch, key, ev.time)
+        elif ev.kind is Kind.WRONG_PASSWORD:
+            t = self._nomatch.get(key)
+            if t is not None and abs(ev.time - t) <= self.challenge_window:
+                return replace(ev, kind=Kind.UNKNOWN_ACCOUNT)
+        return ev
+
+    # -- address-less lines ---------------------------------------------------------------------
+    def _hold(self, c: Candidate, out: list[Event]) -> None:
+        ev = c.event
+        fam = FAMILY.get(ev.kind)
+        if c.tag is not None:  # several lines of one request share its [C-…] tag
+            for p in self._pending:
+                if p.tag == c.tag and FAMILY.get(p.event.kind) == fam:
+                    self.stats.duplicates += 1
+                    return
+        for k, (r, name, tag) in enumerate(reversed(self._recent)):
+            if k >= SCAN:
+                break
+            if name in c.link and abs(r.time - ev.time) <= LOOKBACK and _tags_agree(tag, c.tag):
+                if FAMILY.get(r.kind) == fam:
+                    self.stats.duplicates += 1
+                else:
+                    out.append(ev.with_address(r.ip, r.port, r.transport))  # type: ignore[arg-type]
+                if c.tampered:
+                    out.append(tampering(ev.with_address(r.ip, r.port, r.transport)))  # type: ignore[arg-type]
+                return
+        self._pending.append(c)
+        if len(self._pending) > MAX_PENDING:
+            old = self._pending.popleft()
+            self.stats.evicted += 1
+            self._release_unlinked(old, out)
+
+    def _link_forward(self, c: Candidate, ev: Event, out: list[Event]) -> tuple[Event, bool, bool]:
+        """An address line arrived: give its address to the nearest waiting address-less line."""
+        for k in range(len(self._pending) - 1, max(-1, len(self._pending) - 1 - SCAN), -1):
+            p = self._pending[k]
+            if c.link_name not in p.link or abs(p.event.time - ev.time) > self.window:
+                continue
+            if not _tags_agree(p.tag, c.tag):
+                continue
+            del self._pending[k]
+            linked = p.event.with_address(ev.ip, ev.port, ev.transport)  # type: ignore[arg-type]
+            if p.tampered:
+                out.append(tampering(linked))
+            if FAMILY.get(p.event.kind) != FAMILY.get(ev.kind):
+                out.append(linked)
+                return ev, False, True
+            # the same attempt: keep the address line, enriched with what the other line knew
+            target = ev.target
+            if p.event.account and ev.account and p.event.account != ev.account and target is None:
+                target = (
+                    ev.account
+                )  # chan_sip INVITE: InvalidPassword's AccountID is the dialled number
+            return (
+                replace(
+                    ev,
+                    account=p.event.account or ev.account,
+                    target=target,
+                    user_agent=ev.user_agent or p.event.user_agent,
+                ),
+                True,
+                True,
+            )
+        return ev, False, False
+
+    def _release_unlinked(self, c: Candidate, out: list[Event]) -> None:
+        self.stats.unlinked += 1
+        out.append(c.event)
+        if c.tampered:
+            out.append(tampering(c.event))
+
+    # -- challenges -----------------------------------------------------------------------------
+    def _note_answer(self, ev: Event) -> None:
+        if ev.kind is Kind.CHALLENGE_SENT or not ev.call_id:
+            return
+        key = (ev.ip, ev.call_id)
+        _bounded_put(self._answers, key, ev.time)
+        waiting = self._challenges.get(key)
+        if waiting:
+            keep = [ch for ch in waiting if abs(ch.time - ev.time) > self.challenge_window]
+            if keep:
+                self._challenges[key] = keep
+            else:
+                del self._challenges[key]
+
+    def _challenge(self, ev: Event) -> None:
+        key = (ev.ip, ev.call_id or "")
+        t = self._answers.get(key)
+        if t is not None and abs(ev.time - t) <= self.challenge_window:
+            return
+        self._challenges.setdefault(key, []).append(ev)
+        self._challenge_queue.append((ev.time + self.challenge_window, key, ev))
+
+    def _expire_challenge(
+        self, key: tuple[IPAddress | None, str], ev: Event, out: list[Event]
+    ) -> None:
+        waiting = self._challenges.get(key)
+        if not waiting or not any(ch is ev for ch in waiting):
+            return
+        rest = [ch for ch in waiting if ch is not ev]
+        if rest:
+            self._challenges[key] = rest
+        else:
+            del self._challenges[key]
+        out.append(
+            replace(ev, kind=Kind.CHALLENGE_UNANSWERED, detail="ChallengeSent never answered")
+        )
+
+    # -- time -----------------------------------------------------------------------------------
+    def release(self, now: float | None) -> list[Event]:
+        """Release what waited longer than its window (everything when now is None)."""
+        out: list[Event] = []
+        while self._pending and (now is None or self._pending[0].event.time + self.window < now):
+            self._release_unlinked(self._pending.popleft(), out)
+        q = self._challenge_queue
+        while q and (now is None or q[0][0] < now or len(q) > MAX_CHALLENGES):
+            if now is not None and q[0][0] >= now:
+                self.stats.evicted += 1
+            _, key, ev = q.popleft()
+            self._expire_challenge(key, ev, out)
+        return out
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._pending or self._challenge_queue)
+
+
+def _tags_agree(a: str | None, b: str | None) -> bool:
+    return a is None or b is None or a == b
