@@ -8,6 +8,7 @@ from ipaddress import ip_network
 import pytest
 
 from sipguard.actions import FirewallConfig, FirewallError, IpsetFirewall
+from sipguard.actions.base import flush_conntrack
 from sipguard.core.alerts import Action, Decision
 
 pytestmark = pytest.mark.netns
@@ -72,12 +73,17 @@ def test_ban_unban_reconcile_teardown(netlab):
     fw.teardown()
     fw.teardown()
     assert dump(netlab, pbx) == before
+    fw.close()
 
 
 @pytest.mark.slow
 def test_existing_flow_stops(pbx_attacker, tmp_path, flow_cls):
     lab, pbx, atk = pbx_attacker
-    fw = IpsetFirewall(FirewallConfig(netns=pbx.name))
+    # the usual stateful input rule: it also turns conntrack on in this namespace
+    lab.run(pbx, ["iptables", "-A", "INPUT", "-m", "conntrack", "--ctstate",
+                  "ESTABLISHED,RELATED", "-j", "ACCEPT"])  # fmt: skip
+    # conntrack flushing off here, so the `conntrack` tool fallback can be checked by hand
+    fw = IpsetFirewall(FirewallConfig(netns=pbx.name, flush_conntrack=False))
     fw.init()
     flow = flow_cls(lab, pbx, atk, tmp_path, [5060, 5070])
     flow.wait_for(5060, 20)
@@ -88,9 +94,13 @@ def test_existing_flow_stops(pbx_attacker, tmp_path, flow_cls):
     time.sleep(0.7)
     c2 = flow.counts()
     assert c2[5060] == c1[5060] and c2[5070] > c1[5070] + 20
+    assert "dport=5060" in flow.conntrack_from(atk.ip)  # dropped in raw, the entry lingers
+    assert flush_conntrack([ip_network(f"{atk.ip}/24", strict=False)], pbx.name) == 1
+    assert "dport=5060" not in flow.conntrack_from(atk.ip)
     fw.remove([ip_network(atk.ip)])
     flow.wait_for(5060, c2[5060] + 20)
     fw.teardown()
+    fw.close()
 
 
 def test_errors_name_the_tool(netlab):

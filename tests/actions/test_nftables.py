@@ -138,6 +138,7 @@ def test_existing_udp_flow_stops_and_other_ports_flow(pbx_attacker, tmp_path, fl
 
     now = time.time()
     fw.add([ban(atk.ip, now, 600)], now)
+    assert fw.wait_flushed(5)
     time.sleep(0.3)  # datagrams in flight drain
     c1 = flow.counts()
     time.sleep(0.7)
@@ -145,6 +146,8 @@ def test_existing_udp_flow_stops_and_other_ports_flow(pbx_attacker, tmp_path, fl
     assert c2[5060] == c1[5060], "banned source still reaches the SIP port"
     assert c2[5070] > c1[5070] + 20, "an unprotected port must keep flowing"
     assert "dport=5060" not in flow.conntrack_from(atk.ip)  # flushed, and not re-created
+    assert fw._flusher is not None and fw._flusher.via == "ctnetlink"
+    assert fw._flusher.flushed >= 1  # the kernel confirmed the delete over ctnetlink
     counters = lab.run(pbx, ["nft", "list", "chain", "inet", "sipguard", "prerouting"]).stdout
     assert "counter packets 0 " in counters and "drop" in counters
     assert any(int(w) > 50 for w in counters.split() if w.isdigit())

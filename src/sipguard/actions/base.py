@@ -9,9 +9,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import TYPE_CHECKING
 
 from sipguard.core.alerts import Action, Decision, Network
 from sipguard.policy.reconcile import collapse, diff_timed
+
+if TYPE_CHECKING:
+    from sipguard.actions.conntrack import Flusher
 
 log = logging.getLogger("sipguard.firewall")
 
@@ -157,6 +161,7 @@ class Firewall(ABC):
 
     def __init__(self, cfg: FirewallConfig) -> None:
         self.cfg = cfg
+        self._flusher: Flusher | None = None
 
     @abstractmethod
     def init(self) -> None:
@@ -170,11 +175,28 @@ class Firewall(ABC):
     def teardown(self) -> None:
         """Remove everything this backend added, and nothing else."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release handles; the kernel state stays."""
+    def close(self) -> None:
+        """Finish queued conntrack flushes and release handles; the kernel state stays."""
+        if self._flusher is not None:
+            self._flusher.close()
+            self._flusher = None
 
     def _flush(self, networks: list[Network]) -> None:
-        flush_conntrack(networks, self.cfg.netns)
+        """Queue conntrack flushes for new bans; a background thread does them in batches.
+
+        Off the ban path on purpose: the drop is already in the kernel (and runs before
+        conntrack), while one ctnetlink dump walks the whole conntrack hash (~10 ms here).
+        """
+        # imported here: conntrack -> libnft -> base would be a cycle at module load
+        from sipguard.actions.conntrack import Flusher
+
+        if self._flusher is None:
+            self._flusher = Flusher(self.cfg.netns)
+        self._flusher.submit(networks)
+
+    def wait_flushed(self, timeout: float = 10.0) -> bool:
+        """Block until queued conntrack flushes are done (tests, shutdown); False on timeout."""
+        return True if self._flusher is None else self._flusher.wait(timeout)
 
     def add(self, decisions: Sequence[Decision], now: float) -> list[Network]:
         """Ban the active BAN decisions in one transaction; returns the networks sent."""

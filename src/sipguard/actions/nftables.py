@@ -208,6 +208,7 @@ class NftablesFirewall(Firewall):
 
     def close(self) -> None:
         self.nft.close()
+        super().close()
 
 
 def _elements(data: dict[str, Any]) -> dict[Network, float | None]:

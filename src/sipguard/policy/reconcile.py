@@ -54,21 +54,17 @@ def diff_timed(
 def collapse(networks: Iterable[Network]) -> set[Network]:
     """Drop every network that another one in the collection already contains.
 
-    Interval sets in the kernel refuse overlapping elements, so only the widest survive.
+    Interval sets in the kernel refuse overlapping elements, so only the widest survive. Cost is
+    O(n x distinct prefix lengths): each network looks up its own supernets, not every other one.
     """
-    nets = sorted(set(networks), key=lambda n: (n.version, n.prefixlen))
-    kept: list[Network] = []
-    for net in nets:
-        if not any(_covers(wide, net) for wide in kept):
-            kept.append(net)
-    return set(kept)
+    kept: set[Network] = set()
+    lengths: dict[int, set[int]] = {4: set(), 6: set()}  # prefix lengths among kept, per family
+    for net in sorted(set(networks), key=lambda n: (n.version, n.prefixlen)):
+        if not any(_supernet(net, plen) in kept for plen in lengths[net.version]):
+            kept.add(net)
+            lengths[net.version].add(net.prefixlen)
+    return kept
 
 
-def _covers(wide: Network, net: Network) -> bool:
-    if wide.version != net.version:
-        return False
-    if isinstance(wide, IPv4Network) and isinstance(net, IPv4Network):
-        return net.subnet_of(wide)
-    if isinstance(wide, IPv6Network) and isinstance(net, IPv6Network):
-        return net.subnet_of(wide)
-    return False
+def _supernet(net: Network, prefixlen: int) -> Network:
+    return net if prefixlen >= net.prefixlen else net.supernet(new_prefix=prefixlen)
