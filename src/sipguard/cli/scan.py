@@ -15,6 +15,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO
 
 from sipguard.cli.main import CliError
@@ -46,33 +47,49 @@ def rotation_order(paths: list[str]) -> list[str]:
     Sets keep the order in which they were first named; "-" stays where it is. Date-stamped
     rotations (messages-20261120) sort by their stamp, which is oldest first too.
     """
-    groups: dict[str, list[tuple[int, str]]] = {}
+    groups: dict[str, list[tuple[tuple[int, int], str]]] = {}
     for path in paths:
         m = _ROTATED.match(os.path.basename(path)) if path != "-" else None
         base = path if m is None else os.path.join(os.path.dirname(path), m["base"])
         n = int(m["n"]) if m is not None and m["n"] else 0
         dated = n >= 19_000_000  # a date stamp, not a rotation count: larger is newer
-        groups.setdefault(base, []).append((-n if dated else n, path))
+        # the live file (no number) is the newest; numbered ones count down, dates count up
+        order = (1, 0) if n == 0 else (0, n if dated else -n)
+        groups.setdefault(base, []).append((order, path))
     out: list[str] = []
     for members in groups.values():
-        out.extend(path for _, path in sorted(members, key=lambda m: -m[0]))
+        out.extend(path for _, path in sorted(members, key=lambda m: m[0]))
     return out
 
 
-def _open(path: str) -> IO[bytes]:
+@contextmanager
+def _open(path: str) -> Iterator[IO[bytes]]:
+    """The file's bytes, decompressed when it starts with the gzip magic."""
     if path == "-":
         raw: IO[bytes] = sys.stdin.buffer
     else:
-        try:
-            raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
-        except OSError as exc:
-            raise CliError(f"{path}: {exc.strerror or exc}") from None
         if os.path.isdir(path):
             raise CliError(f"{path}: is a directory")
-    peek = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    if peek == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw
+        try:
+            raw = open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise CliError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        peek = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+        if peek == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                yield gz  # type: ignore[misc]
+        else:
+            yield raw
+    finally:
+        if path != "-":
+            raw.close()
+
+
+def _check_readable(path: str) -> None:
+    if path != "-" and not os.access(path, os.R_OK):
+        reason = "No such file or directory" if not os.path.exists(path) else "Permission denied"
+        raise CliError(f"{path}: {reason}")
 
 
 def _chunks(path: str, f: IO[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
@@ -104,32 +121,28 @@ def run(args: argparse.Namespace) -> int:
     paths = rotation_order(list(args.files))
     if paths.count("-") > 1:
         raise CliError("-: standard input named more than once")
-    handles = [(p, _open(p)) for p in paths]  # fail on an unreadable file before any output
+    for p in paths:  # fail on a missing file before reading anything
+        _check_readable(p)
     year = args.year or time.gmtime().tm_year
     scanner = Scanner(rules, year)
-    show = not args.no_progress and sys.stderr.isatty()
-    try:
-        if show:
-            _scan_with_progress(scanner, handles)
-        else:
-            for path, f in handles:
+    if not args.no_progress and sys.stderr.isatty():
+        _scan_with_progress(scanner, paths)
+    else:
+        for path in paths:
+            with _open(path) as f:
                 scanner.feed_file_chunks(path, _chunks(path, f, lambda n: None))
-    finally:
-        for path, f in handles:
-            if path != "-":
-                f.close()
     report = scanner.finish()
     render(report, args.format, sys.stdout)
     sys.stdout.flush()
     return 1 if report.attack_found else 0
 
 
-def _scan_with_progress(scanner: Scanner, handles: list[tuple[str, IO[bytes]]]) -> None:
+def _scan_with_progress(scanner: Scanner, paths: list[str]) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     total = 0
-    for path, _ in handles:
+    for path in paths:
         try:
             total += os.path.getsize(path) if path != "-" else 0
         except OSError:
@@ -139,7 +152,8 @@ def _scan_with_progress(scanner: Scanner, handles: list[tuple[str, IO[bytes]]]) 
         *columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True
     ) as progress:
         task = progress.add_task("scanning", total=total or None)
-        for path, f in handles:
+        for path in paths:
             progress.update(task, description=os.path.basename(path))
-            chunks = _chunks(path, f, lambda n: progress.advance(task, n))
-            scanner.feed_file_chunks(path, chunks)
+            with _open(path) as f:
+                chunks = _chunks(path, f, lambda n: progress.advance(task, n))
+                scanner.feed_file_chunks(path, chunks)

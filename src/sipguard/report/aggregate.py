@@ -59,6 +59,8 @@ class Attacker:
         if event.kind in (Kind.AUTH_SUCCESS, Kind.AMI_LOGIN_SUCCESS):
             self.successes += 1
             return
+        if not event.is_attack:  # challenges sent are context, not failures
+            return
         self.events += 1
         _bump(self.kinds, event.kind.value, 64)
         if event.account is not None:
