@@ -270,6 +270,7 @@ class Daemon:
                 decisions = self.pipeline.tick(now)
                 if decisions:
                     await self._enforce(decisions)
+                await self.enforcer.retry()
                 await self.enforcer.expire(now)
                 if now - last_save > 60:
                     last_save = now

@@ -25,6 +25,7 @@ from sipguard.daemon.logs import kv
 
 log = logging.getLogger("sipguard.enforce")
 T = TypeVar("T")
+MAX_RETRY = 100_000  # failed bans kept for retry (the newest win)
 
 
 class Timing:
@@ -62,6 +63,7 @@ class Enforcer:
         self.errors = 0
         self.add_timing = Timing()
         self.remove_timing = Timing()
+        self._retry: list[Decision] = []
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sipguard-io")
         self._queue: asyncio.Queue[tuple[list[Decision], asyncio.Future[list[Decision]]]] = (
             asyncio.Queue()
@@ -104,12 +106,13 @@ class Enforcer:
             try:
                 done = await self.io(self._commit, decisions)
             except Exception as exc:
+                # the kernel or the disk refused: keep the bans and retry them on the next tick,
+                # rather than failing the source that found them (it would only re-read them)
                 self.errors += 1
-                kv(log, logging.ERROR, "ban failed", error=exc, count=len(decisions))
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
+                self._retry.extend(decisions)
+                del self._retry[:-MAX_RETRY]
+                kv(log, logging.ERROR, "ban failed, will retry", error=exc, count=len(decisions))
+                done = []
             for d in done:
                 self.active[d.network] = d
             for _, fut in batch:
@@ -164,6 +167,15 @@ class Enforcer:
                 reason=d.reason,
             )
         return todo
+
+    async def retry(self) -> int:
+        """Queue the bans that failed earlier once more (called from the daemon's tick)."""
+        if not self._retry:
+            return 0
+        todo, self._retry = self._retry, []
+        fut: asyncio.Future[list[Decision]] = asyncio.get_running_loop().create_future()
+        await self._queue.put((todo, fut))
+        return len(todo)
 
     async def unban(self, networks: Sequence[Network], reason: str) -> list[Network]:
         now = time.time()
