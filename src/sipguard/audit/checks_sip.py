@@ -160,10 +160,11 @@ def check_iax(tree: Tree) -> list[Finding]:
                 "Use auth=md5 (or rsa).",
             ))
     guest = iax_guest_context(tree)
-    if guest is not None:
-        context, file, line = guest
+    guest_section = config.section("guest")
+    if guest is not None and guest_section is not None:
+        context = guest[0]
         out.append(Finding(
-            "IAX-GUEST", Severity.HIGH, file, line,
+            "IAX-GUEST", Severity.HIGH, guest_section.file, guest_section.line,
             f"iax.conf [guest] takes calls without a secret into context '{context}'",
             "Remove the [guest] user or point it at a context that only reaches local extensions.",
         ))

@@ -205,7 +205,8 @@ def _harden_auth(plan: Plan, file: str, ep: Section, auth: Section, extension: s
     username = auth.get("username")
     user = username.value if username else ep.name
     if NUMERIC.match(user) or user == extension or (
-        NUMERIC.match(ep.name) and "username" in ep.value("identify_by", "username,ip")
+        NUMERIC.match(ep.name)
+        and "username" in split_list(ep.value("identify_by", "username,ip").lower())
     ):
         user = new_username()
         edits.set_option(auth, "username", user)

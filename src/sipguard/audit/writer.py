@@ -81,7 +81,11 @@ def harden_dir(
     tree = parse_tree(DirLoader(src))
     plan = plan_hardening(tree, read_registrations(logs or []))
     out.mkdir(parents=True, exist_ok=True)
-    changed = plan.edits.changed_files()
+    # An edit may rewrite a line to what it already was (allowguest=no stays no).
+    changed = [
+        name for name in plan.edits.changed_files()
+        if name not in tree.files or plan.edits.render(name) != tree.files[name].render()
+    ]
     if in_place:
         target = src
         for name in changed:
