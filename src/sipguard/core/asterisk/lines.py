@@ -28,6 +28,7 @@ class Candidate:
     tampered: bool = False  # the line carries a second, injected address
     link: frozenset[str] = frozenset()  # address-less: names of lines that may carry its address
     link_name: str | None = None  # address-bearing: the name address-less lines look for
+    followed: bool = False  # address-less: the module logs the same attempt again with an address
 
 
 _FAILED_FOR = "' failed for '"
@@ -298,9 +299,8 @@ def _other(
             account=m.group(1),
             detail=f"username mismatch, digest has <{m.group(2)}>",
         )
-        return Candidate(
-            ev, tag=p.tag, link=frozenset({"Registration", "ChallengeResponseFailed"})
-        ), False
+        links = frozenset({"Registration", "ChallengeResponseFailed"})
+        return Candidate(ev, tag=p.tag, link=links, followed=True), False
     if msg.startswith(_MALFORMED):
         ev = _event(Kind.MALFORMED_REQUEST, Service.CHAN_SIP, time, origin, detail=msg[:120])
         return Candidate(ev, tag=p.tag, link=_LINK_MALFORMED), False

@@ -78,7 +78,7 @@ class Linker:
             tuple[object, ...], tuple[deque[tuple[float, int | None]], ...]
         ] = OrderedDict()
         self._pending: deque[Candidate] = deque()
-        self._recent: deque[tuple[Event, str, str | None]] = deque(maxlen=1024)
+        self._recent: deque[tuple[Event, str, str | None, str]] = deque(maxlen=1024)
         self._nomatch: OrderedDict[tuple[object, ...], float] = OrderedDict()
         self._ami_nouser: OrderedDict[tuple[object, ...], float] = OrderedDict()
         self._answers: OrderedDict[tuple[object, ...], float] = OrderedDict()
@@ -100,21 +100,24 @@ class Linker:
                 self._hold(c, out)
             return out
         ev = self._fix_kind(ev)
-        merged = linked = False
+        merged: Candidate | None = None
+        linked = False
         if c.link_name is not None:
             ev, merged, linked = self._link_forward(c, ev, out)
+            self._recent.append((ev, c.link_name, c.tag, c.channel))
         self._note_answer(ev)
+        # a security event merged with its address-less module line has had its pair, unless
+        # the module logs one more line with the address for that attempt (username mismatch)
+        paired = merged is not None and c.channel == SECURITY and not merged.followed
         if ev.kind is Kind.CHALLENGE_SENT:
             if not linked:  # a challenge that "answered" a malformed request is no flood signal
                 self._challenge(ev)
-        elif self._ami_repeat(ev, c.channel) or (not merged and self._paired_copy(ev, c.channel)):
+        elif self._ami_repeat(ev, c.channel) or (not paired and self._paired_copy(ev, c.channel)):
             self.stats.duplicates += 1
             return out
         out.append(ev)
         if c.tampered:
             out.append(tampering(ev))
-        if c.link_name is not None:
-            self._recent.append((ev, c.link_name, c.tag))
         return out
 
     # -- same attempt, another copy --------------------------------------------------------------
@@ -159,6 +162,14 @@ class Linker:
         slot[mine].append((ev.time, ev.port))
         return False
 
+    def _unpair(self, ev: Event) -> None:
+        slot = self._pairs.get((ev.ip, FAMILY.get(ev.kind)))
+        if slot is not None:
+            for k, (t, port) in enumerate(slot[1]):
+                if t == ev.time and port == ev.port:
+                    del slot[1][k]
+                    return
+
     def _ami_repeat(self, ev: Event, channel: str) -> bool:
         """manager.c logs an unknown user twice: "nonexistent user", "failed to authenticate"."""
         if ev.kind is not Kind.AMI_LOGIN_FAILED or channel != LOG:
@@ -192,12 +203,14 @@ class Linker:
                 if p.tag == c.tag and FAMILY.get(p.event.kind) == fam:
                     self.stats.duplicates += 1
                     return
-        for k, (r, name, tag) in enumerate(reversed(self._recent)):
+        for k, (r, name, tag, channel) in enumerate(reversed(self._recent)):
             if k >= SCAN:
                 break
             if name in c.link and abs(r.time - ev.time) <= LOOKBACK and _tags_agree(tag, c.tag):
                 if FAMILY.get(r.kind) == fam:
                     self.stats.duplicates += 1
+                    if channel == SECURITY and not c.followed:  # it was that event's pair
+                        self._unpair(r)
                 else:
                     out.append(ev.with_address(r.ip, r.port, r.transport))  # type: ignore[arg-type]
                 if c.tampered:
@@ -209,8 +222,14 @@ class Linker:
             self.stats.evicted += 1
             self._release_unlinked(old, out)
 
-    def _link_forward(self, c: Candidate, ev: Event, out: list[Event]) -> tuple[Event, bool, bool]:
-        """An address line arrived: give its address to the nearest waiting address-less line."""
+    def _link_forward(
+        self, c: Candidate, ev: Event, out: list[Event]
+    ) -> tuple[Event, Candidate | None, bool]:
+        """An address line arrived: give its address to the nearest waiting address-less line.
+
+        Returns the (maybe enriched) event, the waiting line merged into it when both are the
+        same attempt, and whether any waiting line was linked.
+        """
         for k in range(len(self._pending) - 1, max(-1, len(self._pending) - 1 - SCAN), -1):
             p = self._pending[k]
             if c.link_name not in p.link or abs(p.event.time - ev.time) > self.window:
@@ -223,24 +242,21 @@ class Linker:
                 out.append(tampering(linked))
             if FAMILY.get(p.event.kind) != FAMILY.get(ev.kind):
                 out.append(linked)
-                return ev, False, True
+                return ev, None, True
             # the same attempt: keep the address line, enriched with what the other line knew
             target = ev.target
             if p.event.account and ev.account and p.event.account != ev.account and target is None:
-                target = (
-                    ev.account
-                )  # chan_sip INVITE: InvalidPassword's AccountID is the dialled number
-            return (
-                replace(
-                    ev,
-                    account=p.event.account or ev.account,
-                    target=target,
-                    user_agent=ev.user_agent or p.event.user_agent,
-                ),
-                True,
-                True,
+                target = ev.account  # chan_sip INVITE: InvalidPassword names the dialled number
+            kind = p.event.kind if ev.kind is Kind.WRONG_PASSWORD else ev.kind  # the specific one
+            merged = replace(
+                ev,
+                kind=kind,
+                account=p.event.account or ev.account,
+                target=target,
+                user_agent=ev.user_agent or p.event.user_agent,
             )
-        return ev, False, False
+            return merged, p, True
+        return ev, None, False
 
     def _release_unlinked(self, c: Candidate, out: list[Event]) -> None:
         self.stats.unlinked += 1

@@ -150,6 +150,12 @@ def security_event(
         kind = Kind.UNKNOWN_ACCOUNT
     if account == "<unknown>":
         account = None
+    if (
+        name == "ChallengeResponseFailed"
+        and service is Service.CHAN_SIP
+        and kind is Kind.WRONG_PASSWORD
+    ):
+        kind = Kind.AUTH_NAME_MISMATCH  # chan_sip raises it only for a username/auth name mismatch
     if name == "FailedACL":
         acl = fields.get("ACLName", "").strip()
         detail = f"{name} {acl}" if acl else name
