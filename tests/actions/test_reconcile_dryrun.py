@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import ip_network
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipguard.actions import (
@@ -27,6 +27,7 @@ def d(net: str, secs: float | None, action: Action = Action.BAN, start: float = 
     return Decision(N(net), action, "r", "x", start, None if secs is None else start + secs)
 
 
+@settings(max_examples=100, deadline=None)  # shared CI cores: no flaky deadlines
 @given(st.sets(st.integers(0, 50)), st.sets(st.integers(0, 50)))
 def test_diff_makes_current_equal_desired(cur, want):
     add, remove = diff(cur, want)

@@ -88,8 +88,8 @@ class IpsetFirewall(Firewall):
                     continue
                 left: float | None = None
                 if "timeout" in parts[3:-1]:
-                    secs = int(parts[parts.index("timeout", 3) + 1])
-                    left = float(secs) if secs > 0 else None
+                    secs = parts[parts.index("timeout", 3) + 1]
+                    left = float(secs) if secs.isdigit() and int(secs) > 0 else None
                 out[net] = left
         return out
 
