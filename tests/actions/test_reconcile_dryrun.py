@@ -118,3 +118,16 @@ def test_dry_run_records_and_expires():
     assert fw.list() == {}
     fw.teardown()
     assert fw.ops[-1].verb == "teardown" and not fw.initialized
+
+
+def test_nft_command_fallback_when_library_missing(monkeypatch):
+    from sipguard.actions import NftablesFirewall, pick_backend
+    from sipguard.actions.libnft import _Lib
+
+    def missing() -> _Lib:
+        raise OSError("libnftables.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(_Lib, "get", staticmethod(missing))
+    assert NftablesFirewall(FirewallConfig()).via == "nft"
+    assert pick_backend() == "nftables"  # the nft command is still there
+    assert isinstance(make_firewall("auto"), NftablesFirewall)

@@ -4,6 +4,8 @@ fw = make_firewall("nftables", FirewallConfig())
 fw.init(); fw.add(decisions, now); fw.reconcile(active, now); fw.teardown()
 """
 
+import shutil
+
 from sipguard.actions.base import (
     Firewall,
     FirewallConfig,
@@ -14,14 +16,24 @@ from sipguard.actions.base import (
 )
 from sipguard.actions.dryrun import DryRunFirewall
 from sipguard.actions.ipset import IpsetFirewall
+from sipguard.actions.libnft import libnftables_available
 from sipguard.actions.nftables import NftablesFirewall
 
-BACKENDS = ("nftables", "iptables", "dry-run")
+BACKENDS = ("nftables", "iptables", "dry-run", "auto")
+
+
+def pick_backend() -> str:
+    """ "nftables" when libnftables or the nft command is there, else "iptables"."""
+    if libnftables_available() or shutil.which("nft"):
+        return "nftables"
+    return "iptables"
 
 
 def make_firewall(backend: str, cfg: FirewallConfig | None = None) -> Firewall:
-    """The backend by name; ValueError for an unknown one."""
+    """The backend by name ("auto" picks one); ValueError for an unknown one."""
     cfg = cfg or FirewallConfig()
+    if backend == "auto":
+        backend = pick_backend()
     if backend == "nftables":
         return NftablesFirewall(cfg)
     if backend in ("iptables", "ipset"):
@@ -43,4 +55,5 @@ __all__ = [
     "ReconcileResult",
     "make_firewall",
     "parse_ports",
+    "pick_backend",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 from sipguard.actions import BACKENDS, FirewallConfig, FirewallError, make_firewall
 from sipguard.cli.main import CliError
 
-KERNEL_BACKENDS = [b for b in BACKENDS if b != "dry-run"]
+KERNEL_BACKENDS = [b for b in BACKENDS if b not in ("dry-run", "auto")]
 
 
 def register(subparsers: Any) -> None:
