@@ -87,6 +87,9 @@ def test_init_ban_list_reconcile_teardown(netlab, prefer_cli):
     assert held[ip_network("198.51.100.7/32")] == pytest.approx(600, abs=3)
     assert held[ip_network("192.0.2.0/24")] is None
 
+    fw.init()  # a restart re-inits: the bans stay
+    assert set(fw.list()) == set(held)
+
     # re-ban with a longer timeout (escalation) really changes the kernel timeout
     fw.add([ban("198.51.100.7", now, 7200)], now)
     assert set_elems(netlab, pbx, "ban4")["198.51.100.7"]["timeout"] == 7200
