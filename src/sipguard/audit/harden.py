@@ -144,6 +144,9 @@ def _harden_sip(tree: Tree, plan: Plan, seen: dict[str, set[str]]) -> None:
             edits.replace_line(peer.file, peer.line, header.replace(f"[{peer.name}]",
                                                                     f"[{username}]", 1))
             _rename_dials(tree, plan, files, peer.name, username)
+            if not peer.value("callerid"):
+                # Without it the opaque name would show as the caller ID number.
+                edits.insert_after(peer.file, peer.line, [f"callerid=<{extension}>"])
         elif extension:
             plan.notes.append(
                 f"sip.conf [{peer.name}]: numeric peer name kept; the dialplan dials chan_sip "

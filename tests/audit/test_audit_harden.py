@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import stat
+from pathlib import Path
+
+import pytest
+from audit_plants import FIXTURES, TREES
+
+from sipguard.audit.edits import MARK
+from sipguard.audit.loader import DirLoader
+from sipguard.audit.model import Severity
+from sipguard.audit.parser import parse_tree
+from sipguard.audit.writer import BACKUP_SUFFIX, audit_dir, harden_dir
+
+LOG = FIXTURES / "registrations.log"
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def hardened(tmp_path_factory):
+    out = {}
+    for name in TREES:
+        before = digest(FIXTURES / name)
+        target = tmp_path_factory.mktemp(name)
+        result = harden_dir(FIXTURES / name, target, [str(LOG)])
+        assert digest(FIXTURES / name) == before, "the original must not change"
+        out[name] = (target, result)
+    return out
+
+
+@pytest.mark.parametrize("name", TREES)
+def test_hardened_tree_audits_without_high_and_still_parses(hardened, name):
+    target, _ = hardened[name]
+    tree, findings = audit_dir(target)
+    high = [f for f in findings if f.severity >= Severity.HIGH]
+    assert not high, high
+    assert not [f for f in tree.findings if f.id == "PARSE-SYNTAX"]
+    if name != "clean":  # the fixture itself had high findings, so harden did the work
+        assert any(f.severity >= Severity.HIGH for f in audit_dir(FIXTURES / name)[1])
+
+
+@pytest.mark.parametrize("name", TREES)
+def test_untouched_lines_and_comments_survive_byte_for_byte(hardened, name):
+    target, result = hardened[name]
+    edits = result.plan.edits
+    for file in parse_tree(DirLoader(FIXTURES / name)).files:
+        old = (FIXTURES / name / file).read_bytes().splitlines(keepends=True)
+        new = (target / file).read_bytes().splitlines(keepends=True)
+        touched = set(edits.files.get(file).replaced) if file in edits.files else set()
+        matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+        for op, i1, i2, _, _ in matcher.get_opcodes():
+            if op in ("replace", "delete"):
+                lines = set(range(i1 + 1, i2 + 1))
+                assert lines <= touched, (file, sorted(lines - touched))
+        for raw in old:  # every comment-only line is still there, unchanged
+            if raw.lstrip().startswith(b";"):
+                assert raw in new, (file, raw)
+
+
+def test_unchanged_files_are_identical_copies(hardened):
+    target, result = hardened["chansip"]
+    for path in (FIXTURES / "chansip").rglob("*"):
+        rel = path.relative_to(FIXTURES / "chansip").as_posix()
+        if path.is_file() and rel not in result.changed:
+            assert (target / rel).read_bytes() == path.read_bytes()
+    assert "rtp.conf" not in result.changed
+
+
+def test_chansip_rename_keeps_dialplan_working_and_credentials_are_private(hardened):
+    target, result = hardened["chansip"]
+    mode = stat.S_IMODE((target / "credentials.csv").stat().st_mode)
+    assert mode == 0o600
+    with (target / "credentials.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    by_ext = {r["extension"]: r for r in rows if r["file"] == "sip.conf"}
+    assert set(by_ext) == {"2001", "2002", "2003"}
+    tree = parse_tree(DirLoader(target))
+    sip = tree.configs["sip.conf"]
+    dial = (target / "extensions.conf").read_text()
+    for ext, row in by_ext.items():
+        user = row["username"]
+        assert not user.isdigit() and ext not in user
+        peer = sip.section(user)
+        assert peer is not None and peer.value("host") == "dynamic"
+        assert peer.value("secret") == row["secret"] and len(row["secret"]) >= 16
+        assert f"SIP/{user}" in dial and f"SIP/{ext}," not in dial
+        assert f'<{ext}>' in peer.value("callerid")
+    general = sip.section("general")
+    assert general.value("allowguest") == "no" and general.value("alwaysauthreject") == "yes"
+    first = sip.section(by_ext["2001"]["username"])
+    assert [e.value for e in first.values("permit")] == ["192.168.1.50/255.255.255.255"]
+    assert first.value("call-limit") == "4"
+    assert "security => security" in (target / "logger.conf").read_text()
+    assert MARK + "[guest]" in (target / "iax.conf").read_text()
+    pins = {r["extension"]: r["secret"] for r in rows if r["file"] == "voicemail.conf"}
+    assert set(pins) == {"2001", "2002"} and all(len(p) == 8 for p in pins.values())
+    diff = (target / "hardening.diff").read_text()
+    assert diff.startswith("--- a/") and "+allowguest=no" in diff and "-allowguest=yes" in diff
+
+
+def test_pjsip_keeps_endpoint_names_and_gets_opaque_auth(hardened):
+    target, result = hardened["pjsip"]
+    pjsip = parse_tree(DirLoader(target)).configs["pjsip.conf"]
+    endpoint = next(s for s in pjsip.by_type("endpoint") if s.name == "3001")
+    assert endpoint.value("identify_by") == "auth_username"
+    assert [e.value for e in endpoint.values("permit")] == ["10.20.0.30/255.255.255.255"]
+    auth = next(s for s in pjsip.by_type("auth") if s.name == "3001-auth")
+    assert not auth.value("username").isdigit()
+    provider = next(s for s in pjsip.by_type("auth") if s.name == "provider-auth")
+    assert provider.value("password") == "prov123"  # the provider's secret is not ours to change
+    assert "anonymous" not in {s.name for s in pjsip.by_type("endpoint")}
+    lobby = next(s for s in pjsip.by_type("endpoint") if s.name == "lobby")
+    assert lobby.value("auth") == "lobby-auth"
+    names = {c.section for c in result.plan.credentials}
+    assert names == {"3001", "lobby"}
+
+
+def test_freepbx_variable_dials_keep_peer_names_and_default_path_is_cut(hardened):
+    target, result = hardened["freepbx"]
+    assert any("SIP/${...}" in n for n in result.plan.notes)
+    sip = parse_tree(DirLoader(target)).configs["sip.conf"]
+    assert sip.section("1001") is not None
+    assert sip.section("general").get("allowguest").file == "sip_general_additional.conf"
+    custom = (target / "extensions_custom.conf").read_text()
+    assert MARK + "include => from-internal-custom" in custom
+    manager = parse_tree(DirLoader(target)).configs["manager.conf"]
+    assert manager.section("general").value("bindaddr") == "127.0.0.1"
+    assert (target / "http.conf").read_text().count("bindaddr=127.0.0.1") == 1
+
+
+def test_in_place_keeps_backups(tmp_path):
+    import shutil
+
+    src = tmp_path / "etc"
+    shutil.copytree(FIXTURES / "chansip", src)
+    original = (src / "sip.conf").read_bytes()
+    result = harden_dir(src, tmp_path / "out", in_place=True)
+    assert (src / ("sip.conf" + BACKUP_SUFFIX)).read_bytes() == original
+    assert (src / "sip.conf").read_bytes() != original
+    assert set(result.changed) == {p.name[: -len(BACKUP_SUFFIX)]
+                                   for p in src.iterdir() if p.name.endswith(BACKUP_SUFFIX)}
+    assert not [f for f in audit_dir(src)[1] if f.severity >= Severity.HIGH]
+    assert (tmp_path / "out" / "hardening.diff").exists()
+    assert not (tmp_path / "out" / "sip.conf").exists()
