@@ -108,13 +108,19 @@ def cmd_sensor(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    try:
+
+    def ready(s: NfqSensor) -> None:
+        domains = ", ".join(sorted(config.domains))
+        mode = s.rules.mode or "none"
         print(
-            f"sipguard sensor: queue {config.queue}, domains {', '.join(sorted(config.domains))}",
+            f"sipguard sensor: running on queue {config.queue} (rules via {mode}), "
+            f"domains {domains}",
             file=sys.stderr,
             flush=True,
         )
-        sensor.run(on_tick=tick)
+
+    try:
+        sensor.run(on_tick=tick, on_ready=ready)
     except OSError as exc:
         raise CliError(f"sensor: {exc} (needs root / CAP_NET_ADMIN)") from exc
     except FirewallError as exc:

@@ -117,7 +117,11 @@ class NfqSensor:
     def stop(self) -> None:
         self._stop = True
 
-    def run(self, on_tick: Callable[[NfqSensor], None] | None = None) -> None:
+    def run(
+        self,
+        on_tick: Callable[[NfqSensor], None] | None = None,
+        on_ready: Callable[[NfqSensor], None] | None = None,
+    ) -> None:
         from netfilterqueue import NetfilterQueue
 
         nfq = NetfilterQueue()
@@ -126,6 +130,8 @@ class NfqSensor:
             _set_fail_open(nfq.get_fd(), self.config.queue)
             if self.install_table:
                 self.rules.install()
+            if on_ready is not None:
+                on_ready(self)
             fd = nfq.get_fd()
             last_expire = self.clock.now()
             while not self._stop:

@@ -1,0 +1,260 @@
+"""End to end: real scanners and clients in an `attacker` namespace, the sensor (NFQUEUE) and a
+counting SIP responder in a `pbx` namespace. Every count is taken at the responder, i.e. what
+would have reached Asterisk."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from sipguard.testing.netns import Host, NetLab
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+HERE = Path(__file__).parent
+DOMAIN = "secret.example.com"
+
+
+@dataclass
+class Lab:
+    lab: NetLab
+    pbx: Host
+    atk: Host
+    trunk: Host
+    tmp: Path
+    log: Path
+    events: Path
+    sensor: subprocess.Popen[bytes] | None = None
+    files: list[IO[bytes]] = field(default_factory=list)
+
+    @property
+    def pbx_ip(self) -> str:
+        return self.atk.hub_ip
+
+    def received(self, host: Host) -> list[dict[str, str]]:
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        return [r for r in map(json.loads, lines) if r["src"] == host.ip]
+
+    def sent_events(self) -> list[dict[str, object]]:
+        text = self.events.read_text() if self.events.exists() else ""
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    def client(
+        self, host: Host, count: int, method: str, req_host: str, ua: str, seconds: float = 0
+    ) -> dict[str, int]:
+        argv = [sys.executable, str(HERE / "sip_client.py"), host.hub_ip, str(count), method,
+                req_host, ua, str(seconds)]  # fmt: skip
+        out = self.lab.run(host, argv, timeout=30).stdout
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+    def start_sensor(self, *extra: str) -> None:
+        argv = [sys.executable, "-m", "sipguard", "sensor", "--domain", DOMAIN,
+                "--trusted", self.trunk.ip, *extra]  # fmt: skip
+        out = self.events.open("ab")
+        err = (self.tmp / "sensor.err").open("ab")
+        self.files += [out, err]
+        self.sensor = self.lab.popen(self.pbx, argv, stdout=out, stderr=err)
+        deadline = time.monotonic() + 20
+        starts = (self.tmp / "sensor.err").read_text().count("running on queue")
+        while time.monotonic() < deadline:
+            log = (self.tmp / "sensor.err").read_text()
+            if log.count("running on queue") > starts:
+                return
+            assert self.sensor.poll() is None, log
+            time.sleep(0.1)
+        raise AssertionError("sensor did not install its queue rules")
+
+    def stop_sensor(self, sig: int = signal.SIGTERM) -> None:
+        assert self.sensor is not None
+        self.sensor.send_signal(sig)
+        self.sensor.wait(timeout=10)
+
+
+@pytest.fixture
+def lab(netlab: NetLab, tmp_path: Path) -> Iterator[Lab]:
+    pbx = netlab.add_host("pbx")
+    atk = netlab.add_host("attacker", hub=pbx)
+    trunk = netlab.add_host("trunk", hub=pbx)
+    log = tmp_path / "responder.jsonl"
+    responder = netlab.popen(
+        pbx, [sys.executable, str(HERE / "sip_responder.py"), "5060", str(log)],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert responder.stdout is not None
+    ready, _, _ = select.select([responder.stdout], [], [], 10)
+    assert ready and responder.stdout.readline().strip() == b"ready"
+    env = Lab(netlab, pbx, atk, trunk, tmp_path, log, tmp_path / "events.jsonl")
+    env.files.append(responder.stdout)
+    yield env
+    netlab.close()
+    for fh in env.files:
+        fh.close()
+
+
+def _sipvicious(lab: Lab, tool: str, *args: str) -> str:
+    env = {**os.environ, "HOME": str(lab.tmp)}  # sipvicious keeps its session files in ~
+    argv = [f"sipvicious_{tool}", *args]
+    proc = lab.lab.run(lab.atk, argv, check=False, timeout=60, env=env)
+    return proc.stdout + proc.stderr
+
+
+def test_sipvicious_finds_nothing_behind_the_secret_domain(lab: Lab) -> None:
+    # control: without the sensor, svmap does find the responder
+    before = _sipvicious(lab, "svmap", "-t", "0.05", lab.pbx_ip)
+    assert "test-pbx" in before or lab.pbx_ip in before, before
+    assert lab.received(lab.atk), "svmap's probe should have reached the responder"
+    lab.log.write_text("")
+
+    lab.start_sensor()
+    after = _sipvicious(lab, "svmap", "-t", "0.05", lab.pbx_ip)
+    _sipvicious(lab, "svwar", "-t", "0.05", "-e", "100-120", "-m", "REGISTER", lab.pbx_ip)
+    _sipvicious(lab, "svwar", "-t", "0.05", "-e", "100-110", "-m", "INVITE", lab.pbx_ip)
+    _sipvicious(lab, "svcrack", "-t", "0.05", "-u", "100", "-r", "1000-1030", lab.pbx_ip)
+
+    assert lab.received(lab.atk) == []
+    assert "test-pbx" not in after
+    events = [e for e in lab.sent_events() if e["ip"] == lab.atk.ip]
+    kinds = {e["kind"] for e in events}
+    assert "scanner_probe" in kinds  # sipvicious says "friendly-scanner"
+    assert all(e["service"] == "sensor" and e["port"] for e in events)
+
+
+def test_phone_on_the_secret_domain_registers_and_calls(lab: Lab) -> None:
+    lab.start_sensor()
+    scenario = str(HERE / "scenarios" / "register_call.xml")
+    argv = ["sipp", "-sf", scenario, "-key", "domain", DOMAIN, "-s", "1001", "-au", "1001", "-ap", "secret", "-m", "1",
+            "-timeout", "15s", "-timeout_error", "-nostdin", "-trace_err",
+            "-error_file", str(lab.tmp / "sipp.err"), f"{lab.pbx_ip}:5060"]  # fmt: skip
+    proc = lab.lab.run(lab.atk, argv, check=False, timeout=30, cwd=str(lab.tmp))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    methods = [r["first"].split(" ")[0] for r in lab.received(lab.atk)]
+    assert methods.count("REGISTER") == 2
+    assert {"INVITE", "ACK", "BYE"} <= set(methods)
+
+    # the same phone without the domain (the bare address, as a scanner knows it): silence
+    bare = lab.client(lab.atk, 3, "REGISTER", lab.pbx_ip, "Yealink SIP-T46S")
+    assert bare["answered"] == 0
+    details = [e["detail"] for e in lab.sent_events() if e["kind"] == "sensor_drop"]
+    assert any(str(d).startswith("wrong_domain") for d in details)
+
+
+def test_scanner_user_agent_dropped_and_phone_passes(lab: Lab) -> None:
+    lab.start_sensor()
+    scanner = lab.client(lab.atk, 3, "OPTIONS", DOMAIN, "friendly-scanner")
+    assert scanner["answered"] == 0
+    phone = lab.client(lab.atk, 3, "OPTIONS", DOMAIN, "Yealink SIP-T46S")
+    assert phone["answered"] == 3
+    uas = [r["ua"] for r in lab.received(lab.atk)]
+    assert uas == ["Yealink SIP-T46S"] * 3
+    probes = [e for e in lab.sent_events() if e["kind"] == "scanner_probe"]
+    assert len(probes) == 3 and probes[0]["user_agent"] == "friendly-scanner"
+
+
+def test_flood_is_cut_to_the_rate(lab: Lab) -> None:
+    lab.start_sensor("--rate", "OPTIONS=10/10")
+    sent = lab.client(lab.atk, 300, "OPTIONS", DOMAIN, "Yealink SIP-T46S", seconds=2.0)
+    got = len(lab.received(lab.atk))
+    # burst 10 + 10/s over ~2.5 s (the run), with slack for scheduling on a busy machine
+    assert 15 <= got <= 10 + 10 * 3.5, (sent, got)
+    limited = [e for e in lab.sent_events() if str(e["detail"]).startswith("rate_limit")]
+    assert len(limited) == 300 - got
+
+
+def test_trunk_passes_untouched(lab: Lab) -> None:
+    lab.start_sensor()
+    # a trunk sends to the bare address, even with an odd user agent: it is on the allow-list
+    trunk = lab.client(lab.trunk, 5, "INVITE", lab.trunk.hub_ip, "sipcli/trunk")
+    assert trunk["answered"] == 5
+    assert len(lab.received(lab.trunk)) == 5
+    same = lab.client(lab.atk, 5, "INVITE", lab.pbx_ip, "sipcli/trunk")
+    assert same["answered"] == 0
+
+
+def test_fail_open_when_the_sensor_dies(lab: Lab) -> None:
+    lab.start_sensor()
+    assert lab.client(lab.atk, 2, "OPTIONS", lab.pbx_ip, "x")["answered"] == 0
+    lab.stop_sensor(signal.SIGKILL)  # no clean-up: the queue rules stay, nobody listens
+    rules = lab.lab.run(lab.pbx, ["nft", "list", "ruleset"]).stdout
+    assert "queue" in rules
+    assert lab.client(lab.atk, 4, "OPTIONS", lab.pbx_ip, "x")["answered"] == 4
+
+    lab.start_sensor()
+    assert lab.client(lab.atk, 2, "OPTIONS", lab.pbx_ip, "x")["answered"] == 0
+    lab.stop_sensor(signal.SIGTERM)  # a clean stop removes the sensor's rules
+    rules = lab.lab.run(lab.pbx, ["nft", "list", "ruleset"]).stdout
+    assert "sipguard" not in rules and "queue" not in rules
+    assert lab.client(lab.atk, 2, "OPTIONS", lab.pbx_ip, "x")["answered"] == 2
+
+
+TLS_SERVER = """
+import socket, ssl, sys, threading
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = socket.create_server(("0.0.0.0", 5061))
+print("ready", flush=True)
+
+def serve(conn):
+    conn.settimeout(10)
+    try:
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(1)
+    except (OSError, ssl.SSLError):
+        pass
+
+while True:
+    conn, addr = srv.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+TLS_CLIENT = """
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+name = sys.argv[2] or None
+try:
+    with socket.create_connection((sys.argv[1], 5061), timeout=3) as s:
+        with ctx.wrap_socket(s, server_hostname=name) as tls:
+            print("ok", tls.version())
+except (OSError, ssl.SSLError) as exc:
+    print("failed", type(exc).__name__)
+"""
+
+
+def test_tls_with_a_wrong_sni_never_completes_a_handshake(lab: Lab) -> None:
+    key, cert = lab.tmp / "key.pem", lab.tmp / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         f"/CN={DOMAIN}", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    server = lab.lab.popen(
+        lab.pbx, [sys.executable, "-c", TLS_SERVER, str(cert), str(key)], stdout=subprocess.PIPE
+    )
+    assert server.stdout is not None
+    ready, _, _ = select.select([server.stdout], [], [], 10)
+    assert ready and server.stdout.readline().strip() == b"ready"
+    lab.files.append(server.stdout)
+    lab.start_sensor()
+
+    def connect(name: str) -> str:
+        argv = [sys.executable, "-c", TLS_CLIENT, lab.pbx_ip, name]
+        return lab.lab.run(lab.atk, argv, timeout=20).stdout.strip()
+
+    assert connect("wrong.example.org").startswith("failed")
+    assert connect("").startswith("failed")  # no SNI at all
+    assert connect(lab.pbx_ip).startswith("failed")  # the bare address as SNI
+    assert connect(DOMAIN).startswith("ok")
+    details = [str(e["detail"]) for e in lab.sent_events() if e["transport"] == "tls"]
+    assert "tls_sni wrong.example.org" in details and "tls_sni absent" in details
