@@ -133,7 +133,8 @@ def test_sipvicious_finds_nothing_behind_the_secret_domain(lab: Lab) -> None:
 def test_phone_on_the_secret_domain_registers_and_calls(lab: Lab) -> None:
     lab.start_sensor()
     scenario = str(HERE / "scenarios" / "register_call.xml")
-    argv = ["sipp", "-sf", scenario, "-key", "domain", DOMAIN, "-s", "1001", "-au", "1001", "-ap", "secret", "-m", "1",
+    argv = ["sipp", "-sf", scenario, "-key", "domain", DOMAIN, "-s", "1001",
+            "-au", "1001", "-ap", "secret", "-m", "1",
             "-timeout", "15s", "-timeout_error", "-nostdin", "-trace_err",
             "-error_file", str(lab.tmp / "sipp.err"), f"{lab.pbx_ip}:5060"]  # fmt: skip
     proc = lab.lab.run(lab.atk, argv, check=False, timeout=30, cwd=str(lab.tmp))
