@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 from audit_plants import FIXTURES, TREES, planted
 
+from sipguard.audit.checks import run_checks
 from sipguard.audit.loader import MemoryLoader
 from sipguard.audit.model import Severity
 from sipguard.audit.parser import parse_tree
 from sipguard.audit.writer import audit_dir
-from sipguard.audit.checks import run_checks
 
 
 def found(tree_name):
@@ -48,23 +48,29 @@ def audit(files):
 
 def test_allowguest_default_is_reported_on_the_general_header():
     assert ("SIP-ALLOWGUEST", "sip.conf", 1) in audit({"sip.conf": b"[general]\nport=5060\n"})
-    assert not {i for i in audit({"sip.conf": b"[general]\nallowguest=no\n"})
-                if i[0] == "SIP-ALLOWGUEST"}
+    assert not {
+        i for i in audit({"sip.conf": b"[general]\nallowguest=no\n"}) if i[0] == "SIP-ALLOWGUEST"
+    }
 
 
 def test_acl_order_last_match_wins():
-    text = (b"[general]\nallowguest=no\n[a]\ntype=peer\nhost=1.2.3.4\n"
-            b"permit=10.0.0.0/8\ndeny=0.0.0.0/0.0.0.0\ncall-limit=2\n")
+    text = (
+        b"[general]\nallowguest=no\n[a]\ntype=peer\nhost=1.2.3.4\n"
+        b"permit=10.0.0.0/8\ndeny=0.0.0.0/0.0.0.0\ncall-limit=2\n"
+    )
     assert ("SIP-ACL-ORDER", "sip.conf", 7) in audit({"sip.conf": text})
-    good = text.replace(b"permit=10.0.0.0/8\ndeny=0.0.0.0/0.0.0.0",
-                        b"deny=0.0.0.0/0.0.0.0\npermit=10.0.0.0/8")
+    good = text.replace(
+        b"permit=10.0.0.0/8\ndeny=0.0.0.0/0.0.0.0", b"deny=0.0.0.0/0.0.0.0\npermit=10.0.0.0/8"
+    )
     assert not {i for i in audit({"sip.conf": good}) if i[0] == "SIP-ACL-ORDER"}
 
 
 def test_strong_secret_passes_and_weak_variants_fail():
     def secret_ids(secret: bytes):
-        text = (b"[general]\nallowguest=no\n[kq7wz2mf]\ntype=friend\nhost=dynamic\n"
-                b"deny=0.0.0.0/0.0.0.0\npermit=10.0.0.0/8\ncall-limit=2\nsecret=" + secret + b"\n")
+        text = (
+            b"[general]\nallowguest=no\n[kq7wz2mf]\ntype=friend\nhost=dynamic\n"
+            b"deny=0.0.0.0/0.0.0.0\npermit=10.0.0.0/8\ncall-limit=2\nsecret=" + secret + b"\n"
+        )
         return {i[0] for i in audit({"sip.conf": text}) if i[0].startswith("SEC-")}
 
     assert secret_ids(b"Vb7-pQ2x.Lm9k-Tz4w") == set()
@@ -75,8 +81,10 @@ def test_strong_secret_passes_and_weak_variants_fail():
 
 
 def test_trunk_secret_chosen_by_provider_is_capped_at_medium():
-    text = (b"[general]\nallowguest=no\n[carrier]\ntype=peer\nhost=203.0.113.5\n"
-            b"deny=0.0.0.0/0.0.0.0\npermit=203.0.113.5/32\ncall-limit=4\nsecret=abc\n")
+    text = (
+        b"[general]\nallowguest=no\n[carrier]\ntype=peer\nhost=203.0.113.5\n"
+        b"deny=0.0.0.0/0.0.0.0\npermit=203.0.113.5/32\ncall-limit=4\nsecret=abc\n"
+    )
     sev = {f.severity for f in run_checks(parse_tree(MemoryLoader({"sip.conf": text})))}
     assert sev and max(sev) == Severity.MEDIUM
 

@@ -28,6 +28,7 @@ def test_json_shape_and_score(capsys):
 
 def test_sarif_shape(capsys):
     code, out, _ = run(capsys, "audit", str(FIXTURES / "pjsip"), "--format", "sarif")
+    assert code == 0
     doc = json.loads(out)
     assert doc["version"] == "2.1.0" and "sarif" in doc["$schema"]
     run0 = doc["runs"][0]
@@ -68,15 +69,29 @@ def test_errors_are_one_line_with_status_2(capsys, tmp_path):
     (busy / "x").write_text("x")
     code, _, err = run(capsys, "harden", str(FIXTURES / "clean"), "--out", str(busy))
     assert code == 2 and "--out" in err and err.count("\n") == 1
-    code, _, err = run(capsys, "harden", str(FIXTURES / "clean"), "--out", str(tmp_path / "o"),
-                       "--logs", str(tmp_path / "nolog"))
+    code, _, err = run(
+        capsys,
+        "harden",
+        str(FIXTURES / "clean"),
+        "--out",
+        str(tmp_path / "o"),
+        "--logs",
+        str(tmp_path / "nolog"),
+    )
     assert code == 2 and "nolog" in err
 
 
 def test_harden_command_reports_and_writes(capsys, tmp_path):
     out_dir = tmp_path / "hardened"
-    code, out, _ = run(capsys, "harden", str(FIXTURES / "chansip"), "--out", str(out_dir),
-                       "--logs", str(FIXTURES / "registrations.log"))
+    code, out, _ = run(
+        capsys,
+        "harden",
+        str(FIXTURES / "chansip"),
+        "--out",
+        str(out_dir),
+        "--logs",
+        str(FIXTURES / "registrations.log"),
+    )
     assert code == 0
     assert "0 high or critical" in out
     assert (out_dir / "hardening.diff").stat().st_size > 0

@@ -19,8 +19,11 @@ LOG = FIXTURES / "registrations.log"
 
 
 def digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +77,7 @@ def test_unchanged_files_are_identical_copies(hardened):
 
 
 def test_chansip_rename_keeps_dialplan_working_and_credentials_are_private(hardened):
-    target, result = hardened["chansip"]
+    target, _ = hardened["chansip"]
     mode = stat.S_IMODE((target / "credentials.csv").stat().st_mode)
     assert mode == 0o600
     with (target / "credentials.csv").open(newline="") as fh:
@@ -91,7 +94,7 @@ def test_chansip_rename_keeps_dialplan_working_and_credentials_are_private(harde
         assert peer is not None and peer.value("host") == "dynamic"
         assert peer.value("secret") == row["secret"] and len(row["secret"]) >= 16
         assert f"SIP/{user}" in dial and f"SIP/{ext}," not in dial
-        assert f'<{ext}>' in peer.value("callerid")
+        assert f"<{ext}>" in peer.value("callerid")
     general = sip.section("general")
     assert general.value("allowguest") == "no" and general.value("alwaysauthreject") == "yes"
     first = sip.section(by_ext["2001"]["username"])
@@ -144,8 +147,9 @@ def test_in_place_keeps_backups(tmp_path):
     result = harden_dir(src, tmp_path / "out", in_place=True)
     assert (src / ("sip.conf" + BACKUP_SUFFIX)).read_bytes() == original
     assert (src / "sip.conf").read_bytes() != original
-    assert set(result.changed) == {p.name[: -len(BACKUP_SUFFIX)]
-                                   for p in src.iterdir() if p.name.endswith(BACKUP_SUFFIX)}
+    assert set(result.changed) == {
+        p.name[: -len(BACKUP_SUFFIX)] for p in src.iterdir() if p.name.endswith(BACKUP_SUFFIX)
+    }
     assert not [f for f in audit_dir(src)[1] if f.severity >= Severity.HIGH]
     assert (tmp_path / "out" / "hardening.diff").exists()
     assert not (tmp_path / "out" / "sip.conf").exists()

@@ -79,8 +79,13 @@ def test_includes_globs_relative_and_absolute_paths():
     config = tree.configs["sip.conf"]
     assert [s.name for s in config.sections] == ["general", "a", "b", "c"]
     assert config.section("general").get("allowguest").file == "sip_general.conf"
-    assert config.files == ["sip.conf", "sip_general.conf", "conf.d/a.conf", "conf.d/b.conf",
-                            "late.conf"]
+    assert config.files == [
+        "sip.conf",
+        "sip_general.conf",
+        "conf.d/a.conf",
+        "conf.d/b.conf",
+        "late.conf",
+    ]
     assert not tree.findings  # tryinclude of a missing file is silent
 
 
@@ -120,8 +125,14 @@ def test_garbage_lines_become_counted_findings(monkeypatch):
 def test_size_limits(monkeypatch):
     monkeypatch.setattr(parser_mod, "MAX_FILE_BYTES", 100)
     monkeypatch.setattr(parser_mod, "MAX_DEPTH", 3)
-    files = {"sip.conf": b"[g]\n" + b"x=1\n" * 50, "iax.conf": b"#include a\n",
-             "a": b"#include b\n", "b": b"#include c\n", "c": b"#include d\n", "d": b""}
+    files = {
+        "sip.conf": b"[g]\n" + b"x=1\n" * 50,
+        "iax.conf": b"#include a\n",
+        "a": b"#include b\n",
+        "b": b"#include c\n",
+        "c": b"#include d\n",
+        "d": b"",
+    }
     tree = parse_tree(MemoryLoader(files))
     limits = [(f.file, f.line) for f in tree.findings if f.id == "PARSE-LIMIT"]
     assert ("sip.conf", 1) in limits and ("b", 1) in limits
@@ -136,11 +147,34 @@ def test_arbitrary_bytes_never_crash_and_round_trip(data):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from([
-    "[a]", "[t](!)", "[b](t)", "[c](missing,+)", "x=1", "y => 2", "z += 3", "; c", ";--", "--;",
-    "#include sip.conf", "#include *.conf", "#exec x", "exten => _X.,1,Goto(a,${EXTEN},1)",
-    "include => a", "\\;", "[", "=", "same => n,Dial(SIP/t/${EXTEN})",
-]), max_size=40))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "[a]",
+                "[t](!)",
+                "[b](t)",
+                "[c](missing,+)",
+                "x=1",
+                "y => 2",
+                "z += 3",
+                "; c",
+                ";--",
+                "--;",
+                "#include sip.conf",
+                "#include *.conf",
+                "#exec x",
+                "exten => _X.,1,Goto(a,${EXTEN},1)",
+                "include => a",
+                "\\;",
+                "[",
+                "=",
+                "same => n,Dial(SIP/t/${EXTEN})",
+            ]
+        ),
+        max_size=40,
+    )
+)
 def test_structured_garbage_runs_all_checks(lines):
     from sipguard.audit.checks import run_checks
 

@@ -69,23 +69,33 @@ def acl_order(section: Section, file_id: str, what: str) -> list[Finding]:
     if first.key.lower() == "permit" and not any(
         r.key.lower() == "deny" and _covers_everything(r.value) for r in rules
     ):
-        out.append(Finding(
-            f"{file_id}-ACL-ORDER", Severity.MEDIUM, first.file, first.line,
-            f"{what} [{section.name}] has permit without a 'deny=0.0.0.0/0.0.0.0' before it: "
-            "everything not denied is allowed, so the permit restricts nothing",
-            "Put 'deny=0.0.0.0/0.0.0.0' first, then the permit lines.",
-        ))
+        out.append(
+            Finding(
+                f"{file_id}-ACL-ORDER",
+                Severity.MEDIUM,
+                first.file,
+                first.line,
+                f"{what} [{section.name}] has permit without a 'deny=0.0.0.0/0.0.0.0' before it: "
+                "everything not denied is allowed, so the permit restricts nothing",
+                "Put 'deny=0.0.0.0/0.0.0.0' first, then the permit lines.",
+            )
+        )
     seen_permit = False
     for rule in rules:
         if rule.key.lower() == "permit":
             seen_permit = True
         elif seen_permit and _covers_everything(rule.value):
-            out.append(Finding(
-                f"{file_id}-ACL-ORDER", Severity.LOW, rule.file, rule.line,
-                f"{what} [{section.name}] denies everything after its permit lines; the last "
-                "matching rule wins, so the permits never apply",
-                "Move 'deny=0.0.0.0/0.0.0.0' above the permit lines.",
-            ))
+            out.append(
+                Finding(
+                    f"{file_id}-ACL-ORDER",
+                    Severity.LOW,
+                    rule.file,
+                    rule.line,
+                    f"{what} [{section.name}] denies everything after its permit lines; the last "
+                    "matching rule wins, so the permits never apply",
+                    "Move 'deny=0.0.0.0/0.0.0.0' above the permit lines.",
+                )
+            )
             break
     return out
 
@@ -158,17 +168,33 @@ NUMERIC = re.compile(r"^\+?\d+$")
 def username_findings(
     entry_file: str, line: int, username: str, extension: str, what: str, prefix: str = "SEC"
 ) -> list[Finding]:
-    fix = ("Use an opaque user name and keep the extension in the dialplan "
-           "(sipguard harden does this).")
+    fix = (
+        "Use an opaque user name and keep the extension in the dialplan "
+        "(sipguard harden does this)."
+    )
     if NUMERIC.match(username):
         same = " and equal to the extension" if username == extension else ""
-        return [Finding(
-            f"{prefix}-USERNAME", Severity.MEDIUM, entry_file, line,
-            f"{what}: user name '{username}' is numeric{same}; scanners enumerate these", fix,
-        )]
+        return [
+            Finding(
+                f"{prefix}-USERNAME",
+                Severity.MEDIUM,
+                entry_file,
+                line,
+                f"{what}: user name '{username}' is numeric{same}; scanners enumerate these",
+                fix,
+            )
+        ]
     if extension and username == extension:
-        return [Finding(f"{prefix}-USERNAME", Severity.MEDIUM, entry_file, line,
-                        f"{what}: user name equals the extension '{extension}'", fix)]
+        return [
+            Finding(
+                f"{prefix}-USERNAME",
+                Severity.MEDIUM,
+                entry_file,
+                line,
+                f"{what}: user name equals the extension '{extension}'",
+                fix,
+            )
+        ]
     return []
 
 

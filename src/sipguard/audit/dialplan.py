@@ -55,7 +55,9 @@ class Reach:
 
 def split_top(text: str, sep: str) -> list[str]:
     """Split on `sep` outside ${…}, $[…] and parentheses."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "{([":
             depth += 1
@@ -110,7 +112,8 @@ def build_contexts(config: Config) -> dict[str, Context]:
                 continue
             app, args = _app_call(app_text)
             ctx.extens.setdefault(last, []).append(
-                Step(last, priority, app, args, entry.file, entry.line))
+                Step(last, priority, app, args, entry.file, entry.line)
+            )
     return contexts
 
 
@@ -147,11 +150,11 @@ def dial_devices(step: Step) -> list[tuple[str, str]]:
         if low == "local":
             exten, _, ctx = resource.split("/", 1)[0].partition("@")
             out.append(("local", f"{ctx}@{exten}"))
-        elif low in ("sip", "iax2") and ("/" in resource or "@" in resource):
-            out.append(("trunk", device.strip()))
-        elif low == "pjsip" and ("/" in resource or "@" in resource):
-            out.append(("trunk", device.strip()))
-        elif low in TRUNK_TECHS or (tech.startswith("${") and resource):
+        elif (
+            (low in ("sip", "iax2", "pjsip") and ("/" in resource or "@" in resource))
+            or low in TRUNK_TECHS
+            or (tech.startswith("${") and resource)
+        ):
             out.append(("trunk", device.strip()))
     return out
 
@@ -210,8 +213,9 @@ def _search(
         seen.add(key)
         for target, file, line in ctx.includes:
             opening = first or ((file, line),)
-            queue.append((target, number, origin, (*path, f"[{file}:{line}] include => {target}"),
-                          opening))
+            queue.append(
+                (target, number, origin, (*path, f"[{file}:{line}] include => {target}"), opening)
+            )
         for pattern, steps in ctx.extens.items():
             pat = tokens(pattern)
             if number is not None and not overlap(pat, number):
@@ -227,8 +231,10 @@ def _search(
                     for kind, device in dial_devices(step):
                         if kind == "trunk" and paid:
                             rkey = (entry, here.file, here.line)
-                            results.setdefault(rkey, Reach(
-                                entry, why, here.exten, here.file, here.line, trail, opening))
+                            results.setdefault(
+                                rkey,
+                                Reach(entry, why, here.exten, here.file, here.line, trail, opening),
+                            )
                         elif kind == "local":
                             lctx, _, lext = device.partition("@")
                             queue.append((lctx, _next_number(lext, cur), here, trail, opening))
@@ -240,13 +246,19 @@ def _search(
 def check_dialplan(tree: Tree) -> list[Finding]:
     out = []
     for reach in reachability(tree):
-        out.append(Finding(
-            "DP-TOLLFRAUD", Severity.CRITICAL, reach.file, reach.line,
-            f"unauthenticated callers reach a paid destination with pattern '{reach.pattern}': "
-            + " -> ".join(reach.path),
-            f"Keep [{reach.entry}] to local extensions only: remove the include/Goto that leads "
-            "to the trunk, or require authentication (allowguest=no, no anonymous endpoint).",
-        ))
+        out.append(
+            Finding(
+                "DP-TOLLFRAUD",
+                Severity.CRITICAL,
+                reach.file,
+                reach.line,
+                f"unauthenticated callers reach a paid destination with pattern '{reach.pattern}': "
+                + " -> ".join(reach.path),
+                f"Keep [{reach.entry}] to local extensions only: remove the include/Goto that "
+                "leads to the trunk, or require authentication (allowguest=no, no anonymous "
+                "endpoint).",
+            )
+        )
     config = tree.config("extensions.conf")
     if config is None:
         return out
@@ -257,15 +269,18 @@ def check_dialplan(tree: Tree) -> list[Finding]:
             if any("GROUP" in (s.app + s.args).upper() for s in steps):
                 continue
             for step in steps:
-                if step.app.lower() == "dial" and any(
-                    k == "trunk" for k, _ in dial_devices(step)
-                ):
-                    out.append(Finding(
-                        "DP-CALLLIMIT", Severity.MEDIUM, step.file, step.line,
-                        f"[{ctx.name}] {pattern} dials out through a trunk without a "
-                        "GROUP_COUNT limit on simultaneous calls",
-                        "Before Dial: Set(GROUP(outbound)=${CHANNEL(peername)}) and "
-                        "GotoIf($[${GROUP_COUNT(${CHANNEL(peername)}@outbound)} > 2]?busy).",
-                    ))
+                if step.app.lower() == "dial" and any(k == "trunk" for k, _ in dial_devices(step)):
+                    out.append(
+                        Finding(
+                            "DP-CALLLIMIT",
+                            Severity.MEDIUM,
+                            step.file,
+                            step.line,
+                            f"[{ctx.name}] {pattern} dials out through a trunk without a "
+                            "GROUP_COUNT limit on simultaneous calls",
+                            "Before Dial: Set(GROUP(outbound)=${CHANNEL(peername)}) and "
+                            "GotoIf($[${GROUP_COUNT(${CHANNEL(peername)}@outbound)} > 2]?busy).",
+                        )
+                    )
                     break
     return out

@@ -44,7 +44,9 @@ class EditSet:
 
     def set_value(self, entry: Entry, value: str) -> None:
         current = self.text(entry.file, entry.line)
-        self.replace_line(entry.file, entry.line, current[: entry.col] + value + current[entry.end :])
+        self.replace_line(
+            entry.file, entry.line, current[: entry.col] + value + current[entry.end :]
+        )
 
     def insert_after(self, file: str, line: int, texts: list[str]) -> None:
         self._edits(file).inserted.setdefault(line, []).extend(texts)

@@ -52,14 +52,20 @@ class Plan:
 def new_secret() -> str:
     while True:
         value = "".join(secrets.choice(SECRET_ALPHABET) for _ in range(SECRET_LENGTH))
-        if (any(c.islower() for c in value) and any(c.isupper() for c in value)
-                and any(c.isdigit() for c in value) and any(not c.isalnum() for c in value)):
+        if (
+            any(c.islower() for c in value)
+            and any(c.isupper() for c in value)
+            and any(c.isdigit() for c in value)
+            and any(not c.isalnum() for c in value)
+        ):
             return value
 
 
 def new_username() -> str:
     first = secrets.choice(string.ascii_lowercase)
-    return first + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(11))
+    return first + "".join(
+        secrets.choice(string.ascii_lowercase + string.digits) for _ in range(11)
+    )
 
 
 def new_pin() -> str:
@@ -116,8 +122,7 @@ def _harden_sip(tree: Tree, plan: Plan, seen: dict[str, set[str]]) -> None:
         edits.set_option(general, "alwaysauthreject", "yes")
     files = _dialplan_files(tree)
     variable_dial = any(
-        re.search(r"SIP/\$\{", line, re.IGNORECASE)
-        for f in files for line in tree.files[f].lines
+        re.search(r"SIP/\$\{", line, re.IGNORECASE) for f in files for line in tree.files[f].lines
     )
     for peer in config.objects():
         if peer.name == "general" or peer.value("type").lower() not in ("peer", "friend", "user"):
@@ -141,8 +146,9 @@ def _harden_sip(tree: Tree, plan: Plan, seen: dict[str, set[str]]) -> None:
         if extension and not variable_dial:
             username = new_username()
             header = edits.text(peer.file, peer.line)
-            edits.replace_line(peer.file, peer.line, header.replace(f"[{peer.name}]",
-                                                                    f"[{username}]", 1))
+            edits.replace_line(
+                peer.file, peer.line, header.replace(f"[{peer.name}]", f"[{username}]", 1)
+            )
             _rename_dials(tree, plan, files, peer.name, username)
             if not peer.value("callerid"):
                 # Without it the opaque name would show as the caller ID number.
@@ -150,7 +156,8 @@ def _harden_sip(tree: Tree, plan: Plan, seen: dict[str, set[str]]) -> None:
         elif extension:
             plan.notes.append(
                 f"sip.conf [{peer.name}]: numeric peer name kept; the dialplan dials chan_sip "
-                "peers through variables (SIP/${...}), which a rename would break")
+                "peers through variables (SIP/${...}), which a rename would break"
+            )
         secret = peer.get("secret")
         weak = _weak(secret, [peer.name, extension])
         if weak or username != peer.name:
@@ -194,8 +201,17 @@ def _harden_pjsip(tree: Tree, plan: Plan, seen: dict[str, set[str]]) -> None:
         extension = ep.name if NUMERIC.match(ep.name) else ""
         if not ep.value("auth"):
             user, secret, auth_name = new_username(), new_secret(), f"{ep.name}-auth"
-            edits.append(ep.file, ["", f"[{auth_name}]", "type=auth", "auth_type=userpass",
-                                   f"username={user}", f"password={secret}"])
+            edits.append(
+                ep.file,
+                [
+                    "",
+                    f"[{auth_name}]",
+                    "type=auth",
+                    "auth_type=userpass",
+                    f"username={user}",
+                    f"password={secret}",
+                ],
+            )
             edits.insert_after(ep.file, ep.line, [f"auth={auth_name}", "identify_by=auth_username"])
             plan.credentials.append(Credential(config.name, ep.name, extension, user, secret))
             continue
@@ -207,9 +223,13 @@ def _harden_auth(plan: Plan, file: str, ep: Section, auth: Section, extension: s
     edits = plan.edits
     username = auth.get("username")
     user = username.value if username else ep.name
-    if NUMERIC.match(user) or user == extension or (
-        NUMERIC.match(ep.name)
-        and "username" in split_list(ep.value("identify_by", "username,ip").lower())
+    if (
+        NUMERIC.match(user)
+        or user == extension
+        or (
+            NUMERIC.match(ep.name)
+            and "username" in split_list(ep.value("identify_by", "username,ip").lower())
+        )
     ):
         user = new_username()
         edits.set_option(auth, "username", user)
@@ -240,8 +260,10 @@ def _harden_iax(tree: Tree, plan: Plan) -> None:
             continue
         dynamic = section.value("host").lower() == "dynamic"
         secret = section.get("secret")
-        if (dynamic or section.value("type").lower() == "user") and secret is not None and _weak(
-            secret, [section.name]
+        if (
+            (dynamic or section.value("type").lower() == "user")
+            and secret is not None
+            and _weak(secret, [section.name])
         ):
             value = new_secret()
             if secret in section.own:
@@ -262,8 +284,11 @@ def _harden_services(tree: Tree, plan: Plan) -> None:
             if user.name == "general":
                 continue
             if not has_acl(user):
-                edits.insert_after(user.file, user.line,
-                                   ["deny=0.0.0.0/0.0.0.0", "permit=127.0.0.1/255.255.255.255"])
+                edits.insert_after(
+                    user.file,
+                    user.line,
+                    ["deny=0.0.0.0/0.0.0.0", "permit=127.0.0.1/255.255.255.255"],
+                )
             secret = user.get("secret")
             if secret is not None and _weak(secret, [user.name]) and secret in user.own:
                 value = new_secret()
@@ -285,8 +310,11 @@ def _harden_services(tree: Tree, plan: Plan) -> None:
             if weak_pin(pin.strip().lstrip("-"), entry.key):
                 value = new_pin()
                 edits.set_value(entry, value + sep + rest)
-                plan.credentials.append(Credential(
-                    "voicemail.conf", context.name, entry.key, f"mailbox {entry.key}", value))
+                plan.credentials.append(
+                    Credential(
+                        "voicemail.conf", context.name, entry.key, f"mailbox {entry.key}", value
+                    )
+                )
 
 
 def _harden_logger(tree: Tree, plan: Plan) -> None:
@@ -294,8 +322,11 @@ def _harden_logger(tree: Tree, plan: Plan) -> None:
         return
     logger = tree.config("logger.conf")
     if logger is None:
-        plan.edits.create("logger.conf", "; written by sipguard harden\n[general]\n\n[logfiles]\n"
-                          "messages => notice,warning,error\nsecurity => security\n")
+        plan.edits.create(
+            "logger.conf",
+            "; written by sipguard harden\n[general]\n\n[logfiles]\n"
+            "messages => notice,warning,error\nsecurity => security\n",
+        )
         return
     logfiles = logger.section("logfiles")
     if logfiles is None:
@@ -314,5 +345,6 @@ def _harden_dialplan(tree: Tree, plan: Plan) -> None:
             continue
         for file, line in reach.first:
             plan.edits.comment_out(file, line)
-        plan.notes.append(f"[default]: commented out the path to '{reach.pattern}' "
-                          f"({reach.file}:{reach.line})")
+        plan.notes.append(
+            f"[default]: commented out the path to '{reach.pattern}' ({reach.file}:{reach.line})"
+        )

@@ -1,4 +1,4 @@
-"""Loaders: the I/O edge of the config parser. `DirLoader` reads a directory, `MemoryLoader` a dict."""
+"""Loaders, the I/O edge of the parser: `DirLoader` reads a directory, `MemoryLoader` a dict."""
 
 from __future__ import annotations
 

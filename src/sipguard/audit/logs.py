@@ -15,7 +15,8 @@ MAX_LINE = 4096
 
 CHAN_SIP = re.compile(r"Registered SIP '([^']{1,80})' at (\[[0-9A-Fa-f:.]+\]|[0-9.]+):\d+")
 PJSIP_CONTACT = re.compile(
-    r"Added contact '(?:sips?:)?(?:[^@']*@)?(\[[0-9A-Fa-f:.]+\]|[0-9.]+)[^']*' to AOR '([^']{1,80})'"
+    r"Added contact '(?:sips?:)?(?:[^@']*@)?(\[[0-9A-Fa-f:.]+\]|[0-9.]+)[^']*'"
+    r" to AOR '([^']{1,80})'"
 )
 SUCCESS = re.compile(
     r'SecurityEvent="SuccessfulAuth".*?AccountID="(?:sips?:)?([^"@]{1,80})[^"]*".*?'

@@ -85,8 +85,13 @@ class Section:
             if entry.op == "+=" and out:
                 prev = out.pop()
                 merged = Entry(
-                    prev.key, prev.value + entry.value, prev.op, entry.file, entry.line,
-                    entry.col, entry.end,
+                    prev.key,
+                    prev.value + entry.value,
+                    prev.op,
+                    entry.file,
+                    entry.line,
+                    entry.col,
+                    entry.end,
                 )
                 out.append(merged)
             else:

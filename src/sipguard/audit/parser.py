@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sipguard.audit.model import Config, Directive, Entry, Finding, Section, Severity, SourceFile, Tree
+from sipguard.audit.model import (
+    Config,
+    Directive,
+    Entry,
+    Finding,
+    Section,
+    Severity,
+    SourceFile,
+    Tree,
+)
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_FILES = 2000
@@ -136,21 +145,36 @@ class Parser:
         if name in self.tree.files:
             return self.tree.files[name]
         if len(self.tree.files) >= MAX_FILES:
-            self.finding("PARSE-LIMIT", Severity.LOW, file, line,
-                         f"more than {MAX_FILES} config files; {name} not read",
-                         "Reduce the number of included files.")
+            self.finding(
+                "PARSE-LIMIT",
+                Severity.LOW,
+                file,
+                line,
+                f"more than {MAX_FILES} config files; {name} not read",
+                "Reduce the number of included files.",
+            )
             return None
         data = self.loader.read(name)
         if data is None:
             if required:
-                self.finding("PARSE-INCLUDE-MISSING", Severity.LOW, file, line,
-                             f"included file {name} does not exist",
-                             "Create the file, or use #tryinclude for optional files.")
+                self.finding(
+                    "PARSE-INCLUDE-MISSING",
+                    Severity.LOW,
+                    file,
+                    line,
+                    f"included file {name} does not exist",
+                    "Create the file, or use #tryinclude for optional files.",
+                )
             return None
         if len(data) > MAX_FILE_BYTES:
-            self.finding("PARSE-LIMIT", Severity.LOW, name, 1,
-                         f"{name} is larger than {MAX_FILE_BYTES} bytes; not parsed",
-                         "Split or trim the file.")
+            self.finding(
+                "PARSE-LIMIT",
+                Severity.LOW,
+                name,
+                1,
+                f"{name} is larger than {MAX_FILE_BYTES} bytes; not parsed",
+                "Split or trim the file.",
+            )
             return None
         source = SourceFile(name, split_lines(data.decode("utf-8", "surrogateescape")))
         self.tree.files[name] = source
@@ -170,9 +194,14 @@ class Parser:
         self._parse_errors[file] = count
         if count <= MAX_PARSE_FINDINGS:
             shown = text if len(text) <= 60 else text[:57] + "..."
-            self.finding("PARSE-SYNTAX", Severity.LOW, file, line,
-                         f"line not understood by the config parser: {shown!r}",
-                         "Fix or remove the line; Asterisk ignores it with a warning.")
+            self.finding(
+                "PARSE-SYNTAX",
+                Severity.LOW,
+                file,
+                line,
+                f"line not understood by the config parser: {shown!r}",
+                "Fix or remove the line; Asterisk ignores it with a warning.",
+            )
 
     def _walk(self, source: SourceFile, state: _State) -> None:
         state.stack.append(source.name)
@@ -191,13 +220,23 @@ class Parser:
             else:
                 self._assignment(content, cols, raw, source.name, number, state)
         if len(source.lines) > MAX_LINES:
-            self.finding("PARSE-LIMIT", Severity.LOW, source.name, MAX_LINES,
-                         f"file has more than {MAX_LINES} lines; the rest was not parsed",
-                         "Split or trim the file.")
+            self.finding(
+                "PARSE-LIMIT",
+                Severity.LOW,
+                source.name,
+                MAX_LINES,
+                f"file has more than {MAX_LINES} lines; the rest was not parsed",
+                "Split or trim the file.",
+            )
         if depth > 0:
-            self.finding("PARSE-COMMENT", Severity.LOW, source.name, len(source.lines),
-                         "block comment ';--' is never closed with '--;'",
-                         "Close the block comment.")
+            self.finding(
+                "PARSE-COMMENT",
+                Severity.LOW,
+                source.name,
+                len(source.lines),
+                "block comment ';--' is never closed with '--;'",
+                "Close the block comment.",
+            )
         state.stack.pop()
 
     def _header(self, text: str, file: str, line: int, state: _State) -> None:
@@ -221,9 +260,14 @@ class Parser:
                 continue
             found = [s for s in state.config.sections if s.name == parent]
             if not found:
-                self.finding("PARSE-TEMPLATE-MISSING", Severity.LOW, file, line,
-                             f"[{name}] inherits from unknown template '{parent}'",
-                             "Define the template before the section that uses it.")
+                self.finding(
+                    "PARSE-TEMPLATE-MISSING",
+                    Severity.LOW,
+                    file,
+                    line,
+                    f"[{name}] inherits from unknown template '{parent}'",
+                    "Define the template before the section that uses it.",
+                )
                 continue
             section.parents.append(parent)
             section.inherited.extend(found[-1].entries)
@@ -236,34 +280,54 @@ class Parser:
         arg = _directive_argument(arg_text)
         state.config.directives.append(Directive(kind, arg, file, line))
         if kind == "exec":
-            self.finding("PARSE-EXEC", Severity.MEDIUM, file, line,
-                         f"#exec runs '{arg}' every time Asterisk loads this config",
-                         "Replace #exec with a static #include of the generated file.")
+            self.finding(
+                "PARSE-EXEC",
+                Severity.MEDIUM,
+                file,
+                line,
+                f"#exec runs '{arg}' every time Asterisk loads this config",
+                "Replace #exec with a static #include of the generated file.",
+            )
             return
         if kind not in ("include", "tryinclude"):
             self._parse_error(file, line, text)
             return
         if len(state.stack) >= MAX_DEPTH:
-            self.finding("PARSE-LIMIT", Severity.LOW, file, line,
-                         f"includes nested deeper than {MAX_DEPTH}; '{arg}' not followed",
-                         "Flatten the include hierarchy.")
+            self.finding(
+                "PARSE-LIMIT",
+                Severity.LOW,
+                file,
+                line,
+                f"includes nested deeper than {MAX_DEPTH}; '{arg}' not followed",
+                "Flatten the include hierarchy.",
+            )
             return
         if any(c in arg for c in "*?["):
             names = sorted(self.loader.glob(arg))
         else:
             resolved = self.loader.resolve(arg)
             if resolved is None:
-                self.finding("PARSE-INCLUDE-OUTSIDE", Severity.INFO, file, line,
-                             f"'{arg}' lies outside the audited directory; not followed",
-                             "Audit that file too, or keep includes inside the config directory.")
+                self.finding(
+                    "PARSE-INCLUDE-OUTSIDE",
+                    Severity.INFO,
+                    file,
+                    line,
+                    f"'{arg}' lies outside the audited directory; not followed",
+                    "Audit that file too, or keep includes inside the config directory.",
+                )
                 return
             names = [resolved]
         for name in names:
             if name in state.stack:
                 chain = " -> ".join([*state.stack, name])
-                self.finding("PARSE-INCLUDE-CYCLE", Severity.MEDIUM, file, line,
-                             f"include cycle: {chain}",
-                             "Remove the #include that points back to an including file.")
+                self.finding(
+                    "PARSE-INCLUDE-CYCLE",
+                    Severity.MEDIUM,
+                    file,
+                    line,
+                    f"include cycle: {chain}",
+                    "Remove the #include that points back to an including file.",
+                )
                 continue
             source = self.load_file(name, file, line, required=kind == "include")
             if source is not None:
@@ -278,9 +342,14 @@ class Parser:
             return
         key, op, value, start, end = parsed
         if state.current is None:
-            self.finding("PARSE-NO-SECTION", Severity.LOW, file, line,
-                         f"'{key}' appears before any [section]; Asterisk ignores it",
-                         "Move the option into a section.")
+            self.finding(
+                "PARSE-NO-SECTION",
+                Severity.LOW,
+                file,
+                line,
+                f"'{key}' appears before any [section]; Asterisk ignores it",
+                "Move the option into a section.",
+            )
             return
         col = cols[start] if start < len(cols) else len(raw)
         if end > start:

@@ -47,31 +47,40 @@ def to_sarif(findings: Sequence[Finding], base: str = "") -> str:
     rules: dict[str, dict[str, object]] = {}
     results = []
     for f in findings:
-        rules.setdefault(f.id, {
-            "id": f.id,
-            "shortDescription": {"text": f.id},
-            "help": {"text": f.fix},
-            "defaultConfiguration": {"level": SARIF_LEVEL[f.severity]},
-        })
-        results.append({
-            "ruleId": f.id,
-            "level": SARIF_LEVEL[f.severity],
-            "message": {"text": f"{f.message} Fix: {f.fix}"},
-            "properties": {"severity": f.severity.label},
-            "locations": [{
-                "physicalLocation": {
-                    "artifactLocation": {"uri": f.file, "uriBaseId": "CONFIGDIR"},
-                    "region": {"startLine": max(1, f.line)},
-                },
-            }],
-        })
+        rules.setdefault(
+            f.id,
+            {
+                "id": f.id,
+                "shortDescription": {"text": f.id},
+                "help": {"text": f.fix},
+                "defaultConfiguration": {"level": SARIF_LEVEL[f.severity]},
+            },
+        )
+        results.append(
+            {
+                "ruleId": f.id,
+                "level": SARIF_LEVEL[f.severity],
+                "message": {"text": f"{f.message} Fix: {f.fix}"},
+                "properties": {"severity": f.severity.label},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": f.file, "uriBaseId": "CONFIGDIR"},
+                            "region": {"startLine": max(1, f.line)},
+                        },
+                    }
+                ],
+            }
+        )
     run: dict[str, object] = {
-        "tool": {"driver": {
-            "name": "sipguard-audit",
-            "version": __version__,
-            "informationUri": "https://github.com/sipguard/sipguard",
-            "rules": list(rules.values()),
-        }},
+        "tool": {
+            "driver": {
+                "name": "sipguard-audit",
+                "version": __version__,
+                "informationUri": "https://github.com/sipguard/sipguard",
+                "rules": list(rules.values()),
+            }
+        },
         "results": results,
         "properties": {"score": score(findings)},
     }
@@ -85,8 +94,9 @@ def write_text(findings: Sequence[Finding], out: IO[str], colour: bool) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    console = Console(file=out, force_terminal=colour, no_color=not colour, highlight=False,
-                      soft_wrap=True)
+    console = Console(
+        file=out, force_terminal=colour, no_color=not colour, highlight=False, soft_wrap=True
+    )
     current = None
     for f in findings:
         if f.file != current:

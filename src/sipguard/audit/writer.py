@@ -45,17 +45,21 @@ class HardenResult:
 
 
 def unified_diff(tree: Tree, plan: Plan) -> str:
-    chunks = []
+    chunks: list[str] = []
     for name in plan.edits.changed_files():
         old = tree.files[name].render() if name in tree.files else b""
         new = plan.edits.render(name)
-        chunks.extend(difflib.unified_diff(
-            old.decode("utf-8", "surrogateescape").splitlines(keepends=True),
-            new.decode("utf-8", "surrogateescape").splitlines(keepends=True),
-            fromfile=f"a/{name}", tofile=f"b/{name}",
-        ))
-    return "".join(c if c.endswith("\n") else c + "\n\\ No newline at end of file\n"
-                   for c in chunks)
+        chunks.extend(
+            difflib.unified_diff(
+                old.decode("utf-8", "surrogateescape").splitlines(keepends=True),
+                new.decode("utf-8", "surrogateescape").splitlines(keepends=True),
+                fromfile=f"a/{name}",
+                tofile=f"b/{name}",
+            )
+        )
+    return "".join(
+        c if c.endswith("\n") else c + "\n\\ No newline at end of file\n" for c in chunks
+    )
 
 
 def _write_credentials(path: Path, plan: Plan) -> None:
@@ -83,7 +87,8 @@ def harden_dir(
     out.mkdir(parents=True, exist_ok=True)
     # An edit may rewrite a line to what it already was (allowguest=no stays no).
     changed = [
-        name for name in plan.edits.changed_files()
+        name
+        for name in plan.edits.changed_files()
         if name not in tree.files or plan.edits.render(name) != tree.files[name].render()
     ]
     if in_place:

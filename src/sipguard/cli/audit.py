@@ -18,19 +18,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = sub.add_parser("audit", help="audit an Asterisk config directory")
     audit.add_argument("config_dir", metavar="CONFIG_DIR")
     audit.add_argument("--format", choices=("text", "json", "sarif"), default="text")
-    audit.add_argument("--fail-on", metavar="SEVERITY", choices=SEVERITIES,
-                       help="exit 1 when a finding at or above SEVERITY exists")
+    audit.add_argument(
+        "--fail-on",
+        metavar="SEVERITY",
+        choices=SEVERITIES,
+        help="exit 1 when a finding at or above SEVERITY exists",
+    )
     audit.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     audit.set_defaults(func=run_audit)
 
     harden = sub.add_parser("harden", help="write a hardened copy of an Asterisk config directory")
     harden.add_argument("config_dir", metavar="CONFIG_DIR")
-    harden.add_argument("--out", required=True, metavar="DIR",
-                        help="hardened copy, hardening.diff and credentials.csv go here")
-    harden.add_argument("--logs", nargs="+", default=[], metavar="FILE",
-                        help="Asterisk logs: addresses that registered become ACL suggestions")
-    harden.add_argument("--in-place", action="store_true",
-                        help="edit CONFIG_DIR itself (originals kept as FILE.sipguard-bak)")
+    harden.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="hardened copy, hardening.diff and credentials.csv go here",
+    )
+    harden.add_argument(
+        "--logs",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="Asterisk logs: addresses that registered become ACL suggestions",
+    )
+    harden.add_argument(
+        "--in-place",
+        action="store_true",
+        help="edit CONFIG_DIR itself (originals kept as FILE.sipguard-bak)",
+    )
     harden.set_defaults(func=run_harden)
 
 
