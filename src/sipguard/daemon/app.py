@@ -31,6 +31,7 @@ from sipguard.daemon.logs import kv
 from sipguard.daemon.supervise import SourceState, supervise
 
 log = logging.getLogger("sipguard.daemon")
+SLICE_BYTES = 32 * 1024  # log data parsed between two chances to enforce (~150 Asterisk lines)
 
 
 class Daemon:
@@ -225,10 +226,26 @@ class Daemon:
     # ---- processing ---------------------------------------------------------------------
     async def lines(self, batch: Any) -> None:
         """A batch of whole log lines. Returns once its bans are in the kernel and the store,
-        so the follower's checkpoint after this call never covers an unenforced line."""
-        decisions = self.pipeline.lines(batch.data, batch.source, batch.first_line_no, time.time())
-        if decisions:
-            await self._enforce(decisions)
+        so the follower's checkpoint after this call never covers an unenforced line.
+
+        A big batch (a burst, or catching up after a restart) is processed in slices, and each
+        slice's bans go to the enforcer at once: the first attacker in a 1 MiB chunk is banned
+        while the rest of the chunk is still being parsed."""
+        data, line_no, pending = batch.data, batch.first_line_no, []
+        pos = 0
+        while pos < len(data):
+            end = data.rfind(b"\n", pos, pos + SLICE_BYTES) + 1 or len(data)
+            if end <= pos:  # one line longer than a slice (the follower bounds lines anyway)
+                end = data.find(b"\n", pos) + 1 or len(data)
+            part = data[pos:end]
+            decisions = self.pipeline.lines(part, batch.source, line_no, time.time())
+            if decisions:
+                pending.append(asyncio.ensure_future(self._enforce(decisions)))
+                await asyncio.sleep(0)  # let the enforcer hand them to the I/O thread now
+            line_no += part.count(b"\n")
+            pos = end
+        if pending:
+            await asyncio.gather(*pending)
 
     async def event(self, event: Event) -> None:
         decisions = self.pipeline.event(event, time.time())
