@@ -43,6 +43,8 @@ class Running:
     async def __aexit__(self, *exc: Any) -> None:
         assert self.task is not None
         self.task.cancel()
+        done, _ = await asyncio.wait({self.task}, timeout=2)
+        assert done, "the source ignored its cancellation"
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
 
@@ -304,5 +306,23 @@ def test_security_events_become_sipguard_events() -> None:
         assert ami.origin.source == "ami" and "InvalidPassword" in ami.origin.text
         assert sip.kind is Kind.WRONG_PASSWORD and sip.ip == ip_address("2001:db8::1")
         assert sip.transport == "udp" and sip.call_id == "1951665900"
+
+    run(main())
+
+
+def test_pending_action_fails_fast_when_connection_drops() -> None:
+    async def main() -> None:
+        async with AmiServer(USERS) as server:
+            server.set_reply("Hangup", lambda m: [])  # never answered
+            c = client(server, action_timeout=10)
+            async with Running(c):
+                await asyncio.wait_for(c.connected.wait(), 5)
+                pending = asyncio.create_task(c.hangup("PJSIP/1"))
+                await server.wait_for_action("Hangup")
+                t0 = asyncio.get_running_loop().time()
+                await server.drop_connections()
+                with pytest.raises(AmiActionError, match="lost"):
+                    await pending
+                assert asyncio.get_running_loop().time() - t0 < 1.0
 
     run(main())

@@ -55,6 +55,8 @@ class Follow:
     async def __aexit__(self, *exc: Any) -> None:
         assert self.task is not None
         self.task.cancel()
+        done, _ = await asyncio.wait({self.task}, timeout=2)
+        assert done, "the source ignored its cancellation"
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
 

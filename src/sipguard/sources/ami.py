@@ -92,6 +92,9 @@ class AmiClient:
                 err, delay = e, self.backoff_max  # a wrong secret won't fix itself quickly
             except (OSError, EOFError, TimeoutError, AmiActionError) as e:
                 err = e
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError  # stop requested while an error was in flight
             if self._logged_in:
                 delay = self.backoff_min  # the last session worked: retry fast
             self.last_error = err
@@ -101,15 +104,16 @@ class AmiClient:
             delay = min(delay * 2, self.backoff_max)
 
     async def _session(self, on_event: EventHandler) -> None:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port), self.connect_timeout
-        )
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+        async with asyncio.timeout(self.connect_timeout):
+            reader, writer = await asyncio.open_connection(self.host, self.port)
         self._writer = writer
         self._banner = asyncio.get_running_loop().create_future()
         reading = asyncio.create_task(self._read(reader, on_event))
         tasks: set[asyncio.Task[None]] = {reading}
         try:
-            banner = await asyncio.wait_for(asyncio.shield(self._banner), self.connect_timeout)
+            async with asyncio.timeout(self.connect_timeout):
+                banner = await self._banner
             self.version = banner.rpartition("/")[2] or None
             await self._login()
             self.stats["connects"] += 1
@@ -150,6 +154,8 @@ class AmiClient:
         finally:
             if self._banner is not None and not self._banner.done():
                 self._banner.set_exception(ConnectionError(f"no AMI banner from {self.where}"))
+            # wake every caller waiting for a reply now, not at its timeout
+            self._fail_pending(AmiActionError(f"AMI connection to {self.where} lost"))
 
     async def _dispatch(self, msg: AmiMessage, on_event: EventHandler) -> None:
         aid = msg.action_id
@@ -242,7 +248,8 @@ class AmiClient:
         writer.write(data)
         try:
             await writer.drain()
-            resp = await asyncio.wait_for(fut, timeout or self.action_timeout)
+            async with asyncio.timeout(timeout or self.action_timeout):
+                resp = await fut
             return resp, self._lists.get(aid, [])
         except TimeoutError as e:
             raise AmiActionError(f"AMI action {name} to {self.where} timed out") from e
@@ -268,7 +275,8 @@ class AmiClient:
 
     async def _wait_connected(self) -> None:
         try:
-            await asyncio.wait_for(self.connected.wait(), self.action_timeout)
+            async with asyncio.timeout(self.action_timeout):
+                await self.connected.wait()
         except TimeoutError as e:
             raise AmiActionError(f"AMI not connected to {self.where}") from e
 

@@ -134,7 +134,8 @@ class FileFollower:
                     self._first_scan = False
                     self.started.set()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    async with asyncio.timeout(self.poll_interval):
+                        await self._wake.wait()
         finally:
             if ino is not None:
                 ino.close()

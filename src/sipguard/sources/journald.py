@@ -125,7 +125,8 @@ class JournaldSource:
                 proc.terminate()
                 with contextlib.suppress(ProcessLookupError):
                     try:
-                        await asyncio.wait_for(proc.wait(), 2)
+                        async with asyncio.timeout(2):
+                            await proc.wait()
                     except TimeoutError:
                         proc.kill()
                         await proc.wait()

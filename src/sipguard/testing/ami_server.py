@@ -209,7 +209,8 @@ class AmiServer:
             return None
 
         async with self._action_seen:
-            await asyncio.wait_for(self._action_seen.wait_for(find), timeout)
+            async with asyncio.timeout(timeout):
+                await self._action_seen.wait_for(find)
         found = find()
         assert found is not None
         return found
