@@ -326,3 +326,30 @@ def test_pending_action_fails_fast_when_connection_drops() -> None:
                 assert asyncio.get_running_loop().time() - t0 < 1.0
 
     run(main())
+
+
+def test_filter_action_limits_events() -> None:
+    async def main() -> None:
+        async with AmiServer(USERS) as server:
+            c = client(
+                server,
+                events="security",
+                filters=["Event: (InvalidAccountID|FailedACL)", "!AccountID: trunk", "(bad"],
+            )
+            async with Running(c) as r:
+                await asyncio.wait_for(c.connected.wait(), 5)
+                await server.push_security("ChallengeSent", AccountID="1001")
+                await server.push_security("FailedACL", AccountID="trunk")
+                await server.push_security("InvalidAccountID", AccountID="100")
+                await until(lambda: len(r.events) >= 1)
+                await asyncio.sleep(0.05)
+            assert [(e.name, e.get("AccountID")) for e in r.events] == [("InvalidAccountID", "100")]
+            filters = [a for a in server.actions if a.get("Action") == "Filter"]
+            assert [f.get("Filter") for f in filters][:2] == [
+                "Event: (InvalidAccountID|FailedACL)",
+                "!AccountID: trunk",
+            ]
+            # the refused "(bad" filter was logged, not fatal: one session throughout
+            assert server.logins == 1 and c.stats["connects"] == 1
+
+    run(main())

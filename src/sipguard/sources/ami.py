@@ -14,7 +14,7 @@ import inspect
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -44,6 +44,7 @@ class AmiClient:
         *,
         auth: str = "md5",
         events: str = "security,system,call",
+        filters: Sequence[str] = (),
         keepalive: float = 20.0,
         connect_timeout: float = 5.0,
         action_timeout: float = 10.0,
@@ -56,6 +57,8 @@ class AmiClient:
         self.host, self.port = host, port
         self.username, self.secret = username, secret
         self.auth, self.events = auth, events
+        # server-side event filters (the Filter action: a regex, "!regex" excludes)
+        self.filters = list(filters)
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
         self.action_timeout = action_timeout
@@ -116,6 +119,7 @@ class AmiClient:
                 banner = await self._banner
             self.version = banner.rpartition("/")[2] or None
             await self._login()
+            await self._add_filters()
             self.stats["connects"] += 1
             self._logged_in = True
             self.connected.set()
@@ -213,6 +217,15 @@ class AmiClient:
             raise AmiAuthError(
                 f"AMI login refused for user '{self.username}' at {self.where}: {reason}"
             )
+
+    async def _add_filters(self) -> None:
+        for regex in self.filters:
+            resp = await self._request("Filter", {"Operation": "Add", "Filter": regex})
+            if resp.name != "Success":
+                # not fatal: without the filter we still get the events, only more of them
+                log.warning(
+                    "AMI filter %r refused by %s: %s", regex, self.where, resp.get("Message")
+                )
 
     async def _keepalive(self) -> None:
         while True:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,14 @@ class AmiSession:
     authenticated: bool = False
     challenge: str = ""
     events: frozenset[str] = field(default_factory=lambda: frozenset(CATEGORIES))
+    include: list[re.Pattern[str]] = field(default_factory=list)  # `Filter` action regexes
+    exclude: list[re.Pattern[str]] = field(default_factory=list)  # `Filter: !regex`
+
+    def wants(self, text: str) -> bool:
+        """manager.c should_send_event: includes first (if any), then excludes."""
+        if self.include and not any(r.search(text) for r in self.include):
+            return False
+        return not any(r.search(text) for r in self.exclude)
 
     def send(self, fields: Iterable[tuple[str, str]]) -> None:
         if not self.writer.is_closing():
@@ -174,9 +183,10 @@ class AmiServer:
             pairs.insert(1, ("Privilege", f"{privilege},all" if privilege else "<none>"))
         priv = next(v for k, v in pairs if k.lower() == "privilege")
         cats = {c for c in priv.split(",") if c in CATEGORIES}
+        text = format_message(pairs).decode()
         sent = 0
         for s in self.sessions:
-            if s.authenticated and cats <= s.events:
+            if s.authenticated and cats <= s.events and s.wants(text):
                 s.send(pairs)
                 sent += 1
         for s in self.sessions:
@@ -265,6 +275,9 @@ class AmiServer:
             return True
         if action == "login":
             return await self._login(s, m)
+        if action == "filter":
+            s.send(self._filter(s, m))
+            return True
         handler = self.handlers.get(action)
         if handler is None:
             text = f"Invalid/unknown command: {m.get('Action')}. "
@@ -309,6 +322,18 @@ class AmiServer:
                 ]
             )
         return True
+
+    def _filter(self, s: AmiSession, m: AmiMessage) -> Fields:
+        if (m.get("Operation") or "").lower() != "add":
+            return _error(m, "Unknown operation")
+        text = m.get("Filter") or ""
+        exclude = text.startswith("!")
+        try:
+            regex = re.compile(text[1:] if exclude else text)
+        except re.error:
+            return _error(m, "Filter did not compile.  Check the syntax of the filter given.")
+        (s.exclude if exclude else s.include).append(regex)
+        return _ack(m, "Success")
 
     def _ping(self, m: AmiMessage) -> list[Fields]:
         if not self.answer_ping:
