@@ -68,12 +68,13 @@ def test_untouched_lines_and_comments_survive_byte_for_byte(hardened, name):
 
 
 def test_unchanged_files_are_identical_copies(hardened):
-    target, result = hardened["chansip"]
-    for path in (FIXTURES / "chansip").rglob("*"):
-        rel = path.relative_to(FIXTURES / "chansip").as_posix()
+    target, result = hardened["freepbx"]
+    for path in (FIXTURES / "freepbx").rglob("*"):
+        rel = path.relative_to(FIXTURES / "freepbx").as_posix()
         if path.is_file() and rel not in result.changed:
             assert (target / rel).read_bytes() == path.read_bytes()
-    assert "rtp.conf" not in result.changed
+    assert "rtp.conf" not in result.changed and "globals_custom.conf" not in result.changed
+    assert "sip_general_additional.conf" in result.changed
 
 
 def test_chansip_rename_keeps_dialplan_working_and_credentials_are_private(hardened):
@@ -153,3 +154,46 @@ def test_in_place_keeps_backups(tmp_path):
     assert not [f for f in audit_dir(src)[1] if f.severity >= Severity.HIGH]
     assert (tmp_path / "out" / "hardening.diff").exists()
     assert not (tmp_path / "out" / "sip.conf").exists()
+
+
+def test_call_limits_added_without_shifting_priorities(hardened):
+    from sipguard.audit.dialplan import build_contexts
+
+    for name, context, pattern in (
+        ("chansip", "outbound", "_00."),
+        ("chansip", "internal", "_9NXXXXXX"),
+        ("pjsip", "internal", "_9."),
+    ):
+        target, _ = hardened[name]
+        findings = audit_dir(target)[1]
+        assert not [f for f in findings if f.id == "DP-CALLLIMIT"], name
+        config = parse_tree(DirLoader(target)).configs["extensions.conf"]
+        steps = build_contexts(config)[context].extens[pattern]
+        apps = [s.app for s in steps]
+        dial = apps.index("Dial")
+        assert apps[dial - 2 : dial] == ["Set", "ExecIf"], (name, apps)
+        assert "GROUP_COUNT" in steps[dial - 1].args
+        assert steps[0].priority == "1" and all(s.priority.startswith("n") for s in steps[1:])
+
+
+def test_explicit_priorities_are_left_alone_with_a_note():
+    from sipguard.audit.harden import plan_hardening
+    from sipguard.audit.loader import MemoryLoader
+
+    text = b"[o]\nexten => _00.,1,Dial(SIP/t/${EXTEN})\nexten => _00.,2,Hangup()\n"
+    plan = plan_hardening(parse_tree(MemoryLoader({"extensions.conf": text})))
+    assert "extensions.conf" not in plan.edits.files
+    assert any("by hand" in n for n in plan.notes)
+
+
+def test_acl_order_rtp_and_users_conf_are_fixed(tmp_path):
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(FIXTURES / "chansip", src)
+    (src / "users.conf").write_text("[general]\nhassip=yes\n\n[6001]\nsecret=1234 ; desk\n")
+    harden_dir(src, tmp_path / "out")
+    ids = {f.id for f in audit_dir(tmp_path / "out")[1]}
+    assert not ids & {"SIP-ACL-ORDER", "RTP-RANGE", "SEC-COMMON", "SEC-SHORT", "LOG-SECURITY"}
+    users = (tmp_path / "out" / "users.conf").read_text()
+    assert "secret=1234" not in users and users.endswith(" ; desk\n")

@@ -261,7 +261,8 @@ def check_iax(tree: Tree) -> list[Finding]:
         secret = peer.get("secret")
         if secret is not None:
             names = [peer.name, extension, peer.value("username")]
-            out.extend(secret_findings(secret, f"{what} secret", names))
+            cap = Severity.CRITICAL if dynamic or kind == "user" else Severity.MEDIUM
+            out.extend(secret_findings(secret, f"{what} secret", names, cap=cap))
         if dynamic or kind == "user":
             out.extend(username_findings(peer.file, peer.line, peer.name, extension, what))
     return out

@@ -92,6 +92,7 @@ def apply(source: SourceFile, edits: FileEdits | None) -> list[str]:
         return list(source.lines)
     out: list[str] = []
     default_end = _ending(source.lines[0]) if source.lines else "\n"
+    out.extend(t + default_end for t in edits.inserted.get(0, []))  # before the first line
     for number, raw in enumerate(source.lines, start=1):
         end = raw[len(raw.rstrip("\r\n")) :]
         line = edits.replaced[number] + end if number in edits.replaced else raw

@@ -19,12 +19,12 @@ import string
 from dataclasses import dataclass, field
 
 from sipguard.audit.checks_pjsip import identified_endpoints, outbound_only_auths, split_list
-from sipguard.audit.checks_services import check_logger, http_exposed, weak_pin
+from sipguard.audit.checks_services import check_logger, check_rtp, http_exposed, weak_pin
 from sipguard.audit.checks_sip import iax_guest_context
 from sipguard.audit.common import NUMERIC, has_acl, is_loopback, is_true, secret_findings
-from sipguard.audit.dialplan import reachability
 from sipguard.audit.edits import EditSet
-from sipguard.audit.model import Entry, Section, Tree
+from sipguard.audit.harden_dialplan import add_call_limits, cut_default_paths
+from sipguard.audit.model import Entry, Section, Severity, Tree
 
 SECRET_ALPHABET = string.ascii_letters + string.digits + "-_.!"
 SECRET_LENGTH = 24
@@ -88,6 +88,14 @@ def _acl_lines(addresses: set[str]) -> list[str]:
     return lines
 
 
+def _deny_first(section: Section, edits: EditSet) -> None:
+    """A permit with no deny before it restricts nothing: put 'deny everything' first."""
+    rules = [e for e in section.entries if e.key.lower() in ("permit", "deny")]
+    first_permit = bool(rules) and rules[0].key.lower() == "permit" and rules[0] in section.own
+    if first_permit and not any(r.key.lower() == "deny" for r in rules):
+        edits.insert_after(rules[0].file, rules[0].line - 1, ["deny=0.0.0.0/0.0.0.0"])
+
+
 def _weak(entry: Entry | None, names: list[str]) -> bool:
     return entry is None or bool(secret_findings(entry, "", names))
 
@@ -100,7 +108,8 @@ def plan_hardening(tree: Tree, registered: dict[str, set[str]] | None = None) ->
     _harden_pjsip(tree, plan, seen)
     _harden_iax(tree, plan)
     _harden_services(tree, plan)
-    _harden_dialplan(tree, plan)
+    plan.notes.extend(cut_default_paths(tree, plan.edits))
+    plan.notes.extend(add_call_limits(tree, plan.edits))
     return plan
 
 
@@ -139,6 +148,7 @@ def _harden_sip(tree: Tree, plan: Plan, seen: dict[str, set[str]]) -> None:
         limit = peer.get("call-limit")
         if limit is None or not limit.value.isdigit() or int(limit.value) > MAX_CALL_LIMIT:
             edits.set_option(peer, "call-limit", CALL_LIMIT)
+        _deny_first(peer, edits)
         if not has_acl(peer) and seen.get(peer.name):
             edits.insert_after(peer.file, peer.line, _acl_lines(seen[peer.name]))
         extension = peer.name if NUMERIC.match(peer.name) else ""
@@ -258,6 +268,7 @@ def _harden_iax(tree: Tree, plan: Plan) -> None:
             plan.edits.set_value(auth, "md5")
         if section.name in ("general", "guest"):
             continue
+        _deny_first(section, plan.edits)
         dynamic = section.value("host").lower() == "dynamic"
         secret = section.get("secret")
         if (
@@ -283,6 +294,7 @@ def _harden_services(tree: Tree, plan: Plan) -> None:
         for user in manager.objects():
             if user.name == "general":
                 continue
+            _deny_first(user, edits)
             if not has_acl(user):
                 edits.insert_after(
                     user.file,
@@ -299,6 +311,20 @@ def _harden_services(tree: Tree, plan: Plan) -> None:
     if http_general is not None and http_exposed(tree):
         edits.set_option(http_general, "bindaddr", "127.0.0.1")
     _harden_logger(tree, plan)
+    rtp = tree.config("rtp.conf")
+    rtp_general = rtp.section("general") if rtp else None
+    if rtp_general is not None and any(f.severity >= Severity.MEDIUM for f in check_rtp(tree)):
+        edits.set_option(rtp_general, "rtpstart", "10000")
+        edits.set_option(rtp_general, "rtpend", "20000")
+    users = tree.config("users.conf")
+    for user in users.objects() if users else []:
+        secret = user.get("secret")
+        if user.name != "general" and secret in user.own and _weak(secret, [user.name]):
+            assert secret is not None
+            value = new_secret()
+            edits.set_value(secret, value)
+            extension = user.name if NUMERIC.match(user.name) else ""
+            plan.credentials.append(Credential(users.name, user.name, extension, user.name, value))
     voicemail = tree.config("voicemail.conf")
     for context in voicemail.objects() if voicemail else []:
         if context.name in ("general", "zonemessages"):
@@ -333,18 +359,3 @@ def _harden_logger(tree: Tree, plan: Plan) -> None:
         plan.edits.append(logger.name, ["[logfiles]", "security => security"])
     else:
         plan.edits.insert_after(logfiles.file, logfiles.line, ["security => security"])
-
-
-def _harden_dialplan(tree: Tree, plan: Plan) -> None:
-    """[default] stays an entry point after harden: cut the lines that open a path to a trunk."""
-    config = tree.config("extensions.conf")
-    if config is None:
-        return
-    for reach in reachability(tree):
-        if reach.entry != "default":
-            continue
-        for file, line in reach.first:
-            plan.edits.comment_out(file, line)
-        plan.notes.append(
-            f"[default]: commented out the path to '{reach.pattern}' ({reach.file}:{reach.line})"
-        )

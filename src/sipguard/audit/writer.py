@@ -103,6 +103,8 @@ def harden_dir(
     for name in changed:
         path = target / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not in_place and path.is_symlink():
+            path.unlink()  # a copied link would write through to the original
         path.write_bytes(plan.edits.render(name))
     diff_path = out / "hardening.diff"
     diff_path.write_text(unified_diff(tree, plan), encoding="utf-8", errors="surrogateescape")
