@@ -4,7 +4,7 @@ Behaviour follows Asterisk 20's main/manager.c: the banner, `Challenge` with `Au
 `Login` by plain `Secret` or MD5 `Key`, the exact response texts, the `Events:` mask applied to
 each event's categories, `Ping`/`Pong` with a timestamp, `Logoff` -> `Goodbye`, a failed login
 answered with `Authentication failed` and the connection closed, and actions before login
-answered with `Permission denied`. Listens on 127.0.0.1 only.
+answered with `Permission denied`. Listens on 127.0.0.1 unless told otherwise.
 
     async with AmiServer(users={"sipguard": "s3cret"}) as server:
         ... connect to server.port ...
@@ -103,7 +103,9 @@ class AmiServer:
         *,
         version: str = AST20_AMI_VERSION,
         fail_delay: float = 0.0,  # Asterisk sleeps 1 s before answering a failed login
+        host: str = "127.0.0.1",  # loopback, or an address inside a test's own namespace
     ) -> None:
+        self.host = host
         self.users = dict(users if users is not None else {"sipguard": "s3cret"})
         self.version = version
         self.fail_delay = fail_delay
@@ -128,7 +130,7 @@ class AmiServer:
 
     # lifecycle -------------------------------------------------------------------------
     async def start(self) -> AmiServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
         return self
 
     @property
