@@ -100,10 +100,8 @@ def _rates(table: Mapping[str, object], file: str) -> dict[str, tuple[float, flo
             raise _fail(file, key, "method must be a SIP method name such as REGISTER")
         if not isinstance(spec, dict) or set(spec) - {"rate", "burst"}:
             raise _fail(file, key, "must be {rate = per-second, burst = count}")
-        rate = _positive(spec, "rate", 1.0, file) if "rate" in spec else 1.0
-        burst = (
-            _positive(spec, "burst", max(rate, 1.0), file) if "burst" in spec else max(rate, 1.0)
-        )
+        rate = _positive(spec, "rate", 1.0, file, key + ".")
+        burst = _positive(spec, "burst", max(rate, 1.0), file, key + ".")
         if burst < 1:
             raise _fail(file, f"{key}.burst", "must be at least 1")
         out[method.upper()] = (rate, burst)
