@@ -139,3 +139,19 @@ def test_starts_without_asterisk_logs_and_picks_them_up(tmp_path):
         wait_for(lambda: "203.0.113.40/32" in d.banned(), 10)
     finally:
         d.stop()
+
+
+def test_simulate_reports_but_never_bans(tmp_path):
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "messages").touch()
+    d = DaemonProc(make_config(tmp_path), tmp_path / "ctl.sock", ["--dry-run", "--simulate"])
+    d.start()
+    try:
+        assert d.request("status")["simulate"] is True
+        attack(tmp_path, "203.0.113.50", 6)
+        wait_for(lambda: d.request("status")["pipeline"].get("decisions_simulate", 0) >= 1)
+        assert d.banned() == set()
+        alerts = d.request("status")["recent_alerts"]
+        assert any(a["key"] == "203.0.113.50" and a["action"] == "simulate" for a in alerts)
+    finally:
+        d.stop()

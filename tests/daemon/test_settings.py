@@ -120,3 +120,25 @@ def test_control_command_without_daemon_is_one_clear_line(tmp_path, capsys):
     assert main(["status", "--socket", str(sock)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"sipguard: error: sipguard is not running (no daemon at {sock})"
+
+
+def _leaves(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict) and k not in ("rules", "sensor", "fraud"):
+            out.extend(_leaves(v, f"{prefix}{k}."))
+        elif not isinstance(v, dict):
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def test_example_config_is_the_defaults_and_shows_every_key():
+    example = Path(__file__).resolve().parents[2] / "etc" / "sipguard.toml"
+    s = load_settings(example)
+    assert s.to_dict() == Settings().to_dict()  # installing it changes nothing
+    text = example.read_text()
+    for key in _leaves(Settings().to_dict()):
+        if key.startswith("profiles.") and not key.startswith("profiles.default."):
+            continue
+        name = key.rsplit(".", 1)[-1]
+        assert f"\n{name} = " in text, f"{key} is not shown in etc/sipguard.toml"
