@@ -67,6 +67,7 @@ def test_profiles_add_to_the_defaults(tmp_path):
         ('[sources.ami]\nport = "5038"\n', "sources.ami.port", "expected int, got string"),
         ('[sources.logs]\npaths = "/var/log/x"\n', "sources.logs.paths", "list of strings"),
         ('[firewall]\nbackend = "pf"\n', "firewall.backend", "must be one of"),
+        ('[firewall]\ntable = "my-table"\n', "firewall.table", "must be a letter"),
         ('[firewall.ports]\nudp = "5060-abc"\n', "firewall.ports.udp", "not a port or range"),
         ('[allow]\nnetworks = ["10.0.0.0/33"]\n', "allow.networks", "not an address or CIDR"),
         ("[allow]\nown_addresses = 1\n", "allow.own_addresses", "expected bool, got integer"),

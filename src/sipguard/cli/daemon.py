@@ -92,17 +92,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     daemon = Daemon(settings, args.config, dry_run=args.dry_run, simulate=args.simulate)
     try:
         return asyncio.run(daemon.run())
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
     except ExceptionGroup as group:
         first = group.exceptions[0]
-        if isinstance(first, ConfigError):
+        if _start_error(first):
             raise CliError(str(first)) from None
         raise
-    except PermissionError as exc:
-        raise CliError(
-            f"{exc.filename or ''}: permission denied (sipguard run needs root)"
-        ) from None
+    except OSError as exc:
+        hint = " (sipguard run needs root)" if isinstance(exc, PermissionError) else ""
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise CliError(f"cannot start: {where}{exc.strerror or exc}{hint}") from None
+    except Exception as exc:
+        if _start_error(exc):  # bad config, no nft/permission, unusable database: one line
+            raise CliError(f"cannot start: {exc}") from None
+        raise
+
+
+def _start_error(exc: BaseException) -> bool:
+    from sipguard.actions import FirewallError
+    from sipguard.daemon.control import ControlError
+    from sipguard.store import StoreError
+
+    return isinstance(exc, ConfigError | FirewallError | StoreError | ControlError)
 
 
 def _request(args: argparse.Namespace, cmd: str, payload: dict[str, Any] | None = None) -> Any:

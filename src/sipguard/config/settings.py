@@ -10,6 +10,7 @@ line naming the file, the key and the reason. `[profiles.*]`, `[rules.*]`, `[sen
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -245,6 +246,8 @@ def _check_value(hint: Any, value: Any, key: str, file: str) -> None:
         raise ConfigError(file, key, "must not be negative")
     if key == "sources.ami.port" and not 0 < value < 65536:
         raise ConfigError(file, key, "must be a port number 1-65535")
+    if key == "firewall.table" and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,19}", value):
+        raise ConfigError(file, key, "must be a letter then up to 19 letters, digits or _")
     if key in ("firewall.ports.udp", "firewall.ports.tcp"):
         check_port_spec(value, key, file)
 
