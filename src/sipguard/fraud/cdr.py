@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,6 +20,9 @@ from sipguard.fraud.model import Call, account_of
 
 MAX_FIELD = 4096  # no CDR field is longer; longer ones are cut (and the row counted)
 MAX_FIELDS = 64
+# (uid, account, dst, start, end, billsec, answered, channel, ip, line_no): Call's fields.
+RecordSink = Callable[[str, str, str, float, float | None, int, bool, str, str, int], object]
+_TECHS = frozenset({"SIP", "PJSIP", "IAX2", "DAHDI", "WebRTC"})
 
 
 class CdrParser:
@@ -58,78 +61,101 @@ class CdrParser:
             return None
         return hour + int(mm) * 60 + int(ss)
 
-    def calls(self, rows: Iterable[list[str]], first_line_no: int = 1) -> Iterator[Call]:
+    def run(self, rows: Iterable[list[str]], sink: RecordSink, first_line_no: int = 1) -> None:
+        """Parse rows and hand each call to `sink` as plain arguments.
+
+        This loop is the offline scan's hot path: no objects are built per row, the caller
+        (the engine) builds a `Call` only when a rule may fire.
+        """
         i = self._i
         i_dst, i_start = i["dst"], i["start"]
-        i_chan, i_acc, i_src = i.get("channel"), i.get("accountcode"), i.get("src")
-        i_end, i_dur, i_bill = i.get("end"), i.get("duration"), i.get("billsec")
-        i_disp, i_uid, i_ip = i.get("disposition"), i.get("uniqueid"), i.get("ip")
+        i_chan, i_acc, i_src = i.get("channel", -1), i.get("accountcode", -1), i.get("src", -1)
+        i_end, i_dur, i_bill = i.get("end", -1), i.get("duration", -1), i.get("billsec", -1)
+        i_disp, i_uid, i_ip = i.get("disposition", -1), i.get("uniqueid", -1), i.get("ip", -1)
         need = self._need
         errors = self.errors
+        hours = self._hours
         epoch = self.epoch
+        source = self.source
         line_no = first_line_no - 1
         skip_header = self.layout.header and first_line_no == 1
-        for row in rows:
-            line_no += 1
-            if skip_header:
-                skip_header = False
-                continue
-            self.rows += 1
-            n = len(row)
-            if n < need or n > MAX_FIELDS:
-                errors["field_count"] += 1
-                continue
-            start = epoch(row[i_start])
-            if start is None:
-                errors["bad_time"] += 1
-                continue
-            end = epoch(row[i_end]) if i_end is not None and i_end < n else None
-            try:
-                billsec = int(row[i_bill]) if i_bill is not None and i_bill < n else 0
-                if end is None:
-                    end = start + (int(row[i_dur]) if i_dur is not None and i_dur < n else 0)
-            except ValueError:
-                errors["bad_number"] += 1
-                continue
-            channel = row[i_chan] if i_chan is not None and i_chan < n else ""
-            account = account_of(
-                channel,
-                row[i_acc] if i_acc is not None and i_acc < n else "",
-                row[i_src] if i_src is not None and i_src < n else "",
-            )
-            dst = row[i_dst]
-            if len(dst) > 64:
-                errors["long_field"] += 1
-                dst = dst[:64]
-            uid = row[i_uid][:150] if i_uid is not None and i_uid < n else ""
-            yield Call(
-                uid or f"{self.source}:{line_no}",
-                account,
-                dst,
-                start,
-                end,
-                float(billsec),
-                (row[i_disp] == "ANSWERED") if i_disp is not None and i_disp < n else billsec > 0,
-                channel[:200],
-                row[i_ip][:64] if i_ip is not None and i_ip < n else "",
-                line_no,
-            )
-
-    def read_file(self, path: str | Path) -> Iterator[Call]:
-        """Every call in a CDR file (errors counted, never raised, except for an unreadable file)."""
-        with open(path, newline="", encoding="utf-8", errors="replace") as f:
-            yield from self.calls(self._safe(csv.reader(f)))
-
-    def read_lines(self, lines: Iterable[str], first_line_no: int) -> Iterator[Call]:
-        """Rows from a follower's batch of whole lines."""
-        yield from self.calls(self._safe(csv.reader(lines)), first_line_no)
-
-    def _safe(self, reader: Iterator[list[str]]) -> Iterator[list[str]]:
-        """Rows; one the csv module refuses (an oversized field) becomes an empty row, which
-        `calls` counts as malformed, so line numbers stay aligned and the scan goes on."""
+        rows = iter(rows)
         while True:
             try:
-                yield from reader
+                for row in rows:
+                    line_no += 1
+                    if skip_header:
+                        skip_header = False
+                        continue
+                    n = len(row)
+                    if n < need or n > MAX_FIELDS:
+                        errors["field_count"] += 1
+                        continue
+                    text = row[i_start]
+                    try:
+                        if len(text) != 19:
+                            raise ValueError(text)
+                        start = hours[text[:13]] + int(text[14:16]) * 60 + int(text[17:19])
+                    except (KeyError, ValueError):
+                        parsed = epoch(text)  # strict, and fills the hour cache
+                        if parsed is None:
+                            errors["bad_time"] += 1
+                            continue
+                        start = parsed
+                    try:
+                        billsec = int(row[i_bill]) if 0 <= i_bill < n else 0
+                        if 0 <= i_dur < n:
+                            end: float | None = start + int(row[i_dur])
+                        else:
+                            end = epoch(row[i_end]) if 0 <= i_end < n else None
+                    except ValueError:
+                        errors["bad_number"] += 1
+                        continue
+                    channel = row[i_chan] if 0 <= i_chan < n else ""
+                    slash, dash = channel.find("/"), channel.rfind("-")
+                    if 0 < slash < dash - 1 and channel[:slash] in _TECHS:
+                        account = channel[slash + 1 : dash][:80]
+                    else:
+                        account = account_of(
+                            channel,
+                            row[i_acc] if 0 <= i_acc < n else "",
+                            row[i_src] if 0 <= i_src < n else "",
+                        )
+                    dst = row[i_dst]
+                    if len(dst) > 64:
+                        errors["long_field"] += 1
+                        dst = dst[:64]
+                    uid = row[i_uid] if 0 <= i_uid < n else ""
+                    sink(
+                        uid[:150] if uid else f"{source}:{line_no}",
+                        account,
+                        dst,
+                        start,
+                        end,
+                        billsec,
+                        row[i_disp] == "ANSWERED" if 0 <= i_disp < n else billsec > 0,
+                        channel if len(channel) < 200 else channel[:200],
+                        row[i_ip][:64] if 0 <= i_ip < n else "",
+                        line_no,
+                    )
+                self.rows += line_no - first_line_no + 1
                 return
             except csv.Error:
-                yield []
+                # An oversized field: count it and go on with the next row.
+                line_no += 1
+                errors["csv_error"] += 1
+
+    def read_file(self, path: str | Path, sink: RecordSink) -> None:
+        """Every call in a CDR file (bad rows counted, never raised; OSError is the caller's)."""
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            self.run(csv.reader(f), sink)
+
+    def read_lines(self, lines: Iterable[str], first_line_no: int, sink: RecordSink) -> None:
+        """Rows from a follower's batch of whole lines."""
+        self.run(csv.reader(lines), sink, first_line_no)
+
+    def calls(self, lines: Iterable[str], first_line_no: int = 1) -> list[Call]:
+        """The calls in some CSV lines, as objects (tests and small batches)."""
+        out: list[Call] = []
+        self.read_lines(lines, first_line_no, lambda *a: out.append(Call(*a)))
+        return out

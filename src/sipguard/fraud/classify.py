@@ -202,10 +202,13 @@ class Classifier:
             num = phonenumbers.parse(e164, None)
         except phonenumbers.NumberParseException:
             return "", "invalid"
-        region = phonenumbers.region_code_for_number(num) or ""
-        if region in ("", "ZZ"):
-            # A valid country code but no single region (shared codes): keep the first region.
-            regions = phonenumbers.region_codes_for_country_code(num.country_code)
-            region = regions[0] if regions and regions[0] != "ZZ" else ""
         kind = _TYPE_NAMES.get(phonenumbers.number_type(num), "invalid")
+        if kind == "invalid":
+            # No range matched, so no region can be named either: take the code's main country
+            # (+1 -> US), which keeps a mistyped number in the country it was meant for.
+            region = phonenumbers.region_code_for_country_code(num.country_code)
+        else:
+            region = phonenumbers.region_code_for_number(num) or ""
+        if region == "ZZ":
+            region = ""
         return region, kind

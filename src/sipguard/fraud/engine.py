@@ -40,6 +40,22 @@ class AccountState:
     ranges: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
     places: dict[str, tuple[float, str]] = field(default_factory=dict)
     last: float = 0.0
+    max_end: float = 0.0  # latest end among `intervals`: most calls overlap nothing
+    limit: float = math.inf  # the account's daily spend limit
+
+
+@dataclass(frozen=True, slots=True)
+class DestInfo:
+    """Everything the rules need to know about one dialled string, computed once."""
+
+    dest: Destination
+    rate: float  # cost per minute
+    after_hours: bool  # in the after-hours rule's scopes
+    risky: str  # why the destination itself is risky, "" if it is not
+    range_key: str  # the number range, for short-call bursts
+    external: bool  # national or international: the calls the rules look at
+    country: str  # the country of an international destination, "" otherwise
+    special: bool  # risky or in the after-hours scopes: always takes the full path
 
 
 def _minutes(hhmm: str) -> int:
@@ -76,19 +92,33 @@ class FraudEngine:
         self.calls_seen = 0
         self._tz = ZoneInfo(config.timezone)
         self._slots: dict[int, tuple[int, int, int]] = {}
+        self._info: dict[str, DestInfo] = {}
+        self._ip_cc: dict[str, str | None] = {}
+        self.on_hit: Callable[[Hit], object] | None = None  # record() reports hits here too
         r = config.rules
-        self._on = {name: spec.enabled for name, spec in r.items()}
-        bh = r["after_hours"]
-        self._bh_days = frozenset(_DAYS.index(d) for d in bh["days"] if d in _DAYS)
-        self._bh_start, self._bh_end = _minutes(bh["start"]), _minutes(bh["end"])
-        self._risky_types = frozenset(r["risky_destination"]["types"])
+        # Rule parameters as plain attributes: the offline scan reads them a million times.
+        self.velocity, self.concurrent = r["velocity"], r["concurrent"]
+        self.after_hours, self.new_country = r["after_hours"], r["new_country"]
+        self.spend, self.short_burst = r["spend"], r["short_burst"]
+        self.risky_destination = r["risky_destination"]
+        self._vel_window, self._vel_max = float(r["velocity"]["window"]), r["velocity"]["max_calls"]
+        self._bh_days = frozenset(_DAYS.index(d) for d in r["after_hours"]["days"] if d in _DAYS)
+        self._bh_start = _minutes(r["after_hours"]["start"])
+        self._bh_end = _minutes(r["after_hours"]["end"])
+        self._short_max = float(r["short_burst"]["max_seconds"])
+        self._short_window = float(r["short_burst"]["window"])
+        self._spend_on = self.spend.enabled
+        self._vel_on, self._conc_on = self.velocity.enabled, self.concurrent.enabled
+        self._short_on = self.short_burst.enabled
+        self._short_min = int(r["short_burst"]["min_calls"])
+        self._ignore = config.ignore_accounts
 
     # --- helpers -------------------------------------------------------------------------------
 
     def state(self, account: str) -> AccountState:
         st = self.accounts.get(account)
         if st is None:
-            st = self.accounts[account] = AccountState()
+            st = self.accounts[account] = AccountState(limit=self._daily_limit(account))
         return st
 
     def local(self, t: float) -> tuple[int, int, int]:
@@ -104,6 +134,35 @@ class FraudEngine:
         wd, minute, day = cached
         return wd, minute + int(t - slot * 900) // 60, day
 
+    def info(self, dialled: str) -> DestInfo:
+        info = self._info.get(dialled)
+        if info is None:
+            dest = self.classifier.classify(dialled)
+            spec = self.risky_destination
+            why = ""
+            if dest.type in spec["types"]:
+                why = dest.type.replace("_", " ")
+            elif spec["hotlist"] and dest.hotlist:
+                why = f"hotlist range {dest.hotlist}"
+            elif spec["high_risk_countries"] and dest.high_risk:
+                why = f"high-risk country {dest.country}"
+            digits = int(self.short_burst["range_digits"])
+            after = dest.in_scope(self.after_hours["scopes"])
+            info = DestInfo(
+                dest,
+                self.rates.per_minute(dest.e164) if dest.e164 else 0.0,
+                after,
+                why,
+                dest.e164[:-digits] if digits else dest.e164,
+                dest.external,
+                dest.country if dest.scope == "international" else "",
+                bool(why) or after,
+            )
+            if len(self._info) > 262_144:
+                self._info.clear()
+            self._info[dialled] = info
+        return info
+
     def _hit(self, spec: RuleSpec, call: Call, reason: str, calls: list[str], ip: str = "") -> Hit:
         return Hit(
             rule=spec.name,
@@ -117,44 +176,154 @@ class FraudEngine:
             channels=(call.channel,) if call.channel and call.end is None else (),
         )
 
-    def wanted(self, call: Call) -> Destination | None:
+    def wanted(self, call: Call) -> DestInfo | None:
         """The destination when the call is one the rules look at (external, real account)."""
-        if not call.account or call.account in self.config.ignore_accounts:
+        info = self._info.get(call.dst) or self.info(call.dst)
+        if not info.external or not call.account or call.account in self._ignore:
             return None
-        dest = self.classifier.classify(call.dst)
-        return dest if dest.external else None
+        return info
+
+    def _max_concurrent(self, account: str) -> int:
+        own = self.config.account(account).max_concurrent
+        return own if own is not None else int(self.concurrent["max_calls"])
+
+    def _daily_limit(self, account: str) -> float:
+        own = self.config.account(account).daily_limit
+        return own if own is not None else float(self.spend["daily_limit"])
 
     # --- entry points --------------------------------------------------------------------------
 
     def cdr_call(self, call: Call) -> list[Hit]:
         """A finished call from a CDR: every rule."""
-        dest = self.wanted(call)
-        if dest is None:
+        info = self.wanted(call)
+        if info is None:
             return []
-        st = self.state(call.account)
-        hits = self._at_start(call, dest, st)
-        if self._on["concurrent"]:
-            hits += self._concurrent_offline(call, st)
-        hits += self._at_end(call, dest, st)
+        st = self.accounts.get(call.account) or self.state(call.account)
+        hits = self._at_start(call, info, st)
+        if self.concurrent.enabled:
+            end = call.end if call.end is not None else call.start
+            if st.max_end > call.start:
+                hits += self._concurrent_offline(call, st)
+            else:
+                ivs = st.intervals
+                ivs.append((call.start, end, call.uid))
+                if len(ivs) > 64:
+                    ivs[:] = [iv for iv in ivs if iv[1] >= end - MAX_CALL_SECONDS][-256:]
+            if end > st.max_end:
+                st.max_end = end
+        hits += self._at_end(call, info, st)
         if call.ip:
             hits += self.seen_address(call.account, call.ip, call.start, call.uid)
         return hits
 
+    def record(
+        self,
+        uid: str,
+        account: str,
+        dst: str,
+        start: float,
+        end: float | None,
+        billsec: int,
+        answered: bool,
+        channel: str,
+        ip: str,
+        line_no: int,
+    ) -> list[Hit] | None:
+        """`cdr_call` for a CDR row given as fields: the offline scan's hot path.
+
+        When no rule can fire on this row, only the bookkeeping `cdr_call` would do is done
+        here, inline (the same state, the same order); otherwise the row becomes a Call and
+        takes the full path. `tests/fraud` checks both paths give the same report.
+        """
+        info = self._info.get(dst) or self.info(dst)
+        if not info.external or not account or account in self._ignore:
+            return None
+        st = self.accounts.get(account) or self.state(account)
+        slot = self._slots.get(int(start // 900))
+        short = billsec <= self._short_max
+        if (
+            slot is None
+            or info.special
+            or (info.country and info.country not in st.countries)
+            or len(st.starts) >= self._vel_max
+            or st.max_end > start
+            or self.learn_until is None
+            or (ip and self.ip_country(ip))
+            or (short and len(st.ranges.get(info.range_key, ())) >= self._short_min - 1)
+            or (
+                info.rate
+                and billsec > 0
+                and (st.spent if slot[2] == st.day else 0.0) + info.rate * billsec / 60.0
+                > st.limit
+            )
+        ):
+            call = Call(uid, account, dst, start, end, billsec, answered, channel, ip, line_no)
+            hits = self.cdr_call(call)
+            if self.on_hit is not None:
+                for hit in hits:
+                    self.on_hit(hit)
+            return hits
+        # Nothing can fire: only the bookkeeping of _at_start, concurrency and _at_end.
+        end_t = end if end is not None else start
+        self.calls_seen += 1
+        if start > st.last:
+            st.last = start
+        if self._vel_on:
+            starts = st.starts
+            starts.append((start, uid))
+            horizon = start - self._vel_window
+            while starts[0][0] < horizon:
+                starts.popleft()
+        if self._conc_on:
+            ivs = st.intervals
+            ivs.append((start, end_t, uid))
+            if len(ivs) > 64:
+                ivs[:] = [iv for iv in ivs if iv[1] >= end_t - MAX_CALL_SECONDS][-256:]
+            if end_t > st.max_end:
+                st.max_end = end_t
+        if billsec > 0 and info.rate > 0.0 and self._spend_on:
+            if slot[2] != st.day:
+                st.day, st.spent, st.spend_calls = slot[2], 0.0, []
+            st.spent += info.rate * billsec / 60.0
+            st.spend_calls.append(uid)
+            if len(st.spend_calls) > MAX_EVIDENCE:
+                del st.spend_calls[0]
+        if short and self._short_on:
+            q = st.ranges.get(info.range_key)
+            if q is None:
+                if len(st.ranges) >= MAX_RANGES:
+                    del st.ranges[next(iter(st.ranges))]
+                q = st.ranges[info.range_key] = deque()
+            q.append((end_t, uid))
+            while q[0][0] < end_t - self._short_window:
+                q.popleft()
+        return None
+
+    def ip_country(self, ip: str) -> str | None:
+        """Country of an address (cached; None when private, unknown, or no lookup is set)."""
+        if self.country_of_ip is None:
+            return None
+        try:
+            return self._ip_cc[ip]
+        except KeyError:
+            if len(self._ip_cc) > 65_536:
+                self._ip_cc.clear()
+            cc = self._ip_cc[ip] = self.country_of_ip(ip)
+            return cc
+
     def call_started(self, call: Call) -> list[Hit]:
         """A live call is being dialled (AMI DialBegin)."""
-        dest = self.wanted(call)
-        if dest is None:
+        info = self.wanted(call)
+        if info is None:
             return []
         st = self.state(call.account)
-        hits = self._at_start(call, dest, st)
+        hits = self._at_start(call, info, st)
         st.active[call.uid] = call
         limit = self._max_concurrent(call.account)
-        if self._on["concurrent"] and len(st.active) > limit:
-            spec = self.config.rules["concurrent"]
+        if self.concurrent.enabled and len(st.active) > limit:
             uids = sorted(st.active, key=lambda u: st.active[u].start)
-            hits.append(
-                self._hit(spec, call, f"{len(st.active)} calls at once (max {limit})", uids)
-            )
+            msg = f"{len(st.active)} calls at once (max {limit})"
+            hits.append(self._hit(self.concurrent, call, msg, uids))
         if call.ip:
             hits += self.seen_address(call.account, call.ip, call.start, call.uid)
         return hits
@@ -164,40 +333,34 @@ class FraudEngine:
         st = self.accounts.get(call.account)
         if st is not None:
             st.active.pop(call.uid, None)
-        dest = self.wanted(call)
-        if dest is None or st is None:
+        info = self.wanted(call)
+        if info is None or st is None:
             return []
-        return self._at_end(call, dest, st)
+        return self._at_end(call, info, st)
 
     def tick(self, now: float) -> list[Hit]:
         """Running cost of answered live calls: hang up before the bill grows further."""
-        spec = self.config.rules["spend"]
-        if not spec.enabled or not self.rates.rates:
+        if not self._spend_on or not self.rates.rates:
             return []
         hits = []
         for account, st in self.accounts.items():
-            running = 0.0
-            live = []
-            for call in st.active.values():
-                if call.answered:
-                    dest = self.classifier.classify(call.dst)
-                    running += self.rates.cost(dest.e164, max(0.0, now - call.start))
-                    live.append(call)
+            live = [c for c in st.active.values() if c.answered]
+            if not live:
+                continue
+            running = sum(self.info(c.dst).rate * max(0.0, now - c.start) / 60 for c in live)
             limit = self._daily_limit(account)
             spent = (st.spent if st.day == self.local(now)[2] else 0.0) + running
-            if live and spent > limit:
+            if spent > limit:
+                msg = f"{spent:.2f} spent today with running calls (daily limit {limit:.2f})"
                 for call in live:
-                    hits.append(
-                        self._hit(spec, call, f"{spent:.2f} spent today incl. running calls "
-                                  f"(daily limit {limit:.2f})", [*st.spend_calls, call.uid])
-                    )
+                    hits.append(self._hit(self.spend, call, msg, [*st.spend_calls, call.uid]))
         return hits
 
     def seen_address(self, account: str, ip: str, now: float, uid: str = "") -> list[Hit]:
         """An account registered, authenticated or called from `ip`."""
-        if self.country_of_ip is None or not account:
+        if not account:
             return []
-        country = self.country_of_ip(ip)
+        country = self.ip_country(ip)
         if not country:
             return []  # private or unknown: nothing to compare
         hits: list[Hit] = []
@@ -249,100 +412,84 @@ class FraudEngine:
 
     # --- rules -----------------------------------------------------------------------------------
 
-    def _max_concurrent(self, account: str) -> int:
-        own = self.config.account(account).max_concurrent
-        return own if own is not None else int(self.config.rules["concurrent"]["max_calls"])
-
-    def _daily_limit(self, account: str) -> float:
-        own = self.config.account(account).daily_limit
-        return own if own is not None else float(self.config.rules["spend"]["daily_limit"])
-
-    def _at_start(self, call: Call, dest: Destination, st: AccountState) -> list[Hit]:
-        rules = self.config.rules
+    def _at_start(self, call: Call, info: DestInfo, st: AccountState) -> list[Hit]:
         hits: list[Hit] = []
         t = call.start
-        st.last = max(st.last, t)
+        if t > st.last:
+            st.last = t
         self.calls_seen += 1
         if self.learn_until is None:
-            self.learn_until = t + float(rules["new_country"]["learn_seconds"])
+            self.learn_until = t + float(self.new_country["learn_seconds"])
 
-        if self._on["velocity"]:
-            spec = rules["velocity"]
+        if self.velocity.enabled:
             starts = st.starts
             starts.append((t, call.uid))
-            horizon = t - spec["window"]
-            while starts and starts[0][0] < horizon:
+            horizon = t - self._vel_window
+            while starts[0][0] < horizon:
                 starts.popleft()
-            if len(starts) > spec["max_calls"]:
-                hits.append(self._hit(spec, call, f"{len(starts)} calls in {spec['window']}s "
-                                      f"(max {spec['max_calls']})", [u for _, u in starts]))
+            if len(starts) > self._vel_max:
+                msg = f"{len(starts)} calls in {self._vel_window:.0f}s (max {self._vel_max})"
+                hits.append(self._hit(self.velocity, call, msg, [u for _, u in starts]))
                 starts.popleft()  # keeps the deque bounded during a flood
 
-        if self._on["risky_destination"]:
-            spec = rules["risky_destination"]
-            why = ""
-            if dest.type in self._risky_types:
-                why = dest.type.replace("_", " ")
-            elif spec["hotlist"] and dest.hotlist:
-                why = f"hotlist range {dest.hotlist}"
-            elif spec["high_risk_countries"] and dest.high_risk:
-                why = f"high-risk country {dest.country}"
-            if why:
-                hits.append(self._hit(spec, call, f"call to {dest.e164}: {why}", [call.uid]))
+        dest = info.dest
+        if info.risky and self.risky_destination.enabled:
+            msg = f"call to {dest.e164}: {info.risky}"
+            hits.append(self._hit(self.risky_destination, call, msg, [call.uid]))
 
-        if self._on["after_hours"] and dest.in_scope(rules["after_hours"]["scopes"]):
+        if info.after_hours and self.after_hours.enabled:
             wd, minute, _ = self.local(t)
             if wd not in self._bh_days or not self._bh_start <= minute < self._bh_end:
-                spec = rules["after_hours"]
-                hits.append(self._hit(spec, call, f"{dest.scope} call to {dest.e164} "
-                                      f"({dest.country}, {dest.type}) outside business hours",
-                                      [call.uid]))
+                msg = (
+                    f"{dest.scope} call to {dest.e164} ({dest.country}, {dest.type}) "
+                    "outside business hours"
+                )
+                hits.append(self._hit(self.after_hours, call, msg, [call.uid]))
 
         if dest.scope == "international" and dest.country not in st.countries:
             st.countries.add(dest.country)
-            if self._on["new_country"] and t >= self.learn_until:
-                spec = rules["new_country"]
-                hits.append(self._hit(spec, call, f"first call to {dest.country} "
-                                      f"({dest.e164})", [call.uid]))
+            if self.new_country.enabled and t >= self.learn_until:
+                msg = f"first call to {dest.country} ({dest.e164})"
+                hits.append(self._hit(self.new_country, call, msg, [call.uid]))
         return hits
 
-    def _at_end(self, call: Call, dest: Destination, st: AccountState) -> list[Hit]:
-        rules = self.config.rules
+    def _at_end(self, call: Call, info: DestInfo, st: AccountState) -> list[Hit]:
         hits: list[Hit] = []
-        end = call.end if call.end is not None else call.start
+        billsec = call.billsec
+        if billsec > 0 and info.rate > 0.0 and self._spend_on:
+            cost = info.rate * billsec / 60.0
+            slot = self._slots.get(int(call.start // 900))
+            day = slot[2] if slot is not None else self.local(call.start)[2]
+            if day != st.day:
+                st.day, st.spent, st.spend_calls = day, 0.0, []
+            st.spent += cost
+            st.spend_calls.append(call.uid)
+            if len(st.spend_calls) > MAX_EVIDENCE:
+                del st.spend_calls[0]
+            limit = self._daily_limit(call.account)
+            if st.spent > limit:
+                msg = f"{st.spent:.2f} spent today (daily limit {limit:.2f}); this call {cost:.2f}"
+                hits.append(self._hit(self.spend, call, msg, st.spend_calls))
 
-        if self._on["spend"] and call.billsec > 0 and self.rates.rates:
-            cost = self.rates.cost(dest.e164, call.billsec)
-            if cost > 0.0:
-                day = self.local(call.start)[2]
-                if day != st.day:
-                    st.day, st.spent, st.spend_calls = day, 0.0, []
-                st.spent += cost
-                st.spend_calls.append(call.uid)
-                if len(st.spend_calls) > MAX_EVIDENCE:
-                    del st.spend_calls[0]
-                limit = self._daily_limit(call.account)
-                if st.spent > limit:
-                    spec = rules["spend"]
-                    hits.append(self._hit(spec, call, f"{st.spent:.2f} spent today (daily limit "
-                                          f"{limit:.2f}); this call {cost:.2f}", st.spend_calls))
-
-        spec = rules["short_burst"]
-        if self._on["short_burst"] and call.billsec <= spec["max_seconds"]:
-            digits = int(spec["range_digits"])
-            rng = dest.e164[:-digits] if digits else dest.e164
+        if billsec <= self._short_max and self.short_burst.enabled:
+            end = call.end if call.end is not None else call.start
+            rng = info.range_key
             q = st.ranges.get(rng)
             if q is None:
                 if len(st.ranges) >= MAX_RANGES:
                     del st.ranges[next(iter(st.ranges))]
                 q = st.ranges[rng] = deque()
             q.append((end, call.uid))
-            while q and q[0][0] < end - spec["window"]:
+            while q[0][0] < end - self._short_window:
                 q.popleft()
+            spec = self.short_burst
             if len(q) >= spec["min_calls"]:
-                hits.append(self._hit(spec, call, f"{len(q)} calls of <= {spec['max_seconds']}s "
-                                      f"to {rng}{'X' * digits} in {spec['window']}s",
-                                      [u for _, u in q]))
+                digits = int(spec["range_digits"])
+                msg = (
+                    f"{len(q)} calls of <= {self._short_max:.0f}s to {rng}{'X' * digits} "
+                    f"in {self._short_window:.0f}s"
+                )
+                hits.append(self._hit(spec, call, msg, [u for _, u in q]))
                 q.popleft()
         return hits
 
@@ -374,6 +521,5 @@ class FraudEngine:
                 best = at_p
         if len(best) <= limit:
             return []
-        spec = self.config.rules["concurrent"]
         uids = [u for _, _, u in sorted(best)]
-        return [self._hit(spec, call, f"{len(best)} calls at once (max {limit})", uids)]
+        return [self._hit(self.concurrent, call, f"{len(best)} calls at once (max {limit})", uids)]

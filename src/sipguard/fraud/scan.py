@@ -50,16 +50,16 @@ def scan(paths: Iterable[str | Path], engine: FraudEngine, gap: float = 86400.0)
     """Run every row of every file through the engine (files in the order given)."""
     book = AlertBook(gap)
     result = ScanResult([])
-    cdr_call = engine.cdr_call
-    add = book.add
-    for path in paths:
-        cfg = engine.config
-        parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, str(path))
-        for call in parser.read_file(path):
-            for hit in cdr_call(call):
-                add(hit)
-        result.rows += parser.rows
-        result.errors.update(parser.errors)
+    engine.on_hit = book.add
+    cfg = engine.config
+    try:
+        for path in paths:
+            parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, str(path))
+            parser.read_file(path, engine.record)
+            result.rows += parser.rows
+            result.errors.update(parser.errors)
+    finally:
+        engine.on_hit = None
     result.incidents = book.sorted()
     result.calls = engine.calls_seen
     return result

@@ -1,0 +1,133 @@
+"""`sipguard fraud scan CDR...` (offline report) and `sipguard fraud watch` (live, over AMI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from sipguard.cli.main import CliError
+from sipguard.config.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    fraud = subparsers.add_parser("fraud", help="toll-fraud and account protection")
+    sub = fraud.add_subparsers(dest="fraud_command", metavar="COMMAND")
+    fraud.set_defaults(func=lambda _args: (fraud.print_help(), 2)[1])
+
+    scan = sub.add_parser("scan", help="report fraud in CDR files (Master.csv or custom CSV)")
+    scan.add_argument("cdr", nargs="+", metavar="CDR", help="CDR CSV files, oldest first")
+    _common(scan)
+    scan.add_argument("--format", choices=("text", "json"), default="text")
+    scan.add_argument("--baseline", metavar="JSON",
+                      help="known countries per account ({account: [CC,...]}); skips learning")  # fmt: skip
+    scan.set_defaults(func=run_scan)
+
+    watch = sub.add_parser("watch", help="watch live calls over AMI and act on fraud")
+    _common(watch)
+    watch.add_argument("--host", default="127.0.0.1")
+    watch.add_argument("--port", type=int, default=5038)
+    watch.add_argument("--user", required=True, help="AMI user (manager.conf)")
+    watch.add_argument("--secret-file", required=True, help="file holding the AMI secret")
+    watch.add_argument("--dry-run", action="store_true", help="report, do not hang up or lock")
+    watch.set_defaults(func=run_watch)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="sipguard.toml with a [fraud] table")
+    p.add_argument("--rates", metavar="CSV", help="rate table: prefix,cost_per_minute")
+    p.add_argument("--hotlist", metavar="CSV", help="number ranges to treat as fraud: prefix,label")
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from sipguard.fraud.config import load_config
+    from sipguard.fraud.scan import build_engine
+    from sipguard.fraud.tables import load_hotlist, load_rates
+
+    try:
+        config = load_config(args.config)
+        rates = load_rates(args.rates) if args.rates else None
+        hotlist = load_hotlist(args.hotlist) if args.hotlist else None
+        return build_engine(config, rates, hotlist)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _baseline(path: str) -> dict[str, list[str]]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CliError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(c, str) for c in v) for v in data.values()
+    ):
+        raise CliError(f"{path}: expected an object of account -> list of country codes")
+    return data
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from sipguard.fraud.scan import scan
+
+    engine = _engine(args)
+    if args.baseline:
+        engine.load_baseline(_baseline(args.baseline))
+    for path in args.cdr:
+        if not Path(path).is_file():
+            raise CliError(f"{path}: no such file")
+    try:
+        result = scan(args.cdr, engine)
+    except OSError as exc:
+        raise CliError(f"{exc.filename}: {exc.strerror}") from None
+    if args.format == "json":
+        out = {
+            "alerts": [i.to_dict() for i in result.incidents],
+            "rows": result.rows,
+            "calls": result.calls,
+            "malformed": dict(result.errors),
+        }
+        print(json.dumps(out, indent=1))
+    else:
+        _print_text(result)
+    return 1 if result.incidents else 0
+
+
+def _print_text(result: Any) -> None:
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    width = None if sys.stdout.isatty() else 160  # whole reasons when piped
+    console = Console(file=sys.stdout, highlight=False, width=width)
+    malformed = sum(result.errors.values())
+    console.print(f"{result.rows} rows, {result.calls} outbound calls checked, "
+                  f"{malformed} malformed rows, {len(result.incidents)} alerts")  # fmt: skip
+    if not result.incidents:
+        return
+    table = Table("first (UTC)", "account", "rule", "severity", "calls", "reason")
+    for inc in result.incidents:
+        when = datetime.fromtimestamp(inc.first, UTC).strftime("%Y-%m-%d %H:%M")
+        calls = ", ".join(inc.calls[:3]) + (f" +{len(inc.calls) - 3}" if len(inc.calls) > 3 else "")
+        table.add_row(when, inc.account, inc.rule, inc.severity, calls, inc.reason)
+    console.print(table)
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sipguard.fraud.watch import watch_ami
+
+    try:
+        secret = Path(args.secret_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CliError(f"{args.secret_file}: {exc.strerror}") from None
+    engine = _engine(args)
+    try:
+        asyncio.run(watch_ami(engine, args.host, args.port, args.user, secret, args.dry_run))
+    except ImportError as exc:
+        raise CliError(f"the AMI client is not available: {exc}") from None
+    return 0
