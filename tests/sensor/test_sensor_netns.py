@@ -4,102 +4,16 @@ would have reached Asterisk."""
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO
 
 import pytest
-
-from sipguard.testing.netns import Host, NetLab
+from sensorlab import DOMAIN, HERE, Lab
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
-
-HERE = Path(__file__).parent
-DOMAIN = "secret.example.com"
-
-
-@dataclass
-class Lab:
-    lab: NetLab
-    pbx: Host
-    atk: Host
-    trunk: Host
-    tmp: Path
-    log: Path
-    events: Path
-    sensor: subprocess.Popen[bytes] | None = None
-    files: list[IO[bytes]] = field(default_factory=list)
-
-    @property
-    def pbx_ip(self) -> str:
-        return self.atk.hub_ip
-
-    def received(self, host: Host) -> list[dict[str, str]]:
-        lines = self.log.read_text().splitlines() if self.log.exists() else []
-        return [r for r in map(json.loads, lines) if r["src"] == host.ip]
-
-    def sent_events(self) -> list[dict[str, object]]:
-        text = self.events.read_text() if self.events.exists() else ""
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-    def client(
-        self, host: Host, count: int, method: str, req_host: str, ua: str, seconds: float = 0
-    ) -> dict[str, int]:
-        argv = [sys.executable, str(HERE / "sip_client.py"), host.hub_ip, str(count), method,
-                req_host, ua, str(seconds)]  # fmt: skip
-        out = self.lab.run(host, argv, timeout=30).stdout
-        return dict(json.loads(out.strip().splitlines()[-1]))
-
-    def start_sensor(self, *extra: str) -> None:
-        argv = [sys.executable, "-m", "sipguard", "sensor", "--domain", DOMAIN,
-                "--trusted", self.trunk.ip, *extra]  # fmt: skip
-        out = self.events.open("ab")
-        err = (self.tmp / "sensor.err").open("ab")
-        self.files += [out, err]
-        self.sensor = self.lab.popen(self.pbx, argv, stdout=out, stderr=err)
-        deadline = time.monotonic() + 20
-        starts = (self.tmp / "sensor.err").read_text().count("running on queue")
-        while time.monotonic() < deadline:
-            log = (self.tmp / "sensor.err").read_text()
-            if log.count("running on queue") > starts:
-                return
-            assert self.sensor.poll() is None, log
-            time.sleep(0.1)
-        raise AssertionError("sensor did not install its queue rules")
-
-    def stop_sensor(self, sig: int = signal.SIGTERM) -> None:
-        assert self.sensor is not None
-        self.sensor.send_signal(sig)
-        self.sensor.wait(timeout=10)
-
-
-@pytest.fixture
-def lab(netlab: NetLab, tmp_path: Path) -> Iterator[Lab]:
-    pbx = netlab.add_host("pbx")
-    atk = netlab.add_host("attacker", hub=pbx)
-    trunk = netlab.add_host("trunk", hub=pbx)
-    log = tmp_path / "responder.jsonl"
-    responder = netlab.popen(
-        pbx, [sys.executable, str(HERE / "sip_responder.py"), "5060", str(log)],
-        stdout=subprocess.PIPE,
-    )  # fmt: skip
-    assert responder.stdout is not None
-    ready, _, _ = select.select([responder.stdout], [], [], 10)
-    assert ready and responder.stdout.readline().strip() == b"ready"
-    env = Lab(netlab, pbx, atk, trunk, tmp_path, log, tmp_path / "events.jsonl")
-    env.files.append(responder.stdout)
-    yield env
-    netlab.close()
-    for fh in env.files:
-        fh.close()
 
 
 def _sipvicious(lab: Lab, tool: str, *args: str) -> str:
