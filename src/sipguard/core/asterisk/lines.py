@@ -182,10 +182,9 @@ def _grammar_failed_for(msg: str, i: int) -> int:
                 return -1
             return j + len(_FAILED_FOR)
     if msg.startswith("<", i):
-        gt = msg.find(">", i)
-        if gt < 0:
-            return -1
-        i = gt + 1
+        # a URI cannot hold '>' (pjproject rejects it), so the first ">' failed for '" ends it
+        gt = msg.find(">" + _FAILED_FOR, i)
+        return gt + 1 + len(_FAILED_FOR) if gt >= 0 else -1
     return i + len(_FAILED_FOR) if msg.startswith(_FAILED_FOR, i) else -1
 
 
