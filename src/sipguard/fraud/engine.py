@@ -347,7 +347,9 @@ class FraudEngine:
             live = [c for c in st.active.values() if c.answered]
             if not live:
                 continue
-            running = sum(self.info(c.dst).rate * max(0.0, now - c.start) / 60 for c in live)
+            running = sum(
+                self.info(c.dst).rate * max(0.0, now - (c.answer or c.start)) / 60 for c in live
+            )
             limit = self._daily_limit(account)
             spent = (st.spent if st.day == self.local(now)[2] else 0.0) + running
             if spent > limit:

@@ -29,6 +29,7 @@ class Call:
     channel: str = ""
     ip: str = ""  # the caller's address when a source knows it ("" otherwise)
     line_no: int = 0
+    answer: float | None = None  # when a live call was answered (running cost starts)
 
 
 def account_of(channel: str, accountcode: str = "", src: str = "") -> str:

@@ -1,0 +1,151 @@
+"""The live path against the test AMI server (real wire protocol): hang up within 1 s of the
+dial, lock the account in AstDB, turn a call from a forbidden country into a ban alert."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from sipguard.actions.ami import LOCK_FAMILY, AmiFraudActions
+from sipguard.core.alerts import Alert
+from sipguard.fraud.config import build_config
+from sipguard.fraud.scan import build_engine
+from sipguard.fraud.tables import RateTable
+from sipguard.fraud.watch import FraudWatcher
+from sipguard.sources.ami import AmiClient
+from sipguard.testing.ami_server import AmiServer
+
+USERS = {"sipguard": "s3cret"}
+CN_IP = "14.21.198.22"  # iptocc: CN
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def channel_fields(prefix: str, channel: str, uid: str, exten: str, num: str) -> list[tuple[str, str]]:  # noqa: E501
+    """A channel snapshot as manager_channels.c builds it (with `prefix` for Dest fields)."""
+    return [
+        (f"{prefix}Channel", channel), (f"{prefix}ChannelState", "4"),
+        (f"{prefix}ChannelStateDesc", "Ring"), (f"{prefix}CallerIDNum", num),
+        (f"{prefix}CallerIDName", f"Ext {num}"), (f"{prefix}ConnectedLineNum", "<unknown>"),
+        (f"{prefix}ConnectedLineName", "<unknown>"), (f"{prefix}Language", "en"),
+        (f"{prefix}AccountCode", ""), (f"{prefix}Context", "from-internal"),
+        (f"{prefix}Exten", exten), (f"{prefix}Priority", "1"), (f"{prefix}Uniqueid", uid),
+        (f"{prefix}Linkedid", uid),
+    ]  # fmt: skip
+
+
+async def dial(server: AmiServer, account: str, seq: int, exten: str) -> tuple[str, str]:
+    channel, uid = f"PJSIP/{account}-{seq:08x}", f"1763780000.{seq}"
+    await server.push_event([("Event", "Newchannel"), *channel_fields("", channel, uid, exten, account)], "call")  # noqa: E501
+    await server.push_event(
+        [("Event", "DialBegin"), *channel_fields("", channel, uid, exten, account),
+         *channel_fields("Dest", f"PJSIP/trunk-{seq + 1:08x}", f"1763780000.{seq + 1}", exten, exten),  # noqa: E501
+         ("DialString", f"{exten}@trunk")],
+        "call",
+    )  # fmt: skip
+    return channel, uid
+
+
+def setup(**rules: Any) -> tuple[FraudWatcher, list[Alert]]:
+    # business hours all week, so the wall clock the test runs at cannot matter
+    always = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00",
+              "end": "24:00"}  # fmt: skip
+    config = build_config({"home_country": "DE", "national_prefix": "0",
+                           "international_prefixes": ["00"],
+                           "rules": {"after_hours": always, **rules}})  # fmt: skip
+    rates = RateTable()
+    rates.add("49", 0.01)
+    engine = build_engine(config, rates)
+    engine.load_baseline({})  # no learning period: a live daemon keeps its baseline
+    alerts: list[Alert] = []
+    return FraudWatcher(engine, on_alert=alerts.append), alerts
+
+
+def test_premium_call_hung_up_within_a_second_and_account_locked() -> None:
+    async def main() -> None:
+        async with AmiServer(USERS) as server:
+            watcher, _ = setup()
+            client = AmiClient("127.0.0.1", server.port, "sipguard", "s3cret")
+            watcher.actions = AmiFraudActions(client)
+            task = asyncio.create_task(watcher.run(client))
+            await asyncio.wait_for(client.connected.wait(), 5)
+            # a normal national call first: no action
+            await dial(server, "1001", 1, "03012345678")
+            t0 = time.monotonic()
+            channel, uid = await dial(server, "1001", 3, "00881612345678")  # satellite
+            hangup = await server.wait_for_action("Hangup", timeout=5)
+            elapsed = time.monotonic() - t0
+            assert elapsed < 1.0, f"hangup sent {elapsed:.3f}s after DialBegin"
+            assert hangup.get("Channel") == channel
+            await server.wait_for_action("DBPut", timeout=5)
+            assert server.db[(LOCK_FAMILY, "1001")].startswith("risky_destination")
+            hangups = [a for a in server.actions if a.get("Action") == "Hangup"]
+            assert [a.get("Channel") for a in hangups] == [channel]  # not the normal call
+            await watcher.drain()
+            taken = {(t.action, t.target, t.rule) for t in watcher.actions.taken}
+            assert ("hangup", channel, "risky_destination") in taken
+            assert ("lock", "1001", "risky_destination") in taken
+            assert all(t.ok for t in watcher.actions.taken)
+            assert uid in next(t for t in watcher.actions.taken if t.action == "hangup").calls
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    run(main())
+
+
+def test_third_concurrent_call_is_hung_up_and_hangups_end_calls() -> None:
+    async def main() -> None:
+        async with AmiServer(USERS) as server:
+            watcher, _ = setup()
+            client = AmiClient("127.0.0.1", server.port, "sipguard", "s3cret")
+            watcher.actions = AmiFraudActions(client)
+            task = asyncio.create_task(watcher.run(client))
+            await asyncio.wait_for(client.connected.wait(), 5)
+            await dial(server, "1002", 10, "03012345601")
+            _, uid2 = await dial(server, "1002", 12, "03012345602")
+            # the second call ends: the next one is only the second at once
+            await server.push_event([("Event", "Hangup"), ("Channel", "PJSIP/1002-0000000c"),
+                                     ("Uniqueid", uid2), ("Cause", "16")], "call")  # fmt: skip
+            await dial(server, "1002", 14, "03012345603")
+            await asyncio.sleep(0.3)
+            assert not [a for a in server.actions if a.get("Action") == "Hangup"]
+            third, _ = await dial(server, "1002", 16, "03012345604")
+            hangup = await server.wait_for_action("Hangup", timeout=5)
+            assert hangup.get("Channel") == third
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    run(main())
+
+
+def test_registration_from_forbidden_country_becomes_ban_alert() -> None:
+    async def main() -> None:
+        async with AmiServer(USERS) as server:
+            watcher, alerts = setup(address_country={"allowed": ["DE"]})
+            client = AmiClient("127.0.0.1", server.port, "sipguard", "s3cret")
+            watcher.actions = AmiFraudActions(client)
+            task = asyncio.create_task(watcher.run(client))
+            await asyncio.wait_for(client.connected.wait(), 5)
+            await server.push_security(
+                "SuccessfulAuth", AccountID="1003", SessionID="abc",
+                LocalAddress="IPV4/UDP/10.0.0.1/5060", RemoteAddress=f"IPV4/UDP/{CN_IP}/5060",
+                UsingPassword="1",
+            )  # fmt: skip
+            await server.wait_for_action("DBPut", timeout=5)
+            await watcher.drain()
+            assert len(alerts) == 1
+            alert = alerts[0]
+            assert alert.rule == "fraud.address_country" and alert.key == "account:1003"
+            assert str(alert.network) == f"{CN_IP}/32"
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    run(main())
