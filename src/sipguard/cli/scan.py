@@ -8,6 +8,7 @@ Reads plain files, .gz (by magic bytes, whatever the name) and `-` (stdin); rota
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import os
 import re
@@ -125,12 +126,20 @@ def run(args: argparse.Namespace) -> int:
         _check_readable(p)
     year = args.year or time.gmtime().tm_year
     scanner = Scanner(rules, year)
-    if not args.no_progress and sys.stderr.isatty():
-        _scan_with_progress(scanner, paths)
-    else:
-        for path in paths:
-            with _open(path) as f:
-                scanner.feed_file_chunks(path, _chunks(path, f, lambda n: None))
+    # The scan allocates millions of short-lived, acyclic objects (events, tuples) while holding
+    # many long-lived aggregates; the default young-generation threshold makes the cycle
+    # collector rescan them constantly (measured: ~40% of the run). Collect less often here.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(200_000, 50, 1000)
+    try:
+        if not args.no_progress and sys.stderr.isatty():
+            _scan_with_progress(scanner, paths)
+        else:
+            for path in paths:
+                with _open(path) as f:
+                    scanner.feed_file_chunks(path, _chunks(path, f, lambda n: None))
+    finally:
+        gc.set_threshold(*thresholds)
     report = scanner.finish()
     render(report, args.format, sys.stdout)
     sys.stdout.flush()

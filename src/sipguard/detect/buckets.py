@@ -15,6 +15,7 @@ from sipguard.detect.spec import BucketKind, RuleSpec
 
 MAX_ACCOUNTS = 100  # accounts remembered per key, for the reason sentence
 MAX_DISTINCT = 10_000  # distinct values remembered per key
+_EMPTY: OrderedDict[str, float] = OrderedDict()  # shared, never written: non-distinct buckets
 
 
 class Bucket:
@@ -42,8 +43,12 @@ class Bucket:
         self.kinds: dict[Kind, int] = {}
         self.accounts: set[str] = set()
         self.evidence: deque[Event] = deque(maxlen=rule.evidence)
-        self.times: deque[float] = deque(maxlen=rule.threshold)
-        self.values: OrderedDict[str, float] = OrderedDict()
+        # only the container this bucket kind uses is allocated: keys are many, memory is not
+        kind = rule.bucket
+        self.times: deque[float] = deque(maxlen=rule.threshold if kind is BucketKind.COUNTER else 0)
+        self.values: OrderedDict[str, float] = (
+            _EMPTY if kind is not BucketKind.DISTINCT else OrderedDict()
+        )
 
     def _reset(self, now: float) -> None:
         self.first = now
@@ -68,12 +73,14 @@ class Bucket:
 
     def add(self, event: Event, now: float, value: str | None) -> bool:
         """Count one event; True when this event makes the bucket cross its threshold."""
-        now = max(now, self.last)  # tolerate slightly out-of-order input (several files)
+        last = self.last
+        if now < last:
+            now = last  # tolerate slightly out-of-order input (several files)
         if self.count and self.idle(now):
             self._reset(now)
         rule = self.rule
         if rule.bucket is BucketKind.LEAKY:
-            drained = self.level - (now - self.last) * self._rate()
+            drained = self.level - (now - last) * self._rate()
             # capped at the threshold: after an attack stops the key drains within one window
             self.level = min(max(drained, 0.0) + 1.0, float(rule.threshold))
             # full when the next event would not fit: `threshold` events faster than the drain

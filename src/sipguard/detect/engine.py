@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 
 from sipguard.core.alerts import Alert, Network
-from sipguard.core.events import Event, Kind
+from sipguard.core.events import Event, IPAddress, Kind
 from sipguard.detect.buckets import Bucket
 from sipguard.detect.durations import format_duration
 from sipguard.detect.matchers import field_text
@@ -70,6 +71,17 @@ def source_network(rule: RuleSpec, event: Event) -> Network | None:
     return IPv6Network((int(ip), prefix), strict=False)
 
 
+@lru_cache(maxsize=1 << 16)
+def source_key(ip: IPAddress, prefix: int) -> str:
+    """The grouping key text for an address at a prefix length: "203.0.113.5" for a host,
+    "2001:db8::/64" for a wider network. Cached: formatting addresses is the engine's hot spot."""
+    if prefix >= ip.max_prefixlen:
+        return str(ip)
+    if ip.version == 4:
+        return str(IPv4Network((int(ip), prefix), strict=False))
+    return str(IPv6Network((int(ip), prefix), strict=False))
+
+
 def network_key(net: Network) -> str:
     """A single host prints as the bare address, a wider network with its prefix length."""
     if net.prefixlen == net.max_prefixlen:
@@ -91,27 +103,51 @@ class Engine:
                 self._by_kind.setdefault(kind, []).append(rule)
 
     def feed(self, event: Event, now: float) -> list[Alert]:
-        self.stats.events += 1
+        stats = self.stats
+        stats.events += 1
+        rules = self._by_kind.get(event.kind)
+        if not rules:
+            return []
         alerts: list[Alert] = []
-        for rule in self._by_kind.get(event.kind, ()):
-            if not all(m(event) for m in rule.matchers):
+        ip = event.ip
+        v4 = ip is not None and ip.version == 4
+        sources: dict[int, str] = {}  # prefix -> source key: formatted once per event
+        for rule in rules:
+            if rule.matchers and not all(m(event) for m in rule.matchers):
                 continue
-            self.stats.matched += 1
-            key, network, value = self._key(rule, event)
+            stats.matched += 1
+            src: str | None = None
+            if ip is not None:
+                prefix = rule.ipv4_prefix if v4 else rule.ipv6_prefix
+                src = sources.get(prefix)
+                if src is None:
+                    src = sources[prefix] = source_key(ip, prefix)
+            group = rule.group_by
+            value = _distinct_value(rule, event) if rule.distinct_field else None
+            if group is GroupBy.SOURCE:
+                key = src
+            elif event.account is None:
+                key = None
+            else:
+                key = f"account:{event.account}"
+                if group is GroupBy.ACCOUNT_DISTINCT_SOURCES:
+                    # a distributed attack is counted in sources: no address, no source
+                    key, value = (key, src) if src is not None else (None, None)
             if key is None:
-                self.stats.no_key += 1
+                stats.no_key += 1
                 continue
             table = self._tables[rule.id]
             bucket = table.get(key)
             if bucket is None:
                 if len(table) >= self.max_keys:
                     table.popitem(last=False)
-                    self.stats.evicted += 1
+                    stats.evicted += 1
                 bucket = table[key] = Bucket(rule, now)
             else:
                 table.move_to_end(key)
             if bucket.add(event, now, value):
-                self.stats.alerts += 1
+                stats.alerts += 1
+                network = source_network(rule, event) if group is GroupBy.SOURCE else None
                 alerts.append(_alert(rule, key, network, bucket, now))
         return alerts
 
@@ -138,28 +174,9 @@ class Engine:
     def state_size(self) -> int:
         return sum(len(t) for t in self._tables.values())
 
-    def _key(self, rule: RuleSpec, event: Event) -> tuple[str | None, Network | None, str | None]:
-        """(grouping key, network to act on, value for a distinct bucket)."""
-        if rule.group_by is GroupBy.SOURCE:
-            net = source_network(rule, event)
-            if net is None:
-                return None, None, None
-            return network_key(net), net, _distinct_value(rule, event)
-        if event.account is None:
-            return None, None, None
-        key = f"account:{event.account}"
-        if rule.group_by is GroupBy.ACCOUNT:
-            return key, None, _distinct_value(rule, event)
-        net = source_network(rule, event)
-        if net is None:  # a distributed attack is counted in sources: no address, no source
-            return None, None, None
-        return key, None, network_key(net)
-
 
 def _distinct_value(rule: RuleSpec, event: Event) -> str | None:
-    if rule.bucket is not BucketKind.DISTINCT or rule.distinct_field is None:
-        return None
-    return field_text(event, rule.distinct_field)
+    return None if rule.distinct_field is None else field_text(event, rule.distinct_field)
 
 
 def _alert(rule: RuleSpec, key: str, network: Network | None, bucket: Bucket, now: float) -> Alert:
@@ -223,4 +240,12 @@ def _noun(kinds: dict[Kind, int]) -> str:
     return "failures (" + ", ".join(f"{n} {_NOUNS.get(k, k.value)}" for k, n in kinds.items()) + ")"
 
 
-__all__ = ["DEFAULT_MAX_KEYS", "Engine", "EngineStats", "network_key", "reason", "source_network"]
+__all__ = [
+    "DEFAULT_MAX_KEYS",
+    "Engine",
+    "EngineStats",
+    "network_key",
+    "reason",
+    "source_key",
+    "source_network",
+]

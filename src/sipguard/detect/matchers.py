@@ -137,15 +137,16 @@ def _contains_any(
     name: str, spec: Mapping[str, object], key: str, lists: Mapping[str, Sequence[str]]
 ) -> Matcher:
     """Case-insensitive substring-in-list, the way scanner signatures are matched."""
-    needles = tuple(v.lower() for v in _values(spec, key, lists) if v)
+    needles = sorted({v.lower() for v in _values(spec, key, lists) if v})
+    if not needles:
+        raise RuleError(key, "contains_any needs at least one non-empty value")
     label = f"list {spec['list']!r}" if "list" in spec else _short(needles)
+    # one alternation of literal needles: a single C-level search instead of a Python loop
+    rx = re.compile("|".join(re.escape(n) for n in needles), re.IGNORECASE)
 
     def test(e: Event) -> bool:
         text = field_text(e, name)
-        if text is None:
-            return False
-        low = text[:MAX_SUBJECT].lower()
-        return any(n in low for n in needles)
+        return text is not None and rx.search(text[:MAX_SUBJECT]) is not None
 
     return Matcher(name, "contains_any", test, f"{name} contains any of {label}")
 

@@ -12,6 +12,7 @@ from ipaddress import IPv4Network, IPv6Network
 from sipguard.core.alerts import Action, Alert, Decision
 from sipguard.core.events import Event, Kind
 from sipguard.detect import format_duration, network_key
+from sipguard.detect import source_key as group_key
 
 MAX_SOURCES = 200_000
 MAX_ACCOUNTS = 100_000
@@ -20,17 +21,17 @@ KEEP_ACCOUNTS = 50  # accounts listed per attacker
 KEEP_AGENTS = 10
 KEEP_ADDRESSES = 20
 KEEP_DECISIONS = 10
-KEEP_LINES = 5  # example lines per attacker
-KEEP_SOURCES = 1000  # sources listed per account
+KEEP_LINES = 2  # example lines per attacker
+KEEP_SOURCES = 200  # sources listed per account
+COUNT_SOURCES = 1000  # distinct sources counted per account ("1000+" beyond)
 
 
 def source_key(event: Event, v6_prefix: int = 64) -> str | None:
+    """Attackers are grouped the way the shipped rules group sources: /32 and /64."""
     ip = event.ip
     if ip is None:
         return None
-    if ip.version == 4:
-        return str(ip)
-    return network_key(IPv6Network((int(ip), v6_prefix), strict=False))
+    return group_key(ip, 32 if ip.version == 4 else v6_prefix)
 
 
 def _bump(counts: dict[str, int], key: str, cap: int) -> None:
@@ -38,7 +39,7 @@ def _bump(counts: dict[str, int], key: str, cap: int) -> None:
         counts[key] = counts.get(key, 0) + 1
 
 
-@dataclass
+@dataclass(slots=True)
 class Attacker:
     ip: str  # the address, or the IPv6 /64
     first: float
@@ -48,7 +49,7 @@ class Attacker:
     accounts: dict[str, int] = field(default_factory=dict)
     user_agents: dict[str, int] = field(default_factory=dict)
     addresses: set[str] = field(default_factory=set)
-    services: set[str] = field(default_factory=set)
+    services: dict[str, None] = field(default_factory=dict)  # ordered set, light
     successes: int = 0  # auth successes from this source: after failures, a compromise
     decisions: list[Decision] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
@@ -67,11 +68,12 @@ class Attacker:
             _bump(self.accounts, event.account[:200], KEEP_ACCOUNTS)
         if event.user_agent:
             _bump(self.user_agents, event.user_agent[:200], KEEP_AGENTS)
-        if len(self.addresses) < KEEP_ADDRESSES:
-            self.addresses.add(str(event.ip))
-        self.services.add(event.service.value)
+        if self.ip.endswith("/64") and len(self.addresses) < KEEP_ADDRESSES:
+            self.addresses.add(str(event.ip))  # an IPv4 attacker is its own single address
+        self.services[event.service.value] = None
         if len(self.lines) < KEEP_LINES and event.origin.text:
-            self.lines.append(f"{event.origin.source}:{event.origin.line_no}: {event.origin.text}")
+            where = f"{event.origin.source}:{event.origin.line_no}"
+            self.lines.append(f"{where}: {event.origin.text[:200]}")
 
     @property
     def decision(self) -> Decision | None:
@@ -85,7 +87,7 @@ class Attacker:
         d = self.decision
         return {
             "ip": self.ip,
-            "addresses": sorted(self.addresses),
+            "addresses": sorted(self.addresses) if self.addresses else [self.ip],
             "first_seen": self.first,
             "last_seen": self.last,
             "events": self.events,
@@ -131,6 +133,7 @@ class AccountUnderAttack:
             "events": self.events,
             "kinds": dict(sorted(self.kinds.items())),
             "distinct_sources": len(self.sources),
+            "distinct_sources_capped": len(self.sources) >= COUNT_SOURCES,
             "sources": sorted(self.sources)[:KEEP_SOURCES],
             "alerts": [{"rule": a.rule, "reason": a.reason, "time": a.time} for a in self.alerts],
         }
@@ -185,7 +188,7 @@ class ScanReport:
         acc.first, acc.last = min(acc.first, event.time), max(acc.last, event.time)
         acc.events += 1
         _bump(acc.kinds, event.kind.value, 64)
-        if key is not None and len(acc.sources) < KEEP_SOURCES * 10:
+        if key is not None and len(acc.sources) < COUNT_SOURCES:
             acc.sources.add(key)
 
     def add_alert(self, alert: Alert, decision: Decision | None) -> None:
