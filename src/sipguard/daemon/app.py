@@ -24,7 +24,13 @@ from sipguard.config.errors import ConfigError
 from sipguard.config.settings import Settings, load_settings
 from sipguard.core import Decision, Event, Network
 from sipguard.daemon.allow import build_allow_networks
-from sipguard.daemon.build import build_firewall, build_pipeline, build_profiles, build_rules
+from sipguard.daemon.build import (
+    build_engine,
+    build_firewall,
+    build_pipeline,
+    build_profiles,
+    build_rules,
+)
 from sipguard.daemon.control import ControlServer
 from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.logs import kv
@@ -319,12 +325,11 @@ class Daemon:
             self.last_reload_error = str(exc)
             kv(log, logging.ERROR, "reload failed, keeping the running configuration", error=exc)
             return {"reloaded": False, "error": str(exc)}
-        from sipguard.detect import Engine
         from sipguard.policy import AllowList
 
         old, self.settings = self.settings, new
         self.simulate = simulate
-        self.pipeline.engine = Engine(rules)
+        self.pipeline.engine = build_engine(new, rules)
         # the policy keeps its offence history and running bans; only its settings change
         policy: Any = self.pipeline.policy
         policy.profiles, policy.simulate = profiles, simulate

@@ -62,13 +62,18 @@ def build_normalizer(settings: Settings) -> Any:
 def build_pipeline(
     settings: Settings, allowed: Sequence[Network], simulate: bool, offences: Any = None
 ) -> Pipeline:
-    from sipguard.detect import Engine
-
     return Pipeline(
         build_normalizer(settings),
-        Engine(build_rules(settings)),
+        build_engine(settings),
         build_policy(settings, allowed, simulate, offences),
     )
+
+
+def build_engine(settings: Settings, rules: list[Any] | None = None) -> Any:
+    from sipguard.detect import Engine
+
+    rules = build_rules(settings) if rules is None else rules
+    return Engine(rules, max_keys=max(1, settings.daemon.max_tracked))
 
 
 def build_firewall(settings: Settings, dry_run: bool, netns: str | None = None) -> Any:
