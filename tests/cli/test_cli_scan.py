@@ -182,3 +182,13 @@ def test_chunk_splitter_whole_lines_and_cap(monkeypatch: pytest.MonkeyPatch) -> 
     assert list(s.feed(b"x" * 8)) == []
     assert list(s.feed(b"y" * 8)) == [(b"x" * 8 + b"y" * 8 + b"\n", 1)]
     assert s.cut_lines == 1 and s.carry == b""
+
+
+def test_allow_list_reports_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "messages"
+    log.write_text(svcrack() + svcrack("10.1.2.3"))
+    code, report = run_json(capsys, "--allow", "127.0.0.0/8", str(log))
+    actions = {a["ip"]: a["decision"]["action"] for a in report["attackers"]}
+    assert actions == {"127.0.0.1": "allowed", "10.1.2.3": "simulate"} and code == 1
+    assert main(["scan", "--allow", "nonsense", str(log)]) == 2
+    assert "--allow[0]: not an address or network" in capsys.readouterr().err
