@@ -156,3 +156,10 @@ def test_history_export_import_keeps_levels() -> None:
     pol2 = Policy(history=restored)
     d = pol2.decide(alert(t=T0 + 5000), T0 + 5000)
     assert d is not None and d.level == 2 and d.duration == D
+
+
+def test_unknown_profiles_are_reported_and_fall_back() -> None:
+    pol = Policy()
+    assert pol.unknown_profiles(["default", "alert", "strict", "long"]) == ["strict"]
+    d = pol.decide(alert(profile="strict"), T0)
+    assert d is not None and d.duration == 600  # falls back to "default"

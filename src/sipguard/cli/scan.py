@@ -137,7 +137,11 @@ def run(args: argparse.Namespace) -> int:
         allow = AllowList.from_strings(args.allow, "--allow")
     except PolicyError as exc:
         raise CliError(str(exc)) from None
-    scanner = Scanner(rules, year, Policy(allowlist=allow, simulate=True))
+    policy = Policy(allowlist=allow, simulate=True)
+    for rule in rules:
+        if policy.unknown_profiles([rule.profile]):
+            raise CliError(f"rule {rule.id}: profile: no such profile {rule.profile!r}")
+    scanner = Scanner(rules, year, policy)
     # The scan allocates millions of short-lived, acyclic objects (events, tuples) while holding
     # many long-lived aggregates; the default young-generation threshold makes the cycle
     # collector rescan them constantly (measured: ~40% of the run). Collect less often here.

@@ -70,6 +70,11 @@ class Policy:
         # running bans decided here: key -> (expires, level); bounded like the history
         self._running: OrderedDict[str, tuple[float | None, int]] = OrderedDict()
 
+    def unknown_profiles(self, names: Iterable[str]) -> list[str]:
+        """Profile names (from rules) this policy does not define; check them at start-up,
+        since `decide` quietly falls back to "default" for an unknown name."""
+        return sorted({n for n in names if n not in self.profiles})
+
     def profile(self, name: str) -> Profile:
         """The named profile; an unknown name falls back to "default" (config checks names)."""
         return self.profiles.get(name) or self.profiles["default"]
