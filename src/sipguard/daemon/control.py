@@ -69,6 +69,7 @@ class ControlServer:
         self.refused = 0
         self.requests = 0
         self._server: asyncio.AbstractServer | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         p = Path(self.path)
@@ -97,14 +98,21 @@ class ControlServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            for writer in list(self._clients):  # connections still open (a client that hangs)
+                writer.close()
             await self._server.wait_closed()
             self._server = None
+            for _ in range(10):  # let the handlers see their closed streams and finish
+                if not self._clients:
+                    break
+                await asyncio.sleep(0.01)
         try:
             Path(self.path).unlink()
         except FileNotFoundError:
             pass
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
         try:
             sock = writer.get_extra_info("socket")
             pid, uid, gid = peer_credentials(sock)
@@ -128,7 +136,10 @@ class ControlServer:
         except (ConnectionError, OSError, TimeoutError):
             pass
         finally:
+            self._clients.discard(writer)
             writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
 
     async def _answer(self, line: bytes) -> dict[str, Any]:
         self.requests += 1
@@ -161,6 +172,8 @@ async def _alive(path: str) -> bool:
     except (OSError, TimeoutError):
         return False
     writer.close()
+    with contextlib.suppress(ConnectionError, OSError):
+        await writer.wait_closed()
     return True
 
 
