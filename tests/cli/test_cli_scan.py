@@ -192,3 +192,15 @@ def test_allow_list_reports_allowed(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert actions == {"127.0.0.1": "allowed", "10.1.2.3": "simulate"} and code == 1
     assert main(["scan", "--allow", "nonsense", str(log)]) == 2
     assert "--allow[0]: not an address or network" in capsys.readouterr().err
+
+
+def test_text_output_never_passes_terminal_escapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "messages"
+    evil = svcrack().replace('"1000"', '"\x1b]0;pwned\x07\x1b[2J"')
+    log.write_text(evil)
+    assert main(["scan", "--year", "2026", str(log)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;pwned" in out

@@ -16,6 +16,7 @@ from sipguard.cli.main import CliError
 from sipguard.config.errors import ConfigError
 from sipguard.core.events import Event
 from sipguard.detect import Engine, RuleSpec, format_duration
+from sipguard.report.render import printable
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,7 +117,7 @@ def _event_text(e: Event) -> str:
     for name in ("account", "target", "user_agent", "call_id"):
         value = getattr(e, name)
         if value is not None:
-            parts.append(f"{name}={str(value)[:60]!r}")
+            parts.append(f"{name}={printable(str(value)[:60])!r}")
     parts.append(f"service={e.service.value}")
     return " ".join(parts)
 
@@ -143,7 +144,7 @@ def run_test(args: argparse.Namespace) -> int:
             events = normalizer.feed_chunk(line, args.file, line_no)
             if events or args.all:
                 text = raw.rstrip(b"\r\n")[:200].decode("utf-8", "replace")
-                print(f"{line_no}: {text}", file=out)
+                print(f"{line_no}: {printable(text)}", file=out)
             with_events += bool(events)
             alerts += _show(rule, engine, events, line_no, out)
     tail = normalizer.flush()
@@ -165,5 +166,5 @@ def _show(rule: RuleSpec, engine: Engine, events: list[Event], line_no: int, out
         print(f"    event {_event_text(e)}{where}: {verdict}", file=out)
         for a in engine.feed(e, e.time):
             raised += 1
-            print(f"    ALERT {a.key} -> profile {a.profile}: {a.reason}", file=out)
+            print(f"    ALERT {a.key} -> profile {a.profile}: {printable(a.reason)}", file=out)
     return raised

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import UTC, datetime
 from typing import IO
 
@@ -11,6 +12,12 @@ from sipguard.detect import format_duration
 from sipguard.report.aggregate import Attacker, ScanReport
 
 FORMATS = ("text", "json", "csv")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Attacker text for a terminal: control characters (ESC sequences, CR) shown as \\xNN."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def when(t: float) -> str:
@@ -84,6 +91,10 @@ def render_text(report: ScanReport, out: IO[str]) -> None:
     from rich.table import Table
 
     console = Console(file=out, width=160, highlight=False, soft_wrap=False)
+
+    def esc(text: str) -> str:
+        return escape(printable(text))
+
     attackers = report.attackers()
     if attackers:
         t = Table(title=f"Attackers ({len(attackers)})", show_lines=False)
@@ -94,21 +105,21 @@ def render_text(report: ScanReport, out: IO[str]) -> None:
             d = a.decision
             verdict = f"{d.action.value} {_ban(a)}\n{d.rule}" if d else ""
             t.add_row(
-                escape(a.ip),
+                esc(a.ip),
                 when(a.first),
                 when(a.last),
                 str(a.events),
                 "\n".join(f"{k} {n}" for k, n in sorted(a.kinds.items())),
-                escape(_short(sorted(a.accounts), 6)),
-                escape(_short(sorted(a.user_agents), 3)),
-                escape(verdict),
+                esc(_short(sorted(a.accounts), 6)),
+                esc(_short(sorted(a.user_agents), 3)),
+                esc(verdict),
             )
         console.print(t)
         console.print("[bold]Why[/bold]")
         for a in attackers[:500]:
             d = a.decision
             if d is not None:
-                console.print(f"  {escape(a.ip)}: {escape(d.rule)}: {escape(d.reason)}")
+                console.print(f"  {esc(a.ip)}: {esc(d.rule)}: {esc(d.reason)}")
     else:
         console.print("No attacker crossed a rule threshold.")
     accounts = [a for a in report.accounts_under_attack() if len(a.sources) > 1 or a.alerts]
@@ -119,12 +130,12 @@ def render_text(report: ScanReport, out: IO[str]) -> None:
         for acc in accounts[:200]:
             alert = acc.alerts[0].reason if acc.alerts else ""
             t.add_row(
-                escape(acc.account),
+                esc(acc.account),
                 str(acc.events),
                 str(len(acc.sources)),
                 when(acc.first),
                 when(acc.last),
-                escape(alert),
+                esc(alert),
             )
         console.print(t)
     if report.timeline:
@@ -146,7 +157,7 @@ def render_text(report: ScanReport, out: IO[str]) -> None:
     console.print(
         f"{len(report.sources)} sources with failures, {report.alerts} alerts, "
         f"{report.unattributed} events without an address; normalizer: "
-        + escape(", ".join(f"{k}={v}" for k, v in dict(norm).items()))
+        + esc(", ".join(f"{k}={v}" for k, v in dict(norm).items()))
     )
 
 
