@@ -39,6 +39,7 @@ def serve(path: str, body, group: str = "") -> object:
         try:
             return await asyncio.to_thread(body, server)
         finally:
+            await asyncio.sleep(0.05)  # let the last connection's handler run before closing
             await server.close()
 
     return asyncio.run(main())
