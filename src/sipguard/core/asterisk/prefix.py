@@ -82,15 +82,17 @@ class TimeParser:
         try:
             if text[0].isdigit():
                 key = text[:19]
-                fields = (
-                    int(key[0:4]),
-                    int(key[5:7]),
-                    int(key[8:10]),
-                    int(key[11:13]),
-                    int(key[14:16]),
-                    int(key[17:19]),
-                )
-                base = self._cached(0, key, fields)
+                base = self._cache.get((0, key))
+                if base is None:
+                    fields = (
+                        int(key[0:4]),
+                        int(key[5:7]),
+                        int(key[8:10]),
+                        int(key[11:13]),
+                        int(key[14:16]),
+                        int(key[17:19]),
+                    )
+                    base = self._cached(0, key, fields)
                 return base + float("0" + text[19:]) if len(text) > 20 else base
             return self.bsd(text)
         except (ValueError, OverflowError):

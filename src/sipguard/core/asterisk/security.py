@@ -60,6 +60,9 @@ def parse_security_fields(text: str) -> dict[str, str]:
     body = text[start:].rstrip()
     if body.endswith('"'):
         body = body[:-1]
+    fast = _simple_fields(body)
+    if fast is not None:
+        return fast
     parts = _BOUNDARY.split(body, maxsplit=MAX_FIELDS)
     pairs: list[tuple[str, str]] = []
     for part in parts:
@@ -84,6 +87,22 @@ def parse_security_fields(text: str) -> dict[str, str]:
             fields["LocalAddress"] = pairs[local[-1]][1]
     if len(remotes) > 1:
         fields["_tampered"] = "1"
+    return fields
+
+
+def _simple_fields(body: str) -> dict[str, str] | None:
+    """The common case, fast: every `",` starts a new, distinct key. None: use the full parse."""
+    if body.count('",RemoteAddress="') != 1:
+        return None
+    fields: dict[str, str] = {}
+    parts = body.split('",')
+    if len(parts) > MAX_FIELDS:
+        return None
+    for part in parts:
+        key, sep, value = part.partition('="')
+        if not sep or key in fields or not (key.isascii() and key.isalnum()) or len(key) > 32:
+            return None
+        fields[key] = value
     return fields
 
 
