@@ -9,7 +9,8 @@ Header values are parsed lazily: the hot path only looks at a handful of them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 __all__ = [
     "COMPACT_FORMS",
@@ -147,6 +148,9 @@ def _split_params(text: str, sep: str, what: str) -> tuple[tuple[str, str | None
     return tuple(out)
 
 
+# Request-URIs and From/To values repeat (a phone re-registers with the same ones), so both
+# parsers are memoized; the results are immutable and the caches bounded.
+@lru_cache(maxsize=4096)
 def parse_uri(text: str) -> SipUri:
     """Parse a Request-URI or addr-spec.
 
@@ -211,6 +215,7 @@ def parse_uri(text: str) -> SipUri:
     )
 
 
+@lru_cache(maxsize=4096)
 def parse_name_addr(text: str) -> NameAddr:
     """from-spec / to-spec / contact-param:
 
@@ -298,6 +303,8 @@ class SipMessage:
     version: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    # first value of each header, for O(1) lookups on the hot path
+    first: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def is_request(self) -> bool:
@@ -305,12 +312,11 @@ class SipMessage:
 
     def header(self, name: str) -> str | None:
         """The first value of a header (name in any case, compact forms accepted)."""
-        name = name.lower()
-        name = COMPACT_FORMS.get(name, name)
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        value = self.first.get(name)
+        if value is None:
+            name = name.lower()
+            value = self.first.get(COMPACT_FORMS.get(name, name))
+        return value
 
     def header_values(self, name: str) -> list[str]:
         """All values of a header: repeated lines and comma-joined values, in order."""
@@ -381,6 +387,26 @@ def _parse_headers(text: str, limits: Limits) -> list[tuple[str, str]]:
     count = text.count("\n") + 1
     if count > limits.max_headers * 4:
         raise SipParseError("too_many_headers")
+    lines = text.split("\r\n")
+    if (
+        len(lines) == count  # every LF is part of a CRLF ...
+        and text.count("\r") == count - 1  # ... and so is every CR
+        and count <= limits.max_headers
+        and len(text) <= limits.max_line
+    ):
+        # the common case, checked once for the whole head: no bare CR or LF, no line over the
+        # limit. A folded line starts with a space, so its "name" is never in the cache of
+        # validated names and it falls through to the careful loop below, as does anything odd.
+        fast: list[tuple[str, str]] = []
+        cache = _NAME_CACHE
+        for line in lines:
+            raw, colon, value = line.partition(":")
+            name = cache.get(raw)
+            if name is None or not colon:
+                break
+            fast.append((name, value.strip()))
+        else:
+            return fast
     headers: list[tuple[str, str]] = []
     for line in text.split("\n"):
         line = line[:-1] if line.endswith("\r") else line
@@ -450,7 +476,8 @@ def parse_message(
             raise SipParseError("bad_request_line", start)
         method, request_uri, version = rm.group(1), rm.group(2), rm.group(3)
     headers = _parse_headers(rest, limits) if rest else []
-    length_value = next((v for k, v in headers if k == "content-length"), None)
+    first = dict(reversed(headers))  # reversed: the first occurrence of a name wins
+    length_value = first.get("content-length")
     if length_value is not None:
         length = _content_length(length_value)
         if len(body) < length:
@@ -460,7 +487,7 @@ def parse_message(
         body = body[:length]  # RFC 3261 18.3: extra octets of a datagram are discarded
     elif stream:
         raise SipParseError("missing_content_length")
-    return SipMessage(method, request_uri, status, reason, version, tuple(headers), body)
+    return SipMessage(method, request_uri, status, reason, version, tuple(headers), body, first)
 
 
 # Content-Length header at the start of a line, full or compact name, inside the head (bytes)

@@ -157,6 +157,12 @@ class NfqSensor:
         for key, value in queue_stats(self.config.queue).items():
             if key in ("queue_dropped", "user_dropped", "waiting"):
                 out[f"kernel_{key}"] = value
+        queued = self.rules.queued_in()
+        if queued is not None:
+            waiting = out.get("kernel_waiting", 0)
+            out["kernel_queued_in"] = queued
+            # fail-open: matched by the queue rule, but never judged (the queue was full)
+            out["bypassed_fail_open"] = max(0, queued - out.get("packets_in", 0) - waiting)
         out["dialogs"] = len(self.policy.dialogs)
         out["buckets"] = len(self.policy.buckets)
         out["flows"] = len(self.sensor.flows)

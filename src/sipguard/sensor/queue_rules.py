@@ -75,6 +75,40 @@ class QueueRules:
             out.append((CHAIN_OUT, ["-p", proto, "-m", "multiport", "--sports", outs, *q]))
         return out
 
+    def queued_in(self) -> int | None:
+        """Packets the kernel's inbound queue rules have matched so far (None if unknown).
+
+        With fail-open, a packet that found the queue full is accepted without a verdict and
+        counted nowhere else; matched minus judged is therefore the count of those bypasses.
+        """
+        try:
+            if self.mode == "nft":
+                runner = NftRunner(self.netns)
+                try:
+                    out = runner.run(
+                        [{"list": {"chain": {"family": "inet", "table": TABLE, "name": "input"}}}]
+                    )
+                finally:
+                    runner.close()
+                total = 0
+                for item in out.get("nftables", []):
+                    exprs = item.get("rule", {}).get("expr", []) if isinstance(item, dict) else []
+                    if any("queue" in e for e in exprs):
+                        total += sum(e["counter"]["packets"] for e in exprs if "counter" in e)
+                return total
+            if self.mode == "iptables":
+                total = 0
+                for tool in _IPT:
+                    text = run_tool([tool, "-w", "-S", CHAIN_IN, "-v"], self.netns)
+                    for line in text.splitlines():
+                        words = line.split()
+                        if "-c" in words and "NFQUEUE" in words:
+                            total += int(words[words.index("-c") + 1])
+                return total
+        except (FirewallError, KeyError, TypeError, ValueError):
+            return None
+        return None
+
     def install(self) -> str:
         runner = NftRunner(self.netns)
         try:

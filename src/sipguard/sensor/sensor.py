@@ -40,11 +40,23 @@ class PacketSensor:
         self.counters = policy.counters
         self.flows = FlowTable(policy.config.max_flows, policy.limits)
         self.tls_ports = frozenset(policy.config.tls_ports)
+        # raw address bytes -> ip_address object: building one costs more than judging a
+        # keep-alive, and the same phones send over and over (bounded: cleared when full)
+        self._ips: dict[bytes, IPAddress] = {}
+
+    def _ip(self, packed: bytes) -> IPAddress:
+        ip = self._ips.get(packed)
+        if ip is None:
+            if len(self._ips) >= 65536:
+                self._ips.clear()
+            ip = self._ips[packed] = parse_ip(packed)
+        return ip
 
     def handle(
         self, data: bytes, now: float, outbound: bool = False
     ) -> tuple[bool, tuple[Event, ...]]:
         """(accept?, events) for one IP packet as the queue delivered it."""
+        self.counters["packets_out" if outbound else "packets_in"] += 1
         try:
             pkt = parse_packet(data)
         except PacketError as exc:
@@ -58,7 +70,7 @@ class PacketSensor:
             if _is_keepalive(pkt.payload):
                 self.counters["keepalive"] += 1
                 return True, _NO_EVENTS
-            v = self.policy.check_sip(pkt.payload, parse_ip(pkt.src), pkt.sport, now, "udp")
+            v = self.policy.check_sip(pkt.payload, self._ip(pkt.src), pkt.sport, now, "udp")
             return v.accept, (v.event,) if v.event else _NO_EVENTS
         return self._tcp(pkt, now)
 
@@ -81,7 +93,7 @@ class PacketSensor:
             self.counters["outbound_malformed"] += 1
 
     def _tcp(self, pkt: IpPacket, now: float) -> tuple[bool, tuple[Event, ...]]:
-        ip = parse_ip(pkt.src)
+        ip = self._ip(pkt.src)
         flow = self.flows.get(pkt)
         if flow.state == "blocked":
             self.counters["blocked_flow"] += 1
