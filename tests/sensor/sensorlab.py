@@ -37,16 +37,24 @@ class Lab:
 
     def received(self, host: Host) -> list[dict[str, str]]:
         lines = self.log.read_text().splitlines() if self.log.exists() else []
-        return [r for r in map(json.loads, lines) if r["src"] == host.ip]
+        return [r for r in map(json.loads, lines) if r["src"] in (host.ip, host.ip6)]
 
     def sent_events(self) -> list[dict[str, object]]:
         text = self.events.read_text() if self.events.exists() else ""
         return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
     def client(
-        self, host: Host, count: int, method: str, req_host: str, ua: str, seconds: float = 0
+        self,
+        host: Host,
+        count: int,
+        method: str,
+        req_host: str,
+        ua: str,
+        seconds: float = 0,
+        target: str = "",
     ) -> dict[str, int]:
-        argv = [sys.executable, str(HERE / "sip_client.py"), host.hub_ip, str(count), method,
+        target = target or host.hub_ip
+        argv = [sys.executable, str(HERE / "sip_client.py"), target, str(count), method,
                 req_host, ua, str(seconds)]  # fmt: skip
         out = self.lab.run(host, argv, timeout=30).stdout
         return dict(json.loads(out.strip().splitlines()[-1]))

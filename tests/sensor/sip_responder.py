@@ -1,8 +1,8 @@
 """A tiny SIP UAS for the end-to-end tests: counts what reaches it and answers like a PBX would.
 
-Run inside the `pbx` namespace: python sip_responder.py PORT LOGFILE. Every datagram that reaches
-it is appended to LOGFILE as one JSON line (source, first line, User-Agent), then answered:
-REGISTER without Authorization -> 401 with a digest challenge; INVITE -> 100 then 200 with a
+Run inside the `pbx` namespace: python sip_responder.py PORT LOGFILE. It listens on UDP and TCP,
+IPv4 and IPv6. Every message that reaches it is appended to LOGFILE as one JSON line (source,
+first line, User-Agent, transport), then answered: REGISTER without Authorization -> 401 with a digest challenge; INVITE -> 100 then 200 with a
 to-tag; ACK -> nothing; anything else -> 200. It never validates credentials: it stands in for
 Asterisk only so that real clients can finish their transactions.
 """
@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import threading
 import uuid
+from typing import IO
 
 
 def _headers(text: str) -> tuple[str, list[tuple[str, str]]]:
@@ -59,21 +61,52 @@ def answer(text: str) -> list[str]:
     return [reply("200 OK", [contact])]
 
 
+def _record(log: IO[str], lock: threading.Lock, src: str, text: str, transport: str) -> None:
+    first, headers = _headers(text)
+    rec = {"src": src.removeprefix("::ffff:"), "first": first[:200],
+           "ua": _get(headers, "user-agent")[:100], "transport": transport}  # fmt: skip
+    with lock:
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+
+
+def _serve_tcp(conn: socket.socket, addr: str, log: IO[str], lock: threading.Lock) -> None:
+    # framing by the blank line is enough here: the tests send bodiless messages over TCP
+    buf = b""
+    with conn:
+        while data := conn.recv(65535):
+            buf += data
+            while b"\r\n\r\n" in buf:
+                msg, buf = buf.split(b"\r\n\r\n", 1)
+                text = msg.decode("utf-8", "replace") + "\r\n\r\n"
+                _record(log, lock, addr, text, "tcp")
+                for reply in answer(text):
+                    conn.sendall(reply.encode())
+
+
 def main() -> None:
     port, log_path = int(sys.argv[1]), sys.argv[2]
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", port))
+    udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    udp.bind(("::", port))
+    tcp = socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
+    lock = threading.Lock()
     with open(log_path, "a", encoding="utf-8") as log:
+
+        def accept() -> None:
+            while True:
+                conn, addr = tcp.accept()
+                args = (conn, addr[0], log, lock)
+                threading.Thread(target=_serve_tcp, args=args, daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
         print("ready", flush=True)
         while True:
-            data, addr = sock.recvfrom(65535)
+            data, addr = udp.recvfrom(65535)
             text = data.decode("utf-8", "replace")
-            first, headers = _headers(text)
-            rec = {"src": addr[0], "first": first[:200], "ua": _get(headers, "user-agent")[:100]}
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
+            _record(log, lock, addr[0], text, "udp")
             for msg in answer(text):
-                sock.sendto(msg.encode(), addr)
+                udp.sendto(msg.encode(), addr)
 
 
 if __name__ == "__main__":

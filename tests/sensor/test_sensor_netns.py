@@ -173,3 +173,48 @@ def test_tls_with_a_wrong_sni_never_completes_a_handshake(lab: Lab) -> None:
     assert connect(DOMAIN).startswith("ok")
     details = [str(e["detail"]) for e in lab.sent_events() if e["transport"] == "tls"]
     assert "tls_sni wrong.example.org" in details and "tls_sni absent" in details
+
+
+TCP_CLIENT = """
+import socket, sys, time, uuid
+def msg(host):
+    cid = uuid.uuid4().hex
+    return (f"OPTIONS sip:100@{host} SIP/2.0\\r\\n"
+            f"Via: SIP/2.0/TCP 192.0.2.9;branch=z9hG4bK{cid[:8]}\\r\\n"
+            f"From: <sip:100@{host}>;tag=a\\r\\nTo: <sip:100@{host}>\\r\\nCall-ID: {cid}\\r\\n"
+            f"CSeq: 1 OPTIONS\\r\\nUser-Agent: Phone\\r\\nContent-Length: 0\\r\\n\\r\\n").encode()
+s = socket.create_connection((sys.argv[1], 5060), timeout=3)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+a = msg(sys.argv[2])
+for part in (a[:30], a[30:100], a[100:]):  # one message in three segments
+    s.sendall(part); time.sleep(0.15)
+s.sendall(msg(sys.argv[2]) + msg(sys.argv[2]))  # two messages in one segment
+time.sleep(0.3)
+s.sendall(msg(sys.argv[3]))  # the bare address: the flow is cut here
+time.sleep(0.3)
+try:
+    s.sendall(msg(sys.argv[2]))
+except OSError:
+    pass
+time.sleep(1.0)
+"""
+
+
+def test_tcp_segments_are_reassembled_and_a_bad_message_cuts_the_flow(lab: Lab) -> None:
+    lab.start_sensor()
+    argv = [sys.executable, "-c", TCP_CLIENT, lab.pbx_ip, DOMAIN, lab.pbx_ip]
+    lab.lab.run(lab.atk, argv, check=False, timeout=30)
+    got = [r for r in lab.received(lab.atk) if r["transport"] == "tcp"]
+    assert [r["first"] for r in got] == [f"OPTIONS sip:100@{DOMAIN} SIP/2.0"] * 3
+    drops = [e for e in lab.sent_events() if e["transport"] == "tcp"]
+    assert [e["detail"] for e in drops] == [f"wrong_domain {lab.pbx_ip}"]
+
+
+def test_ipv6_sources_are_judged_the_same(lab: Lab) -> None:
+    lab.start_sensor()
+    v6 = lab.atk.hub_ip6
+    assert lab.client(lab.atk, 3, "OPTIONS", DOMAIN, "Phone", target=v6)["answered"] == 3
+    bare = lab.client(lab.atk, 3, "OPTIONS", f"[{v6}]", "Phone", target=v6)
+    assert bare["answered"] == 0
+    events = [e for e in lab.sent_events() if e["ip"] == lab.atk.ip6]
+    assert len(events) == 3 and events[0]["detail"] == f"wrong_domain [{v6}]"
