@@ -2,9 +2,10 @@
 
 Run inside the `pbx` namespace: python sip_responder.py PORT LOGFILE. It listens on UDP and TCP,
 IPv4 and IPv6. Every message that reaches it is appended to LOGFILE as one JSON line (source,
-first line, User-Agent, transport), then answered: REGISTER without Authorization -> 401 with a digest challenge; INVITE -> 100 then 200 with a
-to-tag; ACK -> nothing; anything else -> 200. It never validates credentials: it stands in for
-Asterisk only so that real clients can finish their transactions.
+first line, User-Agent, transport), then answered: REGISTER without Authorization -> 401 with
+a digest challenge; INVITE -> 100 then 200 with a to-tag; ACK -> nothing; anything else -> 200.
+It never validates credentials: it stands in for Asterisk only so that real clients can finish
+their transactions.
 """
 
 from __future__ import annotations
