@@ -9,30 +9,15 @@ Address-less lines come back with ip=None and the names of the lines that can ca
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from sipguard.core.asterisk.addr import parse_hostport, parse_ip, split_transport
+from sipguard.core.asterisk.addr import parse_hostport, split_transport
+from sipguard.core.asterisk.candidate import QUOTED, SECURITY, Candidate, make_event, name_addr
+from sipguard.core.asterisk.iax_ami import parse_ami, parse_iax2
 from sipguard.core.asterisk.prefix import Prefix, TimeParser, event_tv
 from sipguard.core.asterisk.security import parse_security_fields, security_event
-from sipguard.core.events import Event, IPAddress, Kind, Origin, Service
-
-LOG = "log"
-SECURITY = "security"
-
-
-@dataclass(slots=True)
-class Candidate:
-    event: Event
-    channel: str = LOG  # LOG (a module's own line) or SECURITY (a security event)
-    tag: str | None = None  # [C-…] call tag
-    tampered: bool = False  # the line carries a second, injected address
-    link: frozenset[str] = frozenset()  # address-less: names of lines that may carry its address
-    link_name: str | None = None  # address-bearing: the name address-less lines look for
-    followed: bool = False  # address-less: the module logs the same attempt again with an address
-
+from sipguard.core.events import Kind, Origin, Service
 
 _FAILED_FOR = "' failed for '"
-_QUOTED = re.compile(r'"((?:[^"\\]|\\.){0,512})"\s*')
 _TOKENS = re.compile(r"[^<:\"]{1,256}?\s*(?=<)")
 _FALLBACK = re.compile(r"' failed for '([^']{1,100})' \(callid: ")
 _PJSIP_REASON = re.compile(
@@ -70,58 +55,15 @@ _MALFORMED = (
 )
 _TIMEOUT = re.compile(r"Timeout on (.{1,512}) on non-critical invite transaction\.?$")
 _AOR = re.compile(r"Endpoint '([^']{0,128})' \(([^()\s]{1,100})\) has no configured AORs")
-_IAX_MD5 = re.compile(r"Host (\S{1,100}) failed MD5 authentication for '(.*)' \(")
-_IAX_NOREG = re.compile(r"No registration for peer '(.*)' \(from ([^()\s]{1,100})\)$")
-_IAX_AUTH = re.compile(r"Host (\S{1,100}) failed to authenticate as (.*)$")
-_AMI_FAIL = re.compile(r"(\S{1,100}) failed to authenticate as '(.*)'$")
-_AMI_NOUSER = re.compile(r"(\S{1,100}) tried to authenticate with nonexistent user '(.*)'$")
-_AMI_OK = re.compile(r"Manager '(.*)' logged on from (\S{1,100})$")
 _PJPROJECT = re.compile(
     r"Dropping (\d{1,9}) bytes packet from (UDP|TCP|TLS|WS|WSS) (\S{1,100}) : (.*)$"
 )
 _REGISTERED = re.compile(r"Registered SIP '([^']{0,128})' at (\S{1,100})$")
 _ADDED_CONTACT = re.compile(r"Added contact '(.*)' to AOR '([^']*)' with expiration of \d+ seconds")
-_URI_USER = re.compile(r"(?:sips?|tel):([^@;>?\s]{1,128})[@;>]?")
 
 # Lines that can give an address-less line its address (security event names, "Registration").
 _LINK_AUTH = frozenset({"InvalidPassword", "ChallengeResponseFailed", "InvalidAccountID"})
 _LINK_MALFORMED = frozenset({"ChallengeSent", "RequestBadFormat"})
-
-
-def name_addr(text: str) -> tuple[str | None, str | None]:
-    """(display name, URI user) of a From/To value such as `"1001" <sip:1001@host>;tag=x`."""
-    display: str | None = None
-    uri = text
-    m = _QUOTED.match(text)
-    if m is not None:
-        display = m.group(1).replace('\\"', '"').replace("\\\\", "\\")
-        uri = text[m.end() :]
-    else:
-        lt = text.find("<")
-        if lt > 0 and ":" not in text[:lt]:
-            display = text[:lt].strip() or None
-            uri = text[lt:]
-    u = _URI_USER.search(uri)
-    return display or None, (u.group(1) if u is not None else None)
-
-
-def _event(
-    kind: Kind,
-    service: Service,
-    time: float,
-    origin: Origin,
-    addr: tuple[IPAddress, int | None] | None = None,
-    **extra: str | None,
-) -> Event:
-    return Event(
-        time=time,
-        kind=kind,
-        service=service,
-        ip=addr[0] if addr else None,
-        port=addr[1] if addr else None,
-        origin=origin,
-        **extra,  # type: ignore[arg-type]
-    )
 
 
 def _pjsip_request(msg: str, time: float, origin: Origin) -> Candidate | None:
@@ -153,7 +95,7 @@ def _pjsip_request(msg: str, time: float, origin: Origin) -> Candidate | None:
     callid: str | None = None
     if msg.startswith(" (callid: ", end + 1):
         callid = msg[end + 11 : reason.start()] or None
-    ev = _event(
+    ev = make_event(
         _PJSIP_KINDS[reason.group(1)],
         Service.PJSIP,
         time,
@@ -169,7 +111,7 @@ def _pjsip_request(msg: str, time: float, origin: Origin) -> Candidate | None:
 
 def _grammar_failed_for(msg: str, i: int) -> int:
     """Index of the address after the From name-addr starting at i, or -1 if From is not one."""
-    m = _QUOTED.match(msg, i)
+    m = QUOTED.match(msg, i)
     if m is not None:
         i = m.end()
     elif not msg.startswith("<", i):
@@ -214,7 +156,7 @@ def parse_message(
         display, user = name_addr(m.group(1))
         reason = m.group(3)
         kind = _CHAN_SIP_KINDS.get(reason, Kind.REQUEST_NOT_ALLOWED)
-        ev = _event(
+        ev = make_event(
             kind,
             Service.CHAN_SIP,
             time,
@@ -236,7 +178,7 @@ def parse_message(
         if addr is None:
             return None, True
         pjsip = transport is not None or "pjsip" in f
-        ev = _event(
+        ev = make_event(
             Kind.CALL_REJECTED,
             Service.PJSIP if pjsip else Service.CHAN_SIP,
             time,
@@ -259,7 +201,7 @@ def _other(
         if m is None:
             return None, True
         display, user = name_addr(m.group(1))
-        ev = _event(
+        ev = make_event(
             Kind.WRONG_PASSWORD,
             Service.CHAN_SIP,
             time,
@@ -276,7 +218,7 @@ def _other(
         if m is None:
             return None, True
         display, user = name_addr(m.group(1))
-        ev = _event(
+        ev = make_event(
             Kind.WRONG_PASSWORD,
             Service.CHAN_SIP,
             time,
@@ -290,7 +232,7 @@ def _other(
         m = _MISMATCH.match(msg)
         if m is None:
             return None, True
-        ev = _event(
+        ev = make_event(
             Kind.AUTH_NAME_MISMATCH,
             Service.CHAN_SIP,
             time,
@@ -301,13 +243,13 @@ def _other(
         links = frozenset({"Registration", "ChallengeResponseFailed"})
         return Candidate(ev, tag=p.tag, link=links, followed=True), False
     if msg.startswith(_MALFORMED):
-        ev = _event(Kind.MALFORMED_REQUEST, Service.CHAN_SIP, time, origin, detail=msg[:120])
+        ev = make_event(Kind.MALFORMED_REQUEST, Service.CHAN_SIP, time, origin, detail=msg[:120])
         return Candidate(ev, tag=p.tag, link=_LINK_MALFORMED), False
     if msg.startswith("Timeout on "):
         m = _TIMEOUT.match(msg)
         if m is None:
             return None, "non-critical invite" in msg
-        ev = _event(
+        ev = make_event(
             Kind.CHALLENGE_UNANSWERED,
             Service.CHAN_SIP,
             time,
@@ -321,7 +263,7 @@ def _other(
         addr = parse_hostport(m.group(2)) if m else None
         if m is None or addr is None:
             return None, "no configured AORs" in msg
-        ev = _event(
+        ev = make_event(
             Kind.REQUEST_NOT_ALLOWED,
             Service.PJSIP,
             time,
@@ -332,13 +274,13 @@ def _other(
         )
         return Candidate(ev), False
     if msg.startswith(("Host ", "No registration for peer")):
-        return _iax2(msg, time, origin)
+        return parse_iax2(msg, time, origin)
     if "Dropping " in msg:
         m = _PJPROJECT.search(msg)
         addr = parse_hostport(m.group(3)) if m else None
         if m is None or addr is None:
             return None, "bytes packet from" in msg
-        ev = _event(
+        ev = make_event(
             Kind.MALFORMED_REQUEST,
             Service.PJPROJECT,
             time,
@@ -353,7 +295,7 @@ def _other(
         addr = parse_hostport(m.group(2)) if m else None
         if m is None or addr is None:
             return None, True
-        ev = _event(
+        ev = make_event(
             Kind.AUTH_SUCCESS,
             Service.CHAN_SIP,
             time,
@@ -367,7 +309,7 @@ def _other(
         m = _ADDED_CONTACT.match(msg)
         if m is None:
             return None, False
-        ev = _event(
+        ev = make_event(
             Kind.AUTH_SUCCESS,
             Service.PJSIP,
             time,
@@ -377,57 +319,5 @@ def _other(
         )
         return Candidate(ev, link=frozenset({"SuccessfulAuth"})), False
     if "manager" in f or "authenticate" in msg or "logged on from" in msg:
-        return _ami(msg, time, origin)
-    return None, False
-
-
-def _iax2(msg: str, time: float, origin: Origin) -> tuple[Candidate | None, bool]:
-    for rx, kind, ip_group, acct_group in (
-        (_IAX_MD5, Kind.WRONG_PASSWORD, 1, 2),
-        (_IAX_NOREG, Kind.UNKNOWN_ACCOUNT, 2, 1),
-        (_IAX_AUTH, Kind.WRONG_PASSWORD, 1, 2),
-    ):
-        m = rx.match(msg)
-        if m is None:
-            continue
-        text = m.group(ip_group)
-        ip = parse_ip(text)
-        addr = (ip, None) if ip is not None else parse_hostport(text)
-        if addr is None:
-            return None, True
-        account = m.group(acct_group).strip().strip("'") or None
-        ev = _event(kind, Service.IAX2, time, origin, addr, account=account, detail=msg[:80])
-        return Candidate(ev), False
-    return None, False
-
-
-def _ami(msg: str, time: float, origin: Origin) -> tuple[Candidate | None, bool]:
-    for rx, kind, detail in (
-        (_AMI_FAIL, Kind.AMI_LOGIN_FAILED, "failed to authenticate"),
-        (_AMI_NOUSER, Kind.AMI_LOGIN_FAILED, "nonexistent user"),
-    ):
-        m = rx.match(msg)
-        if m is not None:
-            ip = parse_ip(m.group(1))
-            if ip is None:
-                return None, True
-            ev = _event(
-                kind, Service.AMI, time, origin, (ip, None), account=m.group(2), detail=detail
-            )
-            return Candidate(ev), False
-    m = _AMI_OK.match(msg)
-    if m is not None:
-        ip = parse_ip(m.group(2))
-        if ip is None:
-            return None, True
-        ev = _event(
-            Kind.AMI_LOGIN_SUCCESS,
-            Service.AMI,
-            time,
-            origin,
-            (ip, None),
-            account=m.group(1),
-            detail="logged on",
-        )
-        return Candidate(ev), False
+        return parse_ami(msg, time, origin)
     return None, False

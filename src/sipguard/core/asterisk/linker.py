@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field, fields, replace
 
-from sipguard.core.asterisk.lines import LOG, SECURITY, Candidate
+from sipguard.core.asterisk.candidate import LOG, SECURITY, Candidate
 from sipguard.core.events import Event, IPAddress, Kind, Service
 
 #: kinds that one attempt may be reported as, on the module's line and on its security event

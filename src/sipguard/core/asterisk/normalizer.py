@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from datetime import tzinfo
 
-from sipguard.core.asterisk.lines import LOG, SECURITY, Candidate, parse_message
+from sipguard.core.asterisk.candidate import LOG, SECURITY, Candidate
+from sipguard.core.asterisk.lines import parse_message
 from sipguard.core.asterisk.linker import Linker, NormalizerStats
 from sipguard.core.asterisk.prefix import ANSI, TimeParser, split_prefix
 from sipguard.core.asterisk.security import EVENT_KINDS
