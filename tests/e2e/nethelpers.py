@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import socket
 import sys
 import time
@@ -28,18 +29,19 @@ def _write(path: str, text: str) -> None:
 
 def responder(port: int, out: str) -> None:
     counts: dict[str, int] = {}
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", port))
-    sock.settimeout(0.05)
+    v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    v4.bind(("0.0.0.0", port))
+    v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    v6.bind(("::", port))
     _write(out, "{}")
     last = 0.0
     while True:
-        try:
+        ready, _, _ = select.select([v4, v6], [], [], 0.05)
+        for sock in ready:
             _data, addr = sock.recvfrom(65535)
             counts[addr[0]] = counts.get(addr[0], 0) + 1
             sock.sendto(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", addr)
-        except TimeoutError:
-            pass
         now = time.monotonic()
         if now - last > 0.05:
             last = now
@@ -47,8 +49,9 @@ def responder(port: int, out: str) -> None:
 
 
 def sender(host: str, port: int, every: float, out: str) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", 0))  # one local port for the whole run: a single conntrack flow
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind(("::" if ":" in host else "0.0.0.0", 0))  # one local port: a single conntrack flow
     sock.setblocking(False)
     sent = replies = 0
     msg = f"OPTIONS sip:100@{host} SIP/2.0\r\nContent-Length: 0\r\n\r\n".encode()

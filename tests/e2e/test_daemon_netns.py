@@ -100,13 +100,16 @@ class Asterisk:
     def wrong_password(self, ip: str, n: int) -> None:
         now = time.time()
         ts, tv = stamp(now)
-        callid = f"{ip.replace('.', '')}x{n}"
+        callid = f"{ip.replace('.', '').replace(':', '')}x{n}"
+        v6 = ":" in ip
+        where = f"[{ip}]:5301" if v6 else f"{ip}:5301"
         append(
             self.messages,
             f"[{ts}] NOTICE[18562] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from "
-            f"'\"1001\" <sip:1001@{self.pbx_ip}>' failed for '{ip}:5301' (callid: {callid}) "
+            f"'\"1001\" <sip:1001@{self.pbx_ip}>' failed for '{where}' (callid: {callid}) "
             "- Failed to authenticate\n",
         )
+        fam = "IPV6" if v6 else "IPV4"
         fields = {
             "EventTV": tv,
             "Severity": "Error",
@@ -115,7 +118,7 @@ class Asterisk:
             "AccountID": "1001",
             "SessionID": callid,
             "LocalAddress": f"IPV4/UDP/{self.pbx_ip}/5060",
-            "RemoteAddress": f"IPV4/UDP/{ip}/5301",
+            "RemoteAddress": f"{fam}/UDP/{ip}/5301",
             "Challenge": "1795311427/47a0a6f2df0d2d657f7b280ed7f7cf60",
             "Response": "3b702065d93290f729585787b8e215af",
             "ExpectedResponse": "",
@@ -190,6 +193,8 @@ secret = "s3cret"
 durations = ["3s"]
 [rules.scanner-signature]
 profile = "quick"
+[rules.password-guessing]
+ipv6_prefix = 128  # the lab's /64 holds the PBX's own address: a /64 ban would be refused
 """
     )
     sock = tmp_path / "ctl.sock"
@@ -260,6 +265,20 @@ profile = "quick"
         assert cli.returncode == 0, cli.stderr
         assert kernel_set(lab, pbx) == set()
         wait_for(lambda: counts(atk.ip) > stopped_at + 10, 5)
+
+        # --- IPv6: the phone's v6 address attacks; its v6 flow stops, its v4 flow does not
+        v6_out = tmp_path / "phone6.txt"
+        lab.popen(phone, [py, HELPERS, "sender", phone.hub_ip6, "5060", "0.02", str(v6_out)])
+        wait_for(lambda: counts(phone.ip6) > 10)
+        for n in range(5):
+            asterisk.wrong_password(phone.ip6, n)
+        wait_for(lambda: f"{phone.ip6}/128" in kernel_set(lab, pbx), 5, 0.005)
+        time.sleep(0.3)
+        held6, phone_v4 = counts(phone.ip6), sender_replies(phone_out)
+        time.sleep(0.5)
+        assert counts(phone.ip6) == held6
+        assert sender_replies(phone_out) > phone_v4 + 10
+        daemon.request("unban", {"addr": phone.ip6})
 
         # --- a short-profile ban (scanner signature -> "quick", 3 s) expires by itself
         lab.popen(atk2, [py, HELPERS, "sender", atk2.hub_ip, "5060", "0.05", str(tmp_path / "a2")])
