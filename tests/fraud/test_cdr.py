@@ -14,13 +14,17 @@ from sipguard.fraud.model import account_of
 
 # cdr_csv with loguniqueid/loguserfield on: strings quoted (quotes doubled), dates quoted,
 # an unanswered call's answer date empty and unquoted, integers bare (cdr/cdr_csv.c).
-ROW = ('"","1001","004930123456","from-internal","""Alice"" <1001>","PJSIP/1001-0000001a",'
-       '"PJSIP/trunk-0000001b","Dial","PJSIP/004930123456@trunk,60","2026-11-22 10:00:00",'
-       '"2026-11-22 10:00:07","2026-11-22 10:02:07",127,120,"ANSWERED","DOCUMENTATION",'
-       '"1763805600.26","my field"\n')  # fmt: skip
-UNANSWERED = ('"acct7","1002","0030555","from-internal","""Bob"" <1002>","SIP/1002-00000003",'
-              '"SIP/trunk-00000004","Dial","SIP/0030555@trunk",'
-              '"2026-11-22 10:05:00",,"2026-11-22 10:05:25",25,0,"NO ANSWER","DOCUMENTATION"\n')  # fmt: skip  # noqa: E501
+ROW = (
+    '"","1001","004930123456","from-internal","""Alice"" <1001>","PJSIP/1001-0000001a",'
+    '"PJSIP/trunk-0000001b","Dial","PJSIP/004930123456@trunk,60","2026-11-22 10:00:00",'
+    '"2026-11-22 10:00:07","2026-11-22 10:02:07",127,120,"ANSWERED","DOCUMENTATION",'
+    '"1763805600.26","my field"\n'
+)
+UNANSWERED = (
+    '"acct7","1002","0030555","from-internal","""Bob"" <1002>","SIP/1002-00000003",'
+    '"SIP/trunk-00000004","Dial","SIP/0030555@trunk",'
+    '"2026-11-22 10:05:00",,"2026-11-22 10:05:25",25,0,"NO ANSWER","DOCUMENTATION"\n'
+)
 
 
 def parse(lines: list[str], layout: CdrLayout | None = None, tz: str = "UTC") -> tuple:  # type: ignore[type-arg]
@@ -32,7 +36,12 @@ def test_master_csv_rows() -> None:
     calls, p = parse([ROW, UNANSWERED])
     a, b = calls
     assert (a.uid, a.account, a.dst, a.billsec, a.answered) == (
-        "1763805600.26", "1001", "004930123456", 120, True)  # fmt: skip
+        "1763805600.26",
+        "1001",
+        "004930123456",
+        120,
+        True,
+    )
     assert a.start == datetime(2026, 11, 22, 10, tzinfo=ZoneInfo("UTC")).timestamp()
     assert a.end == a.start + 127
     # 16 columns (no uniqueid/userfield: cdr_csv's defaults): uid falls back to file:line
@@ -42,18 +51,28 @@ def test_master_csv_rows() -> None:
 
 def test_local_time_zone() -> None:
     calls, _ = parse([ROW], tz="Europe/Berlin")
-    assert calls[0].start == datetime(2026, 11, 22, 10, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+    assert (
+        calls[0].start == datetime(2026, 11, 22, 10, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+    )
 
 
 def test_custom_layout_with_header_and_address(tmp_path: Path) -> None:
     layout = CdrLayout(("start", "channel", "dst", "billsec", "duration", "ip", "uniqueid"), True)
-    lines = ["when,chan,number,bill,dur,addr,id\n",
-             "2026-11-22 10:00:00,PJSIP/2001-00000001,0044123456789,60,65,203.0.113.9,x1\n"]  # fmt: skip
+    lines = [
+        "when,chan,number,bill,dur,addr,id\n",
+        "2026-11-22 10:00:00,PJSIP/2001-00000001,0044123456789,60,65,203.0.113.9,x1\n",
+    ]
     calls, p = parse(lines, layout)
     assert len(calls) == 1 and not p.errors
     c = calls[0]
     assert (c.account, c.dst, c.billsec, c.ip, c.uid, c.end - c.start) == (
-        "2001", "0044123456789", 60, "203.0.113.9", "x1", 65)  # fmt: skip
+        "2001",
+        "0044123456789",
+        60,
+        "203.0.113.9",
+        "x1",
+        65,
+    )
 
 
 def test_malformed_rows_are_counted_not_fatal(tmp_path: Path) -> None:
@@ -92,7 +111,22 @@ def test_default_layout_matches_cdr_csv_order() -> None:
     # build_csv_record: accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp,
     # lastdata, start, answer, end, duration, billsec, disposition, amaflags, uniqueid, userfield
     assert MASTER_CSV_COLUMNS[:18] == (
-        "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
-        "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
-        "uniqueid", "userfield",
-    )  # fmt: skip
+        "accountcode",
+        "src",
+        "dst",
+        "dcontext",
+        "clid",
+        "channel",
+        "dstchannel",
+        "lastapp",
+        "lastdata",
+        "start",
+        "answer",
+        "end",
+        "duration",
+        "billsec",
+        "disposition",
+        "amaflags",
+        "uniqueid",
+        "userfield",
+    )

@@ -11,8 +11,13 @@ from sipguard.fraud.classify import Classifier, Hotlist, Numbering
 from sipguard.fraud.tables import load_high_risk_countries, load_hotlist, load_rates
 
 US = Numbering("US", outside_line="9", international_prefixes=("011",), national_prefix="1")
-DE = Numbering("DE", outside_line="0", international_prefixes=("00",), national_prefix="0",
-               high_risk_countries=load_high_risk_countries())  # fmt: skip
+DE = Numbering(
+    "DE",
+    outside_line="0",
+    international_prefixes=("00",),
+    national_prefix="0",
+    high_risk_countries=load_high_risk_countries(),
+)
 
 
 @pytest.mark.parametrize(

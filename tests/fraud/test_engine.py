@@ -22,15 +22,22 @@ COUNTRY = {"198.51.100.1": "DE", "203.0.113.7": "BR", "192.0.2.9": "AT"}  # inje
 
 
 def engine(accounts: dict[str, Any] | None = None, **rules: Any) -> FraudEngine:
-    config = build_config({
-        "home_country": "DE", "national_prefix": "0", "international_prefixes": ["00"],
-        "timezone": "Europe/Berlin", "rules": rules, "accounts": accounts or {},
-    })  # fmt: skip
+    config = build_config(
+        {
+            "home_country": "DE",
+            "national_prefix": "0",
+            "international_prefixes": ["00"],
+            "timezone": "Europe/Berlin",
+            "rules": rules,
+            "accounts": accounts or {},
+        }
+    )
     rates = RateTable()
     rates.add("49", 0.01)
     rates.add("44", 0.50)
-    eng = FraudEngine(config, Classifier(config.numbering), rates, COUNTRY.get,
-                      load_country_points())  # fmt: skip
+    eng = FraudEngine(
+        config, Classifier(config.numbering), rates, COUNTRY.get, load_country_points()
+    )
     eng.load_baseline({"1001": ["GB"]})
     return eng
 
@@ -41,7 +48,9 @@ n = 0
 def call(dst: str, start: float, dur: float = 60, account: str = "1001", ip: str = "") -> Call:
     global n
     n += 1
-    return Call(f"u{n}", account, dst, start, start + dur, dur, dur > 0, f"PJSIP/{account}-{n:08x}", ip)  # noqa: E501
+    return Call(
+        f"u{n}", account, dst, start, start + dur, dur, dur > 0, f"PJSIP/{account}-{n:08x}", ip
+    )
 
 
 def rules(hits: list[Hit]) -> set[str]:
@@ -53,8 +62,12 @@ def test_velocity() -> None:
     hits = [h for i in range(6) for h in e.cdr_call(call(f"03012345{i:02d}", WED_10 + i * 5, 2))]
     assert rules(hits) == {"velocity"} and len(hits[0].calls) == 6
     e = engine(velocity={"max_calls": 5, "window": 60})
-    assert not [h for i in range(6) for h in e.cdr_call(call("030123456", WED_10 + i * 20, 2))
-                if h.rule == "velocity"]  # fmt: skip
+    assert not [
+        h
+        for i in range(6)
+        for h in e.cdr_call(call("030123456", WED_10 + i * 20, 2))
+        if h.rule == "velocity"
+    ]
 
 
 def test_offline_concurrency_is_exact() -> None:
@@ -141,8 +154,7 @@ def test_risky_destinations() -> None:
 
 
 def test_address_rules() -> None:
-    e = engine(accounts={"1001": {"countries": ["DE", "BR"]}},
-               address_country={"allowed": ["DE"]})  # fmt: skip
+    e = engine(accounts={"1001": {"countries": ["DE", "BR"]}}, address_country={"allowed": ["DE"]})
     assert not e.seen_address("1001", "198.51.100.1", WED_10)
     hits = e.seen_address("1001", "203.0.113.7", WED_10 + 600)  # allowed, but far away
     assert rules(hits) == {"distant_registrations"}
@@ -186,7 +198,9 @@ def test_disabled_rule_and_ignored_account() -> None:
         ("[fraud\n", "", "TOML"),
     ],
 )
-def test_config_errors_name_file_key_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:  # noqa: E501
+def test_config_errors_name_file_key_reason(
+    tmp_path: Path, text: str, key: str, reason: str
+) -> None:
     path = tmp_path / "sipguard.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as e:

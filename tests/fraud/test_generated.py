@@ -15,9 +15,16 @@ from sipguard.fraud.scan import ScanResult, build_engine, scan
 from sipguard.fraud.tables import load_hotlist, load_rates
 
 ALL_RULES = {
-    "velocity", "concurrent", "after_hours", "new_country", "spend", "short_burst",
-    "risky_destination", "address_country", "distant_registrations",
-}  # fmt: skip
+    "velocity",
+    "concurrent",
+    "after_hours",
+    "new_country",
+    "spend",
+    "short_burst",
+    "risky_destination",
+    "address_country",
+    "distant_registrations",
+}
 
 
 def run_scan(g: Generated) -> ScanResult:
@@ -75,14 +82,26 @@ def test_fast_path_and_full_path_agree(fraud_set: Generated) -> None:
     slow = [i.to_dict() for i in book.sorted()]
     assert [i.to_dict() for i in fast.incidents] == slow
     assert fast.calls == engine.calls_seen
+    assert fast.rows == parser.rows and fast.errors == parser.errors
 
 
 def test_cli_json_report_and_exit_codes(
     fraud_set: Generated, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     g = fraud_set
-    args = ["fraud", "scan", str(g.cdr), "--config", str(g.config), "--rates", str(g.rates),
-            "--hotlist", str(g.hotlist), "--format", "json"]  # fmt: skip
+    args = [
+        "fraud",
+        "scan",
+        str(g.cdr),
+        "--config",
+        str(g.config),
+        "--rates",
+        str(g.rates),
+        "--hotlist",
+        str(g.hotlist),
+        "--format",
+        "json",
+    ]
     assert main(args) == 1
     out = json.loads(capsys.readouterr().out)
     assert {a["rule"] for a in out["alerts"]} == ALL_RULES

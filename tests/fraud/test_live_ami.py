@@ -26,38 +26,62 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(asyncio.wait_for(coro, 30))
 
 
-def channel_fields(prefix: str, channel: str, uid: str, exten: str, num: str) -> list[tuple[str, str]]:  # noqa: E501
+def channel_fields(
+    prefix: str, channel: str, uid: str, exten: str, num: str
+) -> list[tuple[str, str]]:
     """A channel snapshot as manager_channels.c builds it (with `prefix` for Dest fields)."""
     return [
-        (f"{prefix}Channel", channel), (f"{prefix}ChannelState", "4"),
-        (f"{prefix}ChannelStateDesc", "Ring"), (f"{prefix}CallerIDNum", num),
-        (f"{prefix}CallerIDName", f"Ext {num}"), (f"{prefix}ConnectedLineNum", "<unknown>"),
-        (f"{prefix}ConnectedLineName", "<unknown>"), (f"{prefix}Language", "en"),
-        (f"{prefix}AccountCode", ""), (f"{prefix}Context", "from-internal"),
-        (f"{prefix}Exten", exten), (f"{prefix}Priority", "1"), (f"{prefix}Uniqueid", uid),
+        (f"{prefix}Channel", channel),
+        (f"{prefix}ChannelState", "4"),
+        (f"{prefix}ChannelStateDesc", "Ring"),
+        (f"{prefix}CallerIDNum", num),
+        (f"{prefix}CallerIDName", f"Ext {num}"),
+        (f"{prefix}ConnectedLineNum", "<unknown>"),
+        (f"{prefix}ConnectedLineName", "<unknown>"),
+        (f"{prefix}Language", "en"),
+        (f"{prefix}AccountCode", ""),
+        (f"{prefix}Context", "from-internal"),
+        (f"{prefix}Exten", exten),
+        (f"{prefix}Priority", "1"),
+        (f"{prefix}Uniqueid", uid),
         (f"{prefix}Linkedid", uid),
-    ]  # fmt: skip
+    ]
 
 
 async def dial(server: AmiServer, account: str, seq: int, exten: str) -> tuple[str, str]:
     channel, uid = f"PJSIP/{account}-{seq:08x}", f"1763780000.{seq}"
-    await server.push_event([("Event", "Newchannel"), *channel_fields("", channel, uid, exten, account)], "call")  # noqa: E501
     await server.push_event(
-        [("Event", "DialBegin"), *channel_fields("", channel, uid, exten, account),
-         *channel_fields("Dest", f"PJSIP/trunk-{seq + 1:08x}", f"1763780000.{seq + 1}", exten, exten),  # noqa: E501
-         ("DialString", f"{exten}@trunk")],
+        [("Event", "Newchannel"), *channel_fields("", channel, uid, exten, account)], "call"
+    )
+    await server.push_event(
+        [
+            ("Event", "DialBegin"),
+            *channel_fields("", channel, uid, exten, account),
+            *channel_fields(
+                "Dest", f"PJSIP/trunk-{seq + 1:08x}", f"1763780000.{seq + 1}", exten, exten
+            ),
+            ("DialString", f"{exten}@trunk"),
+        ],
         "call",
-    )  # fmt: skip
+    )
     return channel, uid
 
 
 def setup(**rules: Any) -> tuple[FraudWatcher, list[Alert]]:
     # business hours all week, so the wall clock the test runs at cannot matter
-    always = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00",
-              "end": "24:00"}  # fmt: skip
-    config = build_config({"home_country": "DE", "national_prefix": "0",
-                           "international_prefixes": ["00"],
-                           "rules": {"after_hours": always, **rules}})  # fmt: skip
+    always = {
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "start": "00:00",
+        "end": "24:00",
+    }
+    config = build_config(
+        {
+            "home_country": "DE",
+            "national_prefix": "0",
+            "international_prefixes": ["00"],
+            "rules": {"after_hours": always, **rules},
+        }
+    )
     rates = RateTable()
     rates.add("49", 0.01)
     engine = build_engine(config, rates)
@@ -110,8 +134,15 @@ def test_third_concurrent_call_is_hung_up_and_hangups_end_calls() -> None:
             await dial(server, "1002", 10, "03012345601")
             _, uid2 = await dial(server, "1002", 12, "03012345602")
             # the second call ends: the next one is only the second at once
-            await server.push_event([("Event", "Hangup"), ("Channel", "PJSIP/1002-0000000c"),
-                                     ("Uniqueid", uid2), ("Cause", "16")], "call")  # fmt: skip
+            await server.push_event(
+                [
+                    ("Event", "Hangup"),
+                    ("Channel", "PJSIP/1002-0000000c"),
+                    ("Uniqueid", uid2),
+                    ("Cause", "16"),
+                ],
+                "call",
+            )
             await dial(server, "1002", 14, "03012345603")
             await asyncio.sleep(0.3)
             assert not [a for a in server.actions if a.get("Action") == "Hangup"]
@@ -134,10 +165,13 @@ def test_registration_from_forbidden_country_becomes_ban_alert() -> None:
             task = asyncio.create_task(watcher.run(client))
             await asyncio.wait_for(client.connected.wait(), 5)
             await server.push_security(
-                "SuccessfulAuth", AccountID="1003", SessionID="abc",
-                LocalAddress="IPV4/UDP/10.0.0.1/5060", RemoteAddress=f"IPV4/UDP/{CN_IP}/5060",
+                "SuccessfulAuth",
+                AccountID="1003",
+                SessionID="abc",
+                LocalAddress="IPV4/UDP/10.0.0.1/5060",
+                RemoteAddress=f"IPV4/UDP/{CN_IP}/5060",
                 UsingPassword="1",
-            )  # fmt: skip
+            )
             await server.wait_for_action("DBPut", timeout=5)
             await watcher.drain()
             assert len(alerts) == 1
@@ -147,5 +181,33 @@ def test_registration_from_forbidden_country_becomes_ban_alert() -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    run(main())
+
+
+def test_followed_cdr_file_raises_alert_on_appended_row(tmp_path: Any) -> None:
+    async def main() -> None:
+        watcher, _ = setup()
+        path = tmp_path / "Master.csv"
+        path.write_text("")
+        task = asyncio.create_task(watcher.run(cdr_paths=[str(path)]))
+        await asyncio.sleep(0.3)
+        row = (
+            '"","1004","09001234567","from-internal","""D"" <1004>","PJSIP/1004-00000001",'
+            '"PJSIP/trunk-00000002","Dial","PJSIP/09001234567@trunk","2026-11-11 10:00:00",'
+            '"2026-11-11 10:00:05","2026-11-11 10:01:05",65,60,"ANSWERED","DOCUMENTATION",'
+            '"1762855200.1",""\n'
+        )
+        with path.open("a") as f:
+            f.write(row)
+        for _ in range(100):
+            if watcher.hits:
+                break
+            await asyncio.sleep(0.05)
+        assert {(h.rule, h.account) for h in watcher.hits} >= {("risky_destination", "1004")}
+        assert watcher.hits[0].calls == ("1762855200.1",)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     run(main())

@@ -95,12 +95,20 @@ class AmiFraudActions:
         self._record("unlock", account, "manual", (), ok, err)
         return ok
 
-    def _record(self, action: str, target: str, rule: str, calls: tuple[str, ...], ok: bool,
-                err: str) -> None:  # fmt: skip
+    def _record(
+        self, action: str, target: str, rule: str, calls: tuple[str, ...], ok: bool, err: str
+    ) -> None:
         self.taken.append(Taken(action, target, rule, calls, ok, time.time(), err))
         if len(self.taken) > 10_000:
             del self.taken[: len(self.taken) - 10_000]
         level = logging.WARNING if ok else logging.ERROR
-        log.log(level, "fraud %s %s (rule %s, calls %s)%s%s", action, target, rule,
-                ",".join(calls[:5]), " [dry-run]" if self.dry_run else "",
-                f" failed: {err}" if err or not ok else "")  # fmt: skip
+        log.log(
+            level,
+            "fraud %s %s (rule %s, calls %s)%s%s",
+            action,
+            target,
+            rule,
+            ",".join(calls[:5]),
+            " [dry-run]" if self.dry_run else "",
+            f" failed: {err}" if err or not ok else "",
+        )

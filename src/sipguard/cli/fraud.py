@@ -21,8 +21,11 @@ def register(subparsers: Any) -> None:
     scan.add_argument("cdr", nargs="+", metavar="CDR", help="CDR CSV files, oldest first")
     _common(scan)
     scan.add_argument("--format", choices=("text", "json"), default="text")
-    scan.add_argument("--baseline", metavar="JSON",
-                      help="known countries per account ({account: [CC,...]}); skips learning")  # fmt: skip
+    scan.add_argument(
+        "--baseline",
+        metavar="JSON",
+        help="known countries per account ({account: [CC,...]}); skips learning",
+    )
     scan.set_defaults(func=run_scan)
 
     watch = sub.add_parser("watch", help="watch live calls over AMI and act on fraud")
@@ -31,6 +34,13 @@ def register(subparsers: Any) -> None:
     watch.add_argument("--port", type=int, default=5038)
     watch.add_argument("--user", required=True, help="AMI user (manager.conf)")
     watch.add_argument("--secret-file", required=True, help="file holding the AMI secret")
+    watch.add_argument(
+        "--cdr",
+        action="append",
+        default=[],
+        metavar="CSV",
+        help="also follow this CDR file (repeatable)",
+    )
     watch.add_argument("--dry-run", action="store_true", help="report, do not hang up or lock")
     watch.set_defaults(func=run_watch)
 
@@ -104,8 +114,10 @@ def _print_text(result: Any) -> None:
     width = None if sys.stdout.isatty() else 160  # whole reasons when piped
     console = Console(file=sys.stdout, highlight=False, width=width)
     malformed = sum(result.errors.values())
-    console.print(f"{result.rows} rows, {result.calls} outbound calls checked, "
-                  f"{malformed} malformed rows, {len(result.incidents)} alerts")  # fmt: skip
+    console.print(
+        f"{result.rows} rows, {result.calls} outbound calls checked, "
+        f"{malformed} malformed rows, {len(result.incidents)} alerts"
+    )
     if not result.incidents:
         return
     table = Table("first (UTC)", "account", "rule", "severity", "calls", "reason")
@@ -127,7 +139,9 @@ def run_watch(args: argparse.Namespace) -> int:
         raise CliError(f"{args.secret_file}: {exc.strerror}") from None
     engine = _engine(args)
     try:
-        asyncio.run(watch_ami(engine, args.host, args.port, args.user, secret, args.dry_run))
+        asyncio.run(
+            watch_ami(engine, args.host, args.port, args.user, secret, args.dry_run, args.cdr)
+        )
     except ImportError as exc:
         raise CliError(f"the AMI client is not available: {exc}") from None
     return 0

@@ -206,7 +206,7 @@ class Classifier:
         if kind == "invalid":
             # No range matched, so no region can be named either: take the code's main country
             # (+1 -> US), which keeps a mistyped number in the country it was meant for.
-            region = phonenumbers.region_code_for_country_code(num.country_code)
+            region = phonenumbers.region_code_for_country_code(num.country_code or 0)
         else:
             region = phonenumbers.region_code_for_number(num) or ""
         if region == "ZZ":

@@ -24,10 +24,28 @@ RULES_FILE = Path(__file__).parent / "data" / "rules.toml"
 # userfield are written only with loguniqueid/loguserfield (on in the sample cdr.conf), and
 # newcdrcolumns adds peeraccount, linkedid, sequence.
 MASTER_CSV_COLUMNS = (
-    "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
-    "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
-    "uniqueid", "userfield", "peeraccount", "linkedid", "sequence",
-)  # fmt: skip
+    "accountcode",
+    "src",
+    "dst",
+    "dcontext",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+    "uniqueid",
+    "userfield",
+    "peeraccount",
+    "linkedid",
+    "sequence",
+)
 CDR_FIELDS = frozenset(MASTER_CSV_COLUMNS) | {"ip", "ignore"}
 
 
@@ -103,7 +121,8 @@ def _check_type(file: str, key: str, value: Any, want: Any) -> Any:
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise ConfigError(file, key, f"expected {type(want).__name__ if not isinstance(want, type) else want.__name__}, got {type(value).__name__}")  # noqa: E501
+        wanted = want.__name__ if isinstance(want, type) else type(want).__name__
+        raise ConfigError(file, key, f"expected {wanted}, got {type(value).__name__}")
     return value
 
 
@@ -192,9 +211,17 @@ def build_config(data: dict[str, Any], file: str = "<defaults>") -> FraudConfig:
                 raise ConfigError(file, f"{key}.{k}", "unknown key")
         countries = acc.get("countries")
         accounts[str(name)] = AccountPolicy(
-            countries=_countries(file, f"{key}.countries", _check_type(file, f"{key}.countries", countries, list)) if countries is not None else None,  # noqa: E501
-            daily_limit=_check_type(file, f"{key}.daily_limit", acc["daily_limit"], float) if "daily_limit" in acc else None,  # noqa: E501
-            max_concurrent=_check_type(file, f"{key}.max_concurrent", acc["max_concurrent"], int) if "max_concurrent" in acc else None,  # noqa: E501
+            countries=_countries(
+                file, f"{key}.countries", _check_type(file, f"{key}.countries", countries, list)
+            )
+            if countries is not None
+            else None,
+            daily_limit=_check_type(file, f"{key}.daily_limit", acc["daily_limit"], float)
+            if "daily_limit" in acc
+            else None,
+            max_concurrent=_check_type(file, f"{key}.max_concurrent", acc["max_concurrent"], int)
+            if "max_concurrent" in acc
+            else None,
         )
 
     cdr = data.get("cdr", {})
@@ -203,7 +230,9 @@ def build_config(data: dict[str, Any], file: str = "<defaults>") -> FraudConfig:
     for k in cdr:
         if k not in ("columns", "header", "timezone"):
             raise ConfigError(file, f"fraud.cdr.{k}", "unknown key")
-    columns = tuple(_check_type(file, "fraud.cdr.columns", cdr.get("columns", list(MASTER_CSV_COLUMNS)), list))  # noqa: E501
+    columns = tuple(
+        _check_type(file, "fraud.cdr.columns", cdr.get("columns", list(MASTER_CSV_COLUMNS)), list)
+    )
     for c in columns:
         if c not in CDR_FIELDS:
             raise ConfigError(file, "fraud.cdr.columns", f"unknown column name {c!r}")
@@ -221,8 +250,14 @@ def build_config(data: dict[str, Any], file: str = "<defaults>") -> FraudConfig:
         rules=rules,
         accounts=accounts,
         timezone=tz,
-        ignore_accounts=frozenset(_check_type(file, "fraud.ignore_accounts", data.get("ignore_accounts", []), list)),  # noqa: E501
-        cdr=CdrLayout(columns, bool(_check_type(file, "fraud.cdr.header", cdr.get("header", False), bool)), cdr_tz),  # noqa: E501
+        ignore_accounts=frozenset(
+            _check_type(file, "fraud.ignore_accounts", data.get("ignore_accounts", []), list)
+        ),
+        cdr=CdrLayout(
+            columns,
+            bool(_check_type(file, "fraud.cdr.header", cdr.get("header", False), bool)),
+            cdr_tz,
+        ),
     )
 
 
@@ -239,7 +274,7 @@ def load_config(path: str | Path | None) -> FraudConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
     # A sipguard.toml keeps these keys under [fraud]; a file of its own may hold them bare.
-    fraud = data["fraud"] if "fraud" in data else data
+    fraud = data.get("fraud", data)
     if not isinstance(fraud, dict):
         raise ConfigError(str(path), "fraud", "expected a table")
     return build_config(fraud, str(path))

@@ -94,7 +94,7 @@ class FraudEngine:
         self._slots: dict[int, tuple[int, int, int]] = {}
         self._info: dict[str, DestInfo] = {}
         self._ip_cc: dict[str, str | None] = {}
-        self.on_hit: Callable[[Hit], object] | None = None  # record() reports hits here too
+        self.on_hit: Callable[[Hit], object] | None = None  # fastscan reports hits here
         r = config.rules
         # Rule parameters as plain attributes: the offline scan reads them a million times.
         self.velocity, self.concurrent = r["velocity"], r["concurrent"]
@@ -216,89 +216,6 @@ class FraudEngine:
             hits += self.seen_address(call.account, call.ip, call.start, call.uid)
         return hits
 
-    def record(
-        self,
-        uid: str,
-        account: str,
-        dst: str,
-        start: float,
-        end: float | None,
-        billsec: int,
-        answered: bool,
-        channel: str,
-        ip: str,
-        line_no: int,
-    ) -> list[Hit] | None:
-        """`cdr_call` for a CDR row given as fields: the offline scan's hot path.
-
-        When no rule can fire on this row, only the bookkeeping `cdr_call` would do is done
-        here, inline (the same state, the same order); otherwise the row becomes a Call and
-        takes the full path. `tests/fraud` checks both paths give the same report.
-        """
-        info = self._info.get(dst) or self.info(dst)
-        if not info.external or not account or account in self._ignore:
-            return None
-        st = self.accounts.get(account) or self.state(account)
-        slot = self._slots.get(int(start // 900))
-        short = billsec <= self._short_max
-        if (
-            slot is None
-            or info.special
-            or (info.country and info.country not in st.countries)
-            or len(st.starts) >= self._vel_max
-            or st.max_end > start
-            or self.learn_until is None
-            or (ip and self.ip_country(ip))
-            or (short and len(st.ranges.get(info.range_key, ())) >= self._short_min - 1)
-            or (
-                info.rate
-                and billsec > 0
-                and (st.spent if slot[2] == st.day else 0.0) + info.rate * billsec / 60.0
-                > st.limit
-            )
-        ):
-            call = Call(uid, account, dst, start, end, billsec, answered, channel, ip, line_no)
-            hits = self.cdr_call(call)
-            if self.on_hit is not None:
-                for hit in hits:
-                    self.on_hit(hit)
-            return hits
-        # Nothing can fire: only the bookkeeping of _at_start, concurrency and _at_end.
-        end_t = end if end is not None else start
-        self.calls_seen += 1
-        if start > st.last:
-            st.last = start
-        if self._vel_on:
-            starts = st.starts
-            starts.append((start, uid))
-            horizon = start - self._vel_window
-            while starts[0][0] < horizon:
-                starts.popleft()
-        if self._conc_on:
-            ivs = st.intervals
-            ivs.append((start, end_t, uid))
-            if len(ivs) > 64:
-                ivs[:] = [iv for iv in ivs if iv[1] >= end_t - MAX_CALL_SECONDS][-256:]
-            if end_t > st.max_end:
-                st.max_end = end_t
-        if billsec > 0 and info.rate > 0.0 and self._spend_on:
-            if slot[2] != st.day:
-                st.day, st.spent, st.spend_calls = slot[2], 0.0, []
-            st.spent += info.rate * billsec / 60.0
-            st.spend_calls.append(uid)
-            if len(st.spend_calls) > MAX_EVIDENCE:
-                del st.spend_calls[0]
-        if short and self._short_on:
-            q = st.ranges.get(info.range_key)
-            if q is None:
-                if len(st.ranges) >= MAX_RANGES:
-                    del st.ranges[next(iter(st.ranges))]
-                q = st.ranges[info.range_key] = deque()
-            q.append((end_t, uid))
-            while q[0][0] < end_t - self._short_window:
-                q.popleft()
-        return None
-
     def ip_country(self, ip: str) -> str | None:
         """Country of an address (cached; None when private, unknown, or no lookup is set)."""
         if self.country_of_ip is None:
@@ -372,8 +289,13 @@ class FraudEngine:
         allowed = self.config.account(account).countries or frozenset(spec["allowed"])
         if spec.enabled and allowed and country not in allowed:
             hits.append(
-                self._hit(spec, probe, f"{ip} is in {country}, account allowed only in "
-                          f"{','.join(sorted(allowed))}", [probe.uid], ip)
+                self._hit(
+                    spec,
+                    probe,
+                    f"{ip} is in {country}, account allowed only in {','.join(sorted(allowed))}",
+                    [probe.uid],
+                    ip,
+                )
             )
         spec = self.config.rules["distant_registrations"]
         if spec.enabled and country in self.points:
@@ -383,9 +305,13 @@ class FraudEngine:
                 km = distance_km(self.points[country], self.points[other])
                 if km >= spec["min_km"]:
                     hits.append(
-                        self._hit(spec, probe, f"seen from {other_ip} ({other}) and {ip} "
-                                  f"({country}), {km:.0f} km apart, within {now - t:.0f}s",
-                                  [probe.uid])
+                        self._hit(
+                            spec,
+                            probe,
+                            f"seen from {other_ip} ({other}) and {ip} "
+                            f"({country}), {km:.0f} km apart, within {now - t:.0f}s",
+                            [probe.uid],
+                        )
                     )
         st.places[country] = (now, ip)
         if len(st.places) > 16:

@@ -104,9 +104,10 @@ class _Office:
 
     def number(self, region: str, kind: int, keep: int = 4) -> str:
         """A valid E.164 number of this type: the library's example with its tail varied."""
-        example = phonenumbers.format_number(
-            phonenumbers.example_number_for_type(region, kind), phonenumbers.PhoneNumberFormat.E164
-        )
+        sample = phonenumbers.example_number_for_type(region, kind)
+        if sample is None:
+            raise ValueError(f"phonenumbers has no example of type {kind} for {region}")
+        example = phonenumbers.format_number(sample, phonenumbers.PhoneNumberFormat.E164)
         for _ in range(50):
             tail = "".join(self.rng.choice("0123456789") for _ in range(keep))
             cand = example[:-keep] + tail
@@ -129,8 +130,16 @@ class _Office:
     def dialled(e164: str) -> str:
         return "0" + e164[3:] if e164.startswith("+49") else "00" + e164[1:]
 
-    def call(self, account: str, dst: str, start: datetime, billsec: int, ring: int = 5,
-             ip: str = "", answered: bool | None = None) -> str:  # fmt: skip
+    def call(
+        self,
+        account: str,
+        dst: str,
+        start: datetime,
+        billsec: int,
+        ring: int = 5,
+        ip: str = "",
+        answered: bool | None = None,
+    ) -> str:
         """One Master.csv row; returns its uniqueid."""
         self.seq += 1
         uid = f"{int(start.timestamp())}.{self.seq}"
@@ -147,11 +156,25 @@ class _Office:
             return q(t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")) if t else ""
 
         cells = [
-            q(""), q(account), q(dst), q("from-internal"), q(f'"Ext {account}" <{account}>'),
-            q(chan), q(f"PJSIP/trunk-{self.seq + 7:08x}"), q("Dial"), q(f"PJSIP/{dst}@trunk,60"),
-            d(start), d(answer), d(end), str(ring + billsec), str(billsec), q(disp),
-            q("DOCUMENTATION"), q(uid), q(ip or f"10.1.0.{int(account) % 250 + 1}"),
-        ]  # fmt: skip
+            q(""),
+            q(account),
+            q(dst),
+            q("from-internal"),
+            q(f'"Ext {account}" <{account}>'),
+            q(chan),
+            q(f"PJSIP/trunk-{self.seq + 7:08x}"),
+            q("Dial"),
+            q(f"PJSIP/{dst}@trunk,60"),
+            d(start),
+            d(answer),
+            d(end),
+            str(ring + billsec),
+            str(billsec),
+            q(disp),
+            q("DOCUMENTATION"),
+            q(uid),
+            q(ip or f"10.1.0.{int(account) % 250 + 1}"),
+        ]
         self.rows.append((end.timestamp(), ",".join(cells)))
         return uid
 
@@ -181,8 +204,14 @@ class _Office:
                 ring = rng.randint(3, 20) if answered else rng.randint(15, 30)
                 if t >= day.replace(hour=17, minute=30):
                     break
-                self.call(account, dst if len(dst) < 6 else self.dialled(dst), t, billsec, ring,
-                          answered=answered)  # fmt: skip
+                self.call(
+                    account,
+                    dst if len(dst) < 6 else self.dialled(dst),
+                    t,
+                    billsec,
+                    ring,
+                    answered=answered,
+                )
                 t += timedelta(seconds=ring + billsec + rng.randrange(300, 3600))
             # an inbound call from the trunk to this extension
             when = day.replace(hour=9) + timedelta(seconds=rng.randrange(0, 8 * 3600))
@@ -209,8 +238,9 @@ def _inject(o: _Office, weeks: int) -> list[Injected]:
     inj = Injected("velocity", acc[2])  # 40 calls in 10 minutes
     for i in range(40):
         dst = o.dialled(o.number("DE", T.MOBILE, keep=7))
-        inj.uids.append(o.call(inj.account, dst, at(wed, 10, 30) + timedelta(seconds=15 * i),
-                               12, ring=2))  # fmt: skip
+        inj.uids.append(
+            o.call(inj.account, dst, at(wed, 10, 30) + timedelta(seconds=15 * i), 12, ring=2)
+        )
     out.append(inj)
     inj = Injected("concurrent", acc[3])  # 4 calls at once
     for i in range(4):
@@ -274,4 +304,4 @@ def generate(
     paths[1].write_text(config_text(accounts), encoding="utf-8")
     paths[2].write_text(RATES, encoding="utf-8")
     paths[3].write_text(HOTLIST, encoding="utf-8")
-    return Generated(*paths, rows=len(office.rows), injected=injected)
+    return Generated(paths[0], paths[1], paths[2], paths[3], len(office.rows), injected)

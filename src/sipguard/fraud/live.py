@@ -59,6 +59,7 @@ class LiveTracker:
         self.engine = engine
         self.channels: dict[str, _Chan] = {}  # by Uniqueid
         self.last_ip: dict[str, str] = {}  # account -> last address it authenticated from
+        self.seen_uids: dict[str, None] = {}  # calls checked live (a CDR of them is skipped)
         self.counters = {"events": 0, "calls": 0, "dropped_channels": 0, "cdr_only": 0}
 
     def feed(self, name: str, get: Get, now: float) -> list[Hit]:
@@ -101,10 +102,22 @@ class LiveTracker:
         dst = exten if exten and exten not in ("s", "<unknown>") else ""
         if not dst:
             dst = _number_in_dialstring(get("DialString") or "")
-        call = Call(uid, chan.account, dst, now, None, 0, False, chan.channel,
-                    self.last_ip.get(chan.account, ""))  # fmt: skip
+        call = Call(
+            uid,
+            chan.account,
+            dst,
+            now,
+            None,
+            0,
+            False,
+            chan.channel,
+            self.last_ip.get(chan.account, ""),
+        )
         chan.call = call
         self.counters["calls"] += 1
+        self.seen_uids[uid] = None
+        if len(self.seen_uids) > 4 * MAX_CHANNELS:
+            del self.seen_uids[next(iter(self.seen_uids))]
         return self.engine.call_started(call)
 
     def _answered(self, get: Get, now: float) -> list[Hit]:
@@ -127,7 +140,7 @@ class LiveTracker:
 
     def _cdr(self, get: Get, now: float) -> list[Hit]:
         uid = get("UniqueID") or ""
-        if not uid or uid in self.channels:
+        if not uid or uid in self.seen_uids:
             return []
         try:
             duration = int(get("Duration") or 0)
@@ -137,8 +150,16 @@ class LiveTracker:
         self.counters["cdr_only"] += 1
         channel = get("Channel") or ""
         account = account_of(channel, get("AccountCode") or "", get("Source") or "")
-        call = Call(uid[:150], account, (get("Destination") or "")[:64], now - duration, now,
-                    billsec, get("Disposition") == "ANSWERED", channel[:200])  # fmt: skip
+        call = Call(
+            uid[:150],
+            account,
+            (get("Destination") or "")[:64],
+            now - duration,
+            now,
+            billsec,
+            get("Disposition") == "ANSWERED",
+            channel[:200],
+        )
         return self.engine.cdr_call(call)
 
     def _seen(self, account: str, remote: str, now: float) -> list[Hit]:

@@ -48,8 +48,9 @@ class AlertBook:
         inc = self._open.get(key)
         new = None
         if inc is None or hit.time - inc.last > self.gap:
-            inc = Incident(hit.rule, hit.account, hit.severity, hit.reason, hit.time, hit.time,
-                           ip=hit.ip)  # fmt: skip
+            inc = Incident(
+                hit.rule, hit.account, hit.severity, hit.reason, hit.time, hit.time, ip=hit.ip
+            )
             self._open[key] = inc
             self.incidents.append(inc)
             new = inc

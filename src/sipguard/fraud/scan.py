@@ -11,6 +11,7 @@ from sipguard.fraud.cdr import CdrParser
 from sipguard.fraud.classify import Classifier, Hotlist
 from sipguard.fraud.config import FraudConfig
 from sipguard.fraud.engine import FraudEngine
+from sipguard.fraud.fastscan import scan_file
 from sipguard.fraud.report import AlertBook, Incident
 from sipguard.fraud.tables import RateTable, load_country_points
 
@@ -55,7 +56,7 @@ def scan(paths: Iterable[str | Path], engine: FraudEngine, gap: float = 86400.0)
     try:
         for path in paths:
             parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, str(path))
-            parser.read_file(path, engine.record)
+            scan_file(engine, parser, path)
             result.rows += parser.rows
             result.errors.update(parser.errors)
     finally:

@@ -16,9 +16,10 @@ from typing import Any
 from sipguard.actions.ami import AmiFraudActions
 from sipguard.core.alerts import Alert
 from sipguard.core.clock import Clock, SystemClock
+from sipguard.fraud.cdr import CdrParser
 from sipguard.fraud.engine import FraudEngine
 from sipguard.fraud.live import LiveTracker
-from sipguard.fraud.model import Hit
+from sipguard.fraud.model import Call, Hit
 from sipguard.fraud.report import AlertBook, Incident
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class FraudWatcher:
         self.hits: list[Hit] = []
         self.dropped_actions = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._parsers: dict[str, CdrParser] = {}
 
     def on_event(self, msg: Any) -> None:
         """The AmiClient's event handler (synchronous on purpose, see the module doc)."""
@@ -97,17 +99,60 @@ class FraudWatcher:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def run(self, client: Any) -> None:
-        """Run against an AmiClient until cancelled."""
+    def on_cdr_batch(self, batch: Any) -> None:
+        """A follower's batch of whole Master.csv lines (`sipguard.sources.base.LineBatch`).
+
+        Calls the AMI path already tracked live are skipped by uniqueid, so a call is not
+        counted twice when both sources are on.
+        """
+        parser = self._parsers.get(batch.source)
+        if parser is None:
+            cfg = self.engine.config
+            parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, batch.source)
+            self._parsers[batch.source] = parser
+        text = batch.data.decode("utf-8", "replace").splitlines(keepends=True)
+        hits: list[Hit] = []
+
+        def one(*fields: Any) -> None:
+            if fields[0] not in self.tracker.seen_uids:
+                hits.extend(self.engine.cdr_call(Call(*fields)))
+
+        parser.read_lines(text, batch.first_line_no, one)
+        if hits:
+            self.handle(hits)
+
+    async def follow_cdr(self, paths: list[str], checkpoints: Any = None) -> None:
+        """Tail CDR files (rotation and restarts handled by the FileFollower)."""
+        from sipguard.sources.base import MemoryCheckpointStore
+        from sipguard.sources.follow import FileFollower
+
+        follower = FileFollower(paths, checkpoints or MemoryCheckpointStore())
+
+        async def emit(batch: Any) -> None:
+            self.on_cdr_batch(batch)
+
+        await follower.run(emit)
+
+    async def run(self, client: Any = None, cdr_paths: list[str] | None = None) -> None:
+        """Run against an AmiClient and/or CDR files until cancelled."""
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(client.run(self.on_event))
+            if client is not None:
+                tg.create_task(client.run(self.on_event))
+            if cdr_paths:
+                tg.create_task(self.follow_cdr(cdr_paths))
             tg.create_task(self.tick_loop())
 
 
 def log_notify(incident: Incident) -> None:
     """The default notifier: one log line per new incident."""
-    log.warning("fraud alert: account %s rule %s (%s): %s; calls %s", incident.account,
-                incident.rule, incident.severity, incident.reason, ",".join(incident.calls[:5]))  # fmt: skip
+    log.warning(
+        "fraud alert: account %s rule %s (%s): %s; calls %s",
+        incident.account,
+        incident.rule,
+        incident.severity,
+        incident.reason,
+        ",".join(incident.calls[:5]),
+    )
 
 
 def apprise_notify(urls: list[str]) -> Notify:
@@ -126,12 +171,19 @@ def apprise_notify(urls: list[str]) -> Notify:
     return send
 
 
-async def watch_ami(engine: FraudEngine, host: str, port: int, user: str, secret: str,
-                    dry_run: bool = False) -> None:  # fmt: skip
+async def watch_ami(
+    engine: FraudEngine,
+    host: str,
+    port: int,
+    user: str,
+    secret: str,
+    dry_run: bool = False,
+    cdr_paths: list[str] | None = None,
+) -> None:
     """`sipguard fraud watch`: connect, watch, act (the daemon wires the same parts)."""
     from sipguard.sources.ami import AmiClient
 
     client = AmiClient(host, port, user, secret, events="security,system,call,cdr")
     watcher = FraudWatcher(engine, AmiFraudActions(client, dry_run=dry_run), notify=log_notify)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    await watcher.run(client)
+    await watcher.run(client, cdr_paths)
