@@ -4,6 +4,7 @@ commands, reload (good and bad), restart, and a start with no Asterisk logs yet.
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,8 @@ def daemon(tmp_path):
     d.stop()
 
 
-def attack(tmp: Path, ip: str, count: int, start: int = 0) -> None:
-    append(tmp / "log" / "messages", "".join(pjsip_failure(ip, start + i) for i in range(count)))
+def attack(tmp: Path, ip: str, count: int, start: int = 0, file: str = "messages") -> None:
+    append(tmp / "log" / file, "".join(pjsip_failure(ip, start + i) for i in range(count)))
 
 
 def test_ban_after_exactly_the_threshold_and_control_commands(daemon, tmp_path):
@@ -55,6 +56,8 @@ def test_ban_after_exactly_the_threshold_and_control_commands(daemon, tmp_path):
     attack(tmp_path, "203.0.113.7", 1, start=4)
     wait_for(lambda: daemon.banned() == {"203.0.113.7/32"})
     # explain: the rule, the events and the very log lines
+    logs = daemon.request("status")["sources"]["logs"]
+    assert logs["inotify"] is True and logs["stats"]["lines"] >= 5
     ex = daemon.request("explain", {"addr": "203.0.113.7"})
     assert ex["active"]["rule"] == "password-guessing"
     assert len(ex["events"]) == 5
@@ -105,6 +108,15 @@ def test_reload_bad_file_keeps_running_config_good_file_applies(daemon, tmp_path
     attack(tmp_path, "203.0.113.21", 2)
     wait_for(lambda: "203.0.113.21/32" in daemon.banned())
     assert daemon.request("status")["reloads"]["ok"] == 1
+    # a reload that changes the followed files restarts only the log source, on the new list
+    other = tmp_path / "log" / "other.log"
+    other.touch()
+    (confd / "60-paths.toml").write_text(f'[sources.logs]\npaths = ["{other}"]\n')
+    assert daemon.request("reload")["reloaded"] is True
+    wait_for(lambda: daemon.request("status")["sources"]["logs"].get("running"))
+    time.sleep(0.3)  # the new follower has opened the file (from its end)
+    attack(tmp_path, "203.0.113.22", 2, file="other.log")
+    wait_for(lambda: "203.0.113.22/32" in daemon.banned())
 
 
 def test_restart_keeps_bans_and_offsets(daemon, tmp_path):

@@ -57,6 +57,7 @@ class Daemon:
         self.netns = netns
         self.started = time.time()
         self.sources: dict[str, SourceState] = {}
+        self.source_objects: dict[str, Any] = {}  # the running follower / AMI client, for status
         self.drops = 0
         self.reloads = {"ok": 0, "failed": 0}
         self.last_reload_error = ""
@@ -193,12 +194,14 @@ class Daemon:
             poll_interval=cfg.poll_interval,
             from_end_if_new=cfg.from_end_if_new,
         )
+        self.source_objects["logs"] = follower
         await follower.run(self.lines)
 
     async def _run_journald(self) -> None:
         from sipguard.sources.journald import JournaldSource
 
         source = JournaldSource(self.settings.sources.journald.identifier, self._checkpoints())
+        self.source_objects["journald"] = source
         await source.run(self.lines)
 
     async def _run_ami(self) -> None:
@@ -224,6 +227,7 @@ class Daemon:
             except asyncio.QueueFull:
                 self.drops += 1  # counted, reported by `status`
 
+        self.source_objects["ami"] = client
         await client.run(on_event)
 
     def _checkpoints(self) -> Any:

@@ -79,7 +79,7 @@ class Commands:
             "simulate": d.simulate,
             "active_bans": len(d.enforcer.active),
             "allow_list": [str(n) for n in d.enforcer.allowed],
-            "sources": {name: s.to_dict() for name, s in d.sources.items()},
+            "sources": {name: self._source(name, s.to_dict()) for name, s in d.sources.items()},
             "pipeline": dict(p.counts),
             "normalizer": stats.as_dict() if stats is not None else {},
             "engine_keys": engine_size,
@@ -94,6 +94,21 @@ class Commands:
             "control": {"requests": d.control.requests, "refused": d.control.refused},
             "recent_alerts": list(p.recent)[-20:],
         }
+
+    def _source(self, name: str, state: dict[str, Any]) -> dict[str, Any]:
+        """The supervisor's view plus what the source itself counts."""
+        obj = self.d.source_objects.get(name)
+        stats = getattr(obj, "stats", None)
+        if isinstance(stats, dict):
+            state["stats"] = dict(stats)
+        if name == "logs" and obj is not None:
+            state["inotify"] = bool(getattr(obj, "inotify_active", False))
+        if name == "ami" and obj is not None:
+            connected = getattr(obj, "connected", None)
+            state["connected"] = bool(connected.is_set()) if connected is not None else None
+            err = getattr(obj, "last_error", None)
+            state["ami_error"] = str(err) if err is not None else ""
+        return state
 
     async def cmd_bans(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         now = time.time()
