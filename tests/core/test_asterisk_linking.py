@@ -255,3 +255,17 @@ def test_pending_state_is_bounded() -> None:
     assert len(out) == 6000  # none lost: evicted ones are released without address
     assert n.stats.evicted > 0
     assert n.stats.unlinked == 6000
+
+
+def test_pairs_follow_the_callid() -> None:
+    lines = [
+        pjsip("01:37:07.100", "No matching endpoint found", callid="A"),
+        pjsip("01:37:07.101", "No matching endpoint found", callid="B"),
+        sec("01:37:07.101", "InvalidAccountID", session="B"),
+        sec("01:37:07.100", "InvalidAccountID", session="A"),
+        sec("01:37:07.102", "InvalidAccountID", session="C"),  # its NOTICE was not logged
+    ]
+    n = LogNormalizer()
+    out = run(n, lines) + n.flush()
+    assert [e.call_id for e in out] == ["A", "B", "C"]
+    assert n.stats.duplicates == 2

@@ -75,7 +75,7 @@ class Linker:
         self.challenge_window = challenge_window
         self._copies: OrderedDict[tuple[object, ...], dict[str, int]] = OrderedDict()
         self._pairs: OrderedDict[
-            tuple[object, ...], tuple[deque[tuple[float, int | None]], ...]
+            tuple[object, ...], tuple[deque[tuple[float, int | None, str | None]], ...]
         ] = OrderedDict()
         self._pending: deque[Candidate] = deque()
         self._recent: deque[tuple[Event, str, str | None, str]] = deque(maxlen=1024)
@@ -151,21 +151,23 @@ class Linker:
         other = slot[1 - mine]
         while other and other[0][0] < ev.time - self.window:
             other.popleft()
-        for k, (t, port) in enumerate(other):
+        for k, (t, port, call_id) in enumerate(other):
             if k >= 8:
                 break
-            if abs(t - ev.time) <= self.window and (
-                port is None or ev.port is None or port == ev.port
+            if (
+                abs(t - ev.time) <= self.window
+                and (port is None or ev.port is None or port == ev.port)
+                and (call_id is None or ev.call_id is None or call_id == ev.call_id)
             ):
                 del other[k]
                 return True
-        slot[mine].append((ev.time, ev.port))
+        slot[mine].append((ev.time, ev.port, ev.call_id))
         return False
 
     def _unpair(self, ev: Event) -> None:
         slot = self._pairs.get((ev.ip, FAMILY.get(ev.kind)))
         if slot is not None:
-            for k, (t, port) in enumerate(slot[1]):
+            for k, (t, port, _) in enumerate(slot[1]):
                 if t == ev.time and port == ev.port:
                     del slot[1][k]
                     return
