@@ -5,7 +5,9 @@ from __future__ import annotations
 import ssl
 import struct
 from ipaddress import ip_address
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -158,3 +160,33 @@ def test_never_raises_on_random_packets(data: bytes, outbound: bool) -> None:
         parse_packet(data)
     except PacketError:
         pass
+
+
+def test_run_sensor_task_starts_and_stops_cleanly() -> None:
+    """The asyncio entry point binds a queue, reports ready, and stops on cancel. Queue 31999
+    with no rule pointing at it: no packet of this machine is ever queued."""
+    import asyncio
+
+    from sipguard.sensor.nfq import NfqSensor, run_sensor
+    from sipguard.testing.netns import netns_available
+
+    if not netns_available():
+        pytest.skip("needs root (NFQUEUE bind)")
+    cfg = parse_sensor_config({"domains": [DOMAIN], "queue": 31999}, "t.toml")
+    seen: list[NfqSensor] = []
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            run_sensor(cfg, print, install_table=False, on_ready=seen.append)
+        )
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        assert seen and seen[0].stats().get("packets_in", 0) == 0
+        assert "31999" in Path("/proc/net/netfilter/nfnetlink_queue").read_text().split()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(main(), 20))

@@ -149,9 +149,20 @@ def _split_params(text: str, sep: str, what: str) -> tuple[tuple[str, str | None
 
 
 # Request-URIs and From/To values repeat (a phone re-registers with the same ones), so both
-# parsers are memoized; the results are immutable and the caches bounded.
-@lru_cache(maxsize=4096)
+# parsers are memoized for short inputs; the results are immutable and the caches bounded
+# (4096 entries of at most _CACHED_TEXT characters each).
+_CACHED_TEXT = 256
+
+
 def parse_uri(text: str) -> SipUri:
+    return _parse_uri_cached(text) if len(text) <= _CACHED_TEXT else _parse_uri(text)
+
+
+def parse_name_addr(text: str) -> NameAddr:
+    return _parse_name_addr_cached(text) if len(text) <= _CACHED_TEXT else _parse_name_addr(text)
+
+
+def _parse_uri(text: str) -> SipUri:
     """Parse a Request-URI or addr-spec.
 
     SIP-URI  = "sip:" [ userinfo ] hostport uri-parameters [ headers ]
@@ -215,8 +226,7 @@ def parse_uri(text: str) -> SipUri:
     )
 
 
-@lru_cache(maxsize=4096)
-def parse_name_addr(text: str) -> NameAddr:
+def _parse_name_addr(text: str) -> NameAddr:
     """from-spec / to-spec / contact-param:
 
     name-addr    = [ display-name ] LAQUOT addr-spec RAQUOT
@@ -263,6 +273,10 @@ def header_tag(value: str | None) -> str | None:
         return None
     m = _TAG.search(value, value.rfind(">") + 1)
     return None if m is None else m.group(1)
+
+
+_parse_uri_cached = lru_cache(maxsize=4096)(_parse_uri)
+_parse_name_addr_cached = lru_cache(maxsize=4096)(_parse_name_addr)
 
 
 def split_header_list(value: str) -> list[str]:

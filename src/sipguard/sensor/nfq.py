@@ -12,6 +12,7 @@ learns the PBX's own requests (qualify OPTIONS, calls out) and lets their answer
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import select
@@ -28,7 +29,7 @@ from sipguard.sensor.policy import SensorPolicy
 from sipguard.sensor.queue_rules import QueueRules
 from sipguard.sensor.sensor import PacketSensor
 
-__all__ = ["NfqSensor", "queue_stats"]
+__all__ = ["NfqSensor", "queue_stats", "run_sensor"]
 
 log = logging.getLogger("sipguard.sensor")
 
@@ -167,3 +168,37 @@ class NfqSensor:
         out["buckets"] = len(self.policy.buckets)
         out["flows"] = len(self.sensor.flows)
         return out
+
+
+async def run_sensor(
+    config: SensorConfig,
+    emit: Callable[[Event], None],
+    *,
+    install_table: bool = True,
+    max_len: int = 4096,
+    on_ready: Callable[[NfqSensor], None] | None = None,
+) -> None:
+    """The daemon's entry point: the sensor as an asyncio task (`async def run(emit)` shape).
+
+    The queue loop runs in a worker thread (the binding blocks); events come back to the event
+    loop through call_soon_threadsafe, so `emit` runs on the loop like every other source's.
+    Cancelling the task stops the loop within 0.2 s and removes the sensor's rules.
+    """
+    loop = asyncio.get_running_loop()
+
+    def emit_threadsafe(event: Event) -> None:
+        loop.call_soon_threadsafe(emit, event)
+
+    sensor = NfqSensor(config, emit_threadsafe, max_len=max_len, install_table=install_table)
+
+    def ready(s: NfqSensor) -> None:
+        if on_ready is not None:
+            loop.call_soon_threadsafe(on_ready, s)
+
+    worker = asyncio.ensure_future(asyncio.to_thread(sensor.run, None, ready))
+    try:
+        await asyncio.shield(worker)
+    except asyncio.CancelledError:
+        sensor.stop()
+        await worker
+        raise

@@ -50,6 +50,11 @@ _RESPONSE = Verdict(True, "response")
 _TEXT_MAX = 200  # bytes of attacker text kept in an event
 
 
+def _host(host: str | None) -> str | None:
+    # "example.com." is the same name as "example.com" (the config strips the dot too)
+    return host[:-1] if host and host.endswith(".") else host
+
+
 def _clip(text: str | None) -> str | None:
     return None if text is None else text[:_TEXT_MAX]
 
@@ -183,8 +188,8 @@ class SensorPolicy:
                 ip, port, transport, now, msg,
             )  # fmt: skip
         if self.domains:
-            uri_host = msg.uri().host
-            to_host = parse_name_addr(to_hdr).uri.host
+            uri_host = _host(msg.uri().host)
+            to_host = _host(parse_name_addr(to_hdr).uri.host)
             if uri_host not in self.domains or to_host not in self.domains:
                 host = uri_host if uri_host not in self.domains else to_host
                 return self._drop(
