@@ -121,6 +121,10 @@ class FlowTable:
     def get(self, pkt: IpPacket) -> Flow:
         key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
         flow = self._flows.pop(key, None)
+        if pkt.flags & SYN:
+            # a new connection on a reused 4-tuple (phones often keep their local port):
+            # it starts clean, whatever the previous one did
+            flow = None
         if flow is None:
             if len(self._flows) >= self.max_flows:
                 del self._flows[next(iter(self._flows))]
