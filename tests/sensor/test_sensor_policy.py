@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from ipaddress import ip_address
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipguard.config.errors import ConfigError
 from sipguard.core.events import Kind, Service
@@ -189,3 +192,28 @@ def test_config_defaults_and_normalisation() -> None:
     assert cfg.sip_ports == (5060,) and cfg.tls_ports == (5061,) and cfg.queue == 0
     assert set(cfg.rates) == {"REGISTER", "INVITE", "OPTIONS"}
     assert str(cfg.trusted[0]) == "2001:db8::/64"
+
+
+JUNK = [b";tag=", b"<", b">", b"@", b"\r\n", b":", b"\xc3", b" ", b"sip:"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_policy_never_raises_on_mutated_requests(data: st.DataObject) -> None:
+    p = policy()
+    msg = bytearray(sip(data.draw(st.sampled_from(["REGISTER", "INVITE", "ACK", "BYE"]))))
+    for _ in range(data.draw(st.integers(1, 5))):
+        pos = data.draw(st.integers(0, len(msg)))
+        msg[pos:pos] = data.draw(st.sampled_from(JUNK))
+    v = p.check_sip(bytes(msg), PHONE, 5060, 1.0)
+    assert v.accept == (v.event is None)
+    assert p.counters["seen"] == 1
+
+
+def test_render_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sipguard.cli.main import main
+
+    argv = ["firewall", "render", "--domain", DOMAIN, "--asterisk-dir", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "table inet sipguard_base {" in out and f'"@{DOMAIN}"' in out
