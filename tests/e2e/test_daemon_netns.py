@@ -246,7 +246,7 @@ ipv6_prefix = 128  # the lab's /64 holds the PBX's own address: a /64 ban would 
         lab.run(pbx, ["nft", "delete", "element", "inet", "sipguard", "ban4", f"{{ {atk.ip} }}"])
         lab.run(pbx, ["nft", "add", "element", "inet", "sipguard", "ban4", "{ 100.64.9.9 }"])
         daemon.start()
-        assert asterisk.ami_call({"wait_login": 2}) == "ok 2"
+        assert asterisk.ami_call({"wait_login": 3}) == "ok 3"  # third start
         active = {b["network"] for b in daemon.request("bans")}
         assert active == {f"{atk.ip}/32"} == kernel_set(lab, pbx)
         # (the tampering let a few packets through while down; after the restart: none)
@@ -296,5 +296,9 @@ ipv6_prefix = 128  # the lab's /64 holds the PBX's own address: a /64 ban would 
         wait_for(lambda: counts(atk2.ip) > held + 5, 5)
     finally:
         daemon.stop()
+        for pipe in (ami.stdin, ami.stdout):  # EOF ends the AMI helper; no fd left open
+            if pipe is not None:
+                pipe.close()
+        ami.wait(10)
     # the rest of the ruleset is exactly as it was
     assert foreign_ruleset(lab, pbx) == before

@@ -67,11 +67,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    from sipguard.daemon.build import build_profiles, build_rules
+    from sipguard.daemon.build import build_profiles, build_rules, build_sensor_config
 
-    try:  # the tables whose owners validate them: rules overrides and ban profiles
+    try:  # the tables whose owners validate them: rules overrides, ban profiles, the sensor
         rules = build_rules(settings)
         build_profiles(settings)
+        build_sensor_config(settings)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     if args.json:

@@ -176,6 +176,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
         for table in ("rules", "profiles"):
             for name in data.get(table, {}):
                 origins[f"{table}.{name}"] = str(f)
+        for table in ("sensor", "fraud"):
+            if table in data:
+                origins[table] = str(f)
     extra = {"files": tuple(str(f) for f in files), "origins": origins}
     settings: Settings = _build(Settings, merged, "", extra)
     return settings

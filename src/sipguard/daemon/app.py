@@ -17,6 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,12 @@ from sipguard.daemon.build import (
     build_pipeline,
     build_profiles,
     build_rules,
+    build_sensor_config,
 )
 from sipguard.daemon.control import ControlServer
 from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.logs import kv
+from sipguard.daemon.runners import run_ami, run_journald, run_logs, run_sensor
 from sipguard.daemon.supervise import SourceState, supervise
 
 log = logging.getLogger("sipguard.daemon")
@@ -64,10 +67,14 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._tg: asyncio.TaskGroup | None = None
-        self._events: asyncio.Queue[Event] = asyncio.Queue(maxsize=settings.daemon.queue_size)
+        # events from AMI (through the normalizer) and the packet sensor (straight to the engine)
+        self._events: asyncio.Queue[tuple[Event, bool]] = asyncio.Queue(
+            maxsize=settings.daemon.queue_size
+        )
         self._dirty_offences: set[Network] = set()
-        self.store: Any = None  # on the enforcer's I/O thread (decisions, events)
-        self.offsets: Any = None  # on the loop thread (checkpoints), same database
+        # decisions and evidence are written on the enforcer's I/O thread, checkpoints on the
+        # loop: the store is one connection behind a lock, safe to share
+        self.store: Any = None
 
     # ---- start / stop -------------------------------------------------------------------
     async def run(self) -> int:
@@ -79,7 +86,6 @@ class Daemon:
         self.enforcer = Enforcer(firewall, None, [])
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store
-        self.offsets = self.store  # thread-safe (one connection behind a lock)
         runtime_allow = await self.enforcer.io(self.store.allowlist)
         allowed = await asyncio.to_thread(
             build_allow_networks,
@@ -91,6 +97,7 @@ class Daemon:
         self.enforcer.allowed = allowed
         offences = await self.enforcer.io(self.store.load_offences)
         self.pipeline = build_pipeline(s, allowed, self.simulate, offences)
+        build_sensor_config(s)  # a bad [sensor] table stops the start, like any config error
         now = time.time()
         await self.enforcer.start(now)
         from sipguard.daemon.commands import Commands
@@ -146,11 +153,13 @@ class Daemon:
         src = self.settings.sources
         wanted: dict[str, Callable[[], Awaitable[None]]] = {}
         if src.logs.enabled and src.logs.paths:
-            wanted["logs"] = self._run_logs
+            wanted["logs"] = partial(run_logs, self)
         if src.ami.enabled:
-            wanted["ami"] = self._run_ami
+            wanted["ami"] = partial(run_ami, self)
         if src.journald.enabled:
-            wanted["journald"] = self._run_journald
+            wanted["journald"] = partial(run_journald, self)
+        if self.settings.sensor:
+            wanted["sensor"] = partial(run_sensor, self)
         for name, runner in wanted.items():
             self._spawn(name, runner)
 
@@ -163,8 +172,11 @@ class Daemon:
         """After a reload: restart only the sources whose settings changed."""
         if self._tg is None:
             return
-        for name in ("logs", "ami", "journald"):
-            if getattr(old.sources, name) == getattr(self.settings.sources, name):
+        for name in ("logs", "ami", "journald", "sensor"):
+            if name == "sensor":
+                if old.sensor == self.settings.sensor:
+                    continue
+            elif getattr(old.sources, name) == getattr(self.settings.sources, name):
                 continue
             task = self._tasks.pop(name, None)
             if task is not None:
@@ -178,60 +190,19 @@ class Daemon:
     def _start_sources_missing(self, running: set[str]) -> None:
         src = self.settings.sources
         if "logs" not in running and src.logs.enabled and src.logs.paths:
-            self._spawn("logs", self._run_logs)
+            self._spawn("logs", partial(run_logs, self))
         if "ami" not in running and src.ami.enabled:
-            self._spawn("ami", self._run_ami)
+            self._spawn("ami", partial(run_ami, self))
         if "journald" not in running and src.journald.enabled:
-            self._spawn("journald", self._run_journald)
+            self._spawn("journald", partial(run_journald, self))
+        if "sensor" not in running and self.settings.sensor:
+            self._spawn("sensor", partial(run_sensor, self))
 
-    async def _run_logs(self) -> None:
-        from sipguard.sources.follow import FileFollower
-
-        cfg = self.settings.sources.logs
-        follower = FileFollower(
-            cfg.paths,
-            self._checkpoints(),
-            poll_interval=cfg.poll_interval,
-            from_end_if_new=cfg.from_end_if_new,
-        )
-        self.source_objects["logs"] = follower
-        await follower.run(self.lines)
-
-    async def _run_journald(self) -> None:
-        from sipguard.sources.journald import JournaldSource
-
-        source = JournaldSource(self.settings.sources.journald.identifier, self._checkpoints())
-        self.source_objects["journald"] = source
-        await source.run(self.lines)
-
-    async def _run_ami(self) -> None:
-        from sipguard.sources.ami import AmiClient, ami_security_events
-
-        cfg = self.settings.sources.ami
-        client = AmiClient(
-            cfg.host,
-            cfg.port,
-            cfg.username,
-            cfg.secret,
-            auth=cfg.auth,
-            events=cfg.events,
-            keepalive=cfg.keepalive,
-        )
-
-        async def on_event(msg: Any) -> None:
-            event = ami_security_events(msg)
-            if event is None:
-                return
-            try:
-                self._events.put_nowait(event)
-            except asyncio.QueueFull:
-                self.drops += 1  # counted, reported by `status`
-
-        self.source_objects["ami"] = client
-        await client.run(on_event)
-
-    def _checkpoints(self) -> Any:
-        return _StoreCheckpoints(self.offsets)
+    def queue_event(self, event: Event, direct: bool) -> None:
+        try:
+            self._events.put_nowait((event, direct))
+        except asyncio.QueueFull:
+            self.drops += 1  # counted, reported by `status`
 
     # ---- processing ---------------------------------------------------------------------
     async def lines(self, batch: Any) -> None:
@@ -282,9 +253,14 @@ class Daemon:
 
     async def _event_worker(self) -> None:
         while True:
-            event = await self._events.get()
+            event, direct = await self._events.get()
             try:
-                await self.event(event)
+                if direct:
+                    decisions = self.pipeline.direct(event, time.time())
+                    if decisions:
+                        await self._enforce(decisions)
+                else:
+                    await self.event(event)
             except Exception as exc:
                 kv(log, logging.ERROR, "event processing failed", error=exc)
 
@@ -322,6 +298,7 @@ class Daemon:
                 runtime_allow,
             )
             rules = build_rules(new)
+            build_sensor_config(new)
             simulate = self.cli_simulate or new.daemon.simulate
             profiles = build_profiles(new)
         except (ConfigError, ValueError, OSError) as exc:
@@ -361,24 +338,6 @@ class Daemon:
         policy: Any = self.pipeline.policy
         policy.allowlist = AllowList(allowed)
         return await self.enforcer.set_allowed(allowed)
-
-
-class _StoreCheckpoints:
-    """The follower's CheckpointStore, backed by the SQLite store."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def get(self, source: str) -> Any:
-        from sipguard.sources.base import Checkpoint
-
-        cp = self.store.get_offset(source)
-        if cp is None:
-            return None
-        return Checkpoint(cp.dev, cp.inode, cp.offset, cp.line_no, cp.head_hash)
-
-    def set(self, source: str, cp: Any) -> None:
-        self.store.set_offset(source, cp)
 
 
 def _save_offences(store: Any, data: Any) -> None:

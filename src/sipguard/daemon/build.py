@@ -76,6 +76,18 @@ def build_engine(settings: Settings, rules: list[Any] | None = None) -> Any:
     return Engine(rules, max_keys=max(1, settings.daemon.max_tracked))
 
 
+def build_sensor_config(settings: Settings) -> Any:
+    """The `[sensor]` table validated by the sensor's own parser; None when there is none (the
+    packet sensor runs inside the daemon only when the table is present)."""
+    if not settings.sensor:
+        return None
+    from sipguard.data import scanner_signatures
+    from sipguard.sensor.config import parse_sensor_config
+
+    file = settings.origins.get("sensor") or config_file(settings)
+    return parse_sensor_config(settings.sensor, file=file, signatures=scanner_signatures())
+
+
 def build_firewall(settings: Settings, dry_run: bool, netns: str | None = None) -> Any:
     from sipguard.actions import FirewallConfig, Ports, make_firewall
 

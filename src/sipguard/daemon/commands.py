@@ -99,6 +99,8 @@ class Commands:
         """The supervisor's view plus what the source itself counts."""
         obj = self.d.source_objects.get(name)
         stats = getattr(obj, "stats", None)
+        if callable(stats):  # the packet sensor computes its counters on demand
+            stats = stats()
         if isinstance(stats, dict):
             state["stats"] = dict(stats)
         if name == "logs" and obj is not None:

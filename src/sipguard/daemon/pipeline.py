@@ -52,6 +52,11 @@ class Pipeline:
         self.counts["external_events"] += 1
         return self._events(self.normalizer.accept(event), now)
 
+    def direct(self, event: Event, now: float) -> list[Decision]:
+        """An event no log line can repeat (the packet sensor's): straight to the engine."""
+        self.counts["direct_events"] += 1
+        return self._events([event], now)
+
     def tick(self, now: float) -> list[Decision]:
         decisions = self._events(self.normalizer.tick(now), now)
         self.engine.expire(now)
