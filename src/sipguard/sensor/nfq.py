@@ -110,6 +110,8 @@ class NfqSensor:
         else:
             pkt.drop()
         for event in events:
+            if log.isEnabledFor(logging.DEBUG):  # one line per drop: debug only (floods)
+                log.debug("drop %s from %s:%s (%s)", event.kind, event.ip, event.port, event.detail)
             try:
                 self.emit(event)
             except Exception:
