@@ -10,67 +10,26 @@ report's job (`fraud.report.AlertBook`), acting on them the watcher's.
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sipguard.fraud.classify import Classifier, Destination
+from sipguard.fraud.classify import Classifier
 from sipguard.fraud.config import FraudConfig, RuleSpec
 from sipguard.fraud.model import Call, Hit
+from sipguard.fraud.state import (
+    DAYS,
+    MAX_CALL_SECONDS,
+    MAX_EVIDENCE,
+    MAX_RANGES,
+    AccountState,
+    DestInfo,
+    distance_km,
+    minutes_of,
+)
 from sipguard.fraud.tables import RateTable
 
-MAX_EVIDENCE = 50  # uniqueids named by one hit
-MAX_RANGES = 64  # short-call ranges tracked per account
-MAX_CALL_SECONDS = 4 * 3600  # how far back a CDR (written at hangup) can have started
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-@dataclass(slots=True)
-class AccountState:
-    starts: deque[tuple[float, str]] = field(default_factory=deque)
-    intervals: list[tuple[float, float, str]] = field(default_factory=list)
-    active: dict[str, Call] = field(default_factory=dict)
-    countries: set[str] = field(default_factory=set)
-    day: int = -1
-    spent: float = 0.0
-    spend_calls: list[str] = field(default_factory=list)
-    ranges: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
-    places: dict[str, tuple[float, str]] = field(default_factory=dict)
-    last: float = 0.0
-    max_end: float = 0.0  # latest end among `intervals`: most calls overlap nothing
-    limit: float = math.inf  # the account's daily spend limit
-
-
-@dataclass(frozen=True, slots=True)
-class DestInfo:
-    """Everything the rules need to know about one dialled string, computed once."""
-
-    dest: Destination
-    rate: float  # cost per minute
-    after_hours: bool  # in the after-hours rule's scopes
-    risky: str  # why the destination itself is risky, "" if it is not
-    range_key: str  # the number range, for short-call bursts
-    external: bool  # national or international: the calls the rules look at
-    country: str  # the country of an international destination, "" otherwise
-    special: bool  # risky or in the after-hours scopes: always takes the full path
-
-
-def _minutes(hhmm: str) -> int:
-    h, _, m = hhmm.partition(":")
-    return int(h) * 60 + int(m or 0)
-
-
-def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Great-circle distance (haversine)."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
+__all__ = ["MAX_CALL_SECONDS", "MAX_EVIDENCE", "MAX_RANGES", "FraudEngine", "distance_km"]
 
 
 class FraudEngine:
@@ -102,9 +61,9 @@ class FraudEngine:
         self.spend, self.short_burst = r["spend"], r["short_burst"]
         self.risky_destination = r["risky_destination"]
         self._vel_window, self._vel_max = float(r["velocity"]["window"]), r["velocity"]["max_calls"]
-        self._bh_days = frozenset(_DAYS.index(d) for d in r["after_hours"]["days"] if d in _DAYS)
-        self._bh_start = _minutes(r["after_hours"]["start"])
-        self._bh_end = _minutes(r["after_hours"]["end"])
+        self._bh_days = frozenset(DAYS.index(d) for d in r["after_hours"]["days"] if d in DAYS)
+        self._bh_start = minutes_of(r["after_hours"]["start"])
+        self._bh_end = minutes_of(r["after_hours"]["end"])
         self._short_max = float(r["short_burst"]["max_seconds"])
         self._short_window = float(r["short_burst"]["window"])
         self._spend_on = self.spend.enabled
@@ -406,10 +365,11 @@ class FraudEngine:
             if q is None:
                 if len(st.ranges) >= MAX_RANGES:
                     del st.ranges[next(iter(st.ranges))]
-                q = st.ranges[rng] = deque()
+                q = st.ranges[rng] = []
             q.append((end, call.uid))
-            while q[0][0] < end - self._short_window:
-                q.popleft()
+            edge = end - self._short_window
+            while q[0][0] < edge:
+                del q[0]
             spec = self.short_burst
             if len(q) >= spec["min_calls"]:
                 digits = int(spec["range_digits"])
@@ -418,7 +378,7 @@ class FraudEngine:
                     f"in {self._short_window:.0f}s"
                 )
                 hits.append(self._hit(spec, call, msg, [u for _, u in q]))
-                q.popleft()
+                del q[0]
         return hits
 
     def _concurrent_offline(self, call: Call, st: AccountState) -> list[Hit]:

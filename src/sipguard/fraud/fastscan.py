@@ -12,7 +12,6 @@ errors included; tests/fraud checks that both give the same report.
 from __future__ import annotations
 
 import csv
-from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -172,10 +171,11 @@ def scan_rows(
                     if q is None:
                         if len(st.ranges) >= MAX_RANGES:
                             del st.ranges[next(iter(st.ranges))]
-                        q = st.ranges[info.range_key] = deque()
+                        q = st.ranges[info.range_key] = []
                     q.append((end_t, uid))
-                    while q[0][0] < end_t - short_window:
-                        q.popleft()
+                    edge = end_t - short_window
+                    while q[0][0] < edge:
+                        del q[0]
             parser.rows += line_no - first_line_no + 1
             return
         except csv.Error:

@@ -1,0 +1,60 @@
+"""Per-account detector state and per-destination facts (plain data, no logic)."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from sipguard.fraud.classify import Destination
+from sipguard.fraud.model import Call
+
+MAX_EVIDENCE = 50  # uniqueids named by one hit
+MAX_RANGES = 64  # short-call ranges tracked per account
+MAX_CALL_SECONDS = 4 * 3600  # how far back a CDR (written at hangup) can have started
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(slots=True)
+class AccountState:
+    starts: deque[tuple[float, str]] = field(default_factory=deque)
+    intervals: list[tuple[float, float, str]] = field(default_factory=list)
+    active: dict[str, Call] = field(default_factory=dict)
+    countries: set[str] = field(default_factory=set)
+    day: int = -1
+    spent: float = 0.0
+    spend_calls: list[str] = field(default_factory=list)
+    ranges: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # short calls
+    places: dict[str, tuple[float, str]] = field(default_factory=dict)
+    last: float = 0.0
+    max_end: float = 0.0  # latest end among `intervals`: most calls overlap nothing
+    limit: float = math.inf  # the account's daily spend limit
+
+
+@dataclass(frozen=True, slots=True)
+class DestInfo:
+    """Everything the rules need to know about one dialled string, computed once."""
+
+    dest: Destination
+    rate: float  # cost per minute
+    after_hours: bool  # in the after-hours rule's scopes
+    risky: str  # why the destination itself is risky, "" if it is not
+    range_key: str  # the number range, for short-call bursts
+    external: bool  # national or international: the calls the rules look at
+    country: str  # the country of an international destination, "" otherwise
+    special: bool  # risky or in the after-hours scopes
+
+
+def minutes_of(hhmm: str) -> int:
+    h, _, m = hhmm.partition(":")
+    return int(h) * 60 + int(m or 0)
+
+
+def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance (haversine)."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
