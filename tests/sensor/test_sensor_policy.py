@@ -176,6 +176,7 @@ def test_state_is_bounded() -> None:
         ({"rate_limits": {"REGISTER": {"rate": -1}}}, "sensor.rate_limits.REGISTER.rate"),
         ({"rate_limits": {"REGISTER": {"per": 1}}}, "sensor.rate_limits.REGISTER"),
         ({"block_scanners": "yes"}, "sensor.block_scanners"),
+        ({"enabled": 1}, "sensor.enabled"),
         ({"domian": ["x.com"]}, "sensor.domian"),
     ],
 )
@@ -192,6 +193,7 @@ def test_config_defaults_and_normalisation() -> None:
     assert cfg.sip_ports == (5060,) and cfg.tls_ports == (5061,) and cfg.queue == 0
     assert set(cfg.rates) == {"REGISTER", "INVITE", "OPTIONS"}
     assert str(cfg.trusted[0]) == "2001:db8::/64"
+    assert cfg.enabled and "friendly-scanner" in cfg.signatures  # the shipped list by default
 
 
 JUNK = [b";tag=", b"<", b">", b"@", b"\r\n", b":", b"\xc3", b" ", b"sip:"]

@@ -32,6 +32,7 @@ class SensorConfig:
     max_dialogs: int = 50_000
     dialog_ttl: float = 3600.0  # seconds a dialog stays known after its last message
     max_flows: int = 4096  # TCP/TLS flows reassembled at once
+    enabled: bool = True  # the daemon starts the sensor only when true
     file: str = field(default="", compare=False)
 
 
@@ -109,16 +110,22 @@ def _rates(table: Mapping[str, object], file: str) -> dict[str, tuple[float, flo
 
 
 KNOWN_KEYS = {
-    "domains", "sip_ports", "tls_ports", "queue", "trusted", "block_scanners", "signatures",
-    "rate_limits", "max_sources", "max_dialogs", "dialog_ttl", "max_flows",
+    "enabled", "domains", "sip_ports", "tls_ports", "queue", "trusted", "block_scanners",
+    "signatures", "rate_limits", "max_sources", "max_dialogs", "dialog_ttl", "max_flows",
 }  # fmt: skip
 
 
 def parse_sensor_config(
-    table: Mapping[str, object], file: str = "sipguard.toml", signatures: Sequence[str] = ()
+    table: Mapping[str, object],
+    file: str = "sipguard.toml",
+    signatures: Sequence[str] | None = None,
 ) -> SensorConfig:
-    """Validate the `[sensor]` table. `signatures` are the shipped scanner signatures; the
-    table's `signatures` list adds to them."""
+    """Validate the `[sensor]` table. `signatures` are the scanner signatures to start from
+    (default: the list shipped in sipguard.data); the table's `signatures` list adds to them."""
+    if signatures is None:
+        from sipguard.data import scanner_signatures
+
+        signatures = scanner_signatures()
     for key in table:
         if key not in KNOWN_KEYS:
             raise _fail(file, key, "unknown key")
@@ -133,8 +140,10 @@ def parse_sensor_config(
     if isinstance(queue, bool) or not isinstance(queue, int) or not 0 <= queue <= 65535:
         raise _fail(file, "queue", f"must be a queue number 0-65535, not {queue!r}")
     block = table.get("block_scanners", True)
-    if not isinstance(block, bool):
-        raise _fail(file, "block_scanners", "must be true or false")
+    enabled = table.get("enabled", True)
+    for key, flag in (("block_scanners", block), ("enabled", enabled)):
+        if not isinstance(flag, bool):
+            raise _fail(file, key, "must be true or false")
     sigs = [s.strip() for s in (*signatures, *_str_list(table, "signatures", file)) if s.strip()]
     sip_ports = _ports(table, "sip_ports", (5060,), file)
     tls_ports = _ports(table, "tls_ports", (5061,), file)
@@ -153,5 +162,6 @@ def parse_sensor_config(
         max_dialogs=int(_positive(table, "max_dialogs", 50_000, file)),
         dialog_ttl=_positive(table, "dialog_ttl", 3600.0, file),
         max_flows=int(_positive(table, "max_flows", 4096, file)),
+        enabled=bool(enabled),
         file=file,
     )
