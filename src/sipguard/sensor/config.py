@@ -155,7 +155,7 @@ def parse_sensor_config(
         tls_ports=tls_ports,
         queue=queue,
         trusted=tuple(trusted),
-        block_scanners=block,
+        block_scanners=bool(block),
         signatures=tuple(dict.fromkeys(sigs)),
         rates=_rates(table, file),
         max_sources=int(_positive(table, "max_sources", 100_000, file)),
