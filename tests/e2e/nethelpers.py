@@ -54,8 +54,20 @@ def sender(host: str, port: int, every: float, out: str) -> None:
     sock.bind(("::" if ":" in host else "0.0.0.0", 0))  # one local port: a single conntrack flow
     sock.setblocking(False)
     sent = replies = 0
-    msg = f"OPTIONS sip:100@{host} SIP/2.0\r\nContent-Length: 0\r\n\r\n".encode()
+    local = sock.getsockname()[1]
+    uri_host = f"[{host}]" if ":" in host else host
     while True:
+        msg = (  # a well-formed OPTIONS, as a phone's keepalive (a packet sensor must pass it)
+            f"OPTIONS sip:100@{uri_host} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {uri_host}:{local};branch=z9hG4bK{os.getpid()}x{sent};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:phone@{uri_host}>;tag=t{os.getpid()}\r\n"
+            f"To: <sip:100@{uri_host}>\r\n"
+            f"Call-ID: {os.getpid()}-{sent}@test\r\n"
+            f"CSeq: {sent + 1} OPTIONS\r\n"
+            "User-Agent: Yealink SIP-T46S\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
         try:
             sock.sendto(msg, (host, port))
             sent += 1
