@@ -9,9 +9,13 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from sipguard.actions.ami import LOCK_FAMILY, AmiFraudActions
 from sipguard.core.alerts import Alert
 from sipguard.fraud.config import build_config
+from sipguard.fraud.live import LiveTracker
 from sipguard.fraud.scan import build_engine
 from sipguard.fraud.tables import RateTable
 from sipguard.fraud.watch import FraudWatcher
@@ -211,3 +215,62 @@ def test_followed_cdr_file_raises_alert_on_appended_row(tmp_path: Any) -> None:
             await task
 
     run(main())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "Newchannel",
+                    "DialBegin",
+                    "DialEnd",
+                    "BridgeEnter",
+                    "Hangup",
+                    "Cdr",
+                    "SuccessfulAuth",
+                    "ContactStatus",
+                    "PeerStatus",
+                    "Other",
+                ]
+            ),
+            st.dictionaries(
+                st.sampled_from(
+                    [
+                        "Uniqueid",
+                        "UniqueID",
+                        "Channel",
+                        "Exten",
+                        "DialString",
+                        "Duration",
+                        "BillableSeconds",
+                        "AccountID",
+                        "RemoteAddress",
+                        "URI",
+                        "Address",
+                        "Peer",
+                        "PeerStatus",
+                        "ContactStatus",
+                        "Timestamp",
+                        "DialStatus",
+                        "Destination",
+                        "AOR",
+                    ]
+                ),
+                st.text(max_size=40),
+            ),
+        ),
+        max_size=30,
+    )
+)
+def test_tracker_survives_garbage_events(events: list[tuple[str, dict[str, str]]]) -> None:
+    watcher = GARBAGE_WATCHER  # one engine for all examples: state piles up, as it would live
+    tracker = LiveTracker(watcher.engine)
+    for name, fields in events:
+        hits = tracker.feed(name, fields.get, 1_763_780_000.0)
+        assert all(h.rule in watcher.engine.config.rules for h in hits)
+    assert tracker.counters["events"] == len(events)
+
+
+GARBAGE_WATCHER = setup()[0]
