@@ -218,3 +218,17 @@ def test_ipv6_sources_are_judged_the_same(lab: Lab) -> None:
     assert bare["answered"] == 0
     events = [e for e in lab.sent_events() if e["ip"] == lab.atk.ip6]
     assert len(events) == 3 and events[0]["detail"] == f"wrong_domain [{v6}]"
+
+
+def test_two_workers_keep_per_source_state_exact(lab: Lab) -> None:
+    # the kernel hashes the address pair: one source always meets the same worker, so its
+    # token bucket is not split between processes
+    lab.start_sensor("--workers", "2", "--rate", "OPTIONS=10/10")
+    lab.client(lab.atk, 200, "OPTIONS", DOMAIN, "Yealink SIP-T46S", seconds=1.0)
+    got = len(lab.received(lab.atk))
+    assert 12 <= got <= 10 + 10 * 2.5, got
+    assert lab.client(lab.trunk, 3, "INVITE", lab.trunk.hub_ip, "sipcli")["answered"] == 3
+    assert lab.client(lab.atk, 2, "INVITE", DOMAIN, "friendly-scanner")["answered"] == 0
+    lab.stop_sensor()
+    rules = lab.lab.run(lab.pbx, ["nft", "list", "ruleset"]).stdout
+    assert "queue" not in rules

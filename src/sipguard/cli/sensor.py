@@ -34,6 +34,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tls-port", type=int, action="append", default=[], help="default 5061")
     p.add_argument("--rate", action="append", default=[], metavar="METHOD=RATE/BURST",
                    help="token bucket per source, e.g. REGISTER=2/20")  # fmt: skip
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes, one queue each (spread by address pair)")  # fmt: skip
     p.add_argument("--max-queue-len", type=int, default=4096, help="kernel queue length")
     p.add_argument("--stats-every", type=float, default=0.0, help="print counters every N s")
     p.add_argument("--quiet", action="store_true", help="do not print events")
@@ -62,6 +64,8 @@ def load_config(args: argparse.Namespace) -> SensorConfig:
         table["trusted"] = [*table.get("trusted", []), *args.trusted]
     if args.queue is not None:
         table["queue"] = args.queue
+    if args.workers is not None:
+        table["workers"] = args.workers
     if args.sip_port:
         table["sip_ports"] = args.sip_port
     if args.tls_port:
@@ -89,6 +93,10 @@ def cmd_sensor(args: argparse.Namespace) -> int:
     from sipguard.sensor.nfq import NfqSensor
 
     config = load_config(args)
+    if config.workers > 1:
+        from sipguard.sensor.workers import run_workers
+
+        return run_workers(config, args)
 
     def emit(event: Event) -> None:
         if not args.quiet:

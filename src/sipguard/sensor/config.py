@@ -24,6 +24,7 @@ class SensorConfig:
     sip_ports: tuple[int, ...] = (5060,)
     tls_ports: tuple[int, ...] = (5061,)
     queue: int = 0
+    workers: int = 1  # processes, each on its own queue (queue .. queue+workers-1)
     trusted: tuple[Network, ...] = ()
     block_scanners: bool = True
     signatures: tuple[str, ...] = ()
@@ -112,6 +113,7 @@ def _rates(table: Mapping[str, object], file: str) -> dict[str, tuple[float, flo
 KNOWN_KEYS = {
     "enabled", "domains", "sip_ports", "tls_ports", "queue", "trusted", "block_scanners",
     "signatures", "rate_limits", "max_sources", "max_dialogs", "dialog_ttl", "max_flows",
+    "workers",
 }  # fmt: skip
 
 
@@ -139,6 +141,11 @@ def parse_sensor_config(
     queue = table.get("queue", 0)
     if isinstance(queue, bool) or not isinstance(queue, int) or not 0 <= queue <= 65535:
         raise _fail(file, "queue", f"must be a queue number 0-65535, not {queue!r}")
+    workers = table.get("workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        raise _fail(file, "workers", f"must be a number of processes 1-64, not {workers!r}")
+    if queue + workers - 1 > 65535:
+        raise _fail(file, "workers", "queue + workers - 1 must stay below 65536")
     block = table.get("block_scanners", True)
     enabled = table.get("enabled", True)
     for key, flag in (("block_scanners", block), ("enabled", enabled)):
@@ -154,6 +161,7 @@ def parse_sensor_config(
         sip_ports=sip_ports,
         tls_ports=tls_ports,
         queue=queue,
+        workers=workers,
         trusted=tuple(trusted),
         block_scanners=bool(block),
         signatures=tuple(dict.fromkeys(sigs)),

@@ -83,8 +83,10 @@ class NfqSensor:
         clock: Clock | None = None,
         max_len: int = 4096,
         install_table: bool = True,
+        queue: int | None = None,
     ) -> None:
         self.config = config
+        self.queue = config.queue if queue is None else queue
         self.emit = emit
         self.clock = clock or SystemClock()
         self.max_len = max_len
@@ -128,9 +130,9 @@ class NfqSensor:
         from netfilterqueue import NetfilterQueue
 
         nfq = NetfilterQueue()
-        nfq.bind(self.config.queue, self._on_packet, max_len=self.max_len)
+        nfq.bind(self.queue, self._on_packet, max_len=self.max_len)
         try:
-            _set_fail_open(nfq.get_fd(), self.config.queue)
+            _set_fail_open(nfq.get_fd(), self.queue)
             if self.install_table:
                 self.rules.install()
             if on_ready is not None:
@@ -157,10 +159,11 @@ class NfqSensor:
 
     def stats(self) -> dict[str, int]:
         out = dict(self.counters)
-        for key, value in queue_stats(self.config.queue).items():
+        for key, value in queue_stats(self.queue).items():
             if key in ("queue_dropped", "user_dropped", "waiting"):
                 out[f"kernel_{key}"] = value
-        queued = self.rules.queued_in()
+        # the rule counters cover every worker's queue: only meaningful with one worker
+        queued = self.rules.queued_in() if self.config.workers == 1 else None
         if queued is not None:
             waiting = out.get("kernel_waiting", 0)
             out["kernel_queued_in"] = queued

@@ -43,7 +43,11 @@ class QueueRules:
         """One nft JSON batch that (re)creates `inet sipguard_sensor`."""
         t = {"family": "inet", "table": TABLE}
         tbl = {"family": "inet", "name": TABLE}
-        queue = {"queue": {"num": self.config.queue, "flags": ["bypass"]}}
+        first, last = self.config.queue, self.config.queue + self.config.workers - 1
+        # several workers: the kernel spreads packets over the queues by a hash of the address
+        # pair (symmetric), so one source's packets, both ways, always meet the same worker
+        num: Any = first if first == last else {"range": [first, last]}
+        queue = {"queue": {"num": num, "flags": ["bypass"]}}
         l4 = _match({"meta": {"key": "l4proto"}}, {"set": ["udp", "tcp"]})
         ct = _match({"ct": {"key": "state"}}, ["invalid"], "in")
         cmds: list[dict[str, Any]] = [
@@ -66,7 +70,11 @@ class QueueRules:
 
     def iptables_rules(self) -> list[tuple[str, list[str]]]:
         """(chain, rule args) for the iptables fallback, per protocol and direction."""
-        q = ["-j", "NFQUEUE", "--queue-num", str(self.config.queue), "--queue-bypass"]
+        first, last = self.config.queue, self.config.queue + self.config.workers - 1
+        target = (
+            ["--queue-num", str(first)] if first == last else ["--queue-balance", f"{first}:{last}"]
+        )
+        q = ["-j", "NFQUEUE", *target, "--queue-bypass"]
         out = []
         for proto in ("udp", "tcp"):
             ins = ",".join(map(str, self.in_ports))
