@@ -167,3 +167,18 @@ def test_simulate_reports_but_never_bans(tmp_path):
         assert any(a["key"] == "203.0.113.50" and a["action"] == "simulate" for a in alerts)
     finally:
         d.stop()
+
+
+def test_second_daemon_refuses_to_start(daemon, tmp_path):
+    import subprocess
+    import sys
+
+    from sipguard.daemon.harness import SRC
+
+    argv = [sys.executable, "-m", "sipguard", "run", "--dry-run", "--config", str(daemon.config)]
+    env = {"PYTHONPATH": SRC, "PATH": "/usr/bin"}
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip().endswith("another sipguard daemon is answering there")
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert daemon.request("status")["pid"]  # the first one is unharmed

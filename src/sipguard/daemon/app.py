@@ -81,6 +81,12 @@ class Daemon:
         from sipguard.store import Store
 
         s = self.settings
+        from sipguard.daemon.commands import Commands
+
+        self.control = ControlServer(
+            s.daemon.control_socket, Commands(self).handle, s.daemon.socket_group
+        )
+        await self.control.check_free()
         Path(s.daemon.state_dir).mkdir(parents=True, exist_ok=True)
         firewall = build_firewall(s, self.dry_run, self.netns)
         self.enforcer = Enforcer(firewall, None, [])
@@ -100,11 +106,6 @@ class Daemon:
         build_sensor_config(s)  # a bad [sensor] table stops the start, like any config error
         now = time.time()
         await self.enforcer.start(now)
-        from sipguard.daemon.commands import Commands
-
-        self.control = ControlServer(
-            s.daemon.control_socket, Commands(self).handle, s.daemon.socket_group
-        )
         await self.control.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))

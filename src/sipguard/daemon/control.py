@@ -71,12 +71,16 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
         self._clients: set[asyncio.StreamWriter] = set()
 
+    async def check_free(self) -> None:
+        """Refuse to start beside a running daemon (before anything touches the kernel)."""
+        if await _alive(self.path):
+            raise ControlError(f"{self.path}: another sipguard daemon is answering there")
+
     async def start(self) -> None:
         p = Path(self.path)
         p.parent.mkdir(parents=True, exist_ok=True)
         if p.is_socket() or p.exists():
-            if await _alive(self.path):
-                raise ControlError(f"{self.path}: another sipguard daemon is answering there")
+            await self.check_free()
             p.unlink()
         if self.group:
             try:
