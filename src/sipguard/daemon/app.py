@@ -66,6 +66,7 @@ class Daemon:
         self.last_reload_error = ""
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Future[Any]] = set()
         self._tg: asyncio.TaskGroup | None = None
         # events from AMI (through the normalizer) and the packet sensor (straight to the engine)
         self._events: asyncio.Queue[tuple[Event, bool]] = asyncio.Queue(
@@ -108,7 +109,7 @@ class Daemon:
         await self.enforcer.start(now)
         await self.control.start()
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         kv(
@@ -148,6 +149,11 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _reload_soon(self) -> None:
+        task = asyncio.ensure_future(self.reload())
+        self._background.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._background.discard)
 
     # ---- sources ------------------------------------------------------------------------
     def _start_sources(self) -> None:
