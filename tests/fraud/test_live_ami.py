@@ -274,3 +274,28 @@ def test_tracker_survives_garbage_events(events: list[tuple[str, dict[str, str]]
 
 
 GARBAGE_WATCHER = setup()[0]
+
+
+def test_cel_and_cdr_events_drive_the_same_rules() -> None:
+    watcher, _ = setup()
+    tracker, t = watcher.tracker, 1_763_780_000.0
+
+    def cel(kind: str, **extra: str) -> list[Any]:
+        fields = {"EventName": kind, "Channel": "PJSIP/1005-00000009", "UniqueID": "cel.1",
+                  "Exten": "09001234567", "CallerIDnum": "1005", **extra}  # fmt: skip
+        low = {k.lower(): v for k, v in fields.items()}  # AMI field names are case-insensitive
+        return tracker.feed("CEL", lambda k: low.get(k.lower()), t)
+
+    assert cel("CHAN_START") == []
+    hits = cel("APP_START", Application="Dial", AppData="PJSIP/09001234567@trunk,60")
+    assert {h.rule for h in hits} == {"risky_destination"}
+    assert hits[0].channels == ("PJSIP/1005-00000009",)
+    cel("ANSWER")
+    cel("HANGUP")
+    assert "cel.1" not in tracker.channels and not watcher.engine.accounts["1005"].active
+    # a CDR event for a call the tracker never saw is checked as a CDR row; a seen one is not
+    cdr = {"UniqueID": "cdr.9", "Channel": "PJSIP/1006-0000000a", "Destination": "00881612345678",
+           "Duration": "70", "BillableSeconds": "60", "Disposition": "ANSWERED"}  # fmt: skip
+    assert {h.rule for h in tracker.feed("Cdr", cdr.get, t)} >= {"risky_destination"}
+    cdr["UniqueID"] = "cel.1"
+    assert tracker.feed("Cdr", cdr.get, t) == []

@@ -7,6 +7,7 @@ Events used (field names as Asterisk 12+ sends them, main/manager_channels.c):
 - `DialEnd` (DialStatus ANSWER) / `BridgeEnter`: answered, running cost starts;
 - `Hangup`: the call ended (spend, short-call bursts);
 - `Cdr`: a finished call the tracker never saw start (cdr_manager), checked as a CDR row;
+- `CEL` (cel_manager): CHAN_START, APP_START of Dial, ANSWER and HANGUP, as the above;
 - `SuccessfulAuth` (security), `ContactStatus` (PJSIP), `PeerStatus` (chan_sip): an account
   registered or authenticated from an address (address-country rules).
 With `timestampevents=yes` an event's `Timestamp` is used instead of the arrival time.
@@ -36,7 +37,7 @@ class _Chan:
 
 def _number_in_dialstring(dialstring: str) -> str:
     """`trunk/0044…`, `PJSIP/0044…@trunk`, `0044…@trunk` -> `0044…`."""
-    part = dialstring.split("&", 1)[0]
+    part = dialstring.split(",", 1)[0].split("&", 1)[0]
     part = part.split("/", 1)[1] if "/" in part else part
     return part.split("@", 1)[0][:64]
 
@@ -101,7 +102,7 @@ class LiveTracker:
         exten = get("Exten") or chan.exten
         dst = exten if exten and exten not in ("s", "<unknown>") else ""
         if not dst:
-            dst = _number_in_dialstring(get("DialString") or "")
+            dst = _number_in_dialstring(get("DialString") or get("AppData") or "")
         call = Call(
             uid,
             chan.account,
@@ -162,6 +163,19 @@ class LiveTracker:
         )
         return self.engine.cdr_call(call)
 
+    def _cel(self, get: Get, now: float) -> list[Hit]:
+        """CEL over AMI (cel_manager.c): the same call life in other words."""
+        kind = (get("EventName") or "").upper()
+        if kind == "CHAN_START":
+            return self._newchannel(get, now)
+        if kind == "APP_START" and (get("Application") or "").lower() == "dial":
+            return self._dialbegin(get, now)
+        if kind == "ANSWER":
+            return self._answered(get, now)
+        if kind == "HANGUP":
+            return self._hangup(get, now)
+        return []
+
     def _seen(self, account: str, remote: str, now: float) -> list[Hit]:
         ip = address_of(remote)
         if not account or not ip:
@@ -196,6 +210,7 @@ _HANDLERS: dict[str, Callable[[LiveTracker, Get, float], list[Hit]]] = {
     "bridgeenter": LiveTracker._answered,
     "hangup": LiveTracker._hangup,
     "cdr": LiveTracker._cdr,
+    "cel": LiveTracker._cel,
     "successfulauth": LiveTracker._auth,
     "contactstatus": LiveTracker._contact,
     "peerstatus": LiveTracker._peer,
