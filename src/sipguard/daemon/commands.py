@@ -54,6 +54,11 @@ def decision_view(d: Decision, now: float, evidence: bool = False) -> dict[str, 
     return out
 
 
+def _as_dict(stats: Any) -> dict[str, Any]:
+    as_dict = getattr(stats, "as_dict", None)
+    return dict(as_dict()) if callable(as_dict) else {}
+
+
 class Commands:
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
@@ -83,6 +88,7 @@ class Commands:
             "pipeline": dict(p.counts),
             "normalizer": stats.as_dict() if stats is not None else {},
             "engine_keys": engine_size,
+            "engine": _as_dict(getattr(p.engine, "stats", None)),
             "queue": {"events_waiting": d._events.qsize(), "dropped": d.drops},
             "firewall": {
                 "add": d.enforcer.add_timing.to_dict(),
