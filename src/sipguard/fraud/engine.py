@@ -166,8 +166,9 @@ class FraudEngine:
             else:
                 ivs = st.intervals
                 ivs.append((call.start, end, call.uid))
-                if len(ivs) > 64:
+                if len(ivs) > st.ivs_cap:  # amortized: prune when the list doubles
                     ivs[:] = [iv for iv in ivs if iv[1] >= end - MAX_CALL_SECONDS][-256:]
+                    st.ivs_cap = max(8, 2 * len(ivs))
             if end > st.max_end:
                 st.max_end = end
         hits += self._at_end(call, info, st)
@@ -313,11 +314,11 @@ class FraudEngine:
             starts.append((t, call.uid))
             horizon = t - self._vel_window
             while starts[0][0] < horizon:
-                starts.popleft()
+                del starts[0]
             if len(starts) > self._vel_max:
                 msg = f"{len(starts)} calls in {self._vel_window:.0f}s (max {self._vel_max})"
                 hits.append(self._hit(self.velocity, call, msg, [u for _, u in starts]))
-                starts.popleft()  # keeps the deque bounded during a flood
+                del starts[0]  # keeps the window bounded during a flood
 
         dest = info.dest
         if info.risky and self.risky_destination.enabled:

@@ -151,12 +151,13 @@ def scan_rows(
                     starts.append((start, uid))
                     horizon = start - vel_window
                     while starts[0][0] < horizon:
-                        starts.popleft()
+                        del starts[0]
                 if conc_on:
                     ivs = st.intervals
                     ivs.append((start, end_t, uid))
-                    if len(ivs) > 64:
+                    if len(ivs) > st.ivs_cap:  # amortized: prune when the list doubles
                         ivs[:] = [v for v in ivs if v[1] >= end_t - MAX_CALL_SECONDS][-256:]
+                        st.ivs_cap = max(8, 2 * len(ivs))
                     if end_t > st.max_end:
                         st.max_end = end_t
                 if billsec > 0 and rate > 0.0 and spend_on:

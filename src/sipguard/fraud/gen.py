@@ -305,3 +305,27 @@ def generate(
     paths[2].write_text(RATES, encoding="utf-8")
     paths[3].write_text(HOTLIST, encoding="utf-8")
     return Generated(paths[0], paths[1], paths[2], paths[3], len(office.rows), injected)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sipguard.fraud.gen OUT_DIR [--seed N] [--accounts N] [--weeks N] [--no-fraud]`"""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m sipguard.fraud.gen", description=main.__doc__)
+    ap.add_argument("out_dir")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--accounts", type=int, default=20)
+    ap.add_argument("--weeks", type=int, default=2)
+    ap.add_argument("--no-fraud", action="store_true")
+    args = ap.parse_args(argv)
+    if not 1 <= args.accounts <= 100_000 or not 1 <= args.weeks <= 52:
+        ap.error("--accounts must be 1..100000 and --weeks 1..52")
+    g = generate(args.out_dir, args.seed, args.accounts, args.weeks, not args.no_fraud)
+    print(f"{g.rows} rows in {g.cdr}; config {g.config}, rates {g.rates}, hotlist {g.hotlist}")
+    for inj in g.injected:
+        print(f"injected {inj.rule} on account {inj.account}: {len(inj.uids)} calls")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
 from sipguard.fraud.classify import Destination
@@ -17,7 +16,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 @dataclass(slots=True)
 class AccountState:
-    starts: deque[tuple[float, str]] = field(default_factory=deque)
+    starts: list[tuple[float, str]] = field(default_factory=list)  # velocity window
     intervals: list[tuple[float, float, str]] = field(default_factory=list)
     active: dict[str, Call] = field(default_factory=dict)
     countries: set[str] = field(default_factory=set)
@@ -27,6 +26,7 @@ class AccountState:
     ranges: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # short calls
     places: dict[str, tuple[float, str]] = field(default_factory=dict)
     last: float = 0.0
+    ivs_cap: int = 8  # prune `intervals` beyond this (small lists keep thousands in cache)
     max_end: float = 0.0  # latest end among `intervals`: most calls overlap nothing
     limit: float = math.inf  # the account's daily spend limit
 
