@@ -19,7 +19,7 @@ def test_rules_list_json_and_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert (pg["bucket"], pg["threshold"], pg["window"], pg["group_by"], pg["profile"]) == (
         "leaky",
         5,
-        60.0,
+        600.0,
         "source",
         "default",
     )
