@@ -6,19 +6,21 @@ expected.toml:
     alerts = ["127.0.0.1", "2001:db8::/64", "account:1001"]   # exactly the keys that alert
     quiet = ["10.99.0.3"]  # keys that must not alert (documents the near misses)
     never = ["1.1.1.1"]    # addresses that must never be the source of any event (From hosts)
-Every other file in samples/ is input, read in name order through one normalizer.
+Every other file in samples/ is input, read in name order through one normalizer; a `.jsonl`
+file holds events that do not come from a log (the SIP sensor, AMI), one `Event.to_dict()` a line.
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.abc import Traversable
 from pathlib import Path
 
 from sipguard.config.rules import load_rule_file, rule_dirs
 from sipguard.core.alerts import Alert
-from sipguard.core.events import Event
+from sipguard.core.events import Event, Origin
 from sipguard.detect import Engine, RuleSpec
 
 EXPECTED = "expected.toml"
@@ -79,6 +81,14 @@ def run_samples(rule: RuleSpec, samples: Traversable | Path) -> SampleResult:
         result.problems.append("no sample input files")
     normalizer = LogNormalizer(default_year=int(year) if isinstance(year, int) else DEFAULT_YEAR)
     for f in inputs:
+        if f.name.endswith(".jsonl"):
+            for no, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+                if line.strip():
+                    event = Event.from_dict(json.loads(line))
+                    # evidence points at the sample line the event came from
+                    event = replace(event, origin=Origin(f.name, no, line[:512]))
+                    result.events.extend(normalizer.accept(event))
+            continue
         result.events.extend(normalizer.feed_chunk(f.read_bytes(), f.name, 1))
     result.events.extend(normalizer.flush())
     engine = Engine([rule])
