@@ -120,3 +120,13 @@ def test_patterns():
     paid = ["_00.", "_011.", "_0X.", "_X.", "_9.", "_+.", "_1NXXNXXXXXX", "00441234567"]
     assert all(is_paid(tokens(p)) for p in paid)
     assert not any(is_paid(tokens(p)) for p in ["_2XXX", "s", "_*72X", "h", "1001"])
+
+
+def test_search_limit_is_reported_not_silent(monkeypatch):
+    from sipguard.audit import dialplan
+
+    monkeypatch.setattr(dialplan, "MAX_STATES", 3)
+    plan = b"".join(b"[c%d]\ninclude => c%d\n" % (i, i + 1) for i in range(10))
+    files = {"sip.conf": b"[general]\ncontext=c0\n", "extensions.conf": plan}
+    found = check_dialplan(parse_tree(MemoryLoader(files)))
+    assert [(f.id, f.severity.label) for f in found] == [("DP-TRUNCATED", "medium")]

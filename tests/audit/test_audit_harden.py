@@ -197,3 +197,21 @@ def test_acl_order_rtp_and_users_conf_are_fixed(tmp_path):
     assert not ids & {"SIP-ACL-ORDER", "RTP-RANGE", "SEC-COMMON", "SEC-SHORT", "LOG-SECURITY"}
     users = (tmp_path / "out" / "users.conf").read_text()
     assert "secret=1234" not in users and users.endswith(" ; desk\n")
+
+
+def test_reopened_numeric_peer_is_renamed_everywhere():
+    from sipguard.audit.harden import plan_hardening
+    from sipguard.audit.loader import MemoryLoader
+
+    files = {
+        "sip.conf": b"[general]\nallowguest=no\n[2001]\ntype=friend\nhost=dynamic\n"
+        b"secret=Vb7-pQ2x.Lm9k-Tz4w\n#include late.conf\n",
+        "late.conf": b";-- [2001](+) in a comment stays --;\n[2001](+)\ncall-limit=2\n",
+        "extensions.conf": b"[i]\nexten => 2001,1,Dial(SIP/2001)\n",
+    }
+    plan = plan_hardening(parse_tree(MemoryLoader(files)))
+    user = plan.credentials[0].username
+    assert plan.edits.render("sip.conf").count(f"[{user}]".encode()) == 1
+    late = plan.edits.render("late.conf")
+    assert late.startswith(b";-- [2001](+)") and f"[{user}](+)".encode() in late
+    assert f"SIP/{user})".encode() in plan.edits.render("extensions.conf")

@@ -118,7 +118,8 @@ def test_garbage_lines_become_counted_findings(monkeypatch):
     text = b"before=section\n[ok]\n" + b"nonsense line\n" * 10 + b"[unclosed\n;-- open"
     tree = parse_tree(MemoryLoader({"sip.conf": text}))
     kinds = [f.id for f in tree.findings]
-    assert kinds.count("PARSE-SYNTAX") == 3
+    # one per line up to the limit, shared by both kinds of unparseable line
+    assert kinds.count("PARSE-SYNTAX") + kinds.count("PARSE-NO-SECTION") == 3
     assert "PARSE-NO-SECTION" in kinds and "PARSE-COMMENT" in kinds
 
 
@@ -183,3 +184,20 @@ def test_structured_garbage_runs_all_checks(lines):
     tree = parse_tree(MemoryLoader(dict.fromkeys(names, data)))
     run_checks(tree)
     assert all(tree.files[n].render() == data for n in names)
+
+
+def test_include_bomb_is_bounded(monkeypatch):
+    monkeypatch.setattr(parser_mod, "MAX_INCLUDES", 50)
+    bomb = b"[s]\n" + b"#include *.conf\n" * 20
+    files = {f"f{i}.conf": bomb for i in range(6)} | {"sip.conf": bomb}
+    tree = parse_tree(MemoryLoader(files))
+    assert any(f.id == "PARSE-LIMIT" for f in tree.findings)
+    assert len(tree.configs["sip.conf"].sections) <= 51
+
+
+def test_section_limit(monkeypatch):
+    monkeypatch.setattr(parser_mod, "MAX_SECTIONS", 10)
+    data = b"".join(b"[s%d]\nx=1\n" % i for i in range(30))
+    tree = parse_tree(MemoryLoader({"sip.conf": data}))
+    assert len(tree.configs["sip.conf"].sections) == 10
+    assert [f.id for f in tree.findings] == ["PARSE-LIMIT"]

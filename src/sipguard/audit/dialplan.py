@@ -9,6 +9,7 @@ All priorities of an extension are treated as reachable (conservative: condition
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 
 from sipguard.audit.checks_pjsip import unauthenticated_contexts
@@ -186,26 +187,35 @@ def _entries(tree: Tree, contexts: dict[str, Context]) -> dict[str, list[str]]:
 
 
 def reachability(tree: Tree) -> list[Reach]:
+    return _reachability(tree)[0]
+
+
+def _reachability(tree: Tree) -> tuple[list[Reach], list[str]]:
+    """Paths found, and the entry contexts whose search hit MAX_STATES."""
     config = tree.config("extensions.conf")
     if config is None:
-        return []
+        return [], []
     contexts = build_contexts(config)
     results: dict[tuple[str, str, int], Reach] = {}
+    truncated = []
     for entry, whys in _entries(tree, contexts).items():
-        why = "; ".join(whys)
-        _search(contexts, entry, why, results)
-    return list(results.values())
+        if not _search(contexts, entry, "; ".join(whys), results):
+            truncated.append(entry)
+    return list(results.values()), truncated
 
 
 def _search(
     contexts: dict[str, Context], entry: str, why: str, results: dict[tuple[str, str, int], Reach]
-) -> None:
+) -> bool:
+    """Breadth-first search from `entry`; False when it stopped at MAX_STATES."""
     # Queue item: context, dialled-number pattern (None = any), origin step, path, opening lines.
     Item = tuple[str, list[Token] | None, Step | None, tuple[str, ...], tuple[tuple[str, int], ...]]
-    queue: list[Item] = [(entry, None, None, (f"{why} lands in [{entry}]",), ())]
+    queue: deque[Item] = deque([(entry, None, None, (f"{why} lands in [{entry}]",), ())])
     seen: set[tuple[str, str, str]] = set()
-    while queue and len(seen) < MAX_STATES:
-        name, number, origin, path, first = queue.pop(0)
+    while queue:
+        if len(seen) >= MAX_STATES:
+            return False
+        name, number, origin, path, first = queue.popleft()
         key = (name, repr(number), f"{origin.file}:{origin.line}" if origin else "")
         ctx = contexts.get(name)
         if key in seen or ctx is None:
@@ -241,11 +251,25 @@ def _search(
                 elif app in JUMPS:
                     for tctx, text in jump_targets(step, name):
                         queue.append((tctx, _next_number(text, cur), here, trail, opening))
+    return True
 
 
 def check_dialplan(tree: Tree) -> list[Finding]:
     out = []
-    for reach in reachability(tree):
+    found, truncated = _reachability(tree)
+    for entry in truncated:
+        out.append(
+            Finding(
+                "DP-TRUNCATED",
+                Severity.MEDIUM,
+                "extensions.conf",
+                1,
+                f"dialplan analysis from [{entry}] stopped after {MAX_STATES} states; paths "
+                "beyond that were not checked",
+                "Simplify the includes reachable from that context, or review it by hand.",
+            )
+        )
+    for reach in found:
         out.append(
             Finding(
                 "DP-TOLLFRAUD",

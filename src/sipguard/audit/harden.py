@@ -155,15 +155,14 @@ def _harden_sip(tree: Tree, plan: Plan, seen: dict[str, set[str]]) -> None:
         username = peer.name
         if extension and not variable_dial:
             username = new_username()
-            header = edits.text(peer.file, peer.line)
-            edits.replace_line(
-                peer.file, peer.line, header.replace(f"[{peer.name}]", f"[{username}]", 1)
-            )
+            for file, line in [(peer.file, peer.line), *peer.reopened]:  # `[2001](+)` too
+                header = edits.text(file, line)
+                edits.replace_line(file, line, header.replace(f"[{peer.name}]", f"[{username}]", 1))
             _rename_dials(tree, plan, files, peer.name, username)
             if not peer.value("callerid"):
                 # Without it the opaque name would show as the caller ID number.
                 edits.insert_after(peer.file, peer.line, [f"callerid=<{extension}>"])
-        elif extension:
+        elif extension and variable_dial:
             plan.notes.append(
                 f"sip.conf [{peer.name}]: numeric peer name kept; the dialplan dials chan_sip "
                 "peers through variables (SIP/${...}), which a rename would break"
@@ -324,7 +323,9 @@ def _harden_services(tree: Tree, plan: Plan) -> None:
             value = new_secret()
             edits.set_value(secret, value)
             extension = user.name if NUMERIC.match(user.name) else ""
-            plan.credentials.append(Credential(users.name, user.name, extension, user.name, value))
+            plan.credentials.append(
+                Credential("users.conf", user.name, extension, user.name, value)
+            )
     voicemail = tree.config("voicemail.conf")
     for context in voicemail.objects() if voicemail else []:
         if context.name in ("general", "zonemessages"):

@@ -71,6 +71,7 @@ class Section:
     parents: list[str] = field(default_factory=list)
     own: list[Entry] = field(default_factory=list)
     inherited: list[Entry] = field(default_factory=list)
+    reopened: list[tuple[str, int]] = field(default_factory=list)  # `[name](+)` headers
 
     @property
     def entries(self) -> list[Entry]:

@@ -27,6 +27,8 @@ MAX_FILES = 2000
 MAX_DEPTH = 20
 MAX_LINES = 200_000
 MAX_PARSE_FINDINGS = 50
+MAX_SECTIONS = 20_000
+MAX_INCLUDES = 500  # file inclusions per config: stops include bombs (each file includes *)
 
 TOP_LEVEL = (
     "sip.conf",
@@ -130,6 +132,9 @@ class _State:
     config: Config
     current: Section | None = None
     stack: list[str] = field(default_factory=list)
+    includes: int = 0
+    truncated: bool = False
+    last: dict[str, Section] = field(default_factory=dict)  # newest section of each name
 
 
 class Parser:
@@ -249,17 +254,30 @@ class Parser:
         options: list[str] = []
         if rest.startswith("(") and rest.endswith(")"):
             options = [o.strip() for o in rest[1:-1].split(",") if o.strip()]
-        if "+" in options:
-            existing = [s for s in state.config.sections if s.name == name]
-            if existing:
-                state.current = existing[-1]
-                return
+        if "+" in options and name in state.last:
+            state.current = state.last[name]
+            state.current.reopened.append((file, line))
+            return
+        if len(state.config.sections) >= MAX_SECTIONS:
+            if not state.truncated:
+                state.truncated = True
+                self.finding(
+                    "PARSE-LIMIT",
+                    Severity.LOW,
+                    file,
+                    line,
+                    f"more than {MAX_SECTIONS} sections in {state.config.name}; the rest "
+                    "were not parsed",
+                    "Split the configuration.",
+                )
+            state.current = None
+            return
         section = Section(name, file, line, template="!" in options)
         for parent in options:
             if parent in ("!", "+"):
                 continue
-            found = [s for s in state.config.sections if s.name == parent]
-            if not found:
+            found = state.last.get(parent)
+            if found is None:
                 self.finding(
                     "PARSE-TEMPLATE-MISSING",
                     Severity.LOW,
@@ -270,8 +288,9 @@ class Parser:
                 )
                 continue
             section.parents.append(parent)
-            section.inherited.extend(found[-1].entries)
+            section.inherited.extend(found.entries)
         state.config.sections.append(section)
+        state.last[name] = section
         state.current = section
 
     def _directive(self, text: str, file: str, line: int, state: _State) -> None:
@@ -329,8 +348,20 @@ class Parser:
                     "Remove the #include that points back to an including file.",
                 )
                 continue
+            if state.includes >= MAX_INCLUDES:
+                self.finding(
+                    "PARSE-LIMIT",
+                    Severity.LOW,
+                    file,
+                    line,
+                    f"more than {MAX_INCLUDES} inclusions in {state.config.name}; "
+                    f"'{name}' not followed",
+                    "Remove repeated or recursive #include lines.",
+                )
+                return
             source = self.load_file(name, file, line, required=kind == "include")
             if source is not None:
+                state.includes += 1
                 self._walk(source, state)
 
     def _assignment(
@@ -342,6 +373,10 @@ class Parser:
             return
         key, op, value, start, end = parsed
         if state.current is None:
+            count = self._parse_errors.get(file, 0) + 1
+            self._parse_errors[file] = count
+            if state.truncated or count > MAX_PARSE_FINDINGS:
+                return
             self.finding(
                 "PARSE-NO-SECTION",
                 Severity.LOW,
