@@ -63,12 +63,24 @@ def cmd_remove(args: argparse.Namespace) -> int:
     fw = _firewall(args)
     try:
         fw.teardown()
+        extra = _remove_sensor_objects(args.netns)
     except FirewallError as exc:
         raise CliError(f"firewall remove ({args.backend}): {exc}") from exc
     finally:
         fw.close()
     print(f"removed sipguard's {args.backend} rules and sets (table {args.table})")
+    for item in extra:
+        print(f"removed {item}")
     return 0
+
+
+def _remove_sensor_objects(netns: str | None) -> list[str]:
+    """The sensor's queue rules and rendered kernel-only rules, when that part is installed."""
+    try:
+        from sipguard.sensor.teardown import remove_all
+    except ImportError:
+        return []
+    return remove_all(netns)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
