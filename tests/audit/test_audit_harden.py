@@ -215,3 +215,37 @@ def test_reopened_numeric_peer_is_renamed_everywhere():
     late = plan.edits.render("late.conf")
     assert late.startswith(b";-- [2001](+)") and f"[{user}](+)".encode() in late
     assert f"SIP/{user})".encode() in plan.edits.render("extensions.conf")
+
+
+def test_crlf_files_keep_their_line_endings():
+    from sipguard.audit.harden import plan_hardening
+    from sipguard.audit.loader import MemoryLoader
+
+    sip = b"; office\r\n[general]\r\nallowguest=yes ; was\r\n\r\n[kq7wz2mf](x)\r\n"
+    logger = b"[logfiles]\r\nmessages => notice"  # no newline at the end
+    tree = parse_tree(MemoryLoader({"sip.conf": sip, "logger.conf": logger}))
+    plan = plan_hardening(tree)
+    out = plan.edits.render("sip.conf")
+    assert out.startswith(
+        b"; office\r\n[general]\r\nalwaysauthreject=yes\r\nallowguest=no ; was\r\n"
+    )
+    assert b"\n" not in out.replace(b"\r\n", b"")
+    assert plan.edits.render("logger.conf") == (
+        b"[logfiles]\r\nsecurity => security\r\nmessages => notice"
+    )
+
+
+def test_outputs_are_private_and_second_in_place_run_keeps_first_backup(tmp_path):
+    import shutil
+
+    src = tmp_path / "etc"
+    shutil.copytree(FIXTURES / "chansip", src)
+    original = (src / "sip.conf").read_bytes()
+    harden_dir(src, tmp_path / "out1", in_place=True)
+    harden_dir(src, tmp_path / "out2", in_place=True)
+    assert (src / ("sip.conf" + BACKUP_SUFFIX)).read_bytes() == original
+    for name in ("out1", "out2"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o700
+        assert stat.S_IMODE((tmp_path / name / "hardening.diff").stat().st_mode) == 0o600
+    harden_dir(FIXTURES / "chansip", tmp_path / "copy")
+    assert stat.S_IMODE((tmp_path / "copy").stat().st_mode) == 0o700

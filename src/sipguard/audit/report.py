@@ -77,7 +77,6 @@ def to_sarif(findings: Sequence[Finding], base: str = "") -> str:
             "driver": {
                 "name": "sipguard-audit",
                 "version": __version__,
-                "informationUri": "https://github.com/sipguard/sipguard",
                 "rules": list(rules.values()),
             }
         },

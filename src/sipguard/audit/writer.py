@@ -84,7 +84,9 @@ def harden_dir(
     out = Path(out_dir)
     tree = parse_tree(DirLoader(src))
     plan = plan_hardening(tree, read_registrations(logs or []))
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    if created:
+        out.mkdir(parents=True, mode=0o700)  # the copy, the diff and the CSV hold new secrets
     # An edit may rewrite a line to what it already was (allowguest=no stays no).
     changed = [
         name
@@ -95,11 +97,14 @@ def harden_dir(
         target = src
         for name in changed:
             path = src / name
-            if path.exists():
-                shutil.copy2(path, path.with_name(path.name + BACKUP_SUFFIX))
+            backup = path.with_name(path.name + BACKUP_SUFFIX)
+            if path.exists() and not backup.exists():  # a second run keeps the first original
+                shutil.copy2(path, backup)
     else:
         target = out
         shutil.copytree(src, out, dirs_exist_ok=True, symlinks=True)
+        if created:
+            out.chmod(0o700)  # copytree copied the source directory's mode
     for name in changed:
         path = target / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +112,9 @@ def harden_dir(
             path.unlink()  # a copied link would write through to the original
         path.write_bytes(plan.edits.render(name))
     diff_path = out / "hardening.diff"
-    diff_path.write_text(unified_diff(tree, plan), encoding="utf-8", errors="surrogateescape")
+    fd = os.open(diff_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
+        fh.write(unified_diff(tree, plan))
     credentials = out / "credentials.csv"
     _write_credentials(credentials, plan)
     return HardenResult(plan, changed, diff_path, credentials)
