@@ -210,8 +210,9 @@ def _harden_pjsip(tree: Tree, plan: Plan, seen: dict[str, set[str]]) -> None:
         extension = ep.name if NUMERIC.match(ep.name) else ""
         if not ep.value("auth"):
             user, secret, auth_name = new_username(), new_secret(), f"{ep.name}-auth"
+            # Appended to pjsip.conf itself: the end of an included file may be mid-section.
             edits.append(
-                ep.file,
+                config.name,
                 [
                     "",
                     f"[{auth_name}]",
