@@ -29,6 +29,7 @@ class Kind(StrEnum):
     LIMIT = "limit"
     LOG_TAMPERING = "log_tampering"
     SENSOR_DROP = "sensor_drop"
+    TOLL_FRAUD = "toll_fraud"  # a working account used for abuse (fraud detectors)
     # context, not attacks on their own
     CHALLENGE_SENT = "challenge_sent"
     AUTH_SUCCESS = "auth_success"
@@ -50,6 +51,7 @@ ATTACK_KINDS: frozenset[Kind] = frozenset(
         Kind.AMI_LOGIN_FAILED,
         Kind.LOG_TAMPERING,
         Kind.SENSOR_DROP,
+        Kind.TOLL_FRAUD,
     }
 )
 

@@ -80,7 +80,7 @@ class Hit:
         evidence = (
             Event(
                 time=self.time,
-                kind=Kind.AUTH_SUCCESS,
+                kind=Kind.TOLL_FRAUD,
                 service=Service.UNKNOWN,
                 ip=ip_address(self.ip) if network is not None else None,
                 account=self.account,
