@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,6 +54,11 @@ def scan(paths: Iterable[str | Path], engine: FraudEngine, gap: float = 86400.0)
     result = ScanResult([])
     engine.on_hit = book.add
     cfg = engine.config
+    # The per-account state is millions of small acyclic tuples and lists; the cyclic
+    # collector would walk all of it (and every loaded module) again and again, a quarter
+    # of the scan's time (bench/fraud). Reference counting frees all the scan's garbage.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         for path in paths:
             parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, str(path))
@@ -61,6 +67,8 @@ def scan(paths: Iterable[str | Path], engine: FraudEngine, gap: float = 86400.0)
             result.errors.update(parser.errors)
     finally:
         engine.on_hit = None
+        if collecting:
+            gc.enable()
     result.incidents = book.sorted()
     result.calls = engine.calls_seen
     return result
