@@ -143,3 +143,13 @@ def test_example_config_is_the_defaults_and_shows_every_key():
             continue
         name = key.rsplit(".", 1)[-1]
         assert f"\n{name} = " in text, f"{key} is not shown in etc/sipguard.toml"
+
+
+def test_oversized_or_binary_files_are_one_line_errors(tmp_path):
+    big = write(tmp_path / "big.toml", "# x\n" * 300_000)
+    with pytest.raises(ConfigError, match=r"big\.toml: larger than"):
+        load_settings(big)
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match=r"bin\.toml: not UTF-8"):
+        load_settings(binary)

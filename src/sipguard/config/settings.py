@@ -21,6 +21,7 @@ from typing import Any
 from sipguard.config.errors import ConfigError
 
 DEFAULT_CONFIG = Path("/etc/sipguard/sipguard.toml")
+MAX_FILE = 1024 * 1024  # a configuration file larger than this is a mistake (or an attack)
 ASTERISK_LOGS = [
     f"/var/log/asterisk/{name}"
     for name in ("messages", "messages.log", "full", "full.log", "security", "security.log")
@@ -166,7 +167,12 @@ def load_settings(path: str | Path | None = None) -> Settings:
     for f in files:
         try:
             with f.open("rb") as fh:
-                data = tomllib.load(fh)
+                raw = fh.read(MAX_FILE + 1)
+            if len(raw) > MAX_FILE:
+                raise ConfigError(str(f), "", f"larger than {MAX_FILE} bytes")
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(str(f), "", "not UTF-8 text") from None
         except OSError as exc:
             raise ConfigError(str(f), "", exc.strerror or str(exc)) from None
         except tomllib.TOMLDecodeError as exc:
