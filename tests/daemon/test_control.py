@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipguard.daemon.control import (
     MAX_REQUEST,
@@ -161,3 +163,12 @@ def test_peer_credentials_are_checked(group, expect):
         os.rmdir(d)
     assert expect in out
     assert refused == (0 if group else 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode)))
+def test_any_request_bytes_get_an_answer_never_an_exception(data):
+    server = ControlServer("/nonexistent/never-bound.sock", handler)
+    answer = asyncio.run(server._answer(data))
+    assert set(answer) in ({"ok", "result"}, {"ok", "error"})
+    assert isinstance(answer["ok"], bool)
