@@ -12,6 +12,7 @@ whether the line itself carries the address. Every attempt is charged to exactly
 injected address (192.0.2.66) never attacks.
 
     python3 bench/genlog.py --lines 1000000 --seed 1 --out bench/out
+    python3 bench/genlog.py --sources 50000 --attack-share 0.15   # ~50k distinct attackers
 """
 
 from __future__ import annotations
@@ -419,20 +420,51 @@ ATTACKS: list[tuple[Callable[[Gen, str], None], int]] = [
 ]
 
 
+def _many_v4(rng: random.Random, n: int) -> list[str]:
+    """n distinct public-looking IPv4 addresses (seeded)."""
+    seen: set[str] = set()
+    while len(seen) < n:
+        a = rng.randint(11, 223)
+        seen.add(f"{a}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}")
+    out = sorted(seen)
+    rng.shuffle(out)
+    return out
+
+
 def generate(
-    path: Path, truth_path: Path, lines: int, seed: int, attack_share: float = 0.05
+    path: Path,
+    truth_path: Path,
+    lines: int,
+    seed: int,
+    attack_share: float = 0.05,
+    sources: int = 0,
 ) -> int:
-    """Write about `lines` lines; returns the number written."""
+    """Write about `lines` lines; returns the number written.
+
+    `sources` = 0: 300 IPv4 and 40 IPv6 attackers, a few heavy hitters and a long tail (the
+    default log). `sources` = N: a pool of N (90% IPv4, 10% IPv6 in distinct /64s), and most
+    attempts come from a source not seen before until the pool is used up, so about N distinct
+    sources attack (a distributed scan, the memory case).
+    """
     rng = random.Random(seed)
     g = Gen(rng)
-    g.attackers_v4 = [
-        f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-        for _ in range(300)
-    ]
+    n4, n6 = (300, 40) if sources <= 0 else (sources - sources // 10, sources // 10)
+    if sources <= 0:
+        g.attackers_v4 = [
+            f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}."
+            f"{rng.randint(1, 254)}"
+            for _ in range(n4)
+        ]
+    else:
+        g.attackers_v4 = _many_v4(rng, n4)
+    # one /64 each: the third group (and the second, past 65535 sources) tells them apart
     g.attackers_v6 = [
-        f"2001:db8:{i:x}:{rng.randint(0, 0xFFFF):x}::{rng.randint(1, 0xFFFF):x}"
-        for i in range(1, 41)
+        f"2001:{0xDB8 + (i >> 16):x}:{i & 0xFFFF:x}:{rng.randint(0, 0xFFFF):x}::"
+        f"{rng.randint(1, 0xFFFF):x}"
+        for i in range(1, n6 + 1)
     ]
+    fresh = [*g.attackers_v4, *g.attackers_v6] if sources > 0 else []
+    rng.shuffle(fresh)
     attacks, weights = zip(*ATTACKS, strict=True)
     mean_gap = 86400.0 / lines  # one day of log
     with open(path, "w", encoding="utf-8", newline="\n") as out, open(truth_path, "w") as tf:
@@ -444,6 +476,12 @@ def generate(
                 pool = g.attackers_v6 if rng.random() < 0.1 else g.attackers_v4
                 # a few heavy hitters, a long tail
                 ip = pool[min(int(rng.paretovariate(1.2)) - 1, len(pool) - 1)]
+                if fresh:
+                    # attempts still to come, estimated from the share so far: spread the
+                    # unused sources over them, so the whole pool attacks by the end
+                    left = (lines - g.line_no) * g.attempt / max(g.line_no, 1)
+                    if rng.random() < len(fresh) / max(left, 1.0):
+                        ip = fresh.pop()
                 rng.choices(attacks, weights)[0](g, ip)
             else:
                 noise(g)
@@ -457,15 +495,26 @@ def generate(
     return g.line_no
 
 
+def log_name(lines: int, seed: int, sources: int = 0, attack_share: float = 0.05) -> str:
+    """The default log keeps its old name; other shapes say what they are."""
+    extra = f"-s{sources}" if sources > 0 else ""
+    extra += f"-a{attack_share:g}" if attack_share != 0.05 else ""
+    return f"asterisk-{lines}-{seed}{extra}.log"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    ap.add_argument("--sources", type=int, default=0, help="distinct attacking sources (0: 340)")
+    ap.add_argument("--attack-share", type=float, default=0.05, help="share of attack lines")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    log = args.out / f"asterisk-{args.lines}-{args.seed}.log"
-    n = generate(log, log.with_suffix(".truth.tsv"), args.lines, args.seed)
+    log = args.out / log_name(args.lines, args.seed, args.sources, args.attack_share)
+    n = generate(
+        log, log.with_suffix(".truth.tsv"), args.lines, args.seed, args.attack_share, args.sources
+    )
     print(f"{log}: {n} lines")
     return 0
 

@@ -6,6 +6,7 @@ fixed-size summary, so memory grows with the number of attackers, not the number
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
@@ -32,6 +33,26 @@ def source_key(event: Event, v6_prefix: int = 64) -> str | None:
     if ip is None:
         return None
     return group_key(ip, 32 if ip.version == 4 else v6_prefix)
+
+
+#: The `addresses` of an IPv4 attacker: never written (only /64 attackers list their addresses),
+#: shared so that tens of thousands of IPv4 attackers do not each hold an empty set (216 bytes).
+_NO_ADDRESSES: set[str] = set()
+
+
+#: Attackers' `services`, shared: a handful of combinations among tens of thousands of attackers.
+#: They are replaced, never written in place.
+_SERVICE_SETS: dict[tuple[str, ...], dict[str, None]] = {}
+
+
+def _with_service(services: dict[str, None], service: str) -> dict[str, None]:
+    key = (*services, service)
+    shared = _SERVICE_SETS.get(key)
+    if shared is None:
+        shared = dict.fromkeys(key)
+        if len(_SERVICE_SETS) < 4096:  # services are few; a bound all the same
+            _SERVICE_SETS[key] = shared
+    return shared
 
 
 def _bump(counts: dict[str, int], key: str, cap: int) -> None:
@@ -70,7 +91,9 @@ class Attacker:
             _bump(self.user_agents, event.user_agent[:200], KEEP_AGENTS)
         if self.ip.endswith("/64") and len(self.addresses) < KEEP_ADDRESSES:
             self.addresses.add(str(event.ip))  # an IPv4 attacker is its own single address
-        self.services[event.service.value] = None
+        service = event.service.value
+        if service not in self.services:
+            self.services = _with_service(self.services, service)
         if len(self.lines) < KEEP_LINES and event.origin.text:
             where = f"{event.origin.source}:{event.origin.line_no}"
             self.lines.append(f"{where}: {event.origin.text[:200]}")
@@ -163,7 +186,12 @@ class ScanReport:
                 if len(self.sources) >= MAX_SOURCES:
                     self.dropped_sources += 1
                 else:
-                    agg = self.sources[key] = Attacker(key, event.time, event.time)
+                    agg = self.sources[key] = Attacker(
+                        key,
+                        event.time,
+                        event.time,
+                        addresses=set() if key.endswith("/64") else _NO_ADDRESSES,
+                    )
             if agg is not None:
                 agg.add(event)
         if not attack:
@@ -231,21 +259,32 @@ class ScanReport:
         return self.alerts > 0
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "attack_found": self.attack_found,
-            "attackers": [a.to_dict() for a in self.attackers()],
-            "below_threshold": [a.to_dict() for a in self.below_threshold()[:1000]],
-            "accounts": [a.to_dict() for a in self.accounts_under_attack()],
-            "timeline": [
-                {"minute": m, "total": sum(c.values()), "kinds": dict(sorted(c.items()))}
-                for m, c in sorted(self.timeline.items())
-            ],
-            "stats": {
-                **self.stats,
-                "alerts": self.alerts,
-                "account_alerts": self.account_alerts,
-                "unattributed_events": self.unattributed,
-                "dropped_sources": self.dropped_sources,
-                "dropped_accounts": self.dropped_accounts,
-            },
-        }
+        return {k: v if not isinstance(v, Iterator) else list(v) for k, v in self.to_dict_parts()}
+
+    def to_dict_parts(self) -> list[tuple[str, object]]:
+        """`to_dict()` as (key, value) pairs whose long lists are iterators, so a renderer can
+        write them one item at a time instead of holding the whole report as dicts."""
+        return [
+            ("attack_found", self.attack_found),
+            ("attackers", (a.to_dict() for a in self.attackers())),
+            ("below_threshold", (a.to_dict() for a in self.below_threshold()[:1000])),
+            ("accounts", (a.to_dict() for a in self.accounts_under_attack())),
+            (
+                "timeline",
+                (
+                    {"minute": m, "total": sum(c.values()), "kinds": dict(sorted(c.items()))}
+                    for m, c in sorted(self.timeline.items())
+                ),
+            ),
+            (
+                "stats",
+                {
+                    **self.stats,
+                    "alerts": self.alerts,
+                    "account_alerts": self.account_alerts,
+                    "unattributed_events": self.unattributed,
+                    "dropped_sources": self.dropped_sources,
+                    "dropped_accounts": self.dropped_accounts,
+                },
+            ),
+        ]

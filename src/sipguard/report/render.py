@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import IO
 
@@ -26,12 +27,30 @@ def when(t: float) -> str:
 
 def render(report: ScanReport, fmt: str, out: IO[str]) -> None:
     if fmt == "json":
-        json.dump(report.to_dict(), out, indent=2, sort_keys=False)
-        out.write("\n")
+        render_json(report, out)
     elif fmt == "csv":
         render_csv(report, out)
     else:
         render_text(report, out)
+
+
+def render_json(report: ScanReport, out: IO[str]) -> None:
+    """The same text as `json.dump(report.to_dict(), out, indent=2)` plus a newline, written one
+    attacker/account at a time: tens of thousands of attackers as dicts at once cost ~20 MB."""
+    sep = "{"
+    for key, value in report.to_dict_parts():
+        out.write(f"{sep}\n  {json.dumps(key)}: ")
+        sep = ","
+        if not isinstance(value, Iterator):
+            out.write(json.dumps(value, indent=2).replace("\n", "\n  "))
+            continue
+        inner = "["
+        for item in value:
+            # JSON escapes newlines inside strings, so every newline here is indentation
+            out.write(f"{inner}\n    " + json.dumps(item, indent=2).replace("\n", "\n    "))
+            inner = ","
+        out.write("[]" if inner == "[" else "\n  ]")
+    out.write("\n}\n")
 
 
 CSV_FIELDS = [

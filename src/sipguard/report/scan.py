@@ -15,7 +15,7 @@ from sipguard.detect import Engine, RuleSpec
 from sipguard.policy import Policy
 from sipguard.report.aggregate import ScanReport
 
-CHUNK = 4 * 1024 * 1024
+CHUNK = 1024 * 1024  # larger reads buy no speed, and each holds several copies at once
 #: A "line" longer than this with no newline is cut, so junk input cannot grow memory.
 MAX_CARRY = 8 * 1024 * 1024
 

@@ -12,7 +12,7 @@ from ipaddress import ip_address
 
 from sipguard.core.events import IPAddress
 
-_CACHE_MAX = 65536
+_CACHE_MAX = 16384  # enough for the repeat offenders; more is memory, not speed
 _ip_cache: dict[str, IPAddress | None] = {}
 
 _V4_PORT = re.compile(r"(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?")

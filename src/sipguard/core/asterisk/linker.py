@@ -32,6 +32,7 @@ LOOKBACK = 0.005  # an address line logged before its address-less partner: same
 MAX_MAP = 65536
 MAX_PENDING = 4096
 MAX_CHALLENGES = 50000
+PAIR_CAP = 4096  # waiting lines per (address, family) and side
 SCAN = 64  # how far back the pending/recent lists are searched for a partner
 
 
@@ -73,10 +74,15 @@ class Linker:
         self.stats = stats
         self.window = link_window
         self.challenge_window = challenge_window
-        self._copies: OrderedDict[tuple[object, ...], dict[str, int]] = OrderedDict()
-        self._pairs: OrderedDict[
-            tuple[object, ...], tuple[deque[tuple[float, int | None, str | None]], ...]
-        ] = OrderedDict()
+        # per identity, the source that logged it once (the common case), else a flat
+        # [source, count, source, count, ...]: a dict each would cost far more (65536 are kept)
+        self._copies: OrderedDict[tuple[object, ...], str | list[str | int]] = OrderedDict()
+        # per (ip, family): [module lines, security events] waiting for their partner. Plain lists
+        # (capped at PAIR_CAP like a bounded deque) because an empty deque costs ~600 bytes and
+        # tens of thousands of sources each hold two of them.
+        self._pairs: OrderedDict[tuple[object, ...], list[list[float | int | str | None]]] = (
+            OrderedDict()
+        )
         self._pending: deque[Candidate] = deque()
         self._recent: deque[tuple[Event, str, str | None, str]] = deque(maxlen=1024)
         self._nomatch: OrderedDict[tuple[object, ...], float] = OrderedDict()
@@ -125,51 +131,79 @@ class Linker:
         """A security event already seen from another source (messages vs security vs AMI)."""
         ident = (ev.kind, ev.detail, ev.time, ev.call_id, ev.ip, ev.port, ev.account)
         counts = self._copies.get(ident)
+        src = ev.origin.source
         if counts is None:
-            counts = self._copies[ident] = {}
+            self._copies[ident] = src  # seen once, from src: the shared string is all we keep
             if len(self._copies) > MAX_MAP:
                 self._copies.popitem(last=False)
-        src = ev.origin.source
-        mine = counts.get(src, 0)
-        counts[src] = mine + 1
-        return any(n > mine for s, n in counts.items() if s != src)
+            return False
+        if isinstance(counts, str):
+            counts = self._copies[ident] = [counts, 1]
+        mine = 0
+        at = -1
+        for i in range(0, len(counts), 2):
+            if counts[i] == src:
+                mine, at = counts[i + 1], i  # type: ignore[assignment]
+        if at < 0:
+            counts += [src, 1]
+        else:
+            counts[at + 1] = mine + 1
+        return any(
+            counts[i + 1] > mine  # type: ignore[operator]
+            for i in range(0, len(counts), 2)
+            if counts[i] != src
+        )
 
     def _paired_copy(self, ev: Event, channel: str) -> bool:
-        """A module line and the security event of the same attempt pair up one to one."""
+        """A module line and the security event of the same attempt pair up one to one.
+
+        Each side is a flat list of (time, port, call_id) triples: no tuple per waiting line.
+        """
         fam = FAMILY.get(ev.kind)
         if fam is None:
             return False
         key = (ev.ip, fam)
         slot = self._pairs.get(key)
         if slot is None:
-            slot = self._pairs[key] = (deque(maxlen=4096), deque(maxlen=4096))
+            slot = self._pairs[key] = [[], []]
             if len(self._pairs) > MAX_MAP:
                 self._pairs.popitem(last=False)
         else:
             self._pairs.move_to_end(key)
         mine = 0 if channel == LOG else 1
         other = slot[1 - mine]
-        while other and other[0][0] < ev.time - self.window:
-            other.popleft()
-        for k, (t, port, call_id) in enumerate(other):
-            if k >= 8:
-                break
+        now = ev.time
+        horizon = now - self.window
+        if other and other[0] < horizon:  # type: ignore[operator]
+            drop = 3
+            while drop < len(other) and other[drop] < horizon:  # type: ignore[operator]
+                drop += 3
+            del other[:drop]
+        port, call_id = ev.port, ev.call_id
+        for k in range(0, min(len(other), 24), 3):  # the 8 oldest waiting lines
+            t, p, c = other[k], other[k + 1], other[k + 2]
             if (
-                abs(t - ev.time) <= self.window
-                and (port is None or ev.port is None or port == ev.port)
-                and (call_id is None or ev.call_id is None or call_id == ev.call_id)
+                abs(t - now) <= self.window  # type: ignore[operator]
+                and (p is None or port is None or p == port)
+                and (c is None or call_id is None or c == call_id)
             ):
-                del other[k]
+                del other[k : k + 3]
+                if not other and not slot[mine]:
+                    del self._pairs[key]  # nothing waits here: an empty slot is no slot
                 return True
-        slot[mine].append((ev.time, ev.port, ev.call_id))
+        own = slot[mine]
+        if len(own) >= 3 * PAIR_CAP:
+            del own[:3]  # the oldest goes, as from a full bounded deque
+        own += (now, port, call_id)
         return False
 
     def _unpair(self, ev: Event) -> None:
         slot = self._pairs.get((ev.ip, FAMILY.get(ev.kind)))
         if slot is not None:
-            for k, (t, port, _) in enumerate(slot[1]):
-                if t == ev.time and port == ev.port:
-                    del slot[1][k]
+            side = slot[1]
+            for k in range(0, len(side), 3):
+                if side[k] == ev.time and side[k + 1] == ev.port:
+                    del side[k : k + 3]
                     return
 
     def _ami_repeat(self, ev: Event, channel: str) -> bool:

@@ -36,6 +36,7 @@ EVENT_KINDS: dict[str, Kind] = {
     "ChallengeSent": Kind.CHALLENGE_SENT,
     "SuccessfulAuth": Kind.AUTH_SUCCESS,
 }
+_NAMES = {name: name for name in EVENT_KINDS}
 _AMI_FAILURES = frozenset({"InvalidAccountID", "ChallengeResponseFailed", "InvalidPassword"})
 _SERVICES = {
     "SIP": Service.CHAN_SIP,
@@ -156,6 +157,7 @@ def security_event(
     kind = EVENT_KINDS.get(name)
     if kind is None:
         return None
+    name = _NAMES[name]  # the shared copy: dedup keys and evidence hold millions of these
     remote = parse_remote(fields.get("RemoteAddress", "").strip())
     if remote is None:
         return None
