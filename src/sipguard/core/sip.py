@@ -418,7 +418,7 @@ def _parse_headers(text: str, limits: Limits) -> list[tuple[str, str]]:
             name = cache.get(raw)
             if name is None or not colon:
                 break
-            fast.append((name, value.strip()))
+            fast.append((name, value.strip(" \t")))  # LWS only, as below
         else:
             return fast
     headers: list[tuple[str, str]] = []

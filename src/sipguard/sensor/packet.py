@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from sipguard.core.sip import Limits, StreamFramer
 
-__all__ = ["Flow", "FlowTable", "IpPacket", "PacketError", "parse_packet"]
+__all__ = ["Flow", "FlowTable", "IpPacket", "PacketError", "parse_packet", "udp4"]
 
 TCP, UDP = 6, 17
 FIN, SYN, RST = 0x01, 0x02, 0x04
@@ -93,6 +93,22 @@ def parse_packet(data: bytes) -> IpPacket:
             version, src, dst, proto, sport, dport, data[off + doff : end], seq, data[off + 13]
         )
     raise PacketError("not_udp_tcp")
+
+
+# version/IHL, total length, flags+fragment offset, protocol, source; then UDP ports
+_V4_UDP = struct.Struct("!BxHxxHxBxx4s4xH")
+
+
+def udp4(data: bytes) -> tuple[bytes, int, bytes] | None:
+    """(source, source port, payload) of a plain IPv4/UDP packet (no options, not a fragment),
+    exactly as `parse_packet` would read it; None for anything else, which the caller hands
+    to `parse_packet`. Most SIP arrives like this, and it skips building an IpPacket."""
+    if len(data) < 28:
+        return None
+    vhl, total, frag, proto, src, sport = _V4_UDP.unpack_from(data)
+    if vhl != 0x45 or proto != UDP or frag & 0x3FFF or total < 28 or total > len(data):
+        return None
+    return src, sport, data[28:total]
 
 
 @dataclass(slots=True)

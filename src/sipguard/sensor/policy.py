@@ -27,9 +27,11 @@ from sipguard.core.sip import (
     header_tag,
     parse_message,
     parse_name_addr,
+    parse_uri,
 )
 from sipguard.core.tls import TlsIncomplete, TlsParseError, client_hello_sni
 from sipguard.sensor.config import SensorConfig
+from sipguard.sensor.fastpath import scan_head
 from sipguard.sensor.state import DialogTable, TokenBuckets
 
 __all__ = ["ACCEPT", "SensorPolicy", "Verdict"]
@@ -60,8 +62,12 @@ def _clip(text: str | None) -> str | None:
 
 
 class SensorPolicy:
-    def __init__(self, config: SensorConfig, limits: Limits | None = None) -> None:
+    def __init__(
+        self, config: SensorConfig, limits: Limits | None = None, *, fast_path: bool = True
+    ) -> None:
         self.config = config
+        # fast_path=False judges every message through the full parser (tests compare the two)
+        self.fast_path = fast_path
         self.limits = limits or Limits()
         self.domains = config.domains
         self.counters: Counter[str] = Counter()
@@ -108,11 +114,12 @@ class SensorPolicy:
         port: int,
         transport: str,
         now: float,
-        msg: SipMessage | None = None,
+        msg: tuple[str | None, str | None, str | None] | None = None,
         line: str = "",
     ) -> Verdict:
         self.counters[reason] += 1
         self.counters["dropped"] += 1
+        target, user_agent, call_id = msg or (None, None, None)
         event = Event(
             time=now,
             kind=kind,
@@ -120,9 +127,9 @@ class SensorPolicy:
             ip=ip,
             port=port,
             transport=transport,
-            target=_clip(msg.request_uri) if msg else None,
-            user_agent=_clip(msg.user_agent) if msg else None,
-            call_id=_clip(msg.call_id) if msg else None,
+            target=_clip(target),
+            user_agent=_clip(user_agent),
+            call_id=_clip(call_id),
             detail=detail,
             origin=Origin("sensor", 0, line[:_TEXT_MAX]),
         )
@@ -143,6 +150,15 @@ class SensorPolicy:
         if self.is_trusted(ip):
             self.counters["trusted"] += 1
             return _TRUSTED
+        head = scan_head(data, self.limits, stream) if self.fast_path else None
+        if head is not None:
+            # the fast path: an ordinary message, read without building a SipMessage. The
+            # checks raise before they change any state, so on an error the full parser
+            # below judges the message from scratch and names the reason.
+            try:
+                return self._judge(*head, ip, port, now, transport)
+            except SipParseError:
+                self.counters["fast_path_fallback"] += 1
         try:
             msg = parse_message(data, self.limits, stream=stream)
             return self._check_message(msg, ip, port, now, transport)
@@ -161,14 +177,33 @@ class SensorPolicy:
     def _check_message(
         self, msg: SipMessage, ip: IPAddress, port: int, now: float, transport: str
     ) -> Verdict:
-        call_id = msg.call_id
+        return self._judge(
+            msg.method, msg.request_uri, msg.call_id, msg.header("from"), msg.header("to"),
+            msg.user_agent, ip, port, now, transport,
+        )  # fmt: skip
+
+    def _judge(
+        self,
+        method: str | None,
+        request_uri: str | None,
+        call_id: str | None,
+        from_hdr: str | None,
+        to_hdr: str | None,
+        user_agent: str | None,
+        ip: IPAddress,
+        port: int,
+        now: float,
+        transport: str,
+    ) -> Verdict:
+        """Steps 3-8 on the values the policy reads (from the fast path or a SipMessage).
+        Raises SipParseError before any state changes, so a caller may retry another way."""
         if call_id is None:
             raise SipParseError("missing_call_id")
-        from_hdr, to_hdr = msg.header("from"), msg.header("to")
         if from_hdr is None or to_hdr is None:
             raise SipParseError("missing_from_to")
+        msg = (request_uri, user_agent, call_id)  # what a drop event keeps
         tags = (header_tag(from_hdr), header_tag(to_hdr))
-        if msg.method is None:
+        if method is None:
             if self.dialogs.known(call_id, now):
                 self.counters["response"] += 1
                 return _RESPONSE
@@ -179,7 +214,7 @@ class SensorPolicy:
         if self.dialogs.matches(call_id, tags, now):
             self.counters["in_dialog"] += 1
             return _IN_DIALOG
-        sig = self.scanner_signature(msg.user_agent) or self.scanner_signature(
+        sig = self.scanner_signature(user_agent) or self.scanner_signature(
             from_hdr[: from_hdr.find("<")] if "<" in from_hdr else None
         )
         if sig is not None:
@@ -188,7 +223,9 @@ class SensorPolicy:
                 ip, port, transport, now, msg,
             )  # fmt: skip
         if self.domains:
-            uri_host = _host(msg.uri().host)
+            if request_uri is None:
+                raise SipParseError("not_a_request")
+            uri_host = _host(parse_uri(request_uri).host)
             to_host = _host(parse_name_addr(to_hdr).uri.host)
             if uri_host not in self.domains or to_host not in self.domains:
                 host = uri_host if uri_host not in self.domains else to_host
@@ -196,9 +233,9 @@ class SensorPolicy:
                     Kind.SENSOR_DROP, "wrong_domain", f"wrong_domain {host}",
                     ip, port, transport, now, msg,
                 )  # fmt: skip
-        if not self.buckets.take(ip, msg.method, now):
+        if not self.buckets.take(ip, method, now):
             return self._drop(
-                Kind.SENSOR_DROP, "rate_limit", f"rate_limit {msg.method}",
+                Kind.SENSOR_DROP, "rate_limit", f"rate_limit {method}",
                 ip, port, transport, now, msg,
             )  # fmt: skip
         self.dialogs.add(call_id, tags, now)

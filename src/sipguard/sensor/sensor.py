@@ -21,6 +21,7 @@ from sipguard.sensor.packet import (
     IpPacket,
     PacketError,
     parse_packet,
+    udp4,
 )
 from sipguard.sensor.policy import SensorPolicy, Verdict, parse_ip
 
@@ -57,6 +58,15 @@ class PacketSensor:
     ) -> tuple[bool, tuple[Event, ...]]:
         """(accept?, events) for one IP packet as the queue delivered it."""
         self.counters["packets_out" if outbound else "packets_in"] += 1
+        if not outbound:
+            plain = udp4(data)
+            if plain is not None:  # the common case, without an IpPacket
+                src, sport, payload = plain
+                if _is_keepalive(payload):
+                    self.counters["keepalive"] += 1
+                    return True, _NO_EVENTS
+                v = self.policy.check_sip(payload, self._ip(src), sport, now, "udp")
+                return v.accept, (v.event,) if v.event else _NO_EVENTS
         try:
             pkt = parse_packet(data)
         except PacketError as exc:
