@@ -28,6 +28,9 @@ _LEVEL = re.compile(
     r"(?P<level>[A-Z][A-Z0-9_]{1,15})\[\d{1,10}\]"
     r"(?:\[(?P<tag>C-[0-9A-Fa-f]{1,16})\])?(?P<colon>:)? "
 )
+# the two above in one pattern; it matches exactly when _DATE then _LEVEL would (neither can give
+# back characters the other could use), so it is only a shortcut
+_DATE_LEVEL = re.compile(_DATE.pattern + _LEVEL.pattern)
 # plain formatter / syslog: `file.c:LINE function: ` or `file.c:LINE in function: `
 _PLAIN_LOC = re.compile(r"(?P<file>[^\s:]{1,128}):\d{1,7} (?:in )?[^\s:]{0,128}: ")
 _DEFAULT_LOC = re.compile(r"(?P<file>[^\s:]{1,128}): ")
@@ -92,7 +95,16 @@ class TimeParser:
                         int(key[14:16]),
                         int(key[17:19]),
                     )
-                    base = self._cached(0, key, fields)
+                    if self.tz is None:
+                        # UTC is midnight plus seconds (timegm is linear in them): one timegm per
+                        # day instead of per second, which a day-long log never repeats
+                        midnight = self._cached(1, key[:10], (*fields[:3], 0, 0, 0))
+                        base = midnight + (fields[3] * 3600 + fields[4] * 60 + fields[5])
+                        if len(self._cache) >= _CACHE_MAX:
+                            self._cache.clear()
+                        self._cache[(0, key)] = base
+                    else:
+                        base = self._cached(0, key, fields)
                 return base + float("0" + text[19:]) if len(text) > 20 else base
             return self.bsd(text)
         except (ValueError, OverflowError):
@@ -146,18 +158,23 @@ def split_prefix(text: str, clock: TimeParser) -> Prefix | None:
     """
     pos = 0
     time: float | None = None
-    m = _SYSLOG.match(text)
-    if m is not None:
-        pos = m.end()
-        bsd = m.group("bsd")
-        time = clock.bsd(bsd) if bsd is not None else clock.iso(m.group("iso"))
-    d = _DATE.match(text, pos)
-    if d is not None:
-        pos = d.end()
-        time = clock.asterisk(d.group("date")) or time
-    lv = _LEVEL.match(text, pos)
-    if lv is None:
-        return None
+    # Asterisk's own `[date] LEVEL[lwp]` (no syslog header can start with '['): one match
+    lv = _DATE_LEVEL.match(text) if text.startswith("[") else None
+    if lv is not None:
+        time = clock.asterisk(lv.group("date")) or None
+    else:
+        m = _SYSLOG.match(text)
+        if m is not None:
+            pos = m.end()
+            bsd = m.group("bsd")
+            time = clock.bsd(bsd) if bsd is not None else clock.iso(m.group("iso"))
+        d = _DATE.match(text, pos)
+        if d is not None:
+            pos = d.end()
+            time = clock.asterisk(d.group("date")) or time
+        lv = _LEVEL.match(text, pos)
+        if lv is None:
+            return None
     pos = lv.end()
     if text.startswith("Ext. ", pos):
         return None
