@@ -204,3 +204,37 @@ def test_text_output_never_passes_terminal_escapes(
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b]0;pwned" in out
+
+
+def test_json_is_written_piecewise_with_the_same_text() -> None:
+    """render() writes the JSON report one attacker at a time: the text must be exactly what
+    json.dumps(report.to_dict(), indent=2) gives, for a full report and for an empty one."""
+    from sipguard.config.rules import load_rules
+    from sipguard.report.render import render
+    from sipguard.report.scan import Scanner
+
+    text = NOISE + svcrack() + svcrack("2001:db8:1:2::7", 2, 38) + svcrack("192.0.2.9", 1, 39)
+    for data in (text.encode(), b""):
+        scanner = Scanner(load_rules(None), 2026)
+        scanner.feed_file_chunks("messages", [data])
+        report = scanner.finish()
+        out = io.StringIO()
+        render(report, "json", out)
+        assert out.getvalue() == json.dumps(report.to_dict(), indent=2) + "\n"
+        if data:
+            assert report.attackers() and report.below_threshold()
+
+
+def test_ipv4_attackers_share_no_address_state(tmp_path: Path) -> None:
+    """IPv4 attackers list themselves as their address; only /64 attackers collect addresses."""
+    from sipguard.config.rules import load_rules
+    from sipguard.report.scan import Scanner
+
+    scanner = Scanner(load_rules(None), 2026)
+    text = svcrack("192.0.2.9", 2) + svcrack("192.0.2.10", 2) + svcrack("2001:db8:9::1", 2, 38)
+    scanner.feed_file_chunks("messages", [text.encode()])
+    report = scanner.finish()
+    v4, v4b, v6 = (report.sources[k] for k in ("192.0.2.9", "192.0.2.10", "2001:db8:9::/64"))
+    assert v4.to_dict()["addresses"] == ["192.0.2.9"] and not v4.addresses and not v4b.addresses
+    assert v6.to_dict()["addresses"] == ["2001:db8:9::1"]
+    assert v4.to_dict()["services"] == ["pjsip"]

@@ -269,3 +269,46 @@ def test_pairs_follow_the_callid() -> None:
     out = run(n, lines) + n.flush()
     assert [e.call_id for e in out] == ["A", "B", "C"]
     assert n.stats.duplicates == 2
+
+
+def _attempt(i: int, t: str) -> list[str]:
+    """One svwar-style attempt from its own source: the PJSIP NOTICE and its security event."""
+    ip = f"198.18.{i // 250}.{i % 250 + 1}"
+    notice = (
+        f"[2026-11-22 {t}] NOTICE[18562] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from "
+        f"'\"{i}\" <sip:{i}@10.0.0.1>' failed for '{ip}:5070' (callid: c{i}) - "
+        "No matching endpoint found"
+    )
+    security = (
+        f'[2026-11-22 {t}] SECURITY[18584] res_security_log.c: SecurityEvent="InvalidAccountID",'
+        f'EventTV="2026-11-22T{t}+0000",Severity="Error",Service="PJSIP",EventVersion="1",'
+        f'AccountID="{i}",SessionID="c{i}",LocalAddress="IPV4/UDP/10.0.0.1/5060",'
+        f'RemoteAddress="IPV4/UDP/{ip}/5070"'
+    )
+    return [notice, security]
+
+
+def test_many_sources_paired_attempts_leave_no_pair_state() -> None:
+    """A distributed scan (thousands of sources, each paired NOTICE + security event) counts
+    each attempt once and keeps no per-source pairing state once the pair is complete."""
+    n = LogNormalizer()
+    lines = [
+        line for i in range(3000) for line in _attempt(i, f"01:{i // 60 % 60:02d}:{i % 60:02d}.000")
+    ]
+    out = run(n, lines) + n.flush()
+    assert len(out) == 3000
+    assert len({e.ip for e in out}) == 3000
+    assert n.stats.duplicates == 3000
+    assert len(n._linker._pairs) == 0  # emptied slots are dropped, not kept per source
+
+
+def test_one_sided_lines_still_pair_with_a_later_file() -> None:
+    """Module lines waiting in the messages file are found by the security file read after it
+    (time goes back), for many sources at once: the compact pair state keeps that behaviour."""
+    n = LogNormalizer()
+    attempts = [_attempt(i, f"02:00:{i % 60:02d}.{i // 60:03d}") for i in range(500)]
+    messages = run(n, [a[0] for a in attempts], "messages")
+    security = run(n, [a[1] for a in attempts], "security") + n.flush()
+    assert len(messages) == 500
+    assert security == []
+    assert n.stats.duplicates == 500
