@@ -37,6 +37,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="processes, one queue each (spread by address pair)")  # fmt: skip
     p.add_argument("--max-queue-len", type=int, default=4096, help="kernel queue length")
+    p.add_argument("--verdict-batch", type=int, default=64, metavar="N",
+                   help="verdicts sent per write (1: one per packet)")  # fmt: skip
     p.add_argument("--stats-every", type=float, default=0.0, help="print counters every N s")
     p.add_argument("--quiet", action="store_true", help="do not print events")
     p.set_defaults(func=cmd_sensor)
@@ -93,6 +95,8 @@ def cmd_sensor(args: argparse.Namespace) -> int:
     from sipguard.sensor.nfq import NfqSensor
 
     config = load_config(args)
+    if not 1 <= args.verdict_batch <= 4096:
+        raise CliError(f"--verdict-batch {args.verdict_batch}: must be 1 to 4096")
     if config.workers > 1:
         from sipguard.sensor.workers import run_workers
 
@@ -103,7 +107,7 @@ def cmd_sensor(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(event.to_dict()) + "\n")
             sys.stdout.flush()
 
-    sensor = NfqSensor(config, emit, max_len=args.max_queue_len)
+    sensor = NfqSensor(config, emit, max_len=args.max_queue_len, verdict_batch=args.verdict_batch)
     last = [time.monotonic()]
 
     def tick(s: NfqSensor) -> None:

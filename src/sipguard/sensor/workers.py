@@ -24,7 +24,9 @@ from sipguard.sensor.config import SensorConfig
 from sipguard.sensor.queue_rules import QueueRules
 
 
-def _worker(config: SensorConfig, queue: int, quiet: bool, max_len: int, ready: Any) -> None:
+def _worker(
+    config: SensorConfig, queue: int, quiet: bool, max_len: int, ready: Any, batch: int = 64
+) -> None:
     from sipguard.sensor.nfq import NfqSensor
 
     def emit(event: Event) -> None:
@@ -32,7 +34,9 @@ def _worker(config: SensorConfig, queue: int, quiet: bool, max_len: int, ready: 
             sys.stdout.write(json.dumps(event.to_dict()) + "\n")
             sys.stdout.flush()
 
-    sensor = NfqSensor(config, emit, max_len=max_len, install_table=False, queue=queue)
+    sensor = NfqSensor(
+        config, emit, max_len=max_len, install_table=False, queue=queue, verdict_batch=batch
+    )
     signal.signal(signal.SIGTERM, lambda *_: sensor.stop())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     sensor.run(on_ready=lambda s: ready.put(queue))
@@ -45,7 +49,8 @@ def run_workers(config: SensorConfig, args: argparse.Namespace) -> int:
     ready = ctx.Queue()
     first, last = config.queue, config.queue + config.workers - 1
     procs = [
-        ctx.Process(target=_worker, args=(config, q, args.quiet, args.max_queue_len, ready),
+        ctx.Process(target=_worker, args=(config, q, args.quiet, args.max_queue_len, ready,
+                          getattr(args, "verdict_batch", 64)),
                     name=f"sipguard-sensor-{q}", daemon=True)
         for q in range(first, last + 1)
     ]  # fmt: skip
