@@ -43,7 +43,7 @@ class DaemonSettings:
     tick_interval: float = 1.0  # seconds between expiry/linking ticks
     queue_size: int = 10000  # bounded event queue for AMI/journald; overflow is counted
     year: int = 0  # year for logs whose dates carry none; 0 = the current year
-    max_tracked: int = 100_000  # keys each rule tracks at once; the least recent are evicted
+    max_tracked: int = 20_000  # keys each rule tracks at once; the least recent are evicted
 
 
 @dataclass(frozen=True)
