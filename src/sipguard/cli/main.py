@@ -25,18 +25,35 @@ SUBCOMMAND_MODULES = (
 )
 
 
+# command -> the module that registers it, so a run imports only what it uses (start-up time
+# matters for `sipguard ban` from scripts and for every scan); `--help` imports them all
+COMMAND_MODULES = {
+    "scan": "sipguard.cli.scan",
+    "rules": "sipguard.cli.rules",
+    **dict.fromkeys(
+        ("run", "config", "status", "bans", "ban", "unban", "allow", "explain", "reload"),
+        "sipguard.cli.daemon",
+    ),
+    "firewall": "sipguard.cli.firewall",
+    "sensor": "sipguard.cli.sensor",
+    "audit": "sipguard.cli.audit",
+    "harden": "sipguard.cli.audit",
+    "fraud": "sipguard.cli.fraud",
+}
+
+
 class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] = SUBCOMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sipguard",
         description="Protects Asterisk PBXes against SIP scanners, brute force, floods and fraud.",
     )
     parser.add_argument("--version", action="version", version=f"sipguard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -47,8 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _modules_for(argv: Sequence[str]) -> Sequence[str]:
+    command = next((a for a in argv if not a.startswith("-")), None)
+    module = COMMAND_MODULES.get(command or "")
+    return (module,) if module else SUBCOMMAND_MODULES
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_modules_for(argv))
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
