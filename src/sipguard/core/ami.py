@@ -14,8 +14,10 @@ Nothing here touches sockets or clocks; the asyncio client and the test server w
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 
 BANNER_PREFIX = "Asterisk Call Manager/"
 END_COMMAND = "--END COMMAND--"
@@ -24,6 +26,16 @@ END_COMMAND = "--END COMMAND--"
 #: 128 headers a message; events with many ChanVariable lines stay far below these.
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_FIELDS = 512
+
+
+_KEY = itemgetter(0)
+_VALUE = itemgetter(1)
+# One `Key: value` line of a CRLF message, matched only when the line needs nothing special:
+# the key is the text before the first colon and has no surrounding whitespace, one space
+# after the colon is dropped. A line this does not match sends its message the slow way.
+# Each match starts at the LF before its line: matches can only begin at a line start, and
+# the literal LF lets the regex engine jump from line to line.
+_FIELD = re.compile(r"\n([^:\n\s](?:[^:\n]*[^:\n\s])?):(?: ?)([^\n]*)")
 
 
 class AmiError(ValueError):
@@ -37,14 +49,19 @@ class AmiMessage:
     fields: tuple[tuple[str, str], ...]
     #: raw command output of a `Response: Follows` message (pre-14 Asterisk), else empty
     output: tuple[str, ...] = ()
+    #: lower-case key -> first value, built on the first `get` (consumers ask several keys,
+    #: often absent ones such as Timestamp, of events with 30+ fields)
+    _index: dict[str, str] | None = field(default=None, init=False, compare=False, repr=False)
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The first value for `key` (any case), or `default`."""
-        k = key.lower()
-        for name, value in self.fields:
-            if name.lower() == k:
-                return value
-        return default
+        index = self._index
+        if index is None:
+            # Built from the end, so for a repeated key the first value is the one kept.
+            back = self.fields[::-1]
+            index = dict(zip(map(str.lower, map(_KEY, back)), map(_VALUE, back), strict=True))
+            object.__setattr__(self, "_index", index)
+        return index.get(key.lower(), default)
 
     def get_all(self, key: str) -> list[str]:
         k = key.lower()
@@ -121,16 +138,24 @@ class AmiFramer:
         buf += data
         start = 0
         while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
+            if not self._idle():
+                # The banner, or a message begun in an earlier feed or with something unusual
+                # in it: line by line until it is over.
+                start = self._lines(buf, start, len(buf), out, until_idle=True)
+                if not self._idle():
+                    break  # no whole line left
+            # Between messages: take each whole CRLF message in one piece (the common case).
+            end = buf.find(b"\r\n\r\n", start)
+            if end < 0:
                 break
-            end = nl - 1 if nl > start and buf[nl - 1] == 0x0D else nl
-            line = bytes(buf[start:end])
-            self._size += nl + 1 - start
-            start = nl + 1
-            msg = self._line(line)
-            if msg is not None:
-                out.append(msg)
+            msg = self._whole(bytes(buf[start:end]))
+            if msg is None:  # anything unusual: line by line, exactly as always
+                start = self._lines(buf, start, end + 4, out)
+            else:
+                if msg.fields:
+                    out.append(msg)
+                start = end + 4
+        start = self._lines(buf, start, len(buf), out)
         del buf[:start]
         # A partial line that can never fit: drop it now so memory stays bounded.
         if len(buf) + self._size > self.max_message_bytes:
@@ -141,6 +166,58 @@ class AmiFramer:
             keep = buf[-1:] if buf.endswith(b"\r") else b""
             buf[:] = keep
         return out
+
+    def _lines(
+        self, buf: bytearray, start: int, stop: int, out: list[AmiMessage], until_idle: bool = False
+    ) -> int:
+        """Whole lines in buf[start:stop] (all, or until a message is over); returns the
+        offset of the first line not taken."""
+        while not (until_idle and self._idle()):
+            nl = buf.find(b"\n", start, stop)
+            if nl < 0:
+                return start
+            end = nl - 1 if nl > start and buf[nl - 1] == 0x0D else nl
+            line = bytes(buf[start:end])
+            self._size += nl + 1 - start
+            start = nl + 1
+            msg = self._line(line)
+            if msg is not None:
+                out.append(msg)
+        return start
+
+    def _idle(self) -> bool:
+        """Between messages, with nothing pending (the banner included)."""
+        return not (
+            self._size
+            or self._fields
+            or self._follows
+            or self._discarding
+            or (self._expect_banner and self.banner is None)
+        )
+
+    def _whole(self, block: bytes) -> AmiMessage | None:
+        """One message whose lines all end in CRLF, parsed at once; None if it needs the
+        line-by-line path (empty or bare-LF lines, Follows, odd keys, bad lines, size).
+
+        A message over the field limit is counted here and returned with no fields.
+        """
+        if (
+            not block
+            or block[0] in b"\r\n"
+            or len(block) + 2 > self.max_message_bytes
+            or block.count(b"\n") != block.count(b"\r\n")
+            or b"Follows" in block.partition(b"\n")[0]
+        ):
+            return None
+        # Every line end is CRLF: as LF, a CR left at the end of a line is the value's own.
+        text = "\n" + block.decode("utf-8", "replace").replace("\r\n", "\n")
+        fields = _FIELD.findall(text)
+        if len(fields) != text.count("\n"):
+            return None  # a line with no key, a key with spaces around it: counted there
+        if len(fields) > self.max_fields:
+            self._count("too_many_fields")
+            return AmiMessage(())
+        return AmiMessage(tuple(fields))
 
     def _reset(self, *, discard: bool = False) -> None:
         self._fields = []
