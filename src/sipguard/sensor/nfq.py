@@ -199,7 +199,11 @@ class NfqSensor:
         from netfilterqueue import NetfilterQueue
 
         nfq = NetfilterQueue()
-        nfq.bind(self.queue, self._on_packet, max_len=self.max_len)
+        # a socket buffer that holds the whole queue (the kernel doubles the figure): with the
+        # binding's 2.4 MB, a burst overflows the socket long before the queue is full, and
+        # those packets bypass the sensor (fail-open) although it could have judged them
+        sock_len = min(max(self.max_len * 4096, 2_455_552), 128 << 20)
+        nfq.bind(self.queue, self._on_packet, max_len=self.max_len, sock_len=sock_len)
         try:
             _set_fail_open(nfq.get_fd(), self.queue)
             if self.install_table:
