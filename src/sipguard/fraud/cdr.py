@@ -38,6 +38,8 @@ class CdrParser:
         self._i = cols
         self._need = max(cols["dst"], cols["start"]) + 1
         self._hours: dict[str, float] = {}
+        # `YYYY-MM-DD HH:MM` -> its first second, taken from the hour cache (fastscan's)
+        self._minutes: dict[str, float] = {}
 
     def epoch(self, text: str) -> float | None:
         """`2026-11-22 01:02:03` (local) to POSIX seconds; None when malformed.
@@ -55,9 +57,10 @@ class CdrParser:
             hour = dt.timestamp()
             if len(self._hours) > 100_000:
                 self._hours.clear()
+                self._minutes.clear()  # derived from the hours: they start over together
             self._hours[text[:13]] = hour
         mm, ss = text[14:16], text[17:19]
-        if not (mm.isdigit() and ss.isdigit()):
+        if not (mm.isdecimal() and ss.isdecimal()):  # isdigit() lets "²" through to int()
             return None
         return hour + int(mm) * 60 + int(ss)
 

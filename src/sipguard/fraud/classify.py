@@ -137,7 +137,9 @@ class Classifier:
     def normalize(self, dialled: str) -> str:
         """The E.164 form ("+4930123456"), "" for internal or unparsable strings."""
         n = self.numbering
-        s = "".join(ch for ch in dialled[:64] if ch.isdigit() or ch == "+")
+        s = dialled[:64]
+        if not s.isdigit():  # most dialled strings are digits only: nothing to drop
+            s = "".join(ch for ch in s if ch.isdigit() or ch == "+")
         if n.outside_line and s.startswith(n.outside_line) and len(s) > n.internal_max_len:
             s = s[len(n.outside_line) :]
         if len(s) <= n.internal_max_len:

@@ -36,6 +36,7 @@ def scan_rows(
     i_dur, i_bill, i_end = i.get("duration", -1), i.get("billsec", -1), i.get("end", -1)
     i_disp, i_uid, i_ip = i.get("disposition", -1), i.get("uniqueid", -1), i.get("ip", -1)
     need, errors, hours, epoch = parser._need, parser.errors, parser._hours, parser.epoch
+    minutes = parser._minutes
     source = parser.source
     infos, info_of, accounts, new_state = engine._info, engine.info, engine.accounts, engine.state
     slots, local, ignore = engine._slots, engine.local, engine._ignore
@@ -46,6 +47,8 @@ def scan_rows(
     short_min, short_window = engine._short_min, engine._short_window
     full, on_hit = engine.cdr_call, engine.on_hit
     bh_days, bh_start, bh_end = engine._bh_days, engine._bh_start, engine._bh_end
+    learning = engine.learn_until is None  # until the first call sets the learning period
+    quiet = 0  # calls handled in place (the full path counts its own)
     line_no = first_line_no - 1
     skip_header = parser.layout.header and first_line_no == 1
     rows = iter(rows)
@@ -64,13 +67,22 @@ def scan_rows(
                 try:
                     if len(text) != 19:
                         raise ValueError(text)
-                    start = hours[text[:13]] + int(text[14:16]) * 60 + int(text[17:19])
+                    start = minutes[text[:16]] + int(text[17:19])
                 except (KeyError, ValueError):
-                    parsed = epoch(text)
-                    if parsed is None:
-                        errors["bad_time"] += 1
-                        continue
-                    start = parsed
+                    try:  # CdrParser.run's steps; a minute seen once is then one lookup
+                        if len(text) != 19:
+                            raise ValueError(text) from None
+                        minute = hours[text[:13]] + int(text[14:16]) * 60
+                        if len(minutes) > 200_000:
+                            minutes.clear()
+                        minutes[text[:16]] = minute
+                        start = minute + int(text[17:19])
+                    except (KeyError, ValueError):
+                        parsed = epoch(text)
+                        if parsed is None:
+                            errors["bad_time"] += 1
+                            continue
+                        start = parsed
                 try:
                     billsec = int(row[i_bill]) if 0 <= i_bill < n else 0
                     if 0 <= i_dur < n:
@@ -123,7 +135,7 @@ def scan_rows(
                     or (info.country and info.country not in st.countries)
                     or len(st.starts) >= vel_max
                     or st.max_end > start
-                    or engine.learn_until is None
+                    or learning
                     or cc
                     or (short and len(st.ranges.get(info.range_key, ())) >= short_min - 1)
                     or (
@@ -137,13 +149,14 @@ def scan_rows(
                     chan = channel if len(channel) < 200 else channel[:200]
                     call = Call(uid, account, dst, start, end, billsec, disp, chan, ip, line_no)
                     hits = full(call)
+                    learning = engine.learn_until is None
                     if on_hit is not None:
                         for hit in hits:
                             on_hit(hit)
                     continue
                 # Nothing can fire: the bookkeeping of _at_start, concurrency and _at_end.
                 end_t = end if end is not None else start
-                engine.calls_seen += 1
+                quiet += 1
                 if start > st.last:
                     st.last = start
                 if vel_on:
@@ -178,6 +191,7 @@ def scan_rows(
                     while q[0][0] < edge:
                         del q[0]
             parser.rows += line_no - first_line_no + 1
+            engine.calls_seen += quiet
             return
         except csv.Error:
             line_no += 1
