@@ -31,11 +31,11 @@ MAX_FIELDS = 512
 _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
 # One `Key: value` line of a CRLF message, matched only when the line needs nothing special:
-# the key is the text before the first colon and has no surrounding whitespace, one space
-# after the colon is dropped. A line this does not match sends its message the slow way.
-# Each match starts at the LF before its line: matches can only begin at a line start, and
-# the literal LF lets the regex engine jump from line to line.
-_FIELD = re.compile(r"\n([^:\n\s](?:[^:\n]*[^:\n\s])?):(?: ?)([^\n]*)")
+# the key is printable ASCII with no space (str.strip leaves it alone) up to the first colon,
+# one space after the colon is dropped. A line this does not match sends its message the
+# line-by-line way. Each match starts at the LF before its line, so matches begin only at a
+# line start, and the literal LF lets the regex engine jump from line to line.
+_FIELD = re.compile(r"\n([!-9;-~]+): ?([^\n]*)")
 
 
 class AmiError(ValueError):
