@@ -37,6 +37,7 @@ def scan_rows(
     i_disp, i_uid, i_ip = i.get("disposition", -1), i.get("uniqueid", -1), i.get("ip", -1)
     need, errors, hours, epoch = parser._need, parser.errors, parser._hours, parser.epoch
     minutes = parser._minutes
+    names: dict[str, str] = {}  # channel up to its last "-" -> account
     source = parser.source
     infos, info_of, accounts, new_state = engine._info, engine.info, engine.accounts, engine.state
     slots, local, ignore = engine._slots, engine.local, engine._ignore
@@ -100,15 +101,23 @@ def scan_rows(
                 if not info.external:
                     continue
                 channel = row[i_chan] if 0 <= i_chan < n else ""
-                slash, dash = channel.find("/"), channel.rfind("-")
-                if 0 < slash < dash - 1 and channel[:slash] in _TECHS:
-                    account = channel[slash + 1 : dash][:80]
-                else:
-                    account = account_of(
-                        channel,
-                        row[i_acc] if 0 <= i_acc < n else "",
-                        row[i_src] if 0 <= i_src < n else "",
-                    )
+                # The account is the channel's name part, which depends only on the text
+                # before the last "-": one lookup per row, and one account string per account.
+                dash = channel.rfind("-")
+                account = names.get(channel[:dash]) if dash > 0 else None
+                if account is None:
+                    slash = channel.find("/")
+                    if 0 < slash < dash - 1 and channel[:slash] in _TECHS:
+                        account = channel[slash + 1 : dash][:80]
+                        if len(names) > 65_536:
+                            names.clear()
+                        names[channel[:dash]] = account
+                    else:
+                        account = account_of(
+                            channel,
+                            row[i_acc] if 0 <= i_acc < n else "",
+                            row[i_src] if 0 <= i_src < n else "",
+                        )
                 if not account or account in ignore:
                     continue
                 uid = row[i_uid][:150] if 0 <= i_uid < n else ""
