@@ -163,3 +163,35 @@ def test_unknown_profiles_are_reported_and_fall_back() -> None:
     assert pol.unknown_profiles(["default", "alert", "strict", "long"]) == ["strict"]
     d = pol.decide(alert(profile="strict"), T0)
     assert d is not None and d.duration == 600  # falls back to "default"
+
+
+def _with_evidence(net: str, *ips: str) -> Alert:
+    from dataclasses import replace
+
+    from sipguard.core.events import Event, Kind, Service
+
+    events = tuple(
+        Event(T0, Kind.WRONG_PASSWORD, Service.PJSIP, ip_address(ip), 5060) for ip in ips
+    )
+    return replace(alert(net), events=events)
+
+
+def test_allow_listed_after_its_ban_is_never_banned_again() -> None:
+    allow = AllowList()
+    pol = Policy(allowlist=allow)
+    first = pol.decide(alert("192.0.2.9/32"), T0)
+    assert first is not None and first.action is Action.BAN
+    allow.networks = (ip_network("192.0.2.0/24"),)  # the admin allows it while the ban runs
+    again = pol.decide(alert("192.0.2.9/32"), T0 + 5)
+    assert again is not None and again.action is Action.ALLOWED
+
+
+def test_v6_group_overlapping_the_allow_list_narrows_to_the_attacker() -> None:
+    # the PBX itself lives in the attacker's /64: ban the attacker's /128, never the /64
+    pol = Policy(allowlist=AllowList.from_strings(["2001:db8:9::1/128"]))
+    d = pol.decide(_with_evidence("2001:db8:9::/64", "2001:db8:9::66"), T0)
+    assert d is not None and d.action is Action.BAN
+    assert d.network == ip_network("2001:db8:9::66/128")
+    # evidence only from the allowed address itself: allowed, nothing banned
+    d2 = pol.decide(_with_evidence("2001:db8:9::/64", "2001:db8:9::1"), T0)
+    assert d2 is not None and d2.action is Action.ALLOWED

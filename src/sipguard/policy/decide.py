@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv6Address, ip_network
 
 from sipguard.core.alerts import Action, Alert, Decision, Network
+from sipguard.core.events import Event
 from sipguard.detect.durations import format_duration
 from sipguard.detect.engine import network_key
 from sipguard.policy.history import OffenceHistory
@@ -64,9 +65,9 @@ class Policy:
         self.profiles = dict(DEFAULT_PROFILES if profiles is None else profiles)
         if "default" not in self.profiles:
             self.profiles["default"] = DEFAULT_PROFILES["default"]
-        self.allowlist = allowlist or AllowList()
+        self.allowlist = allowlist if allowlist is not None else AllowList()
         self.simulate = simulate
-        self.history = history or OffenceHistory()
+        self.history = history if history is not None else OffenceHistory()
         # running bans decided here: key -> (expires, level); bounded like the history
         self._running: OrderedDict[str, tuple[float | None, int]] = OrderedDict()
 
@@ -95,6 +96,24 @@ class Policy:
                 now,
                 evidence=evidence,
             )
+        if self.allowlist.contains(network):
+            # allow-listed first: a network allowed after its ban must never be banned again
+            narrowed = self._narrow(network, evidence)
+            if narrowed is None:
+                level = self.history.level(network, now, profile.forget_after)
+                seconds = profile.duration(level)
+                ban = f"ban {format_duration(seconds)} (profile {profile.name})"
+                return Decision(
+                    network,
+                    Action.ALLOWED,
+                    alert.rule,
+                    f"{alert.reason}; allow-listed, would have been: {ban}",
+                    now,
+                    None if seconds is None else now + seconds,
+                    level,
+                    evidence,
+                )
+            network = narrowed
         key = network_key(network)
         running = self._running.get(key)
         if running is not None and (running[0] is None or running[0] > now):
@@ -107,17 +126,6 @@ class Policy:
         seconds = profile.duration(level)
         expires = None if seconds is None else now + seconds
         ban = f"ban {format_duration(seconds)} (offence {level + 1}, profile {profile.name})"
-        if self.allowlist.contains(network):
-            return Decision(
-                network,
-                Action.ALLOWED,
-                alert.rule,
-                f"{alert.reason}; allow-listed, would have been: {ban}",
-                now,
-                expires,
-                level,
-                evidence,
-            )
         self.history.record(network, now)
         self._running[key] = (expires, level)
         self._running.move_to_end(key)
@@ -127,3 +135,14 @@ class Policy:
         return Decision(
             network, action, alert.rule, f"{alert.reason}; {ban}", now, expires, level, evidence
         )
+
+    def _narrow(self, network: Network, evidence: tuple[Event, ...]) -> Network | None:
+        """A grouped network (an IPv6 /64) that overlaps the allow-list is narrowed to the
+        attacking address itself when that address is not allow-listed: an attacker sharing a
+        /64 with the PBX or a trunk is still banned, the trusted neighbour never is."""
+        for event in reversed(evidence):
+            ip = event.ip
+            if ip is not None and ip in network and not self.allowlist.contains(ip):
+                host = ip_network(ip)
+                return None if host == network else host
+        return None
