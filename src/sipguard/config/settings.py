@@ -4,7 +4,9 @@ With no file at all the defaults protect a standard Asterisk install: its messag
 security logs, state in /var/lib/sipguard, nftables. Every key a file sets is checked here against
 the schema (the dataclasses below), so an unknown key or a wrong type stops the start with one
 line naming the file, the key and the reason. `[profiles.*]`, `[rules.*]`, `[sensor]` and
-`[fraud]` are passed through as plain dicts: their owners validate them.
+`[fraud]` are passed through as plain dicts: their owners validate them. `[daemon.fraud]` (whether
+and how the daemon runs the fraud watcher) is checked here: it sits outside `[fraud]` so that
+`sipguard fraud scan --config sipguard.toml` keeps reading the same file.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ DEFAULT_PROFILES: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
+class FraudRunSettings:
+    """`[daemon.fraud]`: toll-fraud protection inside the daemon (the rules stay in `[fraud]`)."""
+
+    enabled: bool = False  # run the fraud watcher on the daemon's AMI connection
+    cdr: list[str] = field(default_factory=list)  # CDR files (Master.csv) to follow as well
+    rates: str = ""  # rate table CSV (prefix,cost_per_minute) for the spend rule
+    hotlist: str = ""  # number ranges CSV (prefix,label) to treat as fraud
+    notify: list[str] = field(default_factory=list)  # apprise URLs for new incidents
+    profile: str = "default"  # ban profile for fraud alerts that carry an address
+
+
+@dataclass(frozen=True)
 class DaemonSettings:
     state_dir: str = "/var/lib/sipguard"
     control_socket: str = "/run/sipguard/control.sock"
@@ -44,6 +58,7 @@ class DaemonSettings:
     queue_size: int = 10000  # bounded event queue for AMI/journald; overflow is counted
     year: int = 0  # year for logs whose dates carry none; 0 = the current year
     max_tracked: int = 20_000  # keys each rule tracks at once; the least recent are evicted
+    fraud: FraudRunSettings = field(default_factory=FraudRunSettings)
 
 
 @dataclass(frozen=True)
@@ -132,6 +147,8 @@ class Settings:
         d.pop("origins")
         if mask_secrets and d["sources"]["ami"]["secret"]:
             d["sources"]["ami"]["secret"] = "********"
+        if mask_secrets:  # notification URLs carry passwords and tokens
+            d["daemon"]["fraud"]["notify"] = ["********" for _ in d["daemon"]["fraud"]["notify"]]
         return d
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from sipguard.config.errors import ConfigError
 from sipguard.config.settings import Settings, load_settings
-from sipguard.core import Decision, Event, Network
+from sipguard.core import Alert, Decision, Event, Network
 from sipguard.daemon.allow import build_allow_networks
 from sipguard.daemon.build import (
     build_engine,
@@ -35,8 +35,9 @@ from sipguard.daemon.build import (
 )
 from sipguard.daemon.control import ControlServer
 from sipguard.daemon.enforcer import Enforcer
+from sipguard.daemon.fraud import FraudRuntime, build_fraud_engine
 from sipguard.daemon.logs import kv
-from sipguard.daemon.runners import run_ami, run_journald, run_logs, run_sensor
+from sipguard.daemon.runners import run_ami, run_fraud, run_journald, run_logs, run_sensor
 from sipguard.daemon.supervise import SourceState, supervise
 
 log = logging.getLogger("sipguard.daemon")
@@ -76,6 +77,7 @@ class Daemon:
         # decisions and evidence are written on the enforcer's I/O thread, checkpoints on the
         # loop: the store is one connection behind a lock, safe to share
         self.store: Any = None
+        self.fraud: FraudRuntime | None = None  # toll-fraud watcher, when [daemon.fraud] is on
 
     # ---- start / stop -------------------------------------------------------------------
     async def run(self) -> int:
@@ -105,6 +107,9 @@ class Daemon:
         offences = await self.enforcer.io(self.store.load_offences)
         self.pipeline = build_pipeline(s, allowed, self.simulate, offences)
         build_sensor_config(s)  # a bad [sensor] table stops the start, like any config error
+        fraud_engine = build_fraud_engine(s)  # and so does a bad [fraud] / [daemon.fraud]
+        if fraud_engine is not None:
+            self.fraud = FraudRuntime(self, fraud_engine)
         now = time.time()
         await self.enforcer.start(now)
         await self.control.start()
@@ -123,6 +128,7 @@ class Daemon:
             bans=len(self.enforcer.active),
             allow=len(allowed),
             socket=s.daemon.control_socket,
+            fraud=self.fraud is not None,
         )
         try:
             async with asyncio.TaskGroup() as tg:
@@ -141,6 +147,8 @@ class Daemon:
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.control.close()
+            if self.fraud is not None:
+                await self.fraud.close()  # the learned baseline survives the restart
             await self._save_offences()
             await self.enforcer.io(self.store.close)
             await self.enforcer.close()  # closes the firewall handle; the bans stay in the kernel
@@ -167,6 +175,8 @@ class Daemon:
             wanted["journald"] = partial(run_journald, self)
         if self.settings.sensor:
             wanted["sensor"] = partial(run_sensor, self)
+        if self.fraud is not None:
+            wanted["fraud"] = partial(run_fraud, self)
         for name, runner in wanted.items():
             self._spawn(name, runner)
 
@@ -234,6 +244,12 @@ class Daemon:
             pos = end
         if pending:
             await asyncio.gather(*pending)
+
+    async def external_alert(self, alert: Alert) -> None:
+        """An alert from the fraud watcher: policy (allow-list, escalation), then the kernel."""
+        decisions = self.pipeline.alert(alert, time.time())
+        if decisions:
+            await self._enforce(decisions)
 
     async def event(self, event: Event) -> None:
         decisions = self.pipeline.event(event, time.time())
@@ -308,6 +324,14 @@ class Daemon:
             build_sensor_config(new)
             simulate = self.cli_simulate or new.daemon.simulate
             profiles = build_profiles(new)
+            old = self.settings
+            fraud_changed = (
+                old.fraud != new.fraud
+                or old.daemon.fraud != new.daemon.fraud
+                or old.sources.ami.enabled != new.sources.ami.enabled
+                or self.simulate != simulate
+            )
+            fraud_engine = build_fraud_engine(new) if fraud_changed else None
         except (ConfigError, ValueError, OSError) as exc:
             self.reloads["failed"] += 1
             self.last_reload_error = str(exc)
@@ -324,11 +348,27 @@ class Daemon:
         policy.allowlist = AllowList(allowed)
         lifted = await self.enforcer.set_allowed(allowed)
         self._restart_sources(old)
+        if fraud_changed:
+            await self._restart_fraud(fraud_engine)
         if old.firewall != new.firewall or old.daemon.control_socket != new.daemon.control_socket:
             kv(log, logging.WARNING, "firewall/socket settings change on the next restart")
         self.reloads["ok"] += 1
         kv(log, logging.INFO, "configuration reloaded", files=",".join(new.files), rules=len(rules))
         return {"reloaded": True, "rules": len(rules), "allow": len(allowed), "lifted": len(lifted)}
+
+    async def _restart_fraud(self, engine: Any) -> None:
+        """New fraud settings: stop the watcher (saving its baseline), start one on the new
+        engine, which loads that baseline. Calls in progress right now are not tracked further."""
+        task = self._tasks.pop("fraud", None)
+        if task is not None:
+            task.cancel()
+        self.sources.pop("fraud", None)
+        if self.fraud is not None:
+            await self.fraud.close()
+        self.fraud = FraudRuntime(self, engine) if engine is not None else None
+        if self.fraud is not None and self._tg is not None:
+            self._spawn("fraud", partial(run_fraud, self))
+        kv(log, logging.INFO, "fraud settings changed", fraud=self.fraud is not None)
 
     async def allow(self, networks: list[Network]) -> list[Network]:
         from sipguard.policy import AllowList

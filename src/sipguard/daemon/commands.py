@@ -99,6 +99,7 @@ class Commands:
             "reloads": dict(d.reloads, last_error=d.last_reload_error),
             "control": {"requests": d.control.requests, "refused": d.control.refused},
             "recent_alerts": list(p.recent)[-20:],
+            "fraud": d.fraud.status() if d.fraud is not None else {"enabled": False},
         }
 
     def _source(self, name: str, state: dict[str, Any]) -> dict[str, Any]:

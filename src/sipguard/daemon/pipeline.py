@@ -57,6 +57,15 @@ class Pipeline:
         self.counts["direct_events"] += 1
         return self._events([event], now)
 
+    def alert(self, alert: Alert, now: float) -> list[Decision]:
+        """An alert raised outside the engine (the fraud watcher's): straight to the policy, so
+        the allow-list, escalation and simulate mode apply to it as to any other."""
+        self.counts["alerts"] += 1
+        self.counts["external_alerts"] += 1
+        decision = self.policy.decide(alert, now)
+        self._record(alert, decision)
+        return [decision] if decision is not None else []
+
     def tick(self, now: float) -> list[Decision]:
         decisions = self._events(self.normalizer.tick(now), now)
         self.engine.expire(now)

@@ -3,7 +3,8 @@
 Log lines (files, journald) are awaited through `daemon.lines`, so a source's checkpoint never
 gets ahead of enforcement. AMI and packet-sensor events go through the daemon's bounded event
 queue (overflow is counted): AMI through the normalizer (a log line and its AMI twin count
-once), sensor events straight to the engine.
+once), sensor events straight to the engine. The AMI client also feeds the fraud watcher, whose
+own source (`run_fraud`) runs its ticks, CDR files and baseline saves.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ async def run_ami(daemon: Daemon) -> None:
     )
 
     async def on_event(msg: Any) -> None:
+        # one client, two consumers: the fraud watcher first (a hangup must not wait behind the
+        # security-event queue), then the security events through the normalizer
+        fraud = daemon.fraud
+        if fraud is not None:
+            fraud.on_event(msg)
         event = ami_security_events(msg)
         if event is not None:
             daemon.queue_event(event, direct=False)
@@ -90,3 +96,9 @@ async def run_sensor(daemon: Daemon) -> None:
         daemon.source_objects["sensor"] = sensor
 
     await run_nfq(config, lambda e: daemon.queue_event(e, direct=True), on_ready=ready)
+
+
+async def run_fraud(daemon: Daemon) -> None:
+    """The toll-fraud watcher's timers and CDR files (its AMI events come through run_ami)."""
+    if daemon.fraud is not None:
+        await daemon.fraud.run()
