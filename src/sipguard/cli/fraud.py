@@ -41,7 +41,15 @@ def register(subparsers: Any) -> None:
         metavar="CSV",
         help="also follow this CDR file (repeatable)",
     )
-    watch.add_argument("--dry-run", action="store_true", help="report, do not hang up or lock")
+    watch.add_argument("--dry-run", action="store_true", help="report, do not hang up, lock or ban")
+    watch.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="the daemon's control socket for bans (default: from --config, else the default)",
+    )
+    watch.add_argument(
+        "--ban-for", default="1d", metavar="DURATION", help="ban length asked of the daemon"
+    )
     watch.set_defaults(func=run_watch)
 
 
@@ -131,17 +139,97 @@ def _print_text(result: Any) -> None:
 def run_watch(args: argparse.Namespace) -> int:
     import asyncio
 
-    from sipguard.fraud.watch import watch_ami
-
     try:
         secret = Path(args.secret_file).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise CliError(f"{args.secret_file}: {exc.strerror}") from None
     engine = _engine(args)
+    bans = DaemonBans(_control_socket(args), args.ban_for, args.dry_run)
     try:
-        asyncio.run(
-            watch_ami(engine, args.host, args.port, args.user, secret, args.dry_run, args.cdr)
-        )
+        asyncio.run(_watch(engine, args, secret, bans))
     except ImportError as exc:
         raise CliError(f"the AMI client is not available: {exc}") from None
     return 0
+
+
+def _control_socket(args: argparse.Namespace) -> str:
+    """--socket, else the daemon's socket from --config (when it is a whole sipguard.toml)."""
+    from sipguard.config.settings import DaemonSettings, load_settings
+
+    if args.socket:
+        return str(args.socket)
+    if args.config:
+        try:
+            return load_settings(args.config).daemon.control_socket
+        except ConfigError:
+            pass  # a file holding only the [fraud] keys: the daemon's default socket
+    return DaemonSettings().control_socket
+
+
+async def _watch(engine: Any, args: argparse.Namespace, secret: str, bans: DaemonBans) -> None:
+    """The watcher on its own AMI connection; bans go to the running daemon (if any)."""
+    import logging
+
+    from sipguard.actions.ami import AmiFraudActions
+    from sipguard.fraud.watch import FraudWatcher, log_notify
+    from sipguard.sources.ami import AmiClient
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    client = AmiClient(args.host, args.port, args.user, secret, events="security,system,call,cdr")
+    actions = AmiFraudActions(client, dry_run=args.dry_run)
+    watcher = FraudWatcher(engine, actions, notify=log_notify, on_alert=bans)
+    try:
+        await watcher.run(client, args.cdr)
+    finally:
+        await bans.drain()
+
+
+class DaemonBans:
+    """`on_alert` for the standalone watcher: a fraud alert with an address becomes the control
+    socket's `ban` (the daemon applies its allow-list); with no daemon running it is logged."""
+
+    def __init__(self, socket: str, duration: str, dry_run: bool = False) -> None:
+        self.socket, self.duration, self.dry_run = socket, duration, dry_run
+        self.sent: list[str] = []  # addresses the daemon banned (bounded)
+        self._pending: set[Any] = set()
+
+    def __call__(self, alert: Any) -> None:
+        import asyncio
+
+        if alert.network is None:
+            return
+        # the control request blocks (a Unix socket, up to its timeout): off the event loop
+        fut = asyncio.get_running_loop().run_in_executor(None, self.send, alert)
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+
+    def reason(self, alert: Any) -> str:
+        calls = " ".join(e.origin.text for e in alert.events if e.origin.text)
+        return f"{alert.rule}: {alert.reason}; calls {calls or '-'}"[:500]
+
+    def send(self, alert: Any) -> None:
+        import logging
+
+        from sipguard.daemon.control import ControlError, request
+
+        log = logging.getLogger("sipguard.fraud")
+        addr, reason = str(alert.network), self.reason(alert)
+        if self.dry_run:
+            log.warning("fraud ban %s [dry-run]: %s", addr, reason)
+            return
+        payload = {"addr": addr, "for": self.duration, "reason": reason}
+        try:
+            request(self.socket, "ban", payload, timeout=5)
+        except ControlError as exc:
+            # no daemon (or it refused, e.g. allow-listed): the alert is still on record here
+            log.warning("fraud ban %s not applied (%s): %s", addr, exc, reason)
+            return
+        self.sent.append(addr)
+        del self.sent[:-1000]
+        log.warning("fraud ban %s sent to the daemon: %s", addr, reason)
+
+    async def drain(self) -> None:
+        import asyncio
+
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=6)
