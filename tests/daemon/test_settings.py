@@ -153,3 +153,13 @@ def test_oversized_or_binary_files_are_one_line_errors(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ConfigError, match=r"bin\.toml: not UTF-8"):
         load_settings(binary)
+
+
+def test_config_check_validates_fraud_tables(tmp_path, capsys) -> None:
+    from sipguard.cli.main import main
+
+    conf = tmp_path / "sipguard.toml"
+    conf.write_text("[daemon.fraud]\nenabled = true\n")
+    assert main(["config", "check", "--config", str(conf)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "daemon.fraud.enabled" in err and str(conf) in err

@@ -68,11 +68,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from sipguard.daemon.build import build_profiles, build_rules, build_sensor_config
+    from sipguard.daemon.fraud import build_fraud_engine
 
-    try:  # the tables whose owners validate them: rules overrides, ban profiles, the sensor
+    try:  # the tables whose owners validate them: rules, profiles, the sensor, fraud
         rules = build_rules(settings)
         build_profiles(settings)
         build_sensor_config(settings)
+        build_fraud_engine(settings)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     if args.json:
