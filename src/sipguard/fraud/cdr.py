@@ -33,6 +33,7 @@ class CdrParser:
         self.source = source
         self.tz = ZoneInfo(timezone)
         self.errors: Counter[str] = Counter()
+        self.first_error: dict[str, int] = {}  # kind -> line first seen (fastscan fills it)
         self.rows = 0
         cols = {name: i for i, name in reversed(list(enumerate(layout.columns)))}
         self._i = cols

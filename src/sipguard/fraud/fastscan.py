@@ -22,14 +22,38 @@ from sipguard.fraud.model import Call, account_of
 _UNSEEN = object()
 
 
-def scan_file(engine: FraudEngine, parser: CdrParser, path: str | Path) -> None:
+def owner(account: str, parts: int) -> int:
+    """The part that checks an account: every rule's state is per account.
+
+    str hash is salted per interpreter, which forked parts share; the report does not depend
+    on which part an account lands in.
+    """
+    return hash(account) % parts
+
+
+def scan_file(
+    engine: FraudEngine, parser: CdrParser, path: str | Path, part: int = 0, parts: int = 1
+) -> None:
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        scan_rows(engine, parser, csv.reader(f))
+        scan_rows(engine, parser, csv.reader(f), part=part, parts=parts)
 
 
 def scan_rows(
-    engine: FraudEngine, parser: CdrParser, rows: Iterable[list[str]], first_line_no: int = 1
+    engine: FraudEngine,
+    parser: CdrParser,
+    rows: Iterable[list[str]],
+    first_line_no: int = 1,
+    part: int = 0,
+    parts: int = 1,
 ) -> None:
+    """Scan rows; with `parts` > 1, only the rows of accounts that `part` owns (see `owner`).
+
+    Each part reads every row (so line numbers stay right) but parses and checks only its
+    own accounts' rows. Errors found before the account is known (short rows, CSV errors)
+    are counted by part 0 alone; every row's other errors by the part that owns it.
+    `parser.first_error` keeps the line where each kind of error was first seen, so parts
+    can be merged in the order one scan would have counted them.
+    """
     i = parser._i
     i_dst, i_start = i["dst"], i["start"]
     i_chan, i_acc, i_src = i.get("channel", -1), i.get("accountcode", -1), i.get("src", -1)
@@ -49,6 +73,9 @@ def scan_rows(
     full, on_hit = engine.cdr_call, engine.on_hit
     bh_days, bh_start, bh_end = engine._bh_days, engine._bh_start, engine._bh_end
     learning = engine.learn_until is None  # until the first call sets the learning period
+    first_error = parser.first_error
+    split, counts_all = parts > 1, part == 0
+    owned: dict[str, bool] = {}  # channel up to its last "-" -> this part owns the account
     quiet = 0  # calls handled in place (the full path counts its own)
     line_no = first_line_no - 1
     skip_header = parser.layout.header and first_line_no == 1
@@ -62,8 +89,30 @@ def scan_rows(
                     continue
                 n = len(row)
                 if n < need or n > MAX_FIELDS:
-                    errors["field_count"] += 1
+                    if counts_all:
+                        errors["field_count"] += 1
+                        first_error.setdefault("field_count", line_no)
                     continue
+                if split:
+                    channel = row[i_chan] if 0 <= i_chan < n else ""
+                    dash = channel.rfind("-")
+                    mine = owned.get(channel[:dash]) if dash > 0 else None
+                    if mine is None:
+                        slash = channel.find("/")
+                        if 0 < slash < dash - 1 and channel[:slash] in _TECHS:
+                            mine = owner(channel[slash + 1 : dash][:80], parts) == part
+                            if len(owned) > 65_536:
+                                owned.clear()
+                            owned[channel[:dash]] = mine
+                        else:
+                            other = account_of(
+                                channel,
+                                row[i_acc] if 0 <= i_acc < n else "",
+                                row[i_src] if 0 <= i_src < n else "",
+                            )
+                            mine = owner(other, parts) == part
+                    if not mine:
+                        continue
                 text = row[i_start]
                 try:
                     if len(text) != 19:
@@ -82,6 +131,7 @@ def scan_rows(
                         parsed = epoch(text)
                         if parsed is None:
                             errors["bad_time"] += 1
+                            first_error.setdefault("bad_time", line_no)
                             continue
                         start = parsed
                 try:
@@ -92,10 +142,12 @@ def scan_rows(
                         end = epoch(row[i_end]) if 0 <= i_end < n else None
                 except ValueError:
                     errors["bad_number"] += 1
+                    first_error.setdefault("bad_number", line_no)
                     continue
                 dst = row[i_dst]
                 if len(dst) > 64:
                     errors["long_field"] += 1
+                    first_error.setdefault("long_field", line_no)
                     dst = dst[:64]
                 info = infos.get(dst) or info_of(dst)
                 if not info.external:
@@ -204,4 +256,6 @@ def scan_rows(
             return
         except csv.Error:
             line_no += 1
-            errors["csv_error"] += 1
+            if counts_all:
+                errors["csv_error"] += 1
+                first_error.setdefault("csv_error", line_no)

@@ -1,0 +1,289 @@
+"""The offline scan on every core: the same report as one process, byte for byte.
+
+Every rule keeps its state per account, so accounts are split between forked parts
+(`fastscan.owner`). Each part reads every row of every file, in order, but parses and checks
+only its own accounts' rows: line numbers, time order per account and the learning period
+stay exactly as in one scan. The one state shared by all accounts, the end of the learning
+period (set by the first outbound call of the scan), is found by the parent before forking.
+The parent then merges the parts' incidents (sorted as `AlertBook.sorted` does; no two share
+a key), row count, calls and error counts (in the order one scan would have seen them).
+
+Parts are forked (the engine, tables and caches are inherited, nothing is pickled) and send
+back one JSON document each through a temporary file.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any
+
+from sipguard.fraud.cdr import CdrParser
+from sipguard.fraud.engine import FraudEngine
+from sipguard.fraud.fastscan import scan_file
+from sipguard.fraud.report import AlertBook, Incident
+from sipguard.fraud.split import Irregular, check_calls, load_shelves, parse_range
+
+MAX_JOBS = 64
+Doc = dict[str, Any]  # a child's answer, as JSON
+
+
+class _Found(Exception):
+    """Stops the probe at the first outbound call."""
+
+
+def first_call_start(paths: Sequence[str | Path], engine: FraudEngine) -> float | None:
+    """Start time of the first call the rules look at (the one that starts learning)."""
+    cfg = engine.config
+    found: list[float] = []
+
+    def sink(_uid: str, account: str, dst: str, start: float, *_rest: object) -> None:
+        info = engine.info(dst)  # as FraudEngine.wanted, from the parsed fields
+        if info.external and account and account not in engine.config.ignore_accounts:
+            found.append(start)
+            raise _Found
+
+    for path in paths:
+        parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, str(path))
+        try:
+            parser.read_file(path, sink)
+        except _Found:
+            return found[0]
+    return None
+
+
+def _incident_row(inc: Incident) -> list[object]:
+    return [
+        inc.rule,
+        inc.account,
+        inc.severity,
+        inc.reason,
+        inc.first,
+        inc.last,
+        inc.calls,
+        inc.hits,
+        inc.ip,
+    ]
+
+
+def _incident(row: list[Any]) -> Incident:
+    rule, account, severity, reason, first, last, calls, hits, ip = row
+    return Incident(
+        str(rule),
+        str(account),
+        str(severity),
+        str(reason),
+        float(first),
+        float(last),
+        [str(c) for c in calls],
+        int(hits),
+        str(ip),
+    )
+
+
+def _part(paths: list[str | Path], engine: FraudEngine, gap: float, part: int, parts: int) -> Doc:
+    """Fallback for irregular files: every part reads every row, checks its own accounts."""
+    book = AlertBook(gap)
+    engine.on_hit = book.add
+    calls_before = engine.calls_seen
+    cfg = engine.config
+    rows = 0
+    errors: Counter[str] = Counter()
+    first: dict[str, tuple[int, int]] = {}
+    for index, path in enumerate(paths):
+        parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, str(path))
+        scan_file(engine, parser, path, part, parts)
+        rows += parser.rows
+        errors.update(parser.errors)
+        for kind, line in parser.first_error.items():
+            first.setdefault(kind, (index, line))
+    return {
+        "rows": rows,
+        "calls": engine.calls_seen - calls_before,
+        "errors": [[k, n, *first[k]] for k, n in errors.items()],
+        "incidents": [_incident_row(i) for i in book.incidents],
+    }
+
+
+def _parse_part(
+    paths: list[str | Path],
+    engine: FraudEngine,
+    ranges: list[list[int]],
+    k: int,
+    parts: int,
+    tmp: str,
+) -> Doc:
+    """Stage 1: range k of every file, calls shelved by owner into tmp/<file>-<k>-<part>."""
+    cfg = engine.config
+    files = []
+    for index, path in enumerate(paths):
+        parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, str(path))
+        with ExitStack() as stack:
+            outs = [
+                stack.enter_context(open(os.path.join(tmp, f"{index}-{k}-{j}"), "wb"))
+                for j in range(parts)
+            ]
+            try:
+                rows = parse_range(
+                    engine, parser, path, ranges[index][k], ranges[index][k + 1], outs
+                )
+            except Irregular:
+                return {"irregular": True}
+        errors = [[kind, n, parser.first_error[kind]] for kind, n in parser.errors.items()]
+        files.append({"rows": rows, "errors": errors})
+    return {"irregular": False, "files": files}
+
+
+def _check_part(
+    paths: list[str | Path],
+    engine: FraudEngine,
+    gap: float,
+    offsets: list[list[int]],
+    j: int,
+    tmp: str,
+) -> Doc:
+    """Stage 2: part j's accounts, range after range of every file."""
+    book = AlertBook(gap)
+    engine.on_hit = book.add
+    calls_before = engine.calls_seen
+    for index, path in enumerate(paths):
+        for k, offset in enumerate(offsets[index]):
+            with open(os.path.join(tmp, f"{index}-{k}-{j}"), "rb") as f:
+                for shelf in load_shelves(f):
+                    check_calls(engine, shelf, offset, str(path))
+    return {
+        "calls": engine.calls_seen - calls_before,
+        "incidents": [_incident_row(i) for i in book.incidents],
+    }
+
+
+def _fork_all(target: Callable[..., Doc], calls: list[tuple[object, ...]]) -> list[Doc]:
+    """Run target(*args) for each args in a forked child; their JSON answers, in order."""
+    ctx = multiprocessing.get_context("fork")
+    procs: list[Any] = []
+    with ExitStack() as stack:
+        outs = [stack.enter_context(tempfile.TemporaryFile()) for _ in calls]
+        try:
+            for n, (args, out) in enumerate(zip(calls, outs, strict=True)):
+                proc = ctx.Process(
+                    target=_child,
+                    args=(target, args, out),
+                    name=f"sipguard-fraud-scan-{n}",
+                    daemon=True,
+                )
+                proc.start()
+                procs.append(proc)
+            for proc in procs:
+                proc.join()
+        finally:
+            for proc in procs:
+                if proc.is_alive():  # interrupted: take the parts down with us
+                    proc.kill()
+                    proc.join()
+        failed = [p.name for p in procs if p.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"fraud scan part failed: {', '.join(failed)}")
+        docs = []
+        for out in outs:
+            out.seek(0)
+            docs.append(json.loads(out.read()))
+        return docs
+
+
+def _child(target: Callable[..., Doc], args: tuple[object, ...], out: IO[bytes]) -> None:
+    gc.disable()  # as in scan(): the state is acyclic, reference counting frees it
+    out.write(json.dumps(target(*args)).encode())
+    out.flush()
+
+
+def ranges_of(path: str | Path, parts: int) -> list[int]:
+    """parts + 1 byte offsets cutting a file into parts ranges of whole lines."""
+    size = os.stat(path).st_size
+    cuts = [0]
+    with open(path, "rb") as f:
+        for k in range(1, parts):
+            pos = max(cuts[-1], k * size // parts)
+            if pos > 0:
+                f.seek(pos - 1)
+                f.readline()  # to the start of the next line
+                pos = f.tell()
+            cuts.append(min(pos, size))
+    cuts.append(size)
+    return cuts
+
+
+def scan_parallel(
+    paths: Sequence[str | Path], engine: FraudEngine, gap: float, jobs: int
+) -> tuple[list[Incident], int, int, Counter[str]]:
+    """(incidents, rows, calls, errors) of `paths` scanned by `jobs` forked processes.
+
+    The engine's accounts stay in the children; only `learn_until` and `calls_seen` of the
+    given engine change. Raises OSError when a file cannot be read, RuntimeError when a
+    child fails otherwise.
+    """
+    paths = list(paths)
+    for path in paths:
+        with open(path, "rb"):  # unreadable: the same OSError one scan raises, before forking
+            pass
+    jobs = max(2, min(jobs, MAX_JOBS))
+    if engine.learn_until is None:
+        start = first_call_start(paths, engine)
+        if start is not None:
+            engine.learn_until = start + float(engine.new_country["learn_seconds"])
+    with tempfile.TemporaryDirectory(prefix="sipguard-fraud-") as tmp:
+        ranges = [ranges_of(p, jobs) for p in paths]
+        parsed = _fork_all(
+            _parse_part, [(paths, engine, ranges, k, jobs, tmp) for k in range(jobs)]
+        )
+        if any(doc["irregular"] for doc in parsed):
+            docs = _fork_all(_part, [(paths, engine, gap, j, jobs) for j in range(jobs)])
+            errors = [e for doc in docs for e in doc["errors"]]
+            return _merge(docs, int(docs[0]["rows"]), errors, engine)
+        offsets: list[list[int]] = []
+        errors = []
+        rows = 0
+        for index in range(len(paths)):
+            offsets.append([])
+            for k in range(jobs):
+                offsets[index].append(
+                    rows_before := sum(int(parsed[r]["files"][index]["rows"]) for r in range(k))
+                )
+                for kind, n, line in parsed[k]["files"][index]["errors"]:
+                    errors.append([kind, n, index, rows_before + line])
+            rows += sum(int(parsed[k]["files"][index]["rows"]) for k in range(jobs))
+        docs = _fork_all(_check_part, [(paths, engine, gap, offsets, j, tmp) for j in range(jobs)])
+    return _merge(docs, rows, errors, engine)
+
+
+def _merge(
+    docs: list[Doc], rows: int, errors: list[list[Any]], engine: FraudEngine
+) -> tuple[list[Incident], int, int, Counter[str]]:
+    incidents = [_incident(row) for doc in docs for row in doc["incidents"]]
+    incidents.sort(key=lambda i: (i.first, i.account, i.rule))  # AlertBook.sorted; keys unique
+    engine.calls_seen += sum(int(doc["calls"]) for doc in docs)
+    first: dict[str, tuple[int, int]] = {}
+    counts: Counter[str] = Counter()
+    for kind, n, index, line in errors:
+        counts[kind] += int(n)
+        first[kind] = min(first.get(kind, (index, line)), (index, line))
+    # one scan's Counter holds the kinds in the order it first met them
+    ordered: Counter[str] = Counter()
+    for kind in sorted(counts, key=lambda k: first[k]):
+        ordered[kind] = counts[kind]
+    return incidents, rows, engine.calls_seen, ordered
+
+
+def usable_jobs(jobs: int | None) -> int:
+    """--jobs: None is every core; fork is needed for more than one."""
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    if jobs > 1 and "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(jobs, MAX_JOBS))
