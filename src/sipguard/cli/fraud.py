@@ -26,6 +26,12 @@ def register(subparsers: Any) -> None:
         metavar="JSON",
         help="known countries per account ({account: [CC,...]}); skips learning",
     )
+    scan.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="processes for large inputs (default: every core; 1: one process)",
+    )
     scan.set_defaults(func=run_scan)
 
     watch = sub.add_parser("watch", help="watch live calls over AMI and act on fraud")
@@ -88,8 +94,12 @@ def _baseline(path: str) -> dict[str, list[str]]:
 
 
 def run_scan(args: argparse.Namespace) -> int:
+    from sipguard.fraud.parallel import usable_jobs
     from sipguard.fraud.scan import scan
 
+    if args.jobs is not None and not 1 <= args.jobs <= 64:
+        raise CliError(f"--jobs: {args.jobs} is not between 1 and 64")
+    jobs = usable_jobs(args.jobs)
     engine = _engine(args)
     if args.baseline:
         engine.load_baseline(_baseline(args.baseline))
@@ -97,9 +107,11 @@ def run_scan(args: argparse.Namespace) -> int:
         if not Path(path).is_file():
             raise CliError(f"{path}: no such file")
     try:
-        result = scan(args.cdr, engine)
+        result = scan(args.cdr, engine, jobs=jobs)
     except OSError as exc:
         raise CliError(f"{exc.filename}: {exc.strerror}") from None
+    except RuntimeError as exc:  # a scan process died (e.g. killed for memory)
+        raise CliError(str(exc)) from None
     if args.format == "json":
         out = {
             "alerts": [i.to_dict() for i in result.incidents],
