@@ -237,6 +237,8 @@ def scan_parallel(
         start = first_call_start(paths, engine)
         if start is not None:
             engine.learn_until = start + float(engine.new_country["learn_seconds"])
+    if engine.country_of_ip is not None:
+        engine.country_of_ip("192.0.2.1")  # loads the address table once, not in every child
     with tempfile.TemporaryDirectory(prefix="sipguard-fraud-") as tmp:
         ranges = [ranges_of(p, jobs) for p in paths]
         parsed = _fork_all(
@@ -283,7 +285,10 @@ def _merge(
 def usable_jobs(jobs: int | None) -> int:
     """--jobs: None is every core; fork is needed for more than one."""
     if jobs is None:
-        jobs = os.cpu_count() or 1
+        try:
+            jobs = len(os.sched_getaffinity(0))  # the cores this process may run on
+        except AttributeError:
+            jobs = os.cpu_count() or 1
     if jobs > 1 and "fork" not in multiprocessing.get_all_start_methods():
         return 1
     return max(1, min(jobs, MAX_JOBS))
