@@ -226,3 +226,48 @@ def test_cli_jobs(tmp_path: Path, fraud_set: Generated, monkeypatch: Any, capsys
     assert main([*args, "--jobs", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--jobs" in err and len(err.splitlines()) == 1
+
+
+def test_custom_layout_with_header_rows(tmp_path: Path) -> None:
+    """A header row only at the top of each file, never at the top of a later range; no
+    duration column, so the end comes from its own date (sometimes malformed)."""
+    config = build_config(
+        {
+            "home_country": "DE",
+            "national_prefix": "0",
+            "international_prefixes": ["00"],
+            "rules": {"velocity": {"max_calls": 3, "window": 300}, "short_burst": {"min_calls": 3}},
+            "cdr": {
+                "columns": [
+                    "uniqueid",
+                    "start",
+                    "end",
+                    "channel",
+                    "dst",
+                    "billsec",
+                    "ip",
+                    "ignore",
+                ],
+                "header": True,
+            },
+        }
+    )
+    rng = random.Random(3)
+    paths = []
+    for name in ("x.csv", "y.csv"):
+        lines = ["uniqueid,start,end,channel,dst,billsec,ip,note\n"]
+        t = 0
+        for i in range(800):
+            t += rng.choice([2, 30, 200])
+            when = f"2026-11-12 {t // 3600 % 24:02d}:{t // 60 % 60:02d}:{t % 60:02d}"
+            end = rng.choice([when, when, "2026-11-12 99:00:00"])
+            uid = rng.choice([f"u{name}{i}", ""])
+            chan = rng.choice(CHANNELS)
+            dst, ip = rng.choice(DSTS), rng.choice(["", "81.2.69.160"])
+            lines.append(f"{uid},{when},{end},{chan},{dst},{rng.choice([0, 3, 90])},{ip},n\n")
+        paths.append(tmp_path / name)
+        paths[-1].write_text("".join(lines), encoding="utf-8")
+    one = scan(paths, build_engine(config))
+    assert one.rows == 1602 and not one.errors and len(one.incidents) > 3
+    for jobs in (2, 3):
+        assert report(parallel(paths, build_engine(config), jobs)) == report(one)

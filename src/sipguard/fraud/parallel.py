@@ -131,9 +131,8 @@ def _parse_part(
                 for j in range(parts)
             ]
             try:
-                rows = parse_range(
-                    engine, parser, path, ranges[index][k], ranges[index][k + 1], outs
-                )
+                begin, end = ranges[index][k], ranges[index][k + 1]
+                rows = parse_range(engine, parser, path, begin, end, outs, k == 0)
             except Irregular:
                 return {"irregular": True}
         errors = [[kind, n, parser.first_error[kind]] for kind, n in parser.errors.items()]

@@ -42,8 +42,11 @@ def parse_range(
     begin: int,
     end: int,
     outs: list[Any],
+    first: bool,
 ) -> int:
     """Parse bytes [begin, end) of `path` (whole lines); calls go to `outs[owner]`.
+
+    `first`: the range starts the file (where a layout's header row is).
 
     Returns the number of rows (one per line). Line numbers in `parser.first_error` and in
     the tuples count from 1 at `begin`. Raises Irregular when rows and lines differ.
@@ -76,7 +79,8 @@ def parse_range(
             if not lines[-1]:
                 lines.pop()
             shelves: list[list[CallTuple]] = [[] for _ in range(parts)]
-            rows = _parse(engine, parser, csv.reader(lines), done, shelves)
+            header = first and done == 0 and parser.layout.header
+            rows = _parse(engine, parser, csv.reader(lines), done, shelves, header)
             if rows - done != len(lines):
                 raise Irregular(str(path))
             done = rows
@@ -96,6 +100,7 @@ def _parse(
     rows: Iterable[list[str]],
     line_no: int,
     shelves: list[list[CallTuple]],
+    skip_header: bool,
 ) -> int:
     """`scan_rows` up to the account: errors counted, calls shelved by owner. Returns the
     line number reached."""
@@ -109,7 +114,6 @@ def _parse(
     infos, info_of, ignore = engine._info, engine.info, engine._ignore
     names: dict[str, tuple[str, int]] = {}  # channel up to its last "-" -> (account, owner)
     parts = len(shelves)
-    skip_header = parser.layout.header and line_no == 0
     rows = iter(rows)
     while True:
         try:
