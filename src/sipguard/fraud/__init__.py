@@ -1,8 +1,9 @@
 """sipguard.fraud: toll-fraud and account protection.
 
 Destination classification (`classify`), rules as data (`config`, data/rules.toml), the pure
-detectors (`engine`), CDR readers (`cdr`, `fastscan`), the offline scan (`scan`), the live AMI
-call tracker (`live`) and watcher (`watch`), and a seeded CDR generator (`gen`).
+detectors (`engine`), CDR readers (`cdr`, `fastscan`), the offline scan (`scan`; on every core:
+`parallel`, `split`), the live AMI call tracker (`live`) and watcher (`watch`), and a seeded CDR
+generator (`gen`).
 """
 
 from sipguard.fraud.classify import Classifier, Destination, Hotlist, Numbering
