@@ -24,12 +24,7 @@ class StoreCheckpoints:
         self.store = store
 
     def get(self, source: str) -> Any:
-        from sipguard.sources.base import Checkpoint
-
-        cp = self.store.get_offset(source)
-        if cp is None:
-            return None
-        return Checkpoint(cp.dev, cp.inode, cp.offset, cp.line_no, cp.head_hash)
+        return self.store.get_offset(source)
 
     def set(self, source: str, cp: Any) -> None:
         self.store.set_offset(source, cp)

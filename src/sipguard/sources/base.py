@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from sipguard.core.checkpoint import Checkpoint as Checkpoint  # one type, re-exported
+
 
 @dataclass(frozen=True, slots=True)
 class LineBatch:
@@ -27,23 +29,6 @@ class LineBatch:
     @property
     def line_count(self) -> int:
         return self.data.count(b"\n")
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """How far a source got, and how to recognise the same file after a restart.
-
-    File sources: `dev`/`inode` identify the file, `offset` is the byte just after the last
-    emitted line, `line_no` the number of lines emitted so far, `head_hash` a hash of the
-    file's first bytes (catches a truncated-and-rewritten file that kept its inode).
-    Cursor-based sources (journald) keep their cursor in `head_hash` and zeros elsewhere.
-    """
-
-    dev: int
-    inode: int
-    offset: int
-    line_no: int
-    head_hash: str
 
 
 class CheckpointStore(Protocol):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sipguard.core.alerts import Action, Decision, Network
+from sipguard.core.checkpoint import Checkpoint as Checkpoint  # one type, re-exported
 from sipguard.core.events import Event
 from sipguard.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -30,17 +31,6 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9
 
 class StoreError(Exception):
     """The database cannot be opened or used; the message names the file and the reason."""
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """Where a followed file was read up to; head_hash identifies the file across renames."""
-
-    dev: int
-    inode: int
-    offset: int
-    line_no: int
-    head_hash: str
 
 
 @dataclass(frozen=True, slots=True)
