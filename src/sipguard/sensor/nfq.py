@@ -100,6 +100,8 @@ class VerdictBatch:
         self.pending = 0
         self.writes = 0
         self.errors = 0
+        self._drop_prefix = self._prefix(_NFQNL_MSG_VERDICT, _NF_DROP)
+        self._accept_prefix = self._prefix(_NFQNL_MSG_VERDICT_BATCH, _NF_ACCEPT)
 
     def add(self, packet_id: int, accept: bool) -> None:
         if accept:
@@ -111,17 +113,24 @@ class VerdictBatch:
             self.flush()
 
     def _message(self, kind: int, verdict: int, packet_id: int) -> bytes:
-        attr = struct.pack("=HH", 12, _NFQA_VERDICT_HDR) + struct.pack("!II", verdict, packet_id)
-        body = self._head + attr
+        return self._prefix(kind, verdict) + packet_id.to_bytes(4, "big")
+
+    def _prefix(self, kind: int, verdict: int) -> bytes:
+        # every byte of a verdict message but the trailing packet id (built once per kind:
+        # a drop costs one concatenation instead of three struct.pack calls)
+        attr = struct.pack("=HH", 12, _NFQA_VERDICT_HDR) + struct.pack("!I", verdict)
+        body_len = len(self._head) + len(attr) + 4
         flags_type = (_NFNL_SUBSYS_QUEUE << 8) | kind
-        return struct.pack("=IHHII", 16 + len(body), flags_type, _NLM_F_REQUEST, 0, 0) + body
+        header = struct.pack("=IHHII", 16 + body_len, flags_type, _NLM_F_REQUEST, 0, 0)
+        return header + self._head + attr
 
     def flush(self) -> None:
         if not self.pending:
             return
-        parts = [self._message(_NFQNL_MSG_VERDICT, _NF_DROP, i) for i in self._drops]
+        drop = self._drop_prefix
+        parts = [drop + i.to_bytes(4, "big") for i in self._drops]
         if self._accept is not None:
-            parts.append(self._message(_NFQNL_MSG_VERDICT_BATCH, _NF_ACCEPT, self._accept))
+            parts.append(self._accept_prefix + self._accept.to_bytes(4, "big"))
         self._drops.clear()
         self._accept = None
         self.pending = 0
@@ -164,15 +173,14 @@ class NfqSensor:
         self.rules = QueueRules(config)
 
     def _on_packet(self, pkt: Any) -> None:
+        """One packet, the clock read for it alone (the callback when verdicts are not
+        batched; `_batched_callback` is the same with the clock read once per batch)."""
         try:
             accept, events = self.sensor.handle(
                 pkt.get_payload(), self._now(), pkt.hook == NF_INET_LOCAL_OUT
             )
-        except Exception:  # a bug must not stall the queue: fail open, count, log once a while
-            self.counters["internal_error"] += 1
-            if self.counters["internal_error"] <= 10:
-                log.exception("sensor error; packet accepted")
-            accept, events = True, ()
+        except Exception:
+            accept, events = self._internal_error()
         batch = self._batch
         if batch is not None:
             batch.add(pkt.id, accept)
@@ -180,6 +188,17 @@ class NfqSensor:
             pkt.accept()
         else:
             pkt.drop()
+        if events:
+            self._emit(events)
+
+    def _internal_error(self) -> tuple[bool, tuple[Event, ...]]:
+        # a bug must not stall the queue: fail open, count, log the first few
+        self.counters["internal_error"] += 1
+        if self.counters["internal_error"] <= 10:
+            log.exception("sensor error; packet accepted")
+        return True, ()
+
+    def _emit(self, events: tuple[Event, ...]) -> None:
         for event in events:
             if self._debug:  # one line per drop: debug only (floods)
                 log.debug("drop %s from %s:%s (%s)", event.kind, event.ip, event.port, event.detail)
@@ -187,6 +206,38 @@ class NfqSensor:
                 self.emit(event)
             except Exception:
                 self.counters["emit_error"] += 1
+
+    def _batched_callback(self, batch: VerdictBatch) -> Callable[[Any], None]:
+        """`_on_packet` for batched verdicts, with what it touches bound once: at 50,000
+        packets a second the attribute lookups and calls per packet add up. The clock is read
+        at the first packet of each batch, so a verdict's time is at most one batch old (a
+        batch is flushed when full and whenever the socket is empty, i.e. within ~1 ms)."""
+        handle = self.sensor.handle
+        clock = self._now
+        drops = batch._drops  # VerdictBatch.add, inlined
+        size = batch.size
+        emit = self._emit
+        now = clock()
+
+        def on_packet(pkt: Any) -> None:
+            nonlocal now
+            if not batch.pending:
+                now = clock()
+            try:
+                accept, events = handle(pkt.get_payload(), now, pkt.hook == NF_INET_LOCAL_OUT)
+            except Exception:
+                accept, events = self._internal_error()
+            if accept:
+                batch._accept = pkt.id
+            else:
+                drops.append(pkt.id)
+            batch.pending += 1
+            if batch.pending >= size:
+                batch.flush()
+            if events:
+                emit(events)
+
+        return on_packet
 
     def stop(self) -> None:
         self._stop = True
@@ -203,7 +254,12 @@ class NfqSensor:
         # binding's 2.4 MB, a burst overflows the socket long before the queue is full, and
         # those packets bypass the sensor (fail-open) although it could have judged them
         sock_len = min(max(self.max_len * 4096, 2_455_552), 128 << 20)
-        nfq.bind(self.queue, self._on_packet, max_len=self.max_len, sock_len=sock_len)
+        on_packet: Callable[[Any], None] = self._on_packet
+        if self.verdict_batch > 1:
+            # the queue's fd is known once bound; callbacks run only inside nfq.run() below
+            self._batch = VerdictBatch(-1, self.queue, self.verdict_batch)
+            on_packet = self._batched_callback(self._batch)
+        nfq.bind(self.queue, on_packet, max_len=self.max_len, sock_len=sock_len)
         try:
             _set_fail_open(nfq.get_fd(), self.queue)
             if self.install_table:
@@ -211,8 +267,8 @@ class NfqSensor:
             if on_ready is not None:
                 on_ready(self)
             fd = nfq.get_fd()
-            if self.verdict_batch > 1:
-                self._batch = VerdictBatch(fd, self.queue, self.verdict_batch)
+            if self._batch is not None:
+                self._batch.fd = fd
             last_expire = self.clock.now()
             while not self._stop:
                 self._debug = log.isEnabledFor(logging.DEBUG)
