@@ -50,15 +50,12 @@ _IN_DIALOG = Verdict(True, "in_dialog")
 _RESPONSE = Verdict(True, "response")
 
 _TEXT_MAX = 200  # bytes of attacker text kept in an event
+_NO_LINE = Origin("sensor", 0, "")
 
 
 def _host(host: str | None) -> str | None:
     # "example.com." is the same name as "example.com" (the config strips the dot too)
     return host[:-1] if host and host.endswith(".") else host
-
-
-def _clip(text: str | None) -> str | None:
-    return None if text is None else text[:_TEXT_MAX]
 
 
 class SensorPolicy:
@@ -127,11 +124,13 @@ class SensorPolicy:
             ip=ip,
             port=port,
             transport=transport,
-            target=_clip(target),
-            user_agent=_clip(user_agent),
-            call_id=_clip(call_id),
+            # attacker text, clipped (inline: a flood is mostly drops)
+            target=None if target is None else target[:_TEXT_MAX],
+            user_agent=None if user_agent is None else user_agent[:_TEXT_MAX],
+            call_id=None if call_id is None else call_id[:_TEXT_MAX],
             detail=detail,
-            origin=Origin("sensor", 0, line[:_TEXT_MAX]),
+            # Origin is immutable: every drop without a line shares one
+            origin=Origin("sensor", 0, line[:_TEXT_MAX]) if line else _NO_LINE,
         )
         return Verdict(False, reason, event)
 
