@@ -146,7 +146,7 @@ class SensorPolicy:
     ) -> Verdict:
         """Verdict on one inbound SIP message (a UDP payload or one framed TCP message)."""
         self.counters["seen"] += 1
-        if self.is_trusted(ip):
+        if self._trusted and self.is_trusted(ip):  # no call per packet without trunks
             self.counters["trusted"] += 1
             return _TRUSTED
         head = scan_head(data, self.limits, stream) if self.fast_path else None
