@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from sipguard.daemon.harness import SRC, DaemonProc
+from sipguard.testing.ami_calls import dial
 from sipguard.testing.ami_server import AmiServer
 
 pytestmark = pytest.mark.slow
@@ -78,45 +79,6 @@ CDR_ROW = (  # cdr_csv's Master.csv with loguniqueid: a premium-rate call by 100
     '"2026-11-11 10:00:05","2026-11-11 10:01:05",65,60,"ANSWERED","DOCUMENTATION",'
     '"1762855200.1",""\n'
 )
-
-
-def chan(prefix: str, channel: str, uid: str, exten: str, num: str) -> list[tuple[str, str]]:
-    """A channel snapshot in manager_channels.c's field order."""
-    return [
-        (f"{prefix}Channel", channel),
-        (f"{prefix}ChannelState", "4"),
-        (f"{prefix}ChannelStateDesc", "Ring"),
-        (f"{prefix}CallerIDNum", num),
-        (f"{prefix}CallerIDName", f"Ext {num}"),
-        (f"{prefix}ConnectedLineNum", "<unknown>"),
-        (f"{prefix}ConnectedLineName", "<unknown>"),
-        (f"{prefix}Language", "en"),
-        (f"{prefix}AccountCode", ""),
-        (f"{prefix}Context", "from-internal"),
-        (f"{prefix}Exten", exten),
-        (f"{prefix}Priority", "1"),
-        (f"{prefix}Uniqueid", uid),
-        (f"{prefix}Linkedid", uid),
-    ]
-
-
-async def dial(server: AmiServer, account: str, seq: int, exten: str) -> tuple[str, str]:
-    """Newchannel then DialBegin of one outbound call, as Asterisk sends them."""
-    channel, uid = f"PJSIP/{account}-{seq:08x}", f"1763780000.{seq}"
-    await server.push_event(
-        [("Event", "Newchannel"), *chan("", channel, uid, exten, account)], "call"
-    )
-    dest = chan("Dest", f"PJSIP/trunk-{seq + 1:08x}", f"1763780000.{seq + 1}", exten, exten)
-    await server.push_event(
-        [
-            ("Event", "DialBegin"),
-            *chan("", channel, uid, exten, account),
-            *dest,
-            ("DialString", f"{exten}@trunk"),
-        ],
-        "call",
-    )
-    return channel, uid
 
 
 async def registered(server: AmiServer, account: str, ip: str, session: str) -> None:

@@ -20,6 +20,7 @@ from sipguard.fraud.scan import build_engine
 from sipguard.fraud.tables import RateTable
 from sipguard.fraud.watch import FraudWatcher
 from sipguard.sources.ami import AmiClient
+from sipguard.testing.ami_calls import dial
 from sipguard.testing.ami_server import AmiServer
 
 USERS = {"sipguard": "s3cret"}
@@ -28,47 +29,6 @@ CN_IP = "14.21.198.22"  # iptocc: CN
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(asyncio.wait_for(coro, 30))
-
-
-def channel_fields(
-    prefix: str, channel: str, uid: str, exten: str, num: str
-) -> list[tuple[str, str]]:
-    """A channel snapshot as manager_channels.c builds it (with `prefix` for Dest fields)."""
-    return [
-        (f"{prefix}Channel", channel),
-        (f"{prefix}ChannelState", "4"),
-        (f"{prefix}ChannelStateDesc", "Ring"),
-        (f"{prefix}CallerIDNum", num),
-        (f"{prefix}CallerIDName", f"Ext {num}"),
-        (f"{prefix}ConnectedLineNum", "<unknown>"),
-        (f"{prefix}ConnectedLineName", "<unknown>"),
-        (f"{prefix}Language", "en"),
-        (f"{prefix}AccountCode", ""),
-        (f"{prefix}Context", "from-internal"),
-        (f"{prefix}Exten", exten),
-        (f"{prefix}Priority", "1"),
-        (f"{prefix}Uniqueid", uid),
-        (f"{prefix}Linkedid", uid),
-    ]
-
-
-async def dial(server: AmiServer, account: str, seq: int, exten: str) -> tuple[str, str]:
-    channel, uid = f"PJSIP/{account}-{seq:08x}", f"1763780000.{seq}"
-    await server.push_event(
-        [("Event", "Newchannel"), *channel_fields("", channel, uid, exten, account)], "call"
-    )
-    await server.push_event(
-        [
-            ("Event", "DialBegin"),
-            *channel_fields("", channel, uid, exten, account),
-            *channel_fields(
-                "Dest", f"PJSIP/trunk-{seq + 1:08x}", f"1763780000.{seq + 1}", exten, exten
-            ),
-            ("DialString", f"{exten}@trunk"),
-        ],
-        "call",
-    )
-    return channel, uid
 
 
 def setup(**rules: Any) -> tuple[FraudWatcher, list[Alert]]:
