@@ -136,25 +136,14 @@ class LogNormalizer:
     def _parse(self, text: str, source: str, line_no: int) -> list[Event]:
         st = self.stats
         st.candidates += 1
-        origin = Origin(source, line_no, text[:ORIGIN_TEXT])
-        if "\x1b" in text:
-            text = ANSI.sub("", text)
-        try:
-            prefix = split_prefix(text, self._clock)
-            if prefix is None:
-                st.malformed += 1
-                return []
-            time = prefix.time if prefix.time is not None else self._last_time
-            cand, bad = parse_message(prefix, time, origin, self._clock)
-        except (ValueError, IndexError, KeyError, OverflowError, TypeError):
-            st.malformed += 1
-            return []
+        clock, last = self._clock, self._last_time
+        cand, bad, prefix_time = parse_candidate(text, source, line_no, clock, last)
         if cand is None:
             if bad:
                 st.malformed += 1
             return []
-        if prefix.time is not None:
-            self._last_time = prefix.time
+        if prefix_time is not None:
+            self._last_time = prefix_time
         return self._run(cand, cand.event.time)
 
     def _run(self, c: Candidate, now: float) -> list[Event]:
@@ -197,6 +186,27 @@ class LogNormalizer:
             if q < 0:
                 break
             s = q + 1
+
+
+def parse_candidate(
+    text: str, source: str, line_no: int, clock: TimeParser, last_time: float
+) -> tuple[Candidate | None, bool, float | None]:
+    """One candidate line -> (candidate or None, malformed, the prefix's time or None).
+
+    Shared by LogNormalizer and the C normalizer's fallback (fast.py), which keep the counts.
+    """
+    origin = Origin(source, line_no, text[:ORIGIN_TEXT])
+    if "\x1b" in text:
+        text = ANSI.sub("", text)
+    try:
+        prefix = split_prefix(text, clock)
+        if prefix is None:
+            return None, True, None
+        time = prefix.time if prefix.time is not None else last_time
+        cand, bad = parse_message(prefix, time, origin, clock)
+    except (ValueError, IndexError, KeyError, OverflowError, TypeError):
+        return None, True, None
+    return cand, bad, prefix.time
 
 
 def _candidate_offsets(data: bytes) -> list[int]:
