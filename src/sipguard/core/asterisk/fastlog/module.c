@@ -1,0 +1,685 @@
+/* module.c: the _fastlog module. Event/Origin construction, caches, the Python fallback, and the
+ * Normalizer and Linker types (see fast.h for the contract between the C files).
+ *
+ * Events are built by writing the slots of the frozen dataclass directly: its generated __init__
+ * goes through object.__setattr__ once per field (~2 us an event), which alone would cost more
+ * than the whole C parse.
+ */
+#include "fast.h"
+#include <structmember.h>
+
+PyObject *KIND[NKINDS];
+PyObject *SERVICE[NSERVICES];
+
+const char *const LINK_NAMES[NLINKS] = {
+    "InvalidAccountID", "ChallengeResponseFailed", "InvalidPassword", "FailedACL",
+    "RequestBadFormat", "RequestNotAllowed", "RequestNotSupported", "AuthMethodNotAllowed",
+    "InvalidTransport", "SessionLimit", "MemoryLimit", "LoadAverageLimit", "ChallengeSent",
+    "SuccessfulAuth", "Registration", "Call",
+};
+
+static const char *const KIND_ATTRS[NKINDS] = {
+    "WRONG_PASSWORD", "UNKNOWN_ACCOUNT", "AUTH_NAME_MISMATCH", "ACL_DENIED", "CALL_REJECTED",
+    "REQUEST_NOT_ALLOWED", "MALFORMED_REQUEST", "SCANNER_PROBE", "CHALLENGE_UNANSWERED",
+    "AMI_LOGIN_FAILED", "LIMIT", "LOG_TAMPERING", "SENSOR_DROP", "TOLL_FRAUD",
+    "CHALLENGE_SENT", "AUTH_SUCCESS", "AMI_LOGIN_SUCCESS",
+};
+static const char *const SERVICE_ATTRS[NSERVICES] = {
+    "CHAN_SIP", "PJSIP", "IAX2", "AMI", "SECURITY", "PJPROJECT", "SENSOR", "UNKNOWN",
+};
+static const char *const EVENT_FIELDS[NFIELDS] = {
+    "time", "kind", "service", "ip", "port", "transport", "account", "target", "user_agent",
+    "call_id", "detail", "origin",
+};
+static const char *const ORIGIN_FIELDS[3] = {"source", "line_no", "text"};
+
+static PyTypeObject *EventType, *OriginType;
+static PyObject *CandidateType, *NO_ORIGIN, *EMPTY, *parse_ip_fn;
+static Py_ssize_t EV_OFF[NFIELDS], OR_OFF[3];
+static PyObject *ip_cache, *str_cache;
+static PyObject *PORTS[65536];
+static PyObject *CHANNEL_STR[2], *LINK_STR[NLINKS];
+
+#define IP_CACHE_MAX 65536
+#define STR_CACHE_MAX 65536
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+/* ---- events ----------------------------------------------------------------------------- */
+int kind_index(PyObject *kind) {
+    for (int i = 0; i < NKINDS; i++)
+        if (KIND[i] == kind) return i;
+    return -1;
+}
+
+int service_index(PyObject *service) {
+    for (int i = 0; i < NSERVICES; i++)
+        if (SERVICE[i] == service) return i;
+    return -1;
+}
+
+static inline void set_slot(PyObject *obj, Py_ssize_t off, PyObject *value) {
+    PyObject *v = value ? value : Py_None;
+    Py_INCREF(v);
+    PyObject *old = SLOT(obj, off);
+    SLOT(obj, off) = v;
+    Py_XDECREF(old);
+}
+
+PyObject *event_new(double time, int kind, int service, PyObject *ip, PyObject *port,
+                    PyObject *transport, PyObject *account, PyObject *target,
+                    PyObject *user_agent, PyObject *call_id, PyObject *detail,
+                    PyObject *origin) {
+    PyObject *t = PyFloat_FromDouble(time);
+    if (t == NULL) return NULL;
+    PyObject *ev = EventType->tp_alloc(EventType, 0);
+    if (ev == NULL) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    SLOT(ev, EV_OFF[F_TIME]) = t;
+    set_slot(ev, EV_OFF[F_KIND], KIND[kind]);
+    set_slot(ev, EV_OFF[F_SERVICE], SERVICE[service]);
+    set_slot(ev, EV_OFF[F_IP], ip);
+    set_slot(ev, EV_OFF[F_PORT], port);
+    set_slot(ev, EV_OFF[F_TRANSPORT], transport);
+    set_slot(ev, EV_OFF[F_ACCOUNT], account);
+    set_slot(ev, EV_OFF[F_TARGET], target);
+    set_slot(ev, EV_OFF[F_USER_AGENT], user_agent);
+    set_slot(ev, EV_OFF[F_CALL_ID], call_id);
+    set_slot(ev, EV_OFF[F_DETAIL], detail ? detail : EMPTY);
+    set_slot(ev, EV_OFF[F_ORIGIN], origin ? origin : NO_ORIGIN);
+    return ev;
+}
+
+PyObject *event_copy(PyObject *ev) {
+    PyObject *copy = EventType->tp_alloc(EventType, 0);
+    if (copy == NULL) return NULL;
+    for (int f = 0; f < NFIELDS; f++) set_slot(copy, EV_OFF[f], SLOT(ev, EV_OFF[f]));
+    return copy;
+}
+
+void event_set(PyObject *copy, int field, PyObject *value) { set_slot(copy, EV_OFF[field], value); }
+
+PyObject *event_get(PyObject *ev, int field) { return SLOT(ev, EV_OFF[field]); }
+
+double event_time(PyObject *ev) {
+    PyObject *t = SLOT(ev, EV_OFF[F_TIME]);
+    return PyFloat_CheckExact(t) ? PyFloat_AS_DOUBLE(t) : PyFloat_AsDouble(t);
+}
+
+int event_kind(PyObject *ev) { return kind_index(SLOT(ev, EV_OFF[F_KIND])); }
+
+int event_service(PyObject *ev) { return service_index(SLOT(ev, EV_OFF[F_SERVICE])); }
+
+PyObject *origin_new(PyObject *source, Py_ssize_t line_no, PyObject *text) {
+    PyObject *n = PyLong_FromSsize_t(line_no);
+    if (n == NULL) return NULL;
+    PyObject *o = OriginType->tp_alloc(OriginType, 0);
+    if (o == NULL) {
+        Py_DECREF(n);
+        return NULL;
+    }
+    set_slot(o, OR_OFF[0], source);
+    SLOT(o, OR_OFF[1]) = n;
+    set_slot(o, OR_OFF[2], text);
+    return o;
+}
+
+/* ---- caches ------------------------------------------------------------------------------ */
+PyObject *ip_from_text(const char *s, Py_ssize_t n) {
+    PyObject *key = PyUnicode_DecodeLatin1(s, n, NULL);
+    if (key == NULL) return NULL;
+    PyObject *ip = PyDict_GetItemWithError(ip_cache, key);
+    if (ip != NULL) {
+        Py_DECREF(key);
+        Py_INCREF(ip);
+        return ip;
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    ip = PyObject_CallOneArg(parse_ip_fn, key);
+    if (ip == NULL) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    if (PyDict_GET_SIZE(ip_cache) >= IP_CACHE_MAX) PyDict_Clear(ip_cache);
+    int rc = PyDict_SetItem(ip_cache, key, ip);
+    Py_DECREF(key);
+    if (rc < 0) {
+        Py_DECREF(ip);
+        return NULL;
+    }
+    return ip;
+}
+
+PyObject *port_obj(long port) {
+    if (port < 0 || port > 65535) return PyLong_FromLong(port);
+    if (PORTS[port] == NULL) {
+        PORTS[port] = PyLong_FromLong(port);
+        if (PORTS[port] == NULL) return NULL;
+    }
+    Py_INCREF(PORTS[port]);
+    return PORTS[port];
+}
+
+PyObject *str_from(const char *s, Py_ssize_t n) {
+    PyObject *v = PyUnicode_DecodeLatin1(s, n, NULL);
+    if (v == NULL || n > 64) return v;
+    PyObject *shared = PyDict_GetItemWithError(str_cache, v);
+    if (shared != NULL) {
+        Py_DECREF(v);
+        Py_INCREF(shared);
+        return shared;
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    if (PyDict_GET_SIZE(str_cache) >= STR_CACHE_MAX) PyDict_Clear(str_cache);
+    if (PyDict_SetItem(str_cache, v, v) < 0) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    return v;
+}
+
+int link_index(const char *s, Py_ssize_t n) {
+    for (int i = 0; i < NLINKS; i++)
+        if ((Py_ssize_t)strlen(LINK_NAMES[i]) == n && memcmp(LINK_NAMES[i], s, (size_t)n) == 0)
+            return i;
+    return -1;
+}
+
+void cand_clear(fast_cand *c) {
+    Py_CLEAR(c->event);
+    Py_CLEAR(c->tag);
+    memset(c, 0, sizeof *c);
+    c->link_name = -1;
+}
+
+/* ---- candidates between Python and C ------------------------------------------------------ */
+static int get_bool(PyObject *obj, const char *name, int *out) {
+    PyObject *v = PyObject_GetAttrString(obj, name);
+    if (v == NULL) return -1;
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    if (r < 0) return -1;
+    *out = r;
+    return 0;
+}
+
+static int link_from_name(PyObject *name) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(name, &n);
+    if (s == NULL) return -2;
+    return link_index(s, n);
+}
+
+/* A Python Candidate as a fast_cand (new references). 0 / -1. */
+static int cand_from_py(PyObject *obj, fast_cand *c) {
+    memset(c, 0, sizeof *c);
+    c->link_name = -1;
+    PyObject *v = NULL;
+    if ((c->event = PyObject_GetAttrString(obj, "event")) == NULL) goto fail;
+    if (!PyObject_TypeCheck(c->event, EventType)) {
+        PyErr_SetString(PyExc_TypeError, "Candidate.event is not an Event");
+        goto fail;
+    }
+    if ((v = PyObject_GetAttrString(obj, "channel")) == NULL) goto fail;
+    c->channel = PyUnicode_Check(v) && PyUnicode_CompareWithASCIIString(v, "security") == 0
+                     ? CH_SECURITY
+                     : CH_LOG;
+    Py_CLEAR(v);
+    if ((v = PyObject_GetAttrString(obj, "tag")) == NULL) goto fail;
+    if (v != Py_None) {
+        c->tag = v;
+        v = NULL;
+    }
+    Py_CLEAR(v);
+    if (get_bool(obj, "tampered", &c->tampered) < 0) goto fail;
+    if (get_bool(obj, "followed", &c->followed) < 0) goto fail;
+    if ((v = PyObject_GetAttrString(obj, "link")) == NULL) goto fail;
+    PyObject *it = PyObject_GetIter(v);
+    if (it == NULL) goto fail;
+    PyObject *name;
+    while ((name = PyIter_Next(it)) != NULL) {
+        int i = link_from_name(name);
+        Py_DECREF(name);
+        if (i == -2) {
+            Py_DECREF(it);
+            goto fail;
+        }
+        if (i >= 0) c->link |= LINK_BIT(i);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) goto fail;
+    Py_CLEAR(v);
+    if ((v = PyObject_GetAttrString(obj, "link_name")) == NULL) goto fail;
+    if (v != Py_None) {
+        int i = link_from_name(v);
+        if (i == -2) goto fail;
+        c->link_name = i;
+    }
+    Py_CLEAR(v);
+    return 0;
+fail:
+    Py_XDECREF(v);
+    cand_clear(c);
+    return -1;
+}
+
+/* A fast_cand as a Python Candidate (debug mode link=False). New reference. */
+static PyObject *cand_to_py(const fast_cand *c) {
+    PyObject *links = PyFrozenSet_New(NULL);
+    if (links == NULL) return NULL;
+    for (int i = 0; i < NLINKS; i++)
+        if ((c->link & LINK_BIT(i)) && PySet_Add(links, LINK_STR[i]) < 0) {
+            Py_DECREF(links);
+            return NULL;
+        }
+    PyObject *name = c->link_name >= 0 && c->link_name < NLINKS ? LINK_STR[c->link_name] : Py_None;
+    PyObject *r = PyObject_CallFunction(CandidateType, "OOOOOOO", c->event,
+                                        CHANNEL_STR[c->channel ? 1 : 0],
+                                        c->tag ? c->tag : Py_None,
+                                        c->tampered ? Py_True : Py_False, links, name,
+                                        c->followed ? Py_True : Py_False);
+    Py_DECREF(links);
+    return r;
+}
+
+/* ---- the normalizer's run and fallback ---------------------------------------------------- */
+static void count_out(fast_stats *st, PyObject *out, Py_ssize_t from) {
+    Py_ssize_t n = PyList_GET_SIZE(out);
+    st->events += n - from;
+    for (Py_ssize_t i = from; i < n; i++)
+        if (SLOT(PyList_GET_ITEM(out, i), EV_OFF[F_KIND]) == KIND[K_LOG_TAMPERING]) st->tampering++;
+}
+
+int ctx_run(fast_ctx *ctx, fast_cand *c) {
+    if (ctx->lk == NULL) { /* debug: the candidates themselves */
+        PyObject *pc = cand_to_py(c);
+        cand_clear(c);
+        if (pc == NULL) return -1;
+        int rc = PyList_Append(ctx->out, pc);
+        Py_DECREF(pc);
+        return rc;
+    }
+    double now = event_time(c->event);
+    Py_ssize_t from = PyList_GET_SIZE(ctx->out);
+    if (linker_process(ctx->lk, c, ctx->out) < 0) return -1;
+    if (linker_waiting(ctx->lk) && linker_release(ctx->lk, now, 0, ctx->out) < 0) return -1;
+    count_out(&ctx->st, ctx->out, from);
+    return 0;
+}
+
+int ctx_fallback(fast_ctx *ctx, const char *raw, Py_ssize_t n, Py_ssize_t line_no) {
+    ctx->st.candidates++;
+    PyObject *r = PyObject_CallFunction(ctx->fallback, "y#Ond", raw, n, ctx->source, line_no,
+                                        ctx->last_time);
+    if (r == NULL) return -1;
+    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 3) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_TypeError, "fallback must return (candidate, malformed, time)");
+        return -1;
+    }
+    PyObject *cand = PyTuple_GET_ITEM(r, 0);
+    PyObject *t = PyTuple_GET_ITEM(r, 2);
+    int rc = 0;
+    if (cand == Py_None) {
+        int bad = PyObject_IsTrue(PyTuple_GET_ITEM(r, 1));
+        if (bad < 0) rc = -1;
+        else if (bad) ctx->st.malformed++;
+        Py_DECREF(r);
+        return rc;
+    }
+    if (t != Py_None) {
+        double tv = PyFloat_AsDouble(t);
+        if (tv == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(r);
+            return -1;
+        }
+        ctx->last_time = tv;
+    }
+    fast_cand c;
+    rc = cand_from_py(cand, &c);
+    Py_DECREF(r);
+    if (rc < 0) return -1;
+    return ctx_run(ctx, &c);
+}
+
+/* ---- the Normalizer type ------------------------------------------------------------------- */
+typedef struct {
+    PyObject_HEAD
+    fast_ctx ctx;
+} NormObject;
+
+static int Norm_init(NormObject *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {"fallback", "link_window", "challenge_window", "link", "native", NULL};
+    PyObject *fallback;
+    double window = 2.0, challenge = 5.0;
+    int link = 1, native = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|ddpp", names, &fallback, &window, &challenge,
+                                     &link, &native))
+        return -1;
+    if (self->ctx.lk != NULL || self->ctx.fallback != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Normalizer already initialised");
+        return -1;
+    }
+    Py_INCREF(fallback);
+    self->ctx.fallback = fallback;
+    self->ctx.native = native;
+    self->ctx.last_time = 0.0;
+    if (link) {
+        self->ctx.lk = linker_new(&self->ctx.st, window, challenge);
+        if (self->ctx.lk == NULL) {
+            if (!PyErr_Occurred()) PyErr_NoMemory();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int Norm_traverse(NormObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->ctx.fallback);
+    return 0;
+}
+
+static int Norm_clear(NormObject *self) {
+    Py_CLEAR(self->ctx.fallback);
+    return 0;
+}
+
+static void Norm_dealloc(NormObject *self) {
+    PyObject_GC_UnTrack(self);
+    Norm_clear(self);
+    if (self->ctx.lk) linker_free(self->ctx.lk);
+    if (self->ctx.scan_state) scan_state_free(self->ctx.scan_state);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Norm_feed_chunk(NormObject *self, PyObject *args) {
+    Py_buffer view;
+    PyObject *source;
+    Py_ssize_t first;
+    if (!PyArg_ParseTuple(args, "y*Un", &view, &source, &first)) return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    self->ctx.source = source;
+    self->ctx.out = out;
+    int rc = scan_chunk(&self->ctx, (const char *)view.buf, view.len, first);
+    self->ctx.source = NULL;
+    self->ctx.out = NULL;
+    PyBuffer_Release(&view);
+    if (rc < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *Norm_accept(NormObject *self, PyObject *cand) {
+    fast_cand c;
+    if (cand_from_py(cand, &c) < 0) return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        cand_clear(&c);
+        return NULL;
+    }
+    self->ctx.out = out;
+    int rc = ctx_run(&self->ctx, &c);
+    self->ctx.out = NULL;
+    if (rc < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+static int release_into(linker *lk, fast_stats *st, PyObject *now, PyObject *out) {
+    if (lk == NULL) return 0;
+    int all = now == Py_None;
+    double t = all ? 0.0 : PyFloat_AsDouble(now);
+    if (!all && t == -1.0 && PyErr_Occurred()) return -1;
+    if (linker_release(lk, t, all, out) < 0) return -1;
+    count_out(st, out, 0);
+    return 0;
+}
+
+static PyObject *Norm_release(NormObject *self, PyObject *now) {
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    if (release_into(self->ctx.lk, &self->ctx.st, now, out) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *stats_tuple(const fast_stats *s) {
+    return Py_BuildValue("(LLLLLLLLLL)", s->lines, s->candidates, s->events, s->duplicates,
+                         s->malformed, s->too_long, s->binary, s->tampering, s->unlinked,
+                         s->evicted);
+}
+
+static PyObject *Norm_stats(NormObject *self, PyObject *unused) {
+    (void)unused;
+    return stats_tuple(&self->ctx.st);
+}
+
+static PyObject *Norm_get_waiting(NormObject *self, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(self->ctx.lk != NULL && linker_waiting(self->ctx.lk));
+}
+
+static PyObject *Norm_get_last_time(NormObject *self, void *closure) {
+    (void)closure;
+    return PyFloat_FromDouble(self->ctx.last_time);
+}
+
+static PyMethodDef Norm_methods[] = {
+    {"feed_chunk", (PyCFunction)Norm_feed_chunk, METH_VARARGS,
+     "feed_chunk(data, source, first_line_no) -> list of Events (Candidates when link=False)"},
+    {"accept", (PyCFunction)Norm_accept, METH_O, "accept(candidate) -> list of Events"},
+    {"release", (PyCFunction)Norm_release, METH_O, "release(now or None) -> list of Events"},
+    {"stats", (PyCFunction)Norm_stats, METH_NOARGS, "the counters, in fast_stats order"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Norm_getset[] = {
+    {"waiting", (getter)Norm_get_waiting, NULL, "anything held for linking or an answer", NULL},
+    {"last_time", (getter)Norm_get_last_time, NULL, "time of the last timed candidate", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject NormType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sipguard.core.asterisk._fastlog.Normalizer",
+    .tp_basicsize = sizeof(NormObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Norm_init,
+    .tp_dealloc = (destructor)Norm_dealloc,
+    .tp_traverse = (traverseproc)Norm_traverse,
+    .tp_clear = (inquiry)Norm_clear,
+    .tp_methods = Norm_methods,
+    .tp_getset = Norm_getset,
+    .tp_doc = "LogNormalizer.feed_chunk in C (see fast.py)",
+};
+
+/* ---- the Linker type (tests: link.c against linker.Linker) ---------------------------------- */
+typedef struct {
+    PyObject_HEAD
+    fast_stats st;
+    linker *lk;
+} LinkObject;
+
+static int Link_init(LinkObject *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {"link_window", "challenge_window", NULL};
+    double window = 2.0, challenge = 5.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|dd", names, &window, &challenge)) return -1;
+    if (self->lk != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Linker already initialised");
+        return -1;
+    }
+    self->lk = linker_new(&self->st, window, challenge);
+    if (self->lk == NULL) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void Link_dealloc(LinkObject *self) {
+    if (self->lk) linker_free(self->lk);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Link_process(LinkObject *self, PyObject *cand) {
+    if (self->lk == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Linker not initialised");
+        return NULL;
+    }
+    fast_cand c;
+    if (cand_from_py(cand, &c) < 0) return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        cand_clear(&c);
+        return NULL;
+    }
+    if (linker_process(self->lk, &c, out) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *Link_release(LinkObject *self, PyObject *now) {
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    int all = now == Py_None;
+    double t = all ? 0.0 : PyFloat_AsDouble(now);
+    if ((!all && t == -1.0 && PyErr_Occurred()) || self->lk == NULL ||
+        linker_release(self->lk, t, all, out) < 0) {
+        if (self->lk == NULL && !PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "Linker not initialised");
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *Link_stats(LinkObject *self, PyObject *unused) {
+    (void)unused;
+    return stats_tuple(&self->st);
+}
+
+static PyObject *Link_get_waiting(LinkObject *self, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(self->lk != NULL && linker_waiting(self->lk));
+}
+
+static PyMethodDef Link_methods[] = {
+    {"process", (PyCFunction)Link_process, METH_O, "Linker.process(candidate) -> list"},
+    {"release", (PyCFunction)Link_release, METH_O, "Linker.release(now or None) -> list"},
+    {"stats", (PyCFunction)Link_stats, METH_NOARGS, "the counters, in fast_stats order"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Link_getset[] = {
+    {"waiting", (getter)Link_get_waiting, NULL, "Linker.waiting", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject LinkType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sipguard.core.asterisk._fastlog.Linker",
+    .tp_basicsize = sizeof(LinkObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Link_init,
+    .tp_dealloc = (destructor)Link_dealloc,
+    .tp_methods = Link_methods,
+    .tp_getset = Link_getset,
+    .tp_doc = "linker.Linker in C, for tests",
+};
+
+/* ---- module init ----------------------------------------------------------------------------- */
+static int slot_offsets(PyTypeObject *type, const char *const *names, int n, Py_ssize_t *off) {
+    for (int i = 0; i < n; i++) {
+        PyObject *d = PyObject_GetAttrString((PyObject *)type, names[i]);
+        if (d == NULL) return -1;
+        if (!Py_IS_TYPE(d, &PyMemberDescr_Type) ||
+            ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX) {
+            Py_DECREF(d);
+            PyErr_Format(PyExc_TypeError, "%s.%s is not a slot", type->tp_name, names[i]);
+            return -1;
+        }
+        off[i] = ((PyMemberDescrObject *)d)->d_member->offset;
+        Py_DECREF(d);
+    }
+    return 0;
+}
+
+static PyObject *attr_of(const char *module, const char *name) {
+    PyObject *m = PyImport_ImportModule(module);
+    if (m == NULL) return NULL;
+    PyObject *v = PyObject_GetAttrString(m, name);
+    Py_DECREF(m);
+    return v;
+}
+
+static int setup(void) {
+    if ((EventType = (PyTypeObject *)attr_of("sipguard.core.events", "Event")) == NULL) return -1;
+    if ((OriginType = (PyTypeObject *)attr_of("sipguard.core.events", "Origin")) == NULL) return -1;
+    if ((NO_ORIGIN = attr_of("sipguard.core.events", "NO_ORIGIN")) == NULL) return -1;
+    if (!PyType_Check(EventType) || !PyType_Check(OriginType)) {
+        PyErr_SetString(PyExc_TypeError, "Event and Origin must be classes");
+        return -1;
+    }
+    if (slot_offsets(EventType, EVENT_FIELDS, NFIELDS, EV_OFF) < 0) return -1;
+    if (slot_offsets(OriginType, ORIGIN_FIELDS, 3, OR_OFF) < 0) return -1;
+    PyObject *kind = attr_of("sipguard.core.events", "Kind");
+    PyObject *service = attr_of("sipguard.core.events", "Service");
+    if (kind == NULL || service == NULL) return -1;
+    for (int i = 0; i < NKINDS; i++)
+        if ((KIND[i] = PyObject_GetAttrString(kind, KIND_ATTRS[i])) == NULL) return -1;
+    for (int i = 0; i < NSERVICES; i++)
+        if ((SERVICE[i] = PyObject_GetAttrString(service, SERVICE_ATTRS[i])) == NULL) return -1;
+    Py_DECREF(kind);
+    Py_DECREF(service);
+    if ((CandidateType = attr_of("sipguard.core.asterisk.candidate", "Candidate")) == NULL) return -1;
+    if ((parse_ip_fn = attr_of("sipguard.core.asterisk.addr", "parse_ip")) == NULL) return -1;
+    if ((EMPTY = PyUnicode_FromString("")) == NULL) return -1;
+    if ((ip_cache = PyDict_New()) == NULL || (str_cache = PyDict_New()) == NULL) return -1;
+    if ((CHANNEL_STR[0] = PyUnicode_InternFromString("log")) == NULL) return -1;
+    if ((CHANNEL_STR[1] = PyUnicode_InternFromString("security")) == NULL) return -1;
+    for (int i = 0; i < NLINKS; i++)
+        if ((LINK_STR[i] = PyUnicode_InternFromString(LINK_NAMES[i])) == NULL) return -1;
+    return 0;
+}
+
+static struct PyModuleDef fastlog_module = {
+    PyModuleDef_HEAD_INIT, "_fastlog",
+    "LogNormalizer in C for sipguard scan (the Python normalizer is the reference)", -1, NULL,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fastlog(void) {
+    if (setup() < 0) return NULL;
+    if (PyType_Ready(&NormType) < 0 || PyType_Ready(&LinkType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&fastlog_module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&NormType);
+    Py_INCREF(&LinkType);
+    if (PyModule_AddObject(m, "Normalizer", (PyObject *)&NormType) < 0 ||
+        PyModule_AddObject(m, "Linker", (PyObject *)&LinkType) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_LINE", FAST_MAX_LINE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
