@@ -1,0 +1,471 @@
+/* scan.c: LogNormalizer.feed_chunk in C: line/binary/too_long counting, the candidate finder,
+ * Asterisk's own `[date] LEVEL[lwp][C-tag]: file: ` prefix and its time.
+ *
+ * The finder is one pass over the chunk: 32 bytes at a time it counts newlines, looks for NULs and
+ * runs a "teddy" filter (nibble tables looked up with pshufb) that flags every offset where a
+ * 3-byte fingerprint of one of the phrases may start; flagged offsets are verified with memcmp.
+ * A verified line is handled and the scan resumes after it. Where AVX2 is missing (or
+ * SIPGUARD_FASTLOG_SCALAR=1 is set, for the tests) a plain line-by-line loop does the same.
+ *
+ * Anything the native prefix parser is unsure of goes to ctx_fallback (the Python parser).
+ */
+#include "fast.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SCAN_HAVE_AVX2 1
+#endif
+
+/* normalizer.PHRASES and the three literal forms of normalizer._NO. fp is the offset of the
+ * 3-byte fingerprint the filter looks for: a window rare in ordinary log text. bucket groups
+ * phrases whose fingerprints share nibbles, so that the nibble tables alias little. */
+typedef struct {
+    const char *text;
+    int len;
+    int fp;
+    int bucket;
+} phrase;
+
+#define P(s, fp, b) {s, (int)sizeof(s) - 1, fp, b}
+static const phrase PHRASES[] = {
+    P("failed", 0, 0),
+    P("SecurityEvent=", 6, 1),
+    P("to authenticate ", 1, 2),
+    P("fake auth rejection", 0, 3),
+    P("username mismatch", 9, 4),
+    P("missing 'sip:'", 11, 5),
+    P("non-critical invite", 3, 6),
+    P("no configured AORs", 15, 7),
+    P("logged on from", 8, 2),
+    P("bytes packet from", 0, 3),
+    P("Registered SIP '", 10, 1),
+    P("Added contact '", 0, 5),
+    P("rejected because extension", 0, 0),
+    P("No closing bracket", 3, 6),
+    P("No field 'From'", 3, 4),
+    P("No registration for peer", 1, 7),
+};
+#undef P
+#define NPHRASES ((int)(sizeof(PHRASES) / sizeof(PHRASES[0])))
+#define FP_LEN 3
+#define NBUCKETS 8
+
+/* ---- per-normalizer state -------------------------------------------------------------------- */
+typedef struct {
+    int simd;                       /* use the AVX2 finder */
+    uint8_t lo[FP_LEN][16];         /* teddy tables: bucket bits by low / high nibble */
+    uint8_t hi[FP_LEN][16];
+    int8_t members[NBUCKETS][NPHRASES + 1]; /* phrase indices per bucket, -1 terminated */
+    char date_key[10];              /* the last `YYYY-MM-DD` seen, and its midnight */
+    int date_valid;
+    long long date_midnight;
+} scan_state;
+
+static scan_state *state_new(void) {
+    scan_state *s = calloc(1, sizeof(*s));
+    if (s == NULL) return NULL;
+    int count[NBUCKETS] = {0};
+    for (int k = 0; k < NPHRASES; k++) {
+        const phrase *p = &PHRASES[k];
+        for (int i = 0; i < FP_LEN; i++) {
+            uint8_t c = (uint8_t)p->text[p->fp + i];
+            s->lo[i][c & 15] |= (uint8_t)(1u << p->bucket);
+            s->hi[i][c >> 4] |= (uint8_t)(1u << p->bucket);
+        }
+        s->members[p->bucket][count[p->bucket]++] = (int8_t)k;
+    }
+    for (int b = 0; b < NBUCKETS; b++) s->members[b][count[b]] = -1;
+#ifdef SCAN_HAVE_AVX2
+    const char *env = getenv("SIPGUARD_FASTLOG_SCALAR");
+    s->simd = __builtin_cpu_supports("avx2") && !(env != NULL && strcmp(env, "1") == 0);
+#endif
+    return s;
+}
+
+void scan_state_free(void *state) { free(state); }
+
+/* ---- time -------------------------------------------------------------------------------------- */
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian, as datetime.date.toordinal). */
+static long long days_from_civil(long long y, int m, int d) {
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    long long yoe = y - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int digits(const char *s, int n) {
+    int v = 0;
+    for (int i = 0; i < n; i++) v = v * 10 + (s[i] - '0');
+    return v;
+}
+
+static const double POW10[7] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+
+/* TimeParser.asterisk with tz None for `YYYY-MM-DD HH:MM:SS` (19 chars) plus the digits of an
+ * optional fraction. calendar.timegm is (date(y, m, 1).toordinal() - epoch + d - 1) * 86400 +
+ * h * 3600 + mi * 60 + s, linear in d/h/mi/s, so any two digits are exact; a month outside 1..12
+ * or year 0 makes Python raise (time None): those go to the fallback. The fraction is
+ * float("0.ddd"): k / 10**m of two exact doubles is correctly rounded, as float() is. */
+static int asterisk_time(scan_state *st, const char *t, const char *frac, int nfrac,
+                         double *out) {
+    int y = digits(t, 4), mo = digits(t + 5, 2), d = digits(t + 8, 2);
+    if (y < 1 || mo < 1 || mo > 12) return -1;
+    long long midnight;
+    if (st->date_valid && memcmp(st->date_key, t, 10) == 0) {
+        midnight = st->date_midnight;
+    } else {
+        midnight = (days_from_civil(y, mo, 1) + d - 1) * 86400LL;
+        memcpy(st->date_key, t, 10);
+        st->date_midnight = midnight;
+        st->date_valid = 1;
+    }
+    long long secs = digits(t + 11, 2) * 3600LL + digits(t + 14, 2) * 60 + digits(t + 17, 2);
+    double base = (double)(midnight + secs);
+    if (nfrac > 0) base += (double)digits(frac, nfrac) / POW10[nfrac];
+    *out = base;
+    return 0;
+}
+
+/* ---- the prefix --------------------------------------------------------------------------------- */
+static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
+static inline int is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+static inline int is_hex(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+/* \s on the native path's characters (printable ASCII and tab) */
+static inline int is_space(char c) { return c == ' ' || c == '\t'; }
+
+/* length of the run of [^\s:] at t[i..n) */
+static Py_ssize_t word_run(const char *t, Py_ssize_t i, Py_ssize_t n) {
+    Py_ssize_t j = i;
+    while (j < n && !is_space(t[j]) && t[j] != ':') j++;
+    return j - i;
+}
+
+/* _PLAIN_LOC at i: `file.c:LINE function: ` / `file.c:LINE in function: `. Returns the end, or -1. */
+static Py_ssize_t plain_loc(const char *t, Py_ssize_t i, Py_ssize_t n, Py_ssize_t *file_len) {
+    Py_ssize_t f = word_run(t, i, n);
+    if (f < 1 || f > 128 || i + f >= n || t[i + f] != ':') return -1;
+    Py_ssize_t j = i + f + 1, d = 0;
+    while (j + d < n && is_digit(t[j + d])) d++;
+    if (d < 1 || d > 7 || j + d >= n || t[j + d] != ' ') return -1;
+    j += d + 1;
+    /* `(?:in )?` then `[^\s:]{0,128}: `: without "in " the function would be "in" followed by a
+     * space, which cannot match, so taking "in " whenever it is there is what the regex does */
+    if (n - j >= 3 && memcmp(t + j, "in ", 3) == 0) j += 3;
+    Py_ssize_t fn = word_run(t, j, n);
+    if (fn > 128 || j + fn + 1 >= n || t[j + fn] != ':' || t[j + fn + 1] != ' ') return -1;
+    *file_len = f;
+    return j + fn + 2;
+}
+
+/* _DEFAULT_LOC at i: `file: `. Returns the end, or -1. */
+static Py_ssize_t default_loc(const char *t, Py_ssize_t i, Py_ssize_t n, Py_ssize_t *file_len) {
+    Py_ssize_t f = word_run(t, i, n);
+    if (f < 1 || f > 128 || i + f + 1 >= n || t[i + f] != ':' || t[i + f + 1] != ' ') return -1;
+    *file_len = f;
+    return i + f + 2;
+}
+
+enum { PFX_OK, PFX_EXT, PFX_UNSURE };
+
+/* _DATE_LEVEL (digit date form only), the "Ext. " rule and the location, as split_prefix does
+ * them. *msg_at is where the message starts (not yet stripped). */
+static int parse_prefix(scan_state *st, const char *t, Py_ssize_t n, fast_prefix *p,
+                        Py_ssize_t *msg_at) {
+    /* `[YYYY-MM-DD HH:MM:SS` */
+    static const char shape[] = "[dddd-dd-dd dd:dd:dd";
+    if (n < 21) return PFX_UNSURE;
+    for (int i = 0; i < 20; i++) {
+        if (shape[i] == 'd' ? !is_digit(t[i]) : t[i] != shape[i]) return PFX_UNSURE;
+    }
+    Py_ssize_t i = 20;
+    const char *frac = NULL;
+    int nfrac = 0;
+    if (t[i] == '.') {
+        while (i + 1 + nfrac < n && is_digit(t[i + 1 + nfrac]) && nfrac < 7) nfrac++;
+        if (nfrac < 1 || nfrac > 6) return PFX_UNSURE;
+        frac = t + i + 1;
+        i += 1 + nfrac;
+    }
+    if (i >= n || t[i] != ']') return PFX_UNSURE;
+    i++;
+    if (i < n && t[i] == ' ') i++;
+    /* LEVEL[lwp] */
+    if (i >= n || !is_upper(t[i])) return PFX_UNSURE;
+    Py_ssize_t level_at = i, r = 0;
+    i++;
+    while (i + r < n && (is_upper(t[i + r]) || is_digit(t[i + r]) || t[i + r] == '_')) r++;
+    if (r < 1 || r > 15) return PFX_UNSURE;
+    i += r;
+    p->level = t + level_at;
+    p->level_len = i - level_at;
+    if (i >= n || t[i] != '[') return PFX_UNSURE;
+    i++;
+    Py_ssize_t d = 0;
+    while (i + d < n && is_digit(t[i + d])) d++;
+    if (d < 1 || d > 10 || i + d >= n || t[i + d] != ']') return PFX_UNSURE;
+    i += d + 1;
+    /* optional [C-hex] */
+    p->tag = NULL;
+    p->tag_len = 0;
+    if (n - i >= 3 && t[i] == '[' && t[i + 1] == 'C' && t[i + 2] == '-') {
+        Py_ssize_t h = 0;
+        while (i + 3 + h < n && is_hex(t[i + 3 + h])) h++;
+        if (h >= 1 && h <= 16 && i + 3 + h < n && t[i + 3 + h] == ']') {
+            p->tag = t + i + 1;
+            p->tag_len = h + 2;
+            i += h + 4;
+        }
+    }
+    int colon = 0;
+    if (i < n && t[i] == ':') {
+        colon = 1;
+        i++;
+    }
+    if (i >= n || t[i] != ' ') return PFX_UNSURE;
+    i++;
+    if (asterisk_time(st, t + 1, frac, nfrac, &p->time) < 0) return PFX_UNSURE;
+    /* `clock.asterisk(...) or None`: a time of 0.0 becomes None (then the last line's time) */
+    if (p->time == 0.0) return PFX_UNSURE;
+    if (n - i >= 5 && memcmp(t + i, "Ext. ", 5) == 0) return PFX_EXT;
+    Py_ssize_t end = -1, file_len = 0;
+    if (colon) end = plain_loc(t, i, n, &file_len);
+    if (end < 0) end = default_loc(t, i, n, &file_len);
+    if (end >= 0) {
+        p->file = t + i;
+        p->file_len = file_len;
+        i = end;
+    } else {
+        p->file = t + i; /* "" */
+        p->file_len = 0;
+    }
+    *msg_at = i;
+    return PFX_OK;
+}
+
+/* ---- one candidate line -------------------------------------------------------------------------- */
+/* raw: the line truncated at MAX_LINE, trailing \r removed (what Python decodes). */
+static int native_line(fast_ctx *ctx, scan_state *st, const char *raw, Py_ssize_t n,
+                       Py_ssize_t line_no) {
+    /* ASCII without control characters (tab aside): anything else is the Python parser's */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if ((c < 0x20 && c != '\t') || c >= 0x7f) return ctx_fallback(ctx, raw, n, line_no);
+    }
+    fast_prefix p;
+    Py_ssize_t at = 0;
+    int rc = raw[0] == '[' ? parse_prefix(st, raw, n, &p, &at) : PFX_UNSURE;
+    if (rc == PFX_UNSURE) return ctx_fallback(ctx, raw, n, line_no);
+    if (rc == PFX_EXT) { /* split_prefix returns None: a malformed candidate */
+        ctx->st.candidates++;
+        ctx->st.malformed++;
+        return 0;
+    }
+    Py_ssize_t end = n;
+    while (at < end && is_space(raw[at])) at++;
+    while (end > at && is_space(raw[end - 1])) end--;
+    PyObject *text = PyUnicode_DecodeASCII(raw, n < FAST_ORIGIN_TEXT ? n : FAST_ORIGIN_TEXT, NULL);
+    if (text == NULL) return -1;
+    PyObject *origin = origin_new(ctx->source, line_no, text);
+    Py_DECREF(text);
+    if (origin == NULL) return -1;
+    ctx->st.candidates++;
+    fast_cand cand;
+    memset(&cand, 0, sizeof(cand));
+    rc = grammar_parse(ctx, &p, raw + at, end - at, origin, &cand);
+    Py_DECREF(origin);
+    switch (rc) {
+    case GRAM_OK:
+        ctx->last_time = p.time;
+        return ctx_run(ctx, &cand);
+    case GRAM_NONE:
+        return 0;
+    case GRAM_MALFORMED:
+        ctx->st.malformed++;
+        return 0;
+    case GRAM_FALLBACK:
+        ctx->st.candidates--;
+        return ctx_fallback(ctx, raw, n, line_no);
+    default:
+        cand_clear(&cand);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "grammar_parse failed");
+        return -1;
+    }
+}
+
+/* ---- the chunk ---------------------------------------------------------------------------------- */
+typedef struct {
+    fast_ctx *ctx;
+    scan_state *st;
+    const char *d;
+    Py_ssize_t n;
+    Py_ssize_t first;   /* line number of the chunk's first line */
+    Py_ssize_t nl;      /* newlines counted before the current position */
+    Py_ssize_t last_nl; /* offset of the last newline counted, -1 before the first */
+    int saw_nul;
+} scan_run;
+
+/* A candidate line [ls, e): ls is a line start, e its newline (or n). Counts the newline and a
+ * too-long line. */
+static int candidate_line(scan_run *r, Py_ssize_t ls, Py_ssize_t e) {
+    const char *line = r->d + ls;
+    Py_ssize_t len = e - ls, line_no = r->first + r->nl;
+    if (len > FAST_MAX_LINE) r->ctx->st.too_long++;
+    r->last_nl = e;
+    if (e < r->n) r->nl++;
+    if (memchr(line, 0, (size_t)len) != NULL) {
+        r->saw_nul = 1; /* a binary line: counted with the others at the end, never parsed */
+        return 0;
+    }
+    if (len > FAST_MAX_LINE) len = FAST_MAX_LINE;
+    while (len > 0 && line[len - 1] == '\r') len--;
+    if (!r->ctx->native || len == 0) return ctx_fallback(r->ctx, line, len, line_no);
+    return native_line(r->ctx, r->st, line, len, line_no);
+}
+
+static int has_phrase(const char *s, Py_ssize_t n) {
+    for (int k = 0; k < NPHRASES; k++)
+        if (memmem(s, (size_t)n, PHRASES[k].text, (size_t)PHRASES[k].len) != NULL) return 1;
+    return 0;
+}
+
+/* The plain loop, line by line from the line start ls to the end of the chunk. */
+static int scan_lines(scan_run *r, Py_ssize_t ls) {
+    const char *d = r->d;
+    while (ls < r->n) {
+        const char *nlp = memchr(d + ls, '\n', (size_t)(r->n - ls));
+        Py_ssize_t e = nlp != NULL ? nlp - d : r->n;
+        if (has_phrase(d + ls, e - ls)) {
+            if (candidate_line(r, ls, e) < 0) return -1;
+        } else {
+            if (e - ls > FAST_MAX_LINE) r->ctx->st.too_long++;
+            if (!r->saw_nul && memchr(d + ls, 0, (size_t)(e - ls)) != NULL) r->saw_nul = 1;
+            r->last_nl = e;
+            if (nlp != NULL) r->nl++;
+        }
+        ls = e + 1;
+    }
+    return 0;
+}
+
+/* Does a phrase of one of the buckets in `buckets` have its fingerprint at offset at? */
+static int verify(const scan_run *r, Py_ssize_t at, unsigned buckets) {
+    while (buckets) {
+        int b = __builtin_ctz(buckets);
+        buckets &= buckets - 1;
+        for (const int8_t *k = r->st->members[b]; *k >= 0; k++) {
+            const phrase *p = &PHRASES[*k];
+            Py_ssize_t s = at - p->fp;
+            if (s >= 0 && s + p->len <= r->n && memcmp(r->d + s, p->text, (size_t)p->len) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* the newlines in a block's mask (bits from offset pos): counts them and a too-long line ending at
+ * the first one (lines inside one block are short) */
+static inline void block_newlines(scan_run *r, Py_ssize_t pos, uint32_t mask) {
+    if (mask == 0) return;
+    Py_ssize_t first = pos + __builtin_ctz(mask);
+    if (first - (r->last_nl + 1) > FAST_MAX_LINE) r->ctx->st.too_long++;
+    r->last_nl = pos + 31 - __builtin_clz(mask);
+    r->nl += __builtin_popcount(mask);
+}
+
+#ifdef SCAN_HAVE_AVX2
+__attribute__((target("avx2"))) static int scan_simd(scan_run *r) {
+    const char *d = r->d;
+    const Py_ssize_t n = r->n;
+    __m256i lo[FP_LEN], hi[FP_LEN];
+    for (int i = 0; i < FP_LEN; i++) {
+        lo[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)r->st->lo[i]));
+        hi[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)r->st->hi[i]));
+    }
+    const __m256i nib = _mm256_set1_epi8(0x0f), newline = _mm256_set1_epi8('\n');
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i nul = zero;
+    Py_ssize_t pos = 0;
+    /* each block reads 32 + FP_LEN - 1 bytes */
+    while (pos + 32 + FP_LEN - 1 <= n) {
+        __m256i m = _mm256_set1_epi8(-1), v0 = zero;
+        for (int i = 0; i < FP_LEN; i++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(d + pos + i));
+            if (i == 0) v0 = v;
+            __m256i l = _mm256_shuffle_epi8(lo[i], _mm256_and_si256(v, nib));
+            __m256i h = _mm256_shuffle_epi8(hi[i], _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
+            m = _mm256_and_si256(m, _mm256_and_si256(l, h));
+        }
+        uint32_t nlm = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v0, newline));
+        nul = _mm256_or_si256(nul, _mm256_cmpeq_epi8(v0, zero));
+        if (!_mm256_testz_si256(m, m)) {
+            uint8_t bytes[32];
+            _mm256_storeu_si256((__m256i *)bytes, m);
+            uint32_t hits = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
+            int found = -1;
+            while (hits) {
+                int j = __builtin_ctz(hits);
+                hits &= hits - 1;
+                if (verify(r, pos + j, bytes[j])) {
+                    found = j;
+                    break;
+                }
+            }
+            if (found >= 0) {
+                block_newlines(r, pos, nlm & ((1u << found) - 1));
+                Py_ssize_t at = pos + found;
+                const char *nlp = memchr(d + at, '\n', (size_t)(n - at));
+                Py_ssize_t e = nlp != NULL ? nlp - d : n;
+                if (candidate_line(r, r->last_nl + 1, e) < 0) return -1;
+                pos = e + 1;
+                continue;
+            }
+        }
+        block_newlines(r, pos, nlm);
+        pos += 32;
+    }
+    if (!_mm256_testz_si256(nul, nul)) r->saw_nul = 1;
+    return scan_lines(r, r->last_nl + 1);
+}
+#endif
+
+/* NormalizerStats.binary as _count_binary counts it: lines holding a NUL, each once. */
+static long long count_binary(const char *d, Py_ssize_t n) {
+    long long count = 0;
+    const char *p = memchr(d, 0, (size_t)n);
+    while (p != NULL) {
+        count++;
+        const char *nlp = memchr(p, '\n', (size_t)(d + n - p));
+        if (nlp == NULL) break;
+        p = memchr(nlp, 0, (size_t)(d + n - nlp));
+    }
+    return count;
+}
+
+int scan_chunk(fast_ctx *ctx, const char *data, Py_ssize_t n, Py_ssize_t first_line_no) {
+    if (ctx->scan_state == NULL) {
+        ctx->scan_state = state_new();
+        if (ctx->scan_state == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    scan_run r = {ctx, ctx->scan_state, data, n, first_line_no, 0, -1, 0};
+    int rc;
+#ifdef SCAN_HAVE_AVX2
+    if (r.st->simd)
+        rc = scan_simd(&r);
+    else
+#endif
+        rc = scan_lines(&r, 0);
+    if (rc < 0) return -1;
+    ctx->st.lines += r.nl + (n > 0 && data[n - 1] != '\n');
+    if (r.saw_nul) ctx->st.binary += count_binary(data, n);
+    return 0;
+}
