@@ -76,6 +76,25 @@ class Bucket:
         last = self.last
         if now < last:
             now = last  # tolerate slightly out-of-order input (several files)
+        crossed = self._step(now, last, value)
+        self.last = now
+        self.count += 1
+        kinds = self.kinds
+        kind = event.kind
+        kinds[kind] = kinds.get(kind, 0) + 1
+        account = event.account
+        if account is not None and len(self.accounts) < MAX_ACCOUNTS:
+            self.accounts.add(account)
+        self.evidence.append(event)
+        if crossed and not self.fired:
+            self.fired = True
+            return True
+        return False
+
+    def _step(self, now: float, last: float, value: str | None) -> bool:
+        """Starts a new episode when the last one is over, counts `now`; True when full.
+        `now` is never before `last` here. Each bucket kind below has its own, without the
+        dispatch on the kind (this is the engine's inner loop)."""
         if self.count and self.idle(now):
             self._reset(now)
         rule = self.rule
@@ -84,24 +103,13 @@ class Bucket:
             # capped at the threshold: after an attack stops the key drains within one window
             self.level = min(max(drained, 0.0) + 1.0, float(rule.threshold))
             # full when the next event would not fit: `threshold` events faster than the drain
-            crossed = self.level > rule.threshold - 1.0
-        elif rule.bucket is BucketKind.COUNTER:
+            return self.level > rule.threshold - 1.0
+        if rule.bucket is BucketKind.COUNTER:
             self.times.append(now)
-            crossed = len(self.times) >= rule.threshold and now - self.times[0] <= rule.window
-        elif rule.bucket is BucketKind.TRIGGER:
-            crossed = True
-        else:
-            crossed = self._add_distinct(now, value) >= rule.threshold
-        self.last = now
-        self.count += 1
-        self.kinds[event.kind] = self.kinds.get(event.kind, 0) + 1
-        if event.account is not None and len(self.accounts) < MAX_ACCOUNTS:
-            self.accounts.add(event.account)
-        self.evidence.append(event)
-        if crossed and not self.fired:
-            self.fired = True
+            return len(self.times) >= rule.threshold and now - self.times[0] <= rule.window
+        if rule.bucket is BucketKind.TRIGGER:
             return True
-        return False
+        return self._add_distinct(now, value) >= rule.threshold
 
     def _add_distinct(self, now: float, value: str | None) -> int:
         values = self.values
@@ -118,3 +126,57 @@ class Bucket:
 
     def distinct(self) -> int:
         return len(self.values)
+
+
+class LeakyBucket(Bucket):
+    __slots__ = ()
+
+    def _step(self, now: float, last: float, value: str | None) -> bool:
+        rule = self.rule
+        threshold = rule.threshold
+        rate = threshold / rule.window  # as _rate()
+        drained = self.level - (now - last) * rate
+        if self.count and drained <= 0.0:  # idle(now), with now >= last
+            self._reset(now)
+            drained = 0.0 - (now - last) * rate
+        self.level = level = min(max(drained, 0.0) + 1.0, float(threshold))
+        return level > threshold - 1.0
+
+
+class CounterBucket(Bucket):
+    __slots__ = ()
+
+    def _step(self, now: float, last: float, value: str | None) -> bool:
+        window = self.rule.window
+        if self.count and now - last > window:  # idle(now)
+            self._reset(now)
+        times = self.times
+        times.append(now)
+        return len(times) >= self.rule.threshold and now - times[0] <= window
+
+
+class TriggerBucket(Bucket):
+    __slots__ = ()
+
+    def _step(self, now: float, last: float, value: str | None) -> bool:
+        if self.count and now - last > self.rule.window:  # idle(now)
+            self._reset(now)
+        return True
+
+
+class DistinctBucket(Bucket):
+    __slots__ = ()
+
+    def _step(self, now: float, last: float, value: str | None) -> bool:
+        if self.count and now - last > self.rule.window:  # idle(now)
+            self._reset(now)
+        return self._add_distinct(now, value) >= self.rule.threshold
+
+
+#: The bucket type for each bucket kind: `BUCKET_TYPES[rule.bucket](rule, now)`.
+BUCKET_TYPES: dict[BucketKind, type[Bucket]] = {
+    BucketKind.LEAKY: LeakyBucket,
+    BucketKind.COUNTER: CounterBucket,
+    BucketKind.TRIGGER: TriggerBucket,
+    BucketKind.DISTINCT: DistinctBucket,
+}

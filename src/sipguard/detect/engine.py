@@ -9,14 +9,14 @@ it expires when idle (`expire(now)`), and a hard cap on keys evicts the least re
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from sipguard.core.alerts import Alert, Network
 from sipguard.core.events import Event, IPAddress, Kind
-from sipguard.detect.buckets import Bucket
+from sipguard.detect.buckets import BUCKET_TYPES, Bucket
 from sipguard.detect.durations import format_duration
 from sipguard.detect.matchers import field_text
 from sipguard.detect.spec import BucketKind, GroupBy, RuleSpec
@@ -91,6 +91,21 @@ def network_key(net: Network) -> str:
     return str(net)
 
 
+#: What feed() needs of one rule, looked up once: the rule, its matchers' tests, its key table,
+#: how it groups, the field it counts distinct values of, the bucket type, and a small number
+#: that identifies its (IPv4, IPv6) prefix pair in the source-key cache.
+_Plan = tuple[
+    RuleSpec,
+    tuple[Callable[[Event], bool], ...],
+    "OrderedDict[str, Bucket]",
+    GroupBy,
+    "str | None",
+    type[Bucket],
+    int,
+]
+_SOURCE_CACHE_MAX = 1 << 15
+
+
 class Engine:
     def __init__(self, rules: Iterable[RuleSpec], max_keys: int = DEFAULT_MAX_KEYS) -> None:
         self.rules: tuple[RuleSpec, ...] = tuple(r for r in rules if r.enabled)
@@ -103,29 +118,63 @@ class Engine:
         for rule in self.rules:
             for kind in rule.kinds:
                 self._by_kind.setdefault(kind, []).append(rule)
+        pairs: dict[tuple[int, int], int] = {}
+        self._plans: dict[Kind, tuple[_Plan, ...]] = {
+            kind: tuple(
+                (
+                    r,
+                    tuple(m.test for m in r.matchers),
+                    self._tables[r.id],
+                    r.group_by,
+                    r.distinct_field,
+                    BUCKET_TYPES[r.bucket],
+                    pairs.setdefault((r.ipv4_prefix, r.ipv6_prefix), len(pairs)),
+                )
+                for r in rules
+            )
+            for kind, rules in self._by_kind.items()
+        }
+        self._pair_count = max(1, len(pairs))
+        self._prefixes = {n: pair for pair, n in pairs.items()}
+        # The source key per (address object, prefix pair), looked up by the object's identity:
+        # ipaddress objects hash in Python code (hash(hex(int))), which was a third of feed().
+        # An entry holds its address, so no other object can take that id while it is here.
+        self._sources: dict[int, tuple[IPAddress, str]] = {}
+
+    def _source(self, ip: IPAddress, pair: int) -> str:
+        v4, v6 = self._prefixes[pair]
+        key = source_key(ip, v4 if isinstance(ip, IPv4Address) else v6)
+        sources = self._sources
+        if len(sources) >= _SOURCE_CACHE_MAX:
+            sources.clear()
+        sources[id(ip) * self._pair_count + pair] = (ip, key)
+        return key
 
     def feed(self, event: Event, now: float) -> list[Alert]:
         stats = self.stats
         stats.events += 1
-        rules = self._by_kind.get(event.kind)
-        if not rules:
+        plans = self._plans.get(event.kind)
+        if plans is None:
             return []
         alerts: list[Alert] = []
         ip = event.ip
-        v4 = ip is not None and ip.version == 4
-        sources: dict[int, str] = {}  # prefix -> source key: formatted once per event
-        for rule in rules:
-            if rule.matchers and not all(m(event) for m in rule.matchers):
-                continue
+        sources = self._sources
+        ip_id = id(ip) * self._pair_count
+        for rule, tests, table, group, distinct_field, bucket_type, pair in plans:
+            if tests:
+                failed = False
+                for test in tests:
+                    if not test(event):
+                        failed = True
+                        break
+                if failed:
+                    continue
             stats.matched += 1
             src: str | None = None
             if ip is not None:
-                prefix = rule.ipv4_prefix if v4 else rule.ipv6_prefix
-                src = sources.get(prefix)
-                if src is None:
-                    src = sources[prefix] = source_key(ip, prefix)
-            group = rule.group_by
-            value = _distinct_value(rule, event) if rule.distinct_field else None
+                hit = sources.get(ip_id + pair)
+                src = hit[1] if hit is not None and hit[0] is ip else self._source(ip, pair)
+            value = field_text(event, distinct_field) if distinct_field else None
             if group is GroupBy.SOURCE:
                 key = src
             elif event.account is None:
@@ -138,13 +187,12 @@ class Engine:
             if key is None:
                 stats.no_key += 1
                 continue
-            table = self._tables[rule.id]
             bucket = table.get(key)
             if bucket is None:
                 if len(table) >= self.max_keys:
                     table.popitem(last=False)
                     stats.evicted += 1
-                bucket = table[key] = Bucket(rule, now)
+                bucket = table[key] = bucket_type(rule, now)
             else:
                 table.move_to_end(key)
             if bucket.add(event, now, value):
@@ -175,10 +223,6 @@ class Engine:
 
     def state_size(self) -> int:
         return sum(len(t) for t in self._tables.values())
-
-
-def _distinct_value(rule: RuleSpec, event: Event) -> str | None:
-    return None if rule.distinct_field is None else field_text(event, rule.distinct_field)
 
 
 def _alert(rule: RuleSpec, key: str, network: Network | None, bucket: Bucket, now: float) -> Alert:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from ipaddress import ip_network
+from operator import attrgetter
 
 from sipguard.core.alerts import Network
 from sipguard.core.events import Event, IPAddress
@@ -51,6 +53,39 @@ def field_text(event: Event, name: str) -> str | None:
     if name in ("kind", "service"):
         return str(value.value)
     return str(value)
+
+
+#: Fields that hold text (or None) already: their text is the value itself.
+_TEXT_FIELDS = frozenset({"transport", "account", "target", "user_agent", "call_id", "detail"})
+#: Results remembered per subject text and matcher: user agents and targets repeat (attack
+#: tools, dial plans), and the engine asks once per event. Cleared when full.
+_RESULTS_MAX = 16384
+
+
+def _search_test(name: str, rx: re.Pattern[str]) -> Callable[[Event], bool]:
+    """`rx.search` on the field's text (at most MAX_SUBJECT characters); False without one."""
+    results: dict[str, bool] = {}
+    text_of: Callable[[Event], str | None] = (
+        attrgetter(name) if name in _TEXT_FIELDS else partial(_field_text_of, name)
+    )
+
+    def test(e: Event) -> bool:
+        text = text_of(e)
+        if text is None:
+            return False
+        found = results.get(text)
+        if found is None:
+            found = rx.search(text[:MAX_SUBJECT]) is not None
+            if len(results) >= _RESULTS_MAX:
+                results.clear()
+            results[text] = found
+        return found
+
+    return test
+
+
+def _field_text_of(name: str, event: Event) -> str | None:
+    return field_text(event, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +178,7 @@ def _contains_any(
     label = f"list {spec['list']!r}" if "list" in spec else _short(needles)
     # one alternation of literal needles: a single C-level search instead of a Python loop
     rx = re.compile("|".join(re.escape(n) for n in needles), re.IGNORECASE)
-
-    def test(e: Event) -> bool:
-        text = field_text(e, name)
-        return text is not None and rx.search(text[:MAX_SUBJECT]) is not None
-
+    test = _search_test(name, rx)
     return Matcher(name, "contains_any", test, f"{name} contains any of {label}")
 
 
@@ -163,11 +194,7 @@ def _regex(name: str, spec: Mapping[str, object], key: str) -> Matcher:
     except re.error as exc:
         raise RuleError(f"{key}.value", f"bad regex: {exc}") from None
 
-    def test(e: Event) -> bool:
-        text = field_text(e, name)
-        return text is not None and rx.search(text[:MAX_SUBJECT]) is not None
-
-    return Matcher(name, "regex", test, f"{name} =~ /{pattern}/")
+    return Matcher(name, "regex", _search_test(name, rx), f"{name} =~ /{pattern}/")
 
 
 def _cidr(
