@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
 from sipguard.core.alerts import Action, Alert, Decision
-from sipguard.core.events import Event, Kind
+from sipguard.core.events import ATTACK_KINDS, Event, IPAddress, Kind, Service
 from sipguard.detect import format_duration, network_key
 from sipguard.detect import source_key as group_key
 
@@ -55,6 +55,12 @@ def _with_service(services: dict[str, None], service: str) -> dict[str, None]:
     return shared
 
 
+#: Enum values as plain strings, looked up instead of `.value` (an Enum property in Python code).
+_KIND_TEXT: dict[Kind, str] = {k: k.value for k in Kind}
+_SERVICE_TEXT: dict[Service, str] = {s: s.value for s in Service}
+_SUCCESS_KINDS = frozenset({Kind.AUTH_SUCCESS, Kind.AMI_LOGIN_SUCCESS})
+
+
 def _bump(counts: dict[str, int], key: str, cap: int) -> None:
     if key in counts or len(counts) < cap:
         counts[key] = counts.get(key, 0) + 1
@@ -76,22 +82,37 @@ class Attacker:
     lines: list[str] = field(default_factory=list)
 
     def add(self, event: Event) -> None:
-        self.first = min(self.first, event.time)
-        self.last = max(self.last, event.time)
-        if event.kind in (Kind.AUTH_SUCCESS, Kind.AMI_LOGIN_SUCCESS):
+        time = event.time
+        if time < self.first:
+            self.first = time
+        if time > self.last:
+            self.last = time
+        kind = event.kind
+        if kind in _SUCCESS_KINDS:
             self.successes += 1
             return
-        if not event.is_attack:  # challenges sent are context, not failures
+        if kind not in ATTACK_KINDS:  # challenges sent are context, not failures
             return
         self.events += 1
-        _bump(self.kinds, event.kind.value, 64)
+        kinds = self.kinds
+        kind_text = _KIND_TEXT[kind]
+        if kind_text in kinds:
+            kinds[kind_text] += 1
+        elif len(kinds) < 64:
+            kinds[kind_text] = 1
         if event.account is not None:
             _bump(self.accounts, event.account[:200], KEEP_ACCOUNTS)
         if event.user_agent:
             _bump(self.user_agents, event.user_agent[:200], KEEP_AGENTS)
-        if self.ip.endswith("/64") and len(self.addresses) < KEEP_ADDRESSES:
-            self.addresses.add(str(event.ip))  # an IPv4 attacker is its own single address
-        service = event.service.value
+        addresses = self.addresses
+        # IPv4 attackers made by ScanReport share the never-written set: skip the string test
+        if (
+            addresses is not _NO_ADDRESSES
+            and len(addresses) < KEEP_ADDRESSES
+            and self.ip.endswith("/64")
+        ):
+            addresses.add(str(event.ip))  # an IPv4 attacker is its own single address
+        service = _SERVICE_TEXT[event.service]
         if service not in self.services:
             self.services = _with_service(self.services, service)
         if len(self.lines) < KEEP_LINES and event.origin.text:
@@ -148,6 +169,17 @@ class AccountUnderAttack:
     sources: set[str] = field(default_factory=set)
     alerts: list[Alert] = field(default_factory=list)
 
+    def add(self, time: float, kind: str, source: str | None) -> None:
+        """One attack event on this account, from `source` (an attacker key) when known."""
+        if time < self.first:
+            self.first = time
+        if time > self.last:
+            self.last = time
+        self.events += 1
+        _bump(self.kinds, kind, 64)
+        if source is not None and len(self.sources) < COUNT_SOURCES:
+            self.sources.add(source)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "account": self.account,
@@ -173,10 +205,25 @@ class ScanReport:
     dropped_sources: int = 0
     dropped_accounts: int = 0
     stats: dict[str, object] = field(default_factory=dict)
+    #: source_key per address object (see add_event)
+    _keys: dict[int, tuple[IPAddress, str]] = field(default_factory=dict, repr=False, compare=False)
 
     def add_event(self, event: Event) -> None:
-        attack = event.is_attack
-        key = source_key(event)
+        attack = event.kind in ATTACK_KINDS  # event.is_attack
+        ip = event.ip
+        key: str | None = None
+        if ip is not None:
+            # source_key(event), by the address object's identity: ipaddress objects hash in
+            # Python code. An entry holds its address, so its id cannot be reused meanwhile.
+            hit = self._keys.get(id(ip))
+            if hit is not None and hit[0] is ip:
+                key = hit[1]
+            else:
+                key = source_key(event)
+                assert key is not None
+                if len(self._keys) >= 1 << 15:
+                    self._keys.clear()
+                self._keys[id(ip)] = (ip, key)
         if key is None:
             if attack:
                 self.unattributed += 1
@@ -196,28 +243,25 @@ class ScanReport:
                 agg.add(event)
         if not attack:
             return
-        if event.account is not None:
-            self._account(event, key)
+        kind_text = _KIND_TEXT[event.kind]
+        account = event.account
+        if account is not None:
+            acc = self.accounts.get(account)
+            if acc is None:
+                if len(self.accounts) >= MAX_ACCOUNTS:
+                    self.dropped_accounts += 1
+                else:
+                    acc = self.accounts[account] = AccountUnderAttack(
+                        account[:200], event.time, event.time
+                    )
+            if acc is not None:
+                acc.add(event.time, kind_text, key)
         minute = int(event.time // 60) * 60
         counts = self.timeline.get(minute)
         if counts is None and len(self.timeline) < MAX_MINUTES:
             counts = self.timeline[minute] = {}
         if counts is not None:
-            counts[event.kind.value] = counts.get(event.kind.value, 0) + 1
-
-    def _account(self, event: Event, key: str | None) -> None:
-        account = event.account or ""
-        acc = self.accounts.get(account)
-        if acc is None:
-            if len(self.accounts) >= MAX_ACCOUNTS:
-                self.dropped_accounts += 1
-                return
-            acc = self.accounts[account] = AccountUnderAttack(account[:200], event.time, event.time)
-        acc.first, acc.last = min(acc.first, event.time), max(acc.last, event.time)
-        acc.events += 1
-        _bump(acc.kinds, event.kind.value, 64)
-        if key is not None and len(acc.sources) < COUNT_SOURCES:
-            acc.sources.add(key)
+            counts[kind_text] = counts.get(kind_text, 0) + 1
 
     def add_alert(self, alert: Alert, decision: Decision | None) -> None:
         self.alerts += 1
