@@ -792,11 +792,11 @@ static int call_rejected(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
      * there leaves the search to try further on: Python decides */
     opt_span who = {NULL, 0, 0};
     Py_ssize_t a;
-    if (has_at(msg, n, 0, LIT("Call from '"))) { /* lazy user: the first "') (" */
-        Py_ssize_t k = find(msg, n, 11, LIT("') ("));
+    if (has_at(msg, n, 0, LIT("Call from '"))) { /* lazy user: the first "' (" */
+        Py_ssize_t k = find(msg, n, 11, LIT("' ("));
         if (k < 0 || k - 11 > 512) return GRAM_FALLBACK;
         who = (opt_span){msg + 11, k - 11, k > 11};
-        a = k + 4;
+        a = k + 3;
     } else {
         Py_ssize_t e = 0;
         while (e < n && e <= 80 && !py_space((unsigned char)msg[e]) && msg[e] != ':' &&
