@@ -10,6 +10,7 @@
 #include "fast.h"
 
 #include <math.h>
+#include <structmember.h>
 #include <string.h>
 
 #define LOOKBACK 0.005
@@ -85,6 +86,18 @@ static uint64_t mix(uint64_t h, uint64_t v)
     return h;
 }
 
+/* hash(o); a str's cached hash is read directly (the keys hold mostly fresh strings and a few
+ * shared ones: a call through PyObject_Hash for each costs more than the whole lookup) */
+static Py_hash_t obj_hash(PyObject *o)
+{
+    if (PyUnicode_CheckExact(o)) {
+        Py_hash_t h = ((PyASCIIObject *)o)->hash;
+        if (h != -1)
+            return h;
+    }
+    return PyObject_Hash(o);
+}
+
 static int key_hash(const mkey *k, uint64_t *out)
 {
     uint64_t h = (uint64_t)k->kind * 0x100000001b3ULL;
@@ -97,7 +110,7 @@ static int key_hash(const mkey *k, uint64_t *out)
     h = mix(h, tb);
     for (int i = 0; i < 4; i++) {
         if (k->o[i] != NULL) {
-            Py_hash_t oh = PyObject_Hash(k->o[i]);
+            Py_hash_t oh = obj_hash(k->o[i]);
             if (oh == -1 && PyErr_Occurred())
                 return -1;
             h = mix(h, (uint64_t)oh);
@@ -106,7 +119,7 @@ static int key_hash(const mkey *k, uint64_t *out)
         }
     }
     if (k->ip.scope != NULL) {
-        Py_hash_t oh = PyObject_Hash(k->ip.scope);
+        Py_hash_t oh = obj_hash(k->ip.scope);
         if (oh == -1 && PyErr_Occurred())
             return -1;
         h = mix(h, (uint64_t)oh);
@@ -162,10 +175,14 @@ typedef struct {
     } val;
 } node;
 
+/* A table slot: the node index (-1: empty) and the hash's low bits, so that a probe past
+ * another key does not have to read that key's node (a cache miss in a map of 65536) */
+typedef struct { int32_t x; uint32_t h; } slot;
+
 typedef struct {
     node *nodes;
     int32_t ncap, nhigh, free_head;
-    int32_t *slots;
+    slot *slots;
     uint32_t mask;
     int32_t count, head, tail;
     int type;
@@ -221,10 +238,10 @@ static int32_t map_find(omap *m, const mkey *k, uint64_t h)
     if (m->slots == NULL)
         return -1;
     for (uint32_t i = (uint32_t)h & m->mask;; i = (i + 1) & m->mask) {
-        int32_t x = m->slots[i];
+        int32_t x = m->slots[i].x;
         if (x < 0)
             return -1;
-        if (m->nodes[x].hash == h) {
+        if (m->slots[i].h == (uint32_t)h && m->nodes[x].hash == h) {
             int r = key_eq(&m->nodes[x].key, k);
             if (r < 0)
                 return -2;
@@ -237,17 +254,20 @@ static int32_t map_find(omap *m, const mkey *k, uint64_t h)
 static int map_grow(omap *m)
 {
     uint32_t size = m->slots ? (m->mask + 1) * 2 : 256;
-    int32_t *slots = PyMem_Malloc(size * sizeof *slots);
+    slot *slots = PyMem_Malloc(size * sizeof *slots);
     if (slots == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    memset(slots, 0xff, size * sizeof *slots);
+    for (uint32_t i = 0; i < size; i++)
+        slots[i].x = -1;
     for (int32_t x = m->head; x >= 0; x = m->nodes[x].next) {
-        uint32_t i = (uint32_t)m->nodes[x].hash & (size - 1);
-        while (slots[i] >= 0)
+        uint32_t h = (uint32_t)m->nodes[x].hash;
+        uint32_t i = h & (size - 1);
+        while (slots[i].x >= 0)
             i = (i + 1) & (size - 1);
-        slots[i] = x;
+        slots[i].x = x;
+        slots[i].h = h;
     }
     PyMem_Free(m->slots);
     m->slots = slots;
@@ -291,9 +311,10 @@ static int32_t map_insert(omap *m, const mkey *k, uint64_t h)
         m->head = x;
     m->tail = x;
     uint32_t i = (uint32_t)h & m->mask;
-    while (m->slots[i] >= 0)
+    while (m->slots[i].x >= 0)
         i = (i + 1) & m->mask;
-    m->slots[i] = x;
+    m->slots[i].x = x;
+    m->slots[i].h = (uint32_t)h;
     m->count++;
     return x;
 }
@@ -327,23 +348,22 @@ static void map_remove(omap *m, int32_t x)
 {
     /* backward-shift deletion: linear probing without tombstones */
     uint32_t i = (uint32_t)m->nodes[x].hash & m->mask;
-    while (m->slots[i] != x)
+    while (m->slots[i].x != x)
         i = (i + 1) & m->mask;
     uint32_t j = i;
     for (;;) {
         j = (j + 1) & m->mask;
-        int32_t y = m->slots[j];
-        if (y < 0)
+        if (m->slots[j].x < 0)
             break;
-        uint32_t home = (uint32_t)m->nodes[y].hash & m->mask;
+        uint32_t home = m->slots[j].h & m->mask;
         /* y may fill the hole at i when its home is not inside (i, j] cyclically */
         int fill = i <= j ? (home <= i || home > j) : (home <= i && home > j);
         if (fill) {
-            m->slots[i] = y;
+            m->slots[i] = m->slots[j];
             i = j;
         }
     }
-    m->slots[i] = -1;
+    m->slots[i].x = -1;
     list_unlink(m, x);
     node_clear(m, &m->nodes[x]);
     m->nodes[x].next = m->free_head;
@@ -388,13 +408,47 @@ struct linker {
     int rstart, rlen;
     chq_e *q; /* growable ring */
     size_t qstart, qlen, qcap;
-    PyObject *v4type, *v6type, *s_ip, *s_scope, *s_source, *empty, *shift64;
+    PyObject *v4type, *v6type, *origin_type, *s_ip, *s_scope, *s_source, *empty, *shift64;
+    /* slot offsets (member descriptors) of IPv4Address._ip, IPv6Address._ip, ._scope_id and
+     * Origin.source, read directly for exact instances; -1: use getattr */
+    Py_ssize_t off_v4ip, off_v6ip, off_scope, off_source;
     PyObject *last_ip; /* OWNED: the address whose key is last_key */
     ipkey last_key;
 };
 
 #define PEND(lk, i) (&(lk)->pend[((lk)->pstart + (i)) & (PEND_CAP - 1)])
 #define REC(lk, i) (&(lk)->rec[((lk)->rstart + (i)) % RECENT])
+
+/* The offset of a slot attribute (a T_OBJECT_EX member descriptor of the type), else -1. */
+static Py_ssize_t member_offset(PyObject *type, const char *name)
+{
+    PyObject *d = PyObject_GetAttrString(type, name);
+    if (d == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t off = -1;
+    if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX && !(m->flags & READ_RESTRICTED))
+            off = m->offset;
+    }
+    Py_DECREF(d);
+    return off;
+}
+
+/* obj.<name>: NEW reference; the slot is read directly when obj's type is exactly `type` */
+static PyObject *slot_attr(PyObject *obj, PyObject *type, Py_ssize_t off, PyObject *name)
+{
+    if (off >= 0 && (PyObject *)Py_TYPE(obj) == type) {
+        PyObject *v = *(PyObject **)((char *)obj + off);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return PyObject_GetAttr(obj, name); /* raises as Python would */
+}
 
 linker *linker_new(fast_stats *st, double link_window, double challenge_window)
 {
@@ -419,6 +473,17 @@ linker *linker_new(fast_stats *st, double link_window, double challenge_window)
     lk->v4type = PyObject_GetAttrString(mod, "IPv4Address");
     lk->v6type = PyObject_GetAttrString(mod, "IPv6Address");
     Py_DECREF(mod);
+    mod = PyImport_ImportModule("sipguard.core.events");
+    if (mod == NULL)
+        goto fail;
+    lk->origin_type = PyObject_GetAttrString(mod, "Origin");
+    Py_DECREF(mod);
+    if (!lk->v4type || !lk->v6type || !lk->origin_type)
+        goto fail;
+    lk->off_v4ip = member_offset(lk->v4type, "_ip");
+    lk->off_v6ip = member_offset(lk->v6type, "_ip");
+    lk->off_scope = member_offset(lk->v6type, "_scope_id");
+    lk->off_source = member_offset(lk->origin_type, "source");
     lk->s_ip = PyUnicode_InternFromString("_ip");
     lk->s_scope = PyUnicode_InternFromString("_scope_id");
     lk->s_source = PyUnicode_InternFromString("source");
@@ -462,6 +527,7 @@ void linker_free(linker *lk)
     PyMem_Free(lk->q);
     Py_XDECREF(lk->v4type);
     Py_XDECREF(lk->v6type);
+    Py_XDECREF(lk->origin_type);
     Py_XDECREF(lk->s_ip);
     Py_XDECREF(lk->s_scope);
     Py_XDECREF(lk->s_source);
@@ -489,7 +555,8 @@ static int ip_key(linker *lk, PyObject *ip, ipkey *out)
         PyErr_SetString(PyExc_TypeError, "linker: an event's ip is not an IP address");
         return -1;
     }
-    PyObject *n = PyObject_GetAttr(ip, lk->s_ip);
+    PyObject *n = v6 ? slot_attr(ip, lk->v6type, lk->off_v6ip, lk->s_ip)
+                     : slot_attr(ip, lk->v4type, lk->off_v4ip, lk->s_ip);
     if (n == NULL)
         return -1;
     out->lo = PyLong_AsUnsignedLongLongMask(n);
@@ -511,7 +578,7 @@ static int ip_key(linker *lk, PyObject *ip, ipkey *out)
             Py_DECREF(n);
             return -1;
         }
-        PyObject *scope = PyObject_GetAttr(ip, lk->s_scope);
+        PyObject *scope = slot_attr(ip, lk->v6type, lk->off_scope, lk->s_scope);
         if (scope == NULL) {
             Py_DECREF(n);
             return -1;
@@ -591,7 +658,7 @@ static int is_copy(linker *lk, PyObject *ev)
     uint64_t h;
     if (key_hash(&k, &h) < 0)
         return -1;
-    PyObject *src = PyObject_GetAttr(event_get(ev, F_ORIGIN), lk->s_source);
+    PyObject *src = slot_attr(event_get(ev, F_ORIGIN), lk->origin_type, lk->off_source, lk->s_source);
     if (src == NULL)
         return -1;
     omap *m = &lk->copies;
