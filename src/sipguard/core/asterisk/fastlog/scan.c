@@ -249,15 +249,35 @@ static int parse_prefix(scan_state *st, const char *t, Py_ssize_t n, fast_prefix
     return PFX_OK;
 }
 
+/* Printable ASCII and tab only: anything else (UTF-8, latin-1, ANSI, control characters) is the
+ * Python parser's. Eight bytes at a time: "some byte < 0x20 or > 0x7e" is exact word-wise. */
+static int plain_text(const char *s, Py_ssize_t n) {
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t less = (x - ones * 0x20) & ~x & high;
+        uint64_t more = ((x + ones * (127 - 0x7e)) | x) & high;
+        if (less | more) {
+            for (int k = 0; k < 8; k++) {
+                unsigned char c = (unsigned char)s[i + k];
+                if ((c < 0x20 && c != '\t') || c > 0x7e) return 0;
+            }
+        }
+    }
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c > 0x7e) return 0;
+    }
+    return 1;
+}
+
 /* ---- one candidate line -------------------------------------------------------------------------- */
 /* raw: the line truncated at MAX_LINE, trailing \r removed (what Python decodes). */
 static int native_line(fast_ctx *ctx, scan_state *st, const char *raw, Py_ssize_t n,
                        Py_ssize_t line_no) {
-    /* ASCII without control characters (tab aside): anything else is the Python parser's */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)raw[i];
-        if ((c < 0x20 && c != '\t') || c >= 0x7f) return ctx_fallback(ctx, raw, n, line_no);
-    }
+    if (!plain_text(raw, n)) return ctx_fallback(ctx, raw, n, line_no);
     fast_prefix p;
     Py_ssize_t at = 0;
     int rc = raw[0] == '[' ? parse_prefix(st, raw, n, &p, &at) : PFX_UNSURE;
@@ -369,17 +389,31 @@ static int verify(const scan_run *r, Py_ssize_t at, unsigned buckets) {
     return 0;
 }
 
-/* the newlines in a block's mask (bits from offset pos): counts them and a too-long line ending at
- * the first one (lines inside one block are short) */
-static inline void block_newlines(scan_run *r, Py_ssize_t pos, uint32_t mask) {
+/* the newlines of a block (bit i: offset pos + i): counts them and a too-long line ending at the
+ * first one (lines inside one 64-byte block are short) */
+static inline void block_newlines(scan_run *r, Py_ssize_t pos, uint64_t mask) {
     if (mask == 0) return;
-    Py_ssize_t first = pos + __builtin_ctz(mask);
+    Py_ssize_t first = pos + __builtin_ctzll(mask);
     if (first - (r->last_nl + 1) > FAST_MAX_LINE) r->ctx->st.too_long++;
-    r->last_nl = pos + 31 - __builtin_clz(mask);
-    r->nl += __builtin_popcount(mask);
+    r->last_nl = pos + 63 - __builtin_clzll(mask);
+    r->nl += __builtin_popcountll(mask);
 }
 
 #ifdef SCAN_HAVE_AVX2
+/* Bucket bits of the phrases whose fingerprint may start at each of the 32 offsets from p. */
+__attribute__((target("avx2"))) static inline __m256i teddy(const char *p, const __m256i *lo,
+                                                            const __m256i *hi, __m256i nib) {
+    __m256i m = _mm256_set1_epi8(-1);
+    for (int i = 0; i < FP_LEN; i++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(p + i));
+        __m256i l = _mm256_shuffle_epi8(lo[i], _mm256_and_si256(v, nib));
+        __m256i h = _mm256_shuffle_epi8(hi[i], _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
+        m = _mm256_and_si256(m, _mm256_and_si256(l, h));
+    }
+    return m;
+}
+
+/* 64 bytes a round (two 32-byte halves keep the pipeline busy and share one branch) */
 __attribute__((target("avx2"))) static int scan_simd(scan_run *r) {
     const char *d = r->d;
     const Py_ssize_t n = r->n;
@@ -390,27 +424,28 @@ __attribute__((target("avx2"))) static int scan_simd(scan_run *r) {
     }
     const __m256i nib = _mm256_set1_epi8(0x0f), newline = _mm256_set1_epi8('\n');
     const __m256i zero = _mm256_setzero_si256();
-    __m256i nul = zero;
+    __m256i low = _mm256_set1_epi8(-1); /* the smallest byte seen at each lane: 0 after a NUL */
     Py_ssize_t pos = 0;
-    /* each block reads 32 + FP_LEN - 1 bytes */
-    while (pos + 32 + FP_LEN - 1 <= n) {
-        __m256i m = _mm256_set1_epi8(-1), v0 = zero;
-        for (int i = 0; i < FP_LEN; i++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(d + pos + i));
-            if (i == 0) v0 = v;
-            __m256i l = _mm256_shuffle_epi8(lo[i], _mm256_and_si256(v, nib));
-            __m256i h = _mm256_shuffle_epi8(hi[i], _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
-            m = _mm256_and_si256(m, _mm256_and_si256(l, h));
-        }
-        uint32_t nlm = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v0, newline));
-        nul = _mm256_or_si256(nul, _mm256_cmpeq_epi8(v0, zero));
-        if (!_mm256_testz_si256(m, m)) {
-            uint8_t bytes[32];
-            _mm256_storeu_si256((__m256i *)bytes, m);
-            uint32_t hits = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
+    /* a round reads 64 + FP_LEN - 1 bytes */
+    while (pos + 64 + FP_LEN - 1 <= n) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(d + pos));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(d + pos + 32));
+        __m256i ma = teddy(d + pos, lo, hi, nib), mb = teddy(d + pos + 32, lo, hi, nib);
+        uint64_t nlm = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, newline)) |
+                       (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, newline))
+                           << 32;
+        low = _mm256_min_epu8(low, _mm256_min_epu8(a, b));
+        __m256i any = _mm256_or_si256(ma, mb);
+        if (!_mm256_testz_si256(any, any)) {
+            uint8_t bytes[64];
+            _mm256_storeu_si256((__m256i *)bytes, ma);
+            _mm256_storeu_si256((__m256i *)(bytes + 32), mb);
+            uint64_t hits =
+                ~((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(ma, zero)) |
+                  (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(mb, zero)) << 32);
             int found = -1;
             while (hits) {
-                int j = __builtin_ctz(hits);
+                int j = __builtin_ctzll(hits);
                 hits &= hits - 1;
                 if (verify(r, pos + j, bytes[j])) {
                     found = j;
@@ -418,7 +453,7 @@ __attribute__((target("avx2"))) static int scan_simd(scan_run *r) {
                 }
             }
             if (found >= 0) {
-                block_newlines(r, pos, nlm & ((1u << found) - 1));
+                block_newlines(r, pos, nlm & ((1ull << found) - 1));
                 Py_ssize_t at = pos + found;
                 const char *nlp = memchr(d + at, '\n', (size_t)(n - at));
                 Py_ssize_t e = nlp != NULL ? nlp - d : n;
@@ -428,9 +463,9 @@ __attribute__((target("avx2"))) static int scan_simd(scan_run *r) {
             }
         }
         block_newlines(r, pos, nlm);
-        pos += 32;
+        pos += 64;
     }
-    if (!_mm256_testz_si256(nul, nul)) r->saw_nul = 1;
+    if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(low, zero)) != 0) r->saw_nul = 1;
     return scan_lines(r, r->last_nl + 1);
 }
 #endif
