@@ -76,7 +76,7 @@ class Bucket:
         last = self.last
         if now < last:
             now = last  # tolerate slightly out-of-order input (several files)
-        crossed = self._step(now, last, value)
+        crossed = self.step(now, last, value)
         self.last = now
         self.count += 1
         kinds = self.kinds
@@ -91,10 +91,10 @@ class Bucket:
             return True
         return False
 
-    def _step(self, now: float, last: float, value: str | None) -> bool:
-        """Starts a new episode when the last one is over, counts `now`; True when full.
-        `now` is never before `last` here. Each bucket kind below has its own, without the
-        dispatch on the kind (this is the engine's inner loop)."""
+    def step(self, now: float, last: float, value: str | None) -> bool:
+        """The bucket kind's part of add(): starts a new episode when the last one is over,
+        counts `now`, True when full. `now` is never before `last` here. Each bucket kind below
+        has its own, without the dispatch on the kind (the engine calls it in its inner loop)."""
         if self.count and self.idle(now):
             self._reset(now)
         rule = self.rule
@@ -117,12 +117,15 @@ class Bucket:
             values[value] = now
             values.move_to_end(value)
         horizon = now - self.rule.window
-        while values:
-            oldest, seen = next(iter(values.items()))
-            if seen >= horizon and len(values) <= MAX_DISTINCT:
+        count = len(values)
+        while count:
+            for oldest, seen in values.items():  # noqa: B007 - the first (oldest) entry
+                break
+            if seen >= horizon and count <= MAX_DISTINCT:
                 break
             del values[oldest]
-        return len(values)
+            count -= 1
+        return count
 
     def distinct(self) -> int:
         return len(self.values)
@@ -131,7 +134,7 @@ class Bucket:
 class LeakyBucket(Bucket):
     __slots__ = ()
 
-    def _step(self, now: float, last: float, value: str | None) -> bool:
+    def step(self, now: float, last: float, value: str | None) -> bool:
         rule = self.rule
         threshold = rule.threshold
         rate = threshold / rule.window  # as _rate()
@@ -146,7 +149,7 @@ class LeakyBucket(Bucket):
 class CounterBucket(Bucket):
     __slots__ = ()
 
-    def _step(self, now: float, last: float, value: str | None) -> bool:
+    def step(self, now: float, last: float, value: str | None) -> bool:
         window = self.rule.window
         if self.count and now - last > window:  # idle(now)
             self._reset(now)
@@ -158,7 +161,7 @@ class CounterBucket(Bucket):
 class TriggerBucket(Bucket):
     __slots__ = ()
 
-    def _step(self, now: float, last: float, value: str | None) -> bool:
+    def step(self, now: float, last: float, value: str | None) -> bool:
         if self.count and now - last > self.rule.window:  # idle(now)
             self._reset(now)
         return True
@@ -167,7 +170,7 @@ class TriggerBucket(Bucket):
 class DistinctBucket(Bucket):
     __slots__ = ()
 
-    def _step(self, now: float, last: float, value: str | None) -> bool:
+    def step(self, now: float, last: float, value: str | None) -> bool:
         if self.count and now - last > self.rule.window:  # idle(now)
             self._reset(now)
         return self._add_distinct(now, value) >= self.rule.threshold

@@ -16,9 +16,9 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from sipguard.core.alerts import Alert, Network
 from sipguard.core.events import Event, IPAddress, Kind
-from sipguard.detect.buckets import BUCKET_TYPES, Bucket
+from sipguard.detect.buckets import BUCKET_TYPES, MAX_ACCOUNTS, Bucket
 from sipguard.detect.durations import format_duration
-from sipguard.detect.matchers import field_text
+from sipguard.detect.matchers import field_getter
 from sipguard.detect.spec import BucketKind, GroupBy, RuleSpec
 
 DEFAULT_MAX_KEYS = 100_000  # per rule
@@ -92,14 +92,14 @@ def network_key(net: Network) -> str:
 
 
 #: What feed() needs of one rule, looked up once: the rule, its matchers' tests, its key table,
-#: how it groups, the field it counts distinct values of, the bucket type, and a small number
-#: that identifies its (IPv4, IPv6) prefix pair in the source-key cache.
+#: how it groups, the getter of the field it counts distinct values of, the bucket type, and a
+#: small number that identifies its (IPv4, IPv6) prefix pair in the source-key cache.
 _Plan = tuple[
     RuleSpec,
     tuple[Callable[[Event], bool], ...],
     "OrderedDict[str, Bucket]",
     GroupBy,
-    "str | None",
+    "Callable[[Event], str | None] | None",
     type[Bucket],
     int,
 ]
@@ -126,7 +126,7 @@ class Engine:
                     tuple(m.test for m in r.matchers),
                     self._tables[r.id],
                     r.group_by,
-                    r.distinct_field,
+                    field_getter(r.distinct_field) if r.distinct_field else None,
                     BUCKET_TYPES[r.bucket],
                     pairs.setdefault((r.ipv4_prefix, r.ipv6_prefix), len(pairs)),
                 )
@@ -158,9 +158,13 @@ class Engine:
             return []
         alerts: list[Alert] = []
         ip = event.ip
+        kind = event.kind
+        account = event.account
         sources = self._sources
         ip_id = id(ip) * self._pair_count
-        for rule, tests, table, group, distinct_field, bucket_type, pair in plans:
+        src: str | None = None  # the source key at prefix pair src_pair
+        src_pair = -1
+        for rule, tests, table, group, value_of, bucket_type, pair in plans:
             if tests:
                 failed = False
                 for test in tests:
@@ -170,17 +174,17 @@ class Engine:
                 if failed:
                     continue
             stats.matched += 1
-            src: str | None = None
-            if ip is not None:
+            if ip is not None and pair != src_pair and group is not GroupBy.ACCOUNT:
                 hit = sources.get(ip_id + pair)
                 src = hit[1] if hit is not None and hit[0] is ip else self._source(ip, pair)
-            value = field_text(event, distinct_field) if distinct_field else None
+                src_pair = pair  # the next rule with the same prefixes has the same key
+            value = None if value_of is None else value_of(event)
             if group is GroupBy.SOURCE:
                 key = src
-            elif event.account is None:
+            elif account is None:
                 key = None
             else:
-                key = f"account:{event.account}"
+                key = f"account:{account}"
                 if group is GroupBy.ACCOUNT_DISTINCT_SOURCES:
                     # a distributed attack is counted in sources: no address, no source
                     key, value = (key, src) if src is not None else (None, None)
@@ -195,7 +199,24 @@ class Engine:
                 bucket = table[key] = bucket_type(rule, now)
             else:
                 table.move_to_end(key)
-            if bucket.add(event, now, value):
+            # bucket.add(event, now, value), inlined: this runs once per (event, rule)
+            last = bucket.last
+            at = last if now < last else now
+            crossed = bucket.step(at, last, value)
+            bucket.last = at
+            bucket.count += 1
+            if bucket.fired:
+                # this episode has alerted: the tallies below are only read by the alert's
+                # reason and evidence, and the episode's end clears them. Attackers keep going,
+                # so most events take this exit.
+                continue
+            counts = bucket.kinds
+            counts[kind] = counts.get(kind, 0) + 1
+            if account is not None and len(bucket.accounts) < MAX_ACCOUNTS:
+                bucket.accounts.add(account)
+            bucket.evidence.append(event)
+            if crossed:
+                bucket.fired = True
                 stats.alerts += 1
                 network = source_network(rule, event) if group is GroupBy.SOURCE else None
                 alerts.append(_alert(rule, key, network, bucket, now))

@@ -65,9 +65,7 @@ _RESULTS_MAX = 16384
 def _search_test(name: str, rx: re.Pattern[str]) -> Callable[[Event], bool]:
     """`rx.search` on the field's text (at most MAX_SUBJECT characters); False without one."""
     results: dict[str, bool] = {}
-    text_of: Callable[[Event], str | None] = (
-        attrgetter(name) if name in _TEXT_FIELDS else partial(_field_text_of, name)
-    )
+    text_of = field_getter(name)
 
     def test(e: Event) -> bool:
         text = text_of(e)
@@ -82,6 +80,14 @@ def _search_test(name: str, rx: re.Pattern[str]) -> Callable[[Event], bool]:
         return found
 
     return test
+
+
+def field_getter(name: str) -> Callable[[Event], str | None]:
+    """`field_text(event, name)` as a function of the event, the attribute itself for text."""
+    if name in _TEXT_FIELDS:
+        getter: Callable[[Event], str | None] = attrgetter(name)
+        return getter
+    return partial(_field_text_of, name)
 
 
 def _field_text_of(name: str, event: Event) -> str | None:

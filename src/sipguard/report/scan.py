@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from sipguard.core.alerts import Alert
 from sipguard.core.events import Event
 from sipguard.detect import Engine, RuleSpec
 from sipguard.policy import Policy
@@ -89,12 +90,22 @@ class Scanner:
         self.engine.expire(self.latest)
 
     def _events(self, events: Iterable[Event]) -> None:
-        report, engine, policy = self.report, self.engine, self.policy
+        add_event, feed = self.report.add_event, self.engine.feed
+        latest = self.latest
         for event in events:
-            self.latest = max(self.latest, event.time)
-            report.add_event(event)
-            for alert in engine.feed(event, event.time):
-                report.add_alert(alert, policy.decide(alert, alert.time))
+            time = event.time
+            if time > latest:  # max(latest, time)
+                latest = time
+            add_event(event)
+            alerts = feed(event, time)
+            if alerts:
+                self._alerts(alerts)
+        self.latest = latest
+
+    def _alerts(self, alerts: list[Alert]) -> None:
+        report, policy = self.report, self.policy
+        for alert in alerts:
+            report.add_alert(alert, policy.decide(alert, alert.time))
 
     def finish(self) -> ScanReport:
         self._events(self.normalizer.flush())
