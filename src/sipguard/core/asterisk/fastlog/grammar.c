@@ -244,6 +244,9 @@ static PyObject *join(const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn
     return v;
 }
 
+/* a str for text that seldom repeats (call ids): not worth a cache slot */
+static PyObject *fresh(const char *s, Py_ssize_t n) { return join(s, n, "", 0, "", 0, "", 0); }
+
 /* ---- building the candidate ------------------------------------------------------------------ */
 
 typedef struct {
@@ -492,29 +495,38 @@ static int parse_remote(const char *s, Py_ssize_t n, PyObject **ip, PyObject **p
 /* lines.parse_message's SecurityEvent branch for the _simple_fields shape */
 static int security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
                     fast_cand *out) {
-    static const char REMOTE[] = "\",RemoteAddress=\"";
     if (!has_at(msg, n, 0, LIT("SecurityEvent=\""))) return GRAM_FALLBACK;
     Py_ssize_t bn = n;
     if (bn > 0 && msg[bn - 1] == '"') bn--;
-    if (count2(msg, bn, LIT(REMOTE)) != 1) return GRAM_FALLBACK;
     field f[MAX_FIELDS];
     int nf = 0;
     Py_ssize_t at = 0;
-    for (;;) { /* body.split('",'), each part key="value */
-        Py_ssize_t cut = find(msg, bn, at, LIT("\","));
-        Py_ssize_t end = cut < 0 ? bn : cut;
+    for (;;) { /* body.split('",'), each part key="value; one pass, no substring search */
+        Py_ssize_t end = at;
+        for (;;) {
+            const char *q = memchr(msg + end, '"', (size_t)(bn - end));
+            end = q ? q - msg : bn;
+            if (end >= bn - 1 || msg[end + 1] == ',') break;
+            end++;
+        }
+        if (end >= bn - 1) end = bn; /* no '",' left: the last part */
         if (nf == MAX_FIELDS) return GRAM_FALLBACK;
-        Py_ssize_t eq = find(msg, end, at, LIT("=\""));
-        if (eq < 0 || eq == at || eq - at > 32) return GRAM_FALLBACK;
-        for (Py_ssize_t k = at; k < eq; k++)
-            if (!is_alnum((unsigned char)msg[k])) return GRAM_FALLBACK;
+        /* partition('="'), key ASCII alnum: the key is the alnum run, or the part is refused */
+        Py_ssize_t eq = at;
+        while (eq < end && eq - at <= 32 && is_alnum((unsigned char)msg[eq])) eq++;
+        if (eq == at || eq - at > 32 || eq + 1 >= end || msg[eq] != '=' || msg[eq + 1] != '"')
+            return GRAM_FALLBACK;
         for (int k = 0; k < nf; k++)
             if (f[k].klen == eq - at && memcmp(f[k].key, msg + at, (size_t)(eq - at)) == 0)
                 return GRAM_FALLBACK; /* a repeated key: the full parse decides */
         f[nf++] = (field){msg + at, msg + eq + 2, eq - at, end - eq - 2};
-        if (cut < 0) break;
-        at = cut + 2;
+        if (end >= bn) break;
+        at = end + 2;
     }
+    /* Python wants body.count('",RemoteAddress="') == 1: every occurrence starts a part (every
+     * '",' is a cut) and keys are distinct, so that is "a RemoteAddress part exists" */
+    const field *rf = get_field(f, nf, "RemoteAddress");
+    if (rf == NULL) return GRAM_FALLBACK;
     const field *name_f = &f[0]; /* the body starts with SecurityEvent=" */
     const char *name = name_f->val;
     Py_ssize_t name_len = name_f->vlen;
@@ -531,7 +543,6 @@ static int security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObjec
     const field *tv = get_field(f, nf, "EventTV");
     if (tv != NULL && tv->vlen > 0 && !event_tv(tv->val, tv->vlen, &when)) return GRAM_FALLBACK;
 
-    const field *rf = get_field(f, nf, "RemoteAddress");
     const char *rs = rf->val;
     Py_ssize_t rn = rf->vlen;
     strip(&rs, &rn);
@@ -594,7 +605,7 @@ static int security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObjec
             c.kind = K_AMI_LOGIN_SUCCESS;
     }
     const field *cf = get_field(f, nf, "SessionID");
-    if (cf != NULL && cf->vlen > 0 && (c.call_id = keep(&r, text(cf->val, cf->vlen))) == NULL)
+    if (cf != NULL && cf->vlen > 0 && (c.call_id = keep(&r, fresh(cf->val, cf->vlen))) == NULL)
         goto error;
     c.channel = CH_SECURITY;
     c.link_name = link;
@@ -714,7 +725,7 @@ static int pjsip_request(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
     if (opt_text(&r, &display, &c.user_agent) < 0 || opt_text(&r, &user, &c.account) < 0)
         goto error;
     if (has_at(msg, n, end + 1, LIT(" (callid: ")) && rs > end + 11 &&
-        (c.call_id = keep(&r, text(msg + end + 11, rs - end - 11))) == NULL)
+        (c.call_id = keep(&r, fresh(msg + end + 11, rs - end - 11))) == NULL)
         goto error;
     const char *why = PJSIP_REASONS[reason].text;
     c.detail = keep(&r, join(method, method_len, LIT(": "), why, (Py_ssize_t)strlen(why),
