@@ -234,14 +234,18 @@ def test_binary_lines(name: str) -> None:
     assert stats[4] == 5 and stats[1] == 2
     same([(data, 1)], True, name)
     same([(data + b"\n", 1), (b"tail \x00 failed", 9)], True, name)
+    for pad in range(0, 140, 3):  # a NUL before, across and after the end of the last block
+        last = b"x" * pad + b"\x00" + b"y" * (pad % 7)
+        same([(line + b"\n" + last, 1)], False, name)
+        same([(line + b"\n" + last + b" failed", 1)], False, name)
 
 
 def test_every_phrase_at_every_block_offset() -> None:
     """Each phrase (and the fingerprint windows inside it) at each offset of the 32-byte blocks,
     also at the very end of the chunk where the finder's last block cannot reach."""
     for phrase in ALL_PHRASES:
-        for pad in range(0, 70):
-            data = b"x" * pad + phrase.encode()
+        for pad in range(0, 140):
+            data = b"x" * pad + phrase.encode() + b"y" * (pad % 5)
             for name in FINDERS:
                 c = same([(data, 1)], False, name)
                 assert c == [1]
@@ -346,7 +350,7 @@ _MESSAGE = _alt(
 )
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.tuples(_PREFIX, _MESSAGE, _alt("\n", "\r\n", "\r\r\n")), max_size=8))
 def test_prefix_variants(lines: list[tuple[str, str, str]]) -> None:
     data = "".join(p + m + e for p, m, e in lines).encode("latin-1")

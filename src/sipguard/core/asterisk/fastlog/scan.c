@@ -352,32 +352,38 @@ static int candidate_line(scan_run *r, Py_ssize_t ls, Py_ssize_t e) {
     return native_line(r->ctx, r->st, line, len, line_no);
 }
 
-/* Does the line hold a phrase? Byte pairs looked up in a 64 Kbit table, hits verified. */
-static int has_phrase(const scan_state *st, const char *s, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i + 1 < n; i++) {
+/* Does s[0..n) hold a phrase whose fingerprint starts at or after `from`? Byte pairs looked up
+ * in a 64 Kbit table, hits verified. */
+static int has_phrase(const scan_state *st, const char *s, Py_ssize_t n, Py_ssize_t from) {
+    for (Py_ssize_t i = from; i + 1 < n; i++) {
         unsigned pair = (unsigned)(uint8_t)s[i] << 8 | (uint8_t)s[i + 1];
         if (!(st->pairs[pair >> 6] >> (pair & 63) & 1)) continue;
         for (int k = 0; k < NPHRASES; k++) {
             const phrase *p = &PHRASES[k];
             Py_ssize_t at = i - p->fp;
-            if (at >= 0 && at + p->len <= n && memcmp(s + at, p->text, (size_t)p->len) == 0)
+            if (s[i] == p->text[p->fp] && s[i + 1] == p->text[p->fp + 1] && at >= 0 &&
+                at + p->len <= n && memcmp(s + at, p->text, (size_t)p->len) == 0)
                 return 1;
         }
     }
     return 0;
 }
 
-/* The plain loop, line by line from the line start ls to the end of the chunk. */
-static int scan_lines(scan_run *r, Py_ssize_t ls) {
+/* The plain loop, line by line from the line start ls to the end of the chunk. Fingerprints
+ * before `seen` were looked at already (by the AVX2 finder): the first line is searched, and
+ * checked for NUL, from there on. */
+static int scan_lines(scan_run *r, Py_ssize_t ls, Py_ssize_t seen) {
     const char *d = r->d;
     while (ls < r->n) {
         const char *nlp = memchr(d + ls, '\n', (size_t)(r->n - ls));
         Py_ssize_t e = nlp != NULL ? nlp - d : r->n;
-        if (has_phrase(r->st, d + ls, e - ls)) {
+        Py_ssize_t from = seen > ls ? seen - ls : 0;
+        if (has_phrase(r->st, d + ls, e - ls, from)) {
             if (candidate_line(r, ls, e) < 0) return -1;
         } else {
             if (e - ls > FAST_MAX_LINE) r->ctx->st.too_long++;
-            if (!r->saw_nul && memchr(d + ls, 0, (size_t)(e - ls)) != NULL) r->saw_nul = 1;
+            if (!r->saw_nul && e > ls + from && memchr(d + ls + from, 0, (size_t)(e - ls - from)))
+                r->saw_nul = 1;
             r->last_nl = e;
             if (nlp != NULL) r->nl++;
         }
@@ -478,7 +484,7 @@ __attribute__((target("avx2"))) static int scan_simd(scan_run *r) {
         pos += 64;
     }
     if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(low, zero)) != 0) r->saw_nul = 1;
-    return scan_lines(r, r->last_nl + 1);
+    return scan_lines(r, r->last_nl + 1, pos);
 }
 #endif
 
@@ -510,7 +516,7 @@ int scan_chunk(fast_ctx *ctx, const char *data, Py_ssize_t n, Py_ssize_t first_l
         rc = scan_simd(&r);
     else
 #endif
-        rc = scan_lines(&r, 0);
+        rc = scan_lines(&r, 0, 0);
     if (rc < 0) return -1;
     ctx->st.lines += r.nl + (n > 0 && data[n - 1] != '\n');
     if (r.saw_nul) ctx->st.binary += count_binary(data, n);
