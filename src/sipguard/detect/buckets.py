@@ -16,6 +16,12 @@ from sipguard.detect.spec import BucketKind, RuleSpec
 MAX_ACCOUNTS = 100  # accounts remembered per key, for the reason sentence
 MAX_DISTINCT = 10_000  # distinct values remembered per key
 _EMPTY: OrderedDict[str, float] = OrderedDict()  # shared, never written: non-distinct buckets
+# Enum members as module constants: `BucketKind.LEAKY` costs a lookup through the enum machinery
+# (~0.1 us), and a distributed flood creates a bucket per source
+_LEAKY = BucketKind.LEAKY
+_COUNTER = BucketKind.COUNTER
+_TRIGGER = BucketKind.TRIGGER
+_DISTINCT = BucketKind.DISTINCT
 
 
 class Bucket:
@@ -45,10 +51,8 @@ class Bucket:
         self.evidence: deque[Event] = deque(maxlen=rule.evidence)
         # only the container this bucket kind uses is allocated: keys are many, memory is not
         kind = rule.bucket
-        self.times: deque[float] = deque(maxlen=rule.threshold if kind is BucketKind.COUNTER else 0)
-        self.values: OrderedDict[str, float] = (
-            _EMPTY if kind is not BucketKind.DISTINCT else OrderedDict()
-        )
+        self.times: deque[float] = deque(maxlen=rule.threshold if kind is _COUNTER else 0)
+        self.values: OrderedDict[str, float] = _EMPTY if kind is not _DISTINCT else OrderedDict()
 
     def _reset(self, now: float) -> None:
         self.first = now
@@ -67,7 +71,7 @@ class Bucket:
     def idle(self, now: float) -> bool:
         """True when the episode is over: a new event would start from nothing."""
         quiet = max(0.0, now - self.last)
-        if self.rule.bucket is BucketKind.LEAKY:
+        if self.rule.bucket is _LEAKY:
             return self.level - quiet * self._rate() <= 0.0
         return quiet > self.rule.window
 
@@ -98,16 +102,16 @@ class Bucket:
         if self.count and self.idle(now):
             self._reset(now)
         rule = self.rule
-        if rule.bucket is BucketKind.LEAKY:
+        if rule.bucket is _LEAKY:
             drained = self.level - (now - last) * self._rate()
             # capped at the threshold: after an attack stops the key drains within one window
             self.level = min(max(drained, 0.0) + 1.0, float(rule.threshold))
             # full when the next event would not fit: `threshold` events faster than the drain
             return self.level > rule.threshold - 1.0
-        if rule.bucket is BucketKind.COUNTER:
+        if rule.bucket is _COUNTER:
             self.times.append(now)
             return len(self.times) >= rule.threshold and now - self.times[0] <= rule.window
-        if rule.bucket is BucketKind.TRIGGER:
+        if rule.bucket is _TRIGGER:
             return True
         return self._add_distinct(now, value) >= rule.threshold
 
@@ -153,6 +157,8 @@ class CounterBucket(Bucket):
         window = self.rule.window
         if self.count and now - last > window:  # idle(now)
             self._reset(now)
+        elif self.fired:
+            return True  # alerted this episode: its times are not read again before its end
         times = self.times
         times.append(now)
         return len(times) >= self.rule.threshold and now - times[0] <= window
@@ -173,6 +179,8 @@ class DistinctBucket(Bucket):
     def step(self, now: float, last: float, value: str | None) -> bool:
         if self.count and now - last > self.rule.window:  # idle(now)
             self._reset(now)
+        elif self.fired:
+            return True  # alerted this episode: its values are not read again before its end
         return self._add_distinct(now, value) >= self.rule.threshold
 
 

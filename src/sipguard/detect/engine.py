@@ -104,6 +104,11 @@ _Plan = tuple[
     int,
 ]
 _SOURCE_CACHE_MAX = 1 << 15
+# Enum members as module constants: `GroupBy.SOURCE` is a class attribute lookup through the
+# enum machinery (~0.1 us), in a loop that runs once per (event, rule)
+_BY_SOURCE = GroupBy.SOURCE
+_BY_ACCOUNT = GroupBy.ACCOUNT
+_BY_ACCOUNT_SOURCES = GroupBy.ACCOUNT_DISTINCT_SOURCES
 
 
 class Engine:
@@ -174,18 +179,18 @@ class Engine:
                 if failed:
                     continue
             stats.matched += 1
-            if ip is not None and pair != src_pair and group is not GroupBy.ACCOUNT:
+            if ip is not None and pair != src_pair and group is not _BY_ACCOUNT:
                 hit = sources.get(ip_id + pair)
                 src = hit[1] if hit is not None and hit[0] is ip else self._source(ip, pair)
                 src_pair = pair  # the next rule with the same prefixes has the same key
             value = None if value_of is None else value_of(event)
-            if group is GroupBy.SOURCE:
+            if group is _BY_SOURCE:
                 key = src
             elif account is None:
                 key = None
             else:
                 key = f"account:{account}"
-                if group is GroupBy.ACCOUNT_DISTINCT_SOURCES:
+                if group is _BY_ACCOUNT_SOURCES:
                     # a distributed attack is counted in sources: no address, no source
                     key, value = (key, src) if src is not None else (None, None)
             if key is None:
@@ -218,7 +223,7 @@ class Engine:
             if crossed:
                 bucket.fired = True
                 stats.alerts += 1
-                network = source_network(rule, event) if group is GroupBy.SOURCE else None
+                network = source_network(rule, event) if group is _BY_SOURCE else None
                 alerts.append(_alert(rule, key, network, bucket, now))
         return alerts
 
