@@ -372,11 +372,8 @@ static void map_remove(omap *m, int32_t x)
 }
 
 /* _bounded_put: m[key] = t; m.move_to_end(key); evict the oldest beyond MAX_MAP */
-static int bounded_put(omap *m, const mkey *k, double t)
+static int bounded_put(omap *m, const mkey *k, uint64_t h, double t)
 {
-    uint64_t h;
-    if (key_hash(k, &h) < 0)
-        return -1;
     int32_t x = map_find(m, k, h);
     if (x == -2)
         return -1;
@@ -877,12 +874,12 @@ static int ami_repeat(linker *lk, PyObject *ev, const ipkey *ik, int channel)
     memset(&k, 0, sizeof k);
     k.ip = *ik;
     k.o[0] = none_to_null(event_get(ev, F_ACCOUNT));
-    PyObject *detail = event_get(ev, F_DETAIL);
-    if (PyUnicode_Check(detail) && PyUnicode_CompareWithASCIIString(detail, "nonexistent user") == 0)
-        return bounded_put(&lk->ami_nouser, &k, event_time(ev));
     uint64_t h;
     if (key_hash(&k, &h) < 0)
         return -1;
+    PyObject *detail = event_get(ev, F_DETAIL);
+    if (PyUnicode_Check(detail) && PyUnicode_CompareWithASCIIString(detail, "nonexistent user") == 0)
+        return bounded_put(&lk->ami_nouser, &k, h, event_time(ev));
     int32_t x = map_find(&lk->ami_nouser, &k, h);
     if (x < 0)
         return x == -2 ? -1 : 0;
@@ -891,30 +888,35 @@ static int ami_repeat(linker *lk, PyObject *ev, const ipkey *ik, int channel)
     return fabs(event_time(ev) - t) <= 1.0;
 }
 
-/* _fix_kind: a NEW reference (ev itself or its UNKNOWN_ACCOUNT copy) */
-static PyObject *fix_kind(linker *lk, PyObject *ev, const ipkey *ik)
+/* (ip, call_id) with its hash, shared by _fix_kind, _note_answer and _challenge (the merges
+ * keep the call id); set only when call_id is truthy, as those methods require */
+typedef struct { mkey k; uint64_t h; int set; } callkey;
+
+static int call_key(const ipkey *ik, PyObject *call_id, callkey *ck)
 {
-    PyObject *call_id = event_get(ev, F_CALL_ID);
+    memset(ck, 0, sizeof *ck);
+    ck->k.ip = *ik;
     int tr = truthy(call_id);
-    if (tr < 0)
-        return NULL;
+    if (tr <= 0)
+        return tr;
+    ck->k.o[0] = call_id;
+    ck->set = 1;
+    return key_hash(&ck->k, &ck->h);
+}
+
+/* _fix_kind: a NEW reference (ev itself or its UNKNOWN_ACCOUNT copy) */
+static PyObject *fix_kind(linker *lk, PyObject *ev, const callkey *ck)
+{
     int kind = event_kind(ev);
-    if (event_service(ev) != S_PJSIP || !tr || (kind != K_UNKNOWN_ACCOUNT && kind != K_WRONG_PASSWORD)) {
+    if (event_service(ev) != S_PJSIP || !ck->set || (kind != K_UNKNOWN_ACCOUNT && kind != K_WRONG_PASSWORD)) {
         Py_INCREF(ev);
         return ev;
     }
-    mkey k;
-    memset(&k, 0, sizeof k);
-    k.ip = *ik;
-    k.o[0] = call_id;
     if (kind == K_UNKNOWN_ACCOUNT) {
-        if (bounded_put(&lk->nomatch, &k, event_time(ev)) < 0)
+        if (bounded_put(&lk->nomatch, &ck->k, ck->h, event_time(ev)) < 0)
             return NULL;
     } else {
-        uint64_t h;
-        if (key_hash(&k, &h) < 0)
-            return NULL;
-        int32_t x = map_find(&lk->nomatch, &k, h);
+        int32_t x = map_find(&lk->nomatch, &ck->k, ck->h);
         if (x == -2)
             return NULL;
         if (x >= 0 && fabs(event_time(ev) - lk->nomatch.nodes[x].val.t) <= lk->cwindow) {
@@ -1073,25 +1075,14 @@ static int link_forward(linker *lk, fast_cand *c, PyObject **evp, PyObject *out,
 }
 
 /* -- challenges ---------------------------------------------------------------------------------- */
-static int note_answer(linker *lk, PyObject *ev, const ipkey *ik)
+static int note_answer(linker *lk, PyObject *ev, const callkey *ck)
 {
-    PyObject *call_id = event_get(ev, F_CALL_ID);
-    int tr = truthy(call_id);
-    if (tr < 0)
-        return -1;
-    if (!tr || event_kind(ev) == K_CHALLENGE_SENT)
+    if (!ck->set || event_kind(ev) == K_CHALLENGE_SENT)
         return 0;
-    mkey k;
-    memset(&k, 0, sizeof k);
-    k.ip = *ik;
-    k.o[0] = call_id;
     double t = event_time(ev);
-    if (bounded_put(&lk->answers, &k, t) < 0)
+    if (bounded_put(&lk->answers, &ck->k, ck->h, t) < 0)
         return -1;
-    uint64_t h;
-    if (key_hash(&k, &h) < 0)
-        return -1;
-    int32_t x = map_find(&lk->challenges, &k, h);
+    int32_t x = map_find(&lk->challenges, &ck->k, ck->h);
     if (x < 0)
         return x == -2 ? -1 : 0;
     node *n = &lk->challenges.nodes[x];
@@ -1109,20 +1100,16 @@ static int note_answer(linker *lk, PyObject *ev, const ipkey *ik)
     return 0;
 }
 
-static int challenge(linker *lk, PyObject *ev, const ipkey *ik)
+static int challenge(linker *lk, PyObject *ev, const callkey *ck)
 {
-    mkey k;
-    memset(&k, 0, sizeof k);
-    k.ip = *ik;
-    PyObject *call_id = event_get(ev, F_CALL_ID);
-    int tr = truthy(call_id);
-    if (tr < 0)
-        return -1;
-    k.o[0] = tr ? call_id : lk->empty; /* ev.call_id or "" */
+    mkey k = ck->k;
+    uint64_t h = ck->h;
+    if (!ck->set) {
+        k.o[0] = lk->empty; /* ev.call_id or "" */
+        if (key_hash(&k, &h) < 0)
+            return -1;
+    }
     double t = event_time(ev);
-    uint64_t h;
-    if (key_hash(&k, &h) < 0)
-        return -1;
     int32_t x = map_find(&lk->answers, &k, h);
     if (x == -2)
         return -1;
@@ -1231,11 +1218,12 @@ int linker_process(linker *lk, fast_cand *c, PyObject *out)
         return r;
     }
     ipkey ik;
-    if (ip_key(lk, ip, &ik) < 0) {
+    callkey ck;
+    if (ip_key(lk, ip, &ik) < 0 || call_key(&ik, event_get(ev, F_CALL_ID), &ck) < 0) {
         cand_clear(c);
         return -1;
     }
-    PyObject *cur = fix_kind(lk, ev, &ik);
+    PyObject *cur = fix_kind(lk, ev, &ck);
     if (cur == NULL) {
         cand_clear(c);
         return -1;
@@ -1261,13 +1249,13 @@ int linker_process(linker *lk, fast_cand *c, PyObject *out)
         re->name = c->link_name;
         re->channel = c->channel;
     }
-    if (note_answer(lk, cur, &ik) < 0)
+    if (note_answer(lk, cur, &ck) < 0)
         goto fail;
     /* a security event merged with its address-less module line has had its pair, unless
      * the module logs one more line with the address for that attempt (username mismatch) */
     int paired = followed == 0 && c->channel == CH_SECURITY;
     if (event_kind(cur) == K_CHALLENGE_SENT) {
-        if (!linked && challenge(lk, cur, &ik) < 0)
+        if (!linked && challenge(lk, cur, &ck) < 0)
             goto fail;
     } else {
         int dup = ami_repeat(lk, cur, &ik, c->channel);
