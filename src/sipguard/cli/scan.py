@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import gzip
 import os
 import re
 import sys
@@ -86,6 +85,8 @@ def _open(path: str) -> Iterator[IO[bytes]]:
     try:
         peek = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
         if peek == b"\x1f\x8b":
+            import gzip  # here: most scans read plain files, and every import is start-up time
+
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
                 yield gz  # type: ignore[misc]
         else:

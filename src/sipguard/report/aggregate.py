@@ -100,10 +100,23 @@ class Attacker:
             kinds[kind_text] += 1
         elif len(kinds) < 64:
             kinds[kind_text] = 1
-        if event.account is not None:
-            _bump(self.accounts, event.account[:200], KEEP_ACCOUNTS)
-        if event.user_agent:
-            _bump(self.user_agents, event.user_agent[:200], KEEP_AGENTS)
+        # _bump(counts, text[:200], cap), inlined: this runs for every attack event
+        account = event.account
+        if account is not None:
+            accounts = self.accounts
+            account = account[:200]
+            if account in accounts:
+                accounts[account] += 1
+            elif len(accounts) < KEEP_ACCOUNTS:
+                accounts[account] = 1
+        agent = event.user_agent
+        if agent:
+            agents = self.user_agents
+            agent = agent[:200]
+            if agent in agents:
+                agents[agent] += 1
+            elif len(agents) < KEEP_AGENTS:
+                agents[agent] = 1
         addresses = self.addresses
         # IPv4 attackers made by ScanReport share the never-written set: skip the string test
         if (
@@ -254,14 +267,26 @@ class ScanReport:
                     acc = self.accounts[account] = AccountUnderAttack(
                         account[:200], event.time, event.time
                     )
-            if acc is not None:
-                acc.add(event.time, kind_text, key)
+            if acc is not None:  # acc.add(event.time, kind_text, key), inlined
+                time = event.time
+                if time < acc.first:
+                    acc.first = time
+                if time > acc.last:
+                    acc.last = time
+                acc.events += 1
+                counts = acc.kinds
+                if kind_text in counts:
+                    counts[kind_text] += 1
+                elif len(counts) < 64:
+                    counts[kind_text] = 1
+                if key is not None and len(acc.sources) < COUNT_SOURCES:
+                    acc.sources.add(key)
         minute = int(event.time // 60) * 60
-        counts = self.timeline.get(minute)
-        if counts is None and len(self.timeline) < MAX_MINUTES:
-            counts = self.timeline[minute] = {}
-        if counts is not None:
-            counts[kind_text] = counts.get(kind_text, 0) + 1
+        per_minute = self.timeline.get(minute)
+        if per_minute is None and len(self.timeline) < MAX_MINUTES:
+            per_minute = self.timeline[minute] = {}
+        if per_minute is not None:
+            per_minute[kind_text] = per_minute.get(kind_text, 0) + 1
 
     def add_alert(self, alert: Alert, decision: Decision | None) -> None:
         self.alerts += 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -131,6 +130,8 @@ CSV_FIELDS = [
 
 
 def render_csv(report: ScanReport, out: IO[str]) -> None:
+    import csv  # here: only CSV output needs it; start-up time counts
+
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for a in report.attackers() + report.below_threshold():
