@@ -157,6 +157,32 @@ FORMS: list[tuple[str, str]] = [
     ),
     ("NOTICE[18600] chan_iax2.c: ", "No registration for peer 'Fail2ban' (from 45.32.130.31)"),
     ("WARNING[18600] chan_iax2.c: ", "Host 45.32.130.31:4569 failed to authenticate as 'trunk'"),
+    # the rarer forms
+    ("NOTICE[1723] manager.c: ", "127.0.0.1 tried to authenticate with nonexistent user 'admin'"),
+    ("VERBOSE[1490] manager.c: ", "Manager 'amiadmin' logged on from 2001:db8::9"),
+    (
+        "NOTICE[18577][C-00000002] chan_sip.c: ",
+        'Sending fake auth rejection for device "100" <sip:100@10.0.0.1>;tag=abc',
+    ),
+    ("WARNING[18577] chan_sip.c: ", "username mismatch, have <2002>, digest has <bob-2002>"),
+    (
+        "WARNING[18577][C-00000007] sip/reqresp_parser.c: ",
+        "No closing bracket found in ' <sip:1001@127.0.0.1;tag=abc'",
+    ),
+    ("NOTICE[18577] chan_sip.c: ", "From address missing 'sip:', using it anyway"),
+    ("NOTICE[18577] chan_sip.c: ", "No field 'From' present to copy"),
+    (
+        "WARNING[18577] chan_sip.c: ",
+        "Timeout on 766412394976466118625142 on non-critical invite transaction.",
+    ),
+    (
+        "WARNING[18562] res_pjsip_registrar.c: ",
+        "Endpoint 'anonymous' (2001:db8::1:5060) has no configured AORs",
+    ),
+    (
+        "VERBOSE[18562] res_pjsip_registrar.c: ",
+        "Added contact 'sip:123@1.1.1.1:5060' to AOR '1001' with expiration of 3600 seconds",
+    ),
 ]
 
 
@@ -243,6 +269,11 @@ HANDED_BACK = [
     (FORMS[2][0], FORMS[2][1] + ',Severity="x"'),
     # an EventTV shape outside the native ones
     (FORMS[2][0], FORMS[2][1].replace(TV, "2026-11-22 00:00:07")),
+    # an earlier "' to AOR '" might match where the last one does not
+    (
+        FORMS[-1][0],
+        "Added contact 'a' to AOR 'b' with expiration of 1 seconds' to AOR 'c'd",
+    ),
     # IPv6 with a port out of range: Python keeps the address with port False
     (FORMS[0][0], "Registered SIP '1' at 2001:db8::1:0"),
 ]
@@ -253,6 +284,11 @@ MALFORMED = [
     (FORMS[7][0], "Request 'REGISTER' from '<sip:1@h>' failed for '1.2.3.4' (callid: 1) - other"),
     (FORMS[13][0], "Failed to authenticate someone"),
     (FORMS[19][0], "45.32.130.311 failed to authenticate as 'x'"),
+    (FORMS[19][0], "Manager 'x' logged on from 1.2.3"),
+    (FORMS[13][0], "Sending fake auth rejection for someone"),
+    (FORMS[13][0], "username mismatch, have <a> digest has <b>"),
+    (FORMS[13][0], "Timeout on  on non-critical invite transaction"),
+    (FORMS[13][0], "Endpoint 'x' (1.2.3.4:99999) has no configured AORs"),
 ]
 
 

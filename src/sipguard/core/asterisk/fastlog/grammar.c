@@ -996,22 +996,47 @@ error:
 
 static int ami(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
                fast_cand *out) {
-    /* `(\S{1,100}) failed to authenticate as '(.*)'$`; the other AMI forms go to Python */
+    /* parse_ami: `(\S{1,100}) failed to authenticate as '(.*)'$`, then
+     * `(\S{1,100}) tried to authenticate with nonexistent user '(.*)'$`, then
+     * `Manager '(.*)' logged on from (\S{1,100})$`; the first that matches decides */
     static const char FAIL[] = " failed to authenticate as '";
-    Py_ssize_t j = token_then(msg, n, 0, LIT(FAIL));
-    Py_ssize_t a = j + (Py_ssize_t)sizeof(FAIL) - 1;
-    if (j < 0 || msg[n - 1] != '\'' || n - 1 < a) return GRAM_FALLBACK;
-    PyObject *ip = ip_from_text(msg, j);
+    static const char NOUSER[] = " tried to authenticate with nonexistent user '";
+    static const char OK[] = "' logged on from ";
+    Py_ssize_t ip_at = 0, ip_end, acct_at, acct_end = n - 1;
+    int kind = K_AMI_LOGIN_FAILED;
+    const char *detail = "failed to authenticate";
+    if ((ip_end = token_then(msg, n, 0, LIT(FAIL))) >= 0 &&
+        n - 1 >= (acct_at = ip_end + (Py_ssize_t)sizeof(FAIL) - 1) && msg[n - 1] == '\'') {
+        /* matched */
+    } else if ((ip_end = token_then(msg, n, 0, LIT(NOUSER))) >= 0 &&
+               n - 1 >= (acct_at = ip_end + (Py_ssize_t)sizeof(NOUSER) - 1) &&
+               msg[n - 1] == '\'') {
+        detail = "nonexistent user";
+    } else if (has_at(msg, n, 0, LIT("Manager '"))) {
+        ip_at = n; /* the address is the non-space run at the end */
+        while (ip_at > 0 && !py_space((unsigned char)msg[ip_at - 1])) ip_at--;
+        Py_ssize_t ok = ip_at - (Py_ssize_t)sizeof(OK) + 1;
+        if (n - ip_at < 1 || n - ip_at > 100 || ok < 9 || !has_at(msg, n, ok, LIT(OK)))
+            return GRAM_NONE;
+        ip_end = n;
+        acct_at = 9;
+        acct_end = ok;
+        kind = K_AMI_LOGIN_SUCCESS;
+        detail = "logged on";
+    } else {
+        return GRAM_NONE;
+    }
+    PyObject *ip = ip_from_text(msg + ip_at, ip_end - ip_at);
     if (ip == NULL) return GRAM_ERROR;
     if (ip == Py_None) {
         Py_DECREF(ip);
         return GRAM_MALFORMED;
     }
     refs r = {.n = 0};
-    cand_spec c = spec(p->time, K_AMI_LOGIN_FAILED, S_AMI);
+    cand_spec c = spec(p->time, kind, S_AMI);
     c.ip = keep(&r, ip);
-    if ((c.account = keep(&r, text(msg + a, n - 1 - a))) == NULL) goto error;
-    if ((c.detail = keep(&r, str_from(LIT("failed to authenticate")))) == NULL) goto error;
+    if ((c.account = keep(&r, text(msg + acct_at, acct_end - acct_at))) == NULL) goto error;
+    if ((c.detail = keep(&r, str_from(detail, (Py_ssize_t)strlen(detail)))) == NULL) goto error;
     int rc = emit(p, origin, &c, out);
     drop(&r);
     return rc;
@@ -1088,6 +1113,159 @@ error:
     return GRAM_ERROR;
 }
 
+/* ---- the rarer forms: fake auth, username mismatch, malformed, timeout, AORs, contacts --------- */
+
+static int fake_auth(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
+                     fast_cand *out) {
+    /* `Sending fake auth rejection for (?:device|user) (.*)$` */
+    Py_ssize_t i = 32;
+    if (!has_at(msg, n, 27, LIT(" for ")))
+        return GRAM_MALFORMED;
+    if (has_at(msg, n, i, LIT("device ")))
+        i += 7;
+    else if (has_at(msg, n, i, LIT("user ")))
+        i += 5;
+    else
+        return GRAM_MALFORMED;
+    opt_span display, user;
+    if (!name_addr(msg + i, n - i, &display, &user)) return GRAM_FALLBACK;
+    refs r = {.n = 0};
+    cand_spec c = spec(p->time, K_WRONG_PASSWORD, S_CHAN_SIP);
+    if (opt_text(&r, &display, &c.user_agent) < 0 || opt_text(&r, &user, &c.account) < 0)
+        goto error;
+    if ((c.detail = keep(&r, str_from(LIT("fake auth rejection")))) == NULL) goto error;
+    c.with_tag = 1;
+    c.link = LINK_BIT(L_InvalidPassword) | LINK_BIT(L_ChallengeResponseFailed) |
+             LINK_BIT(L_InvalidAccountID) | LINK_BIT(L_ChallengeSent);
+    int rc = emit(p, origin, &c, out);
+    drop(&r);
+    return rc;
+error:
+    drop(&r);
+    return GRAM_ERROR;
+}
+
+static int mismatch(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
+                    fast_cand *out) {
+    /* `username mismatch, have <([^>]*)>, digest has <(.*)>$` */
+    static const char DIGEST[] = ">, digest has <";
+    if (!has_at(msg, n, 0, LIT("username mismatch, have <"))) return GRAM_MALFORMED;
+    Py_ssize_t gt = find_char(msg, n, 25, '>');
+    Py_ssize_t b = gt + (Py_ssize_t)sizeof(DIGEST) - 1;
+    if (gt < 0 || !has_at(msg, n, gt, LIT(DIGEST)) || n - 1 < b || msg[n - 1] != '>')
+        return GRAM_MALFORMED;
+    refs r = {.n = 0};
+    cand_spec c = spec(p->time, K_AUTH_NAME_MISMATCH, S_CHAN_SIP);
+    if ((c.account = keep(&r, text(msg + 25, gt - 25))) == NULL) goto error;
+    c.detail = keep(&r, join(LIT("username mismatch, digest has <"), msg + b, n - 1 - b, LIT(">"),
+                             "", 0));
+    if (c.detail == NULL) goto error;
+    c.with_tag = 1;
+    c.link = LINK_BIT(L_Registration) | LINK_BIT(L_ChallengeResponseFailed);
+    c.followed = 1;
+    int rc = emit(p, origin, &c, out);
+    drop(&r);
+    return rc;
+error:
+    drop(&r);
+    return GRAM_ERROR;
+}
+
+static int bad_request(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
+                       fast_cand *out) {
+    cand_spec c = spec(p->time, K_MALFORMED_REQUEST, S_CHAN_SIP);
+    c.detail = text(msg, n < 120 ? n : 120);
+    if (c.detail == NULL) return GRAM_ERROR;
+    c.with_tag = 1;
+    c.link = LINK_BIT(L_ChallengeSent) | LINK_BIT(L_RequestBadFormat);
+    int rc = emit(p, origin, &c, out);
+    Py_DECREF(c.detail);
+    return rc;
+}
+
+static int timeout(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
+                   fast_cand *out) {
+    /* `Timeout on (.{1,512}) on non-critical invite transaction\.?$` */
+    static const char TAIL[] = " on non-critical invite transaction";
+    Py_ssize_t tl = (Py_ssize_t)sizeof(TAIL) - 1;
+    Py_ssize_t end = n > 0 && msg[n - 1] == '.' ? n - 1 : n;
+    Py_ssize_t q = end - tl;
+    if (q - 11 < 1 || q - 11 > 512 || !has_at(msg, n, q, TAIL, tl))
+        return find(msg, n, 0, LIT("non-critical invite")) >= 0 ? GRAM_MALFORMED : GRAM_NONE;
+    cand_spec c = spec(p->time, K_CHALLENGE_UNANSWERED, S_CHAN_SIP);
+    refs r = {.n = 0};
+    if ((c.call_id = keep(&r, fresh(msg + 11, q - 11))) == NULL) goto error;
+    c.detail = keep(&r, str_from(LIT("non-critical invite transaction timed out")));
+    if (c.detail == NULL) goto error;
+    c.with_tag = 1;
+    int rc = emit(p, origin, &c, out);
+    drop(&r);
+    return rc;
+error:
+    drop(&r);
+    return GRAM_ERROR;
+}
+
+static int no_aors(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
+                   fast_cand *out) {
+    /* `Endpoint '([^']{0,128})' \(([^()\s]{1,100})\) has no configured AORs` (no end anchor) */
+    int bad = find(msg, n, 0, LIT("no configured AORs")) >= 0 ? GRAM_MALFORMED : GRAM_NONE;
+    Py_ssize_t q = find_char(msg, n, 10, '\'');
+    if (q < 0 || q - 10 > 128 || !has_at(msg, n, q, LIT("' ("))) return bad;
+    Py_ssize_t a = q + 3, j = a;
+    while (j < n && msg[j] != '(' && msg[j] != ')' && !py_space((unsigned char)msg[j])) j++;
+    if (j == a || j - a > 100 || !has_at(msg, n, j, LIT(") has no configured AORs"))) return bad;
+    refs r = {.n = 0};
+    cand_spec c = spec(p->time, K_REQUEST_NOT_ALLOWED, S_PJSIP);
+    int rc = hostport(msg + a, j - a, &c.ip, &c.port);
+    if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
+    keep(&r, c.ip);
+    keep(&r, c.port);
+    if ((c.account = keep(&r, text(msg + 10, q - 10))) == NULL) goto error;
+    c.detail = keep(&r, str_from(LIT("endpoint has no configured AORs")));
+    if (c.detail == NULL) goto error;
+    rc = emit(p, origin, &c, out);
+    drop(&r);
+    return rc;
+error:
+    drop(&r);
+    return GRAM_ERROR;
+}
+
+static int added_contact(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
+                         fast_cand *out) {
+    /* `Added contact '(.*)' to AOR '([^']*)' with expiration of \d+ seconds` (no end anchor):
+     * the greedy contact ends at the last "' to AOR '"; if that one fails an earlier one might
+     * match, which Python decides */
+    static const char AOR[] = "' to AOR '";
+    static const char EXP[] = "' with expiration of ";
+    Py_ssize_t al = (Py_ssize_t)sizeof(AOR) - 1, el = (Py_ssize_t)sizeof(EXP) - 1;
+    Py_ssize_t k = -1;
+    for (Py_ssize_t i = n - al; i >= 15; i--)
+        if (msg[i] == '\'' && memcmp(msg + i, AOR, (size_t)al) == 0) {
+            k = i;
+            break;
+        }
+    if (k < 0) return GRAM_NONE; /* no separator at all: the regex cannot match */
+    Py_ssize_t a = k + al;
+    Py_ssize_t q = find_char(msg, n, a, '\'');
+    if (q < 0 || !has_at(msg, n, q, EXP, el)) return GRAM_FALLBACK;
+    Py_ssize_t d = q + el, e = d;
+    while (e < n && is_digit((unsigned char)msg[e])) e++;
+    if (e == d || !has_at(msg, n, e, LIT(" seconds"))) return GRAM_FALLBACK;
+    cand_spec c = spec(p->time, K_AUTH_SUCCESS, S_PJSIP);
+    refs r = {.n = 0};
+    if ((c.account = keep(&r, text(msg + a, q - a))) == NULL) goto error;
+    if ((c.detail = keep(&r, str_from(LIT("Added contact")))) == NULL) goto error;
+    c.link = LINK_BIT(L_SuccessfulAuth);
+    int rc = emit(p, origin, &c, out);
+    drop(&r);
+    return rc;
+error:
+    drop(&r);
+    return GRAM_ERROR;
+}
+
 /* ---- lines.parse_message: the same dispatch, in the same order ------------------------------- */
 
 int grammar_parse(fast_ctx *ctx, const fast_prefix *p, const char *msg, Py_ssize_t n,
@@ -1100,18 +1278,20 @@ int grammar_parse(fast_ctx *ctx, const fast_prefix *p, const char *msg, Py_ssize
     if (find(msg, n, 0, LIT("rejected because extension not found")) >= 0)
         return call_rejected(p, msg, n, origin, out);
     if (has_at(msg, n, 0, LIT("Failed to authenticate "))) return device(p, msg, n, origin, out);
-    if (has_at(msg, n, 0, LIT("Sending fake auth rejection")) ||
-        has_at(msg, n, 0, LIT("username mismatch")) ||
-        has_at(msg, n, 0, LIT("No closing bracket found in ")) ||
+    if (has_at(msg, n, 0, LIT("Sending fake auth rejection")))
+        return fake_auth(p, msg, n, origin, out);
+    if (has_at(msg, n, 0, LIT("username mismatch"))) return mismatch(p, msg, n, origin, out);
+    if (has_at(msg, n, 0, LIT("No closing bracket found in ")) ||
         has_at(msg, n, 0, LIT("From address missing 'sip:'")) ||
-        has_at(msg, n, 0, LIT("No field 'From' present")) || has_at(msg, n, 0, LIT("Timeout on ")) ||
-        has_at(msg, n, 0, LIT("Endpoint '")))
-        return GRAM_FALLBACK; /* rare forms: Python */
+        has_at(msg, n, 0, LIT("No field 'From' present")))
+        return bad_request(p, msg, n, origin, out);
+    if (has_at(msg, n, 0, LIT("Timeout on "))) return timeout(p, msg, n, origin, out);
+    if (has_at(msg, n, 0, LIT("Endpoint '"))) return no_aors(p, msg, n, origin, out);
     if (has_at(msg, n, 0, LIT("Host ")) || has_at(msg, n, 0, LIT("No registration for peer")))
         return iax2(p, msg, n, origin, out);
     if (find(msg, n, 0, LIT("Dropping ")) >= 0) return pjproject(p, msg, n, origin, out);
     if (has_at(msg, n, 0, LIT("Registered SIP '"))) return registered(p, msg, n, origin, out);
-    if (has_at(msg, n, 0, LIT("Added contact '"))) return GRAM_FALLBACK;
+    if (has_at(msg, n, 0, LIT("Added contact '"))) return added_contact(p, msg, n, origin, out);
     if (find(p->file, p->file_len, 0, LIT("manager")) >= 0 ||
         find(msg, n, 0, LIT("authenticate")) >= 0 || find(msg, n, 0, LIT("logged on from")) >= 0)
         return ami(p, msg, n, origin, out);
