@@ -63,9 +63,9 @@ class Scanner:
         normalizer: Any = None,
     ) -> None:
         if normalizer is None:
-            from sipguard.core.asterisk import LogNormalizer
+            from sipguard.core.asterisk.fast import make_normalizer
 
-            normalizer = LogNormalizer(default_year=year)
+            normalizer = make_normalizer(year)  # the C normalizer when built: same events
         self.normalizer = normalizer
         self.engine = Engine(rules)
         self.policy = policy or Policy(simulate=True)
