@@ -464,8 +464,10 @@ linker *linker_new(fast_stats *st, double link_window, double challenge_window)
     map_init(&lk->answers, MAP_TIME);
     map_init(&lk->challenges, MAP_EVENTS);
     lk->pend = PyMem_Calloc(PEND_CAP, sizeof *lk->pend);
+    if (lk->pend == NULL)
+        goto fail;
     PyObject *mod = PyImport_ImportModule("ipaddress");
-    if (lk->pend == NULL || mod == NULL)
+    if (mod == NULL)
         goto fail;
     lk->v4type = PyObject_GetAttrString(mod, "IPv4Address");
     lk->v6type = PyObject_GetAttrString(mod, "IPv6Address");
