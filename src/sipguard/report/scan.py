@@ -22,36 +22,78 @@ MAX_CARRY = 8 * 1024 * 1024
 
 
 class ChunkSplitter:
-    """Turns arbitrary reads into (whole-lines bytes, first line number) pieces."""
+    """Turns arbitrary reads into (whole-lines bytes, first line number) pieces.
 
-    def __init__(self) -> None:
+    With `views`, a read is not copied: the line the previous read left unfinished is completed
+    as a piece of its own (one line copied), and the rest is a memoryview into the read. Without
+    `count_lines` the consumer says how many lines each piece held (`advance`), for a consumer
+    that counts them anyway (the normalizer): counting newlines costs ~0.6 ms per MB.
+    """
+
+    def __init__(self, *, views: bool = False, count_lines: bool = True) -> None:
         self.carry = b""
         self.line_no = 1
         self.cut_lines = 0  # over-long lines cut at MAX_CARRY
+        self.views = views
+        self.count_lines = count_lines
 
-    def feed(self, data: bytes) -> Iterator[tuple[bytes, int]]:
+    def feed(self, data: bytes) -> Iterator[tuple[bytes | memoryview, int]]:
+        if self.views:
+            yield from self._feed_views(data)
+            return
         buf = self.carry + data if self.carry else data
         end = buf.rfind(b"\n") + 1
         if end == 0:
-            if len(buf) > MAX_CARRY:
-                self.cut_lines += 1
-                yield from self._emit(buf + b"\n")
-                self.carry = b""
-            else:
-                self.carry = buf
+            yield from self._hold(buf)
             return
         self.carry = buf[end:]
         yield from self._emit(buf[:end])
 
-    def flush(self) -> Iterator[tuple[bytes, int]]:
+    def _feed_views(self, data: bytes) -> Iterator[tuple[bytes | memoryview, int]]:
+        start = 0
+        if self.carry:
+            newline = data.find(b"\n")
+            if newline < 0:
+                yield from self._hold(self.carry + data)
+                return
+            start = newline + 1
+            piece, self.carry = self.carry + data[:start], b""
+            yield from self._emit(piece)
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            yield from self._hold(data)
+            return
+        self.carry = data[end:]
+        if end > start:
+            yield from self._emit(memoryview(data)[start:end])
+
+    def _hold(self, buf: bytes) -> Iterator[tuple[bytes | memoryview, int]]:
+        """`buf` has no newline: keep it for the next read, or cut it when over-long."""
+        if len(buf) > MAX_CARRY:
+            self.cut_lines += 1
+            self.carry = b""
+            yield from self._emit(buf + b"\n")
+        else:
+            self.carry = buf
+
+    def flush(self) -> Iterator[tuple[bytes | memoryview, int]]:
         if self.carry:
             data, self.carry = self.carry + b"\n", b""
             yield from self._emit(data)
 
-    def _emit(self, data: bytes) -> Iterator[tuple[bytes, int]]:
+    def advance(self, lines: int) -> None:
+        """The piece just handed out held `lines` lines (only without count_lines)."""
+        self.line_no += lines
+
+    def _emit(self, data: bytes | memoryview) -> Iterator[tuple[bytes | memoryview, int]]:
         first = self.line_no
-        self.line_no += data.count(b"\n")
+        if self.count_lines:
+            self.line_no += data.count(b"\n") if isinstance(data, bytes) else _lines(data)
         yield data, first
+
+
+def _lines(view: memoryview) -> int:
+    return bytes(view).count(b"\n")
 
 
 class Scanner:
@@ -62,11 +104,16 @@ class Scanner:
         policy: Policy | None = None,
         normalizer: Any = None,
     ) -> None:
-        if normalizer is None:
-            from sipguard.core.asterisk.fast import make_normalizer
+        from sipguard.core.asterisk import LogNormalizer
+        from sipguard.core.asterisk.fast import FastNormalizer, make_normalizer
 
+        if normalizer is None:
             normalizer = make_normalizer(year)  # the C normalizer when built: same events
         self.normalizer = normalizer
+        # The C normalizer takes memoryviews (no copy of each read); both count the lines of
+        # every piece in stats.lines, so the splitter need not count them again
+        self._views = isinstance(normalizer, FastNormalizer)
+        self._counts_lines = isinstance(normalizer, LogNormalizer | FastNormalizer)
         self.engine = Engine(rules)
         self.policy = policy or Policy(simulate=True)
         self.report = ScanReport()
@@ -77,13 +124,34 @@ class Scanner:
     def feed_file_chunks(self, source: str, chunks: Iterable[bytes]) -> None:
         """All reads of one file (any sizes); line numbers restart at 1 for each file."""
         self.files.append(source)
-        splitter = ChunkSplitter()
+        splitter = ChunkSplitter(views=self._views, count_lines=not self._counts_lines)
         for data in chunks:
-            for piece, first in splitter.feed(data):
-                self.feed_lines(piece, source, first)
-        for piece, first in splitter.flush():
-            self.feed_lines(piece, source, first)
+            self._feed_pieces(splitter, splitter.feed(data), source)
+        self._feed_pieces(splitter, splitter.flush(), source)
         self.cut_lines += splitter.cut_lines
+
+    def _feed_pieces(
+        self,
+        splitter: ChunkSplitter,
+        pieces: Iterator[tuple[bytes | memoryview, int]],
+        source: str,
+    ) -> None:
+        """The pieces of one read, then one expire(): a read gives one piece, or two when
+        its first line is completed apart (views), and expiring between those two would
+        count differently (stats.expired) than expiring once per read."""
+        normalizer = self.normalizer
+        fed = False
+        for piece, first in pieces:
+            if splitter.count_lines:
+                events = normalizer.feed_chunk(piece, source, first)
+            else:
+                before = normalizer.stats.lines
+                events = normalizer.feed_chunk(piece, source, first)
+                splitter.advance(normalizer.stats.lines - before)
+            self._events(events)
+            fed = True
+        if fed:
+            self.engine.expire(self.latest)
 
     def feed_lines(self, data: bytes, source: str, first_line_no: int) -> None:
         self._events(self.normalizer.feed_chunk(data, source, first_line_no))
