@@ -352,9 +352,23 @@ PIECES = st.sampled_from(
 )
 
 
+PREFIXES = [
+    "NOTICE[1] chan_sip.c: ",
+    "NOTICE[1][C-0000000a] chan_sip.c: ",
+    "NOTICE[1] res_pjsip_session.c: ",
+    "NOTICE[1][C-1] res_pjsip/pjsip_distributor.c: ",
+    "NOTICE[1] manager.c: ",
+    "NOTICE[1] chan_iax2.c: ",
+    "WARNING[1] pjproject: ",
+    "SECURITY[1] res_security_log.c: ",
+]
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> str:
     prefix, msg = draw(st.sampled_from(FORMS))
+    if draw(st.integers(0, 3)) == 0:  # the file and the call tag steer some grammars
+        prefix = draw(st.sampled_from(PREFIXES))
     for _ in range(draw(st.integers(1, 4))):
         at = draw(st.integers(0, len(msg)))
         op = draw(st.integers(0, 3))
