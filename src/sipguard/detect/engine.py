@@ -92,8 +92,9 @@ def network_key(net: Network) -> str:
 
 
 #: What feed() needs of one rule, looked up once: the rule, its matchers' tests, its key table,
-#: how it groups, the getter of the field it counts distinct values of, the bucket type, and a
-#: small number that identifies its (IPv4, IPv6) prefix pair in the source-key cache.
+#: how it groups, the getter of the field it counts distinct values of, the bucket type, a
+#: small number that identifies its (IPv4, IPv6) prefix pair in the source-key cache, and the
+#: window when an alerted episode can be followed without the bucket (not leaky), else None.
 _Plan = tuple[
     RuleSpec,
     tuple[Callable[[Event], bool], ...],
@@ -102,6 +103,7 @@ _Plan = tuple[
     "Callable[[Event], str | None] | None",
     type[Bucket],
     int,
+    "float | None",
 ]
 _SOURCE_CACHE_MAX = 1 << 15
 # Enum members as module constants: `GroupBy.SOURCE` is a class attribute lookup through the
@@ -134,6 +136,7 @@ class Engine:
                     field_getter(r.distinct_field) if r.distinct_field else None,
                     BUCKET_TYPES[r.bucket],
                     pairs.setdefault((r.ipv4_prefix, r.ipv6_prefix), len(pairs)),
+                    None if r.bucket is BucketKind.LEAKY else r.window,
                 )
                 for r in rules
             )
@@ -169,7 +172,7 @@ class Engine:
         ip_id = id(ip) * self._pair_count
         src: str | None = None  # the source key at prefix pair src_pair
         src_pair = -1
-        for rule, tests, table, group, value_of, bucket_type, pair in plans:
+        for rule, tests, table, group, value_of, bucket_type, pair, window in plans:
             if tests:
                 failed = False
                 for test in tests:
@@ -183,16 +186,14 @@ class Engine:
                 hit = sources.get(ip_id + pair)
                 src = hit[1] if hit is not None and hit[0] is ip else self._source(ip, pair)
                 src_pair = pair  # the next rule with the same prefixes has the same key
-            value = None if value_of is None else value_of(event)
             if group is _BY_SOURCE:
                 key = src
             elif account is None:
                 key = None
+            elif group is _BY_ACCOUNT_SOURCES and src is None:
+                key = None  # a distributed attack is counted in sources: no address, no source
             else:
                 key = f"account:{account}"
-                if group is _BY_ACCOUNT_SOURCES:
-                    # a distributed attack is counted in sources: no address, no source
-                    key, value = (key, src) if src is not None else (None, None)
             if key is None:
                 stats.no_key += 1
                 continue
@@ -207,6 +208,15 @@ class Engine:
             # bucket.add(event, now, value), inlined: this runs once per (event, rule)
             last = bucket.last
             at = last if now < last else now
+            if bucket.fired and window is not None and at - last <= window:
+                # an alerted episode goes on (not idle): as step() would, only note the time
+                bucket.last = at
+                bucket.count += 1
+                continue
+            if group is _BY_ACCOUNT_SOURCES:
+                value = src
+            else:
+                value = None if value_of is None else value_of(event)
             crossed = bucket.step(at, last, value)
             bucket.last = at
             bucket.count += 1

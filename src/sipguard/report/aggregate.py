@@ -61,6 +61,23 @@ _SERVICE_TEXT: dict[Service, str] = {s: s.value for s in Service}
 _SUCCESS_KINDS = frozenset({Kind.AUTH_SUCCESS, Kind.AMI_LOGIN_SUCCESS})
 
 
+#: str(ip) per address object, by identity: an IPv6 address prints in Python code (~10 us), and
+#: an attacker's few addresses repeat on every line until KEEP_ADDRESSES distinct ones are seen.
+#: An entry holds its address, so its id cannot be reused meanwhile.
+_ADDRESS_TEXTS: dict[int, tuple[IPAddress | None, str]] = {}
+
+
+def _address_text(ip: IPAddress | None) -> str:
+    hit = _ADDRESS_TEXTS.get(id(ip))
+    if hit is not None and hit[0] is ip:
+        return hit[1]
+    text = str(ip)
+    if len(_ADDRESS_TEXTS) >= 4096:
+        _ADDRESS_TEXTS.clear()
+    _ADDRESS_TEXTS[id(ip)] = (ip, text)
+    return text
+
+
 def _bump(counts: dict[str, int], key: str, cap: int) -> None:
     if key in counts or len(counts) < cap:
         counts[key] = counts.get(key, 0) + 1
@@ -124,7 +141,7 @@ class Attacker:
             and len(addresses) < KEEP_ADDRESSES
             and self.ip.endswith("/64")
         ):
-            addresses.add(str(event.ip))  # an IPv4 attacker is its own single address
+            addresses.add(_address_text(event.ip))  # an IPv4 attacker is its own address
         service = _SERVICE_TEXT[event.service]
         if service not in self.services:
             self.services = _with_service(self.services, service)
