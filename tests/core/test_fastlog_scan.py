@@ -396,3 +396,27 @@ def test_fuzz_mutated_real_line(at: int, drop: int, insert: bytes) -> None:
     data = b"\n".join([raw, line, raw.replace(b"NOTICE", b"WARNING"), line]) + b"\n"
     for name in FINDERS:
         same([(data, 5)], True, name)
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2026-11-22 01:37:07.992",
+        "2026-11-22 01:37:07",
+        "2026-11-22 01:37:07.5",
+        "2026-11-22 01:37:07.000001",
+        "2026-11-22 01:37:07.999999",
+        "2024-02-29 23:59:59.1",
+        "2026-11-00 99:99:99.25",  # timegm is linear in day and time: Python accepts these
+        "1969-12-31 23:59:59.75",
+        "0001-01-01 00:00:00.5",
+        "9999-12-31 23:59:59.999999",
+    ],
+)
+def test_native_time(date: str) -> None:
+    line = "[" + date + LINE[LINE.index("]") :]
+    data = (line + "\n" + line.replace(date, "2026-11-22 01:37:07") + "\n").encode()
+    calls = same([(data, 1)])
+    assert calls == []  # both parsed in C, times included
+    cands, _, last = py_run([(data[: len(line) + 1], 1)])
+    assert cands and cands[0].event.time == TimeParser(2026, None).asterisk(date) == last
