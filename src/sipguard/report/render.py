@@ -76,6 +76,10 @@ _SCALAR_TEXT: dict[type, Callable[[Any], str]] = {
 }
 
 
+#: '"key": ' per dict key seen, the first few hundred (a report has a few dozen distinct keys)
+_KEY_HEADS: dict[str, str] = {}
+
+
 def indented_json(value: object, nl: str = "\n") -> str:
     """Exactly `json.dumps(value, indent=2)` with every newline replaced by `nl` (a newline and
     the indentation of the line the value starts on)."""
@@ -100,11 +104,18 @@ def indented_json(value: object, nl: str = "\n") -> str:
         if not value:
             return "{}"
         parts = []
+        heads = _KEY_HEADS
         try:
             for k, m in value.items():
+                head = heads.get(k)
+                if head is None:
+                    head = _encode_str(k) + ": "  # TypeError for a key not a str
+                    if len(heads) < 256:  # report keys are few; attacker text is not cached
+                        heads[k] = head
                 text_of = texts.get(type(m))
-                text = text_of(m) if text_of is not None else indented_json(m, inner)
-                parts.append(_encode_str(k) + ": " + text)  # TypeError for a key not a str
+                parts.append(
+                    head + (text_of(m) if text_of is not None else indented_json(m, inner))
+                )
         except TypeError:
             pass  # json converts such keys: its own text below
         else:
