@@ -1,4 +1,6 @@
-/* grammar.c: the message grammars of lines.py, security.py, iax_ami.py and addr.py in C.
+/* grammar.c: the message grammars of lines.py and iax_ami.py in C, and grammar_parse, the
+ * dispatch of lines.parse_message. SecurityEvent lines are in grammar_security.c, addresses and
+ * name-addrs in grammar_addr.c, the shared scanners in grammar.h.
  *
  * Each grammar is a hand-written scanner that mirrors what the Python regular expression would
  * match, including where greedy and lazy groups end. Only the common shapes are handled here;
@@ -7,233 +9,12 @@
  * returns GRAM_FALLBACK and the Python parser decides the line. Input: one message, already
  * stripped, ASCII without NUL or ANSI codes (scan.c guarantees it).
  */
-#include "fast.h"
-#include <string.h>
+#include "grammar.h"
 
-#define LIT(s) s, (Py_ssize_t)(sizeof(s) - 1)
+/* ---- building the candidate ------------------------------------------------------------------ */
 
-enum { HP_OK, HP_NONE, HP_FALLBACK, HP_ERROR = -1 };
-
-/* ---- small scanners ----------------------------------------------------------------------- */
-
-/* Python's str.isspace / regex \s on ASCII: also the separators \x1c-\x1f */
-static inline int py_space(unsigned char c) {
-    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
-}
-static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-static inline int is_alnum(unsigned char c) {
-    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-static inline int is_hex_class(unsigned char c) { /* [0-9A-Fa-f:.] */
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
-           c == '.';
-}
-static inline int is_scope(unsigned char c) { return is_alnum(c) || c == '_' || c == '.' || c == '-'; }
-
-static inline int has_at(const char *s, Py_ssize_t n, Py_ssize_t i, const char *lit,
-                         Py_ssize_t ln) {
-    return i >= 0 && i <= n - ln && memcmp(s + i, lit, (size_t)ln) == 0;
-}
-static Py_ssize_t find(const char *s, Py_ssize_t n, Py_ssize_t from, const char *lit,
-                       Py_ssize_t ln) {
-    if (from < 0 || from > n) return -1;
-    const char *p = memmem(s + from, (size_t)(n - from), lit, (size_t)ln);
-    return p ? p - s : -1;
-}
-static Py_ssize_t find_char(const char *s, Py_ssize_t n, Py_ssize_t from, char c) {
-    if (from < 0 || from >= n) return -1;
-    const char *p = memchr(s + from, c, (size_t)(n - from));
-    return p ? p - s : -1;
-}
-static Py_ssize_t rfind_char(const char *s, Py_ssize_t from, Py_ssize_t to, char c) {
-    for (Py_ssize_t i = to - 1; i >= from; i--)
-        if (s[i] == c) return i;
-    return -1;
-}
-/* str.count (non-overlapping, left to right) capped at 2: callers only ask "more than one?" */
-static int count2(const char *s, Py_ssize_t n, const char *lit, Py_ssize_t ln) {
-    Py_ssize_t i = find(s, n, 0, lit, ln);
-    if (i < 0) return 0;
-    return find(s, n, i + ln, lit, ln) < 0 ? 1 : 2;
-}
-static void strip(const char **s, Py_ssize_t *n) {
-    while (*n > 0 && py_space((unsigned char)(*s)[0])) (*s)++, (*n)--;
-    while (*n > 0 && py_space((unsigned char)(*s)[*n - 1])) (*n)--;
-}
-static int all_digits(const char *s, Py_ssize_t n) {
-    if (n == 0) return 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (!is_digit((unsigned char)s[i])) return 0;
-    return 1;
-}
-static long digits_value(const char *s, Py_ssize_t n) { /* n <= 9 */
-    long v = 0;
-    for (Py_ssize_t i = 0; i < n; i++) v = v * 10 + (s[i] - '0');
-    return v;
-}
-static int eq_upper(const char *s, Py_ssize_t n, const char *upper) { /* s.upper() == upper */
-    if ((Py_ssize_t)strlen(upper) != n) return 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= 'a' && c <= 'z') c = (char)(c - 32);
-        if (c != upper[i]) return 0;
-    }
-    return 1;
-}
-
-/* a str for client text: short ones through the shared cache (accounts repeat a lot) */
-static PyObject *text(const char *s, Py_ssize_t n) { return str_from(s, n); }
-
-/* ---- addresses (addr.py) -------------------------------------------------------------------- */
-
-/* `\d{1,3}(\.\d{1,3}){3}`: length of the match at s, 0 if none */
-static Py_ssize_t v4_len(const char *s, Py_ssize_t n) {
-    Py_ssize_t i = 0;
-    for (int part = 0; part < 4; part++) {
-        if (part > 0) {
-            if (i >= n || s[i] != '.') return 0;
-            i++;
-        }
-        Py_ssize_t d = i;
-        while (i < n && i - d < 4 && is_digit((unsigned char)s[i])) i++;
-        if (i == d || i - d > 3) return 0;
-    }
-    return i;
-}
-/* `[0-9A-Fa-f:.]{2,45}(?:%[\w.-]{1,32})?` from s: its length, 0 if none */
-static Py_ssize_t v6_chars_len(const char *s, Py_ssize_t n) {
-    Py_ssize_t i = 0;
-    while (i < n && is_hex_class((unsigned char)s[i])) i++;
-    if (i < 2 || i > 45) return 0;
-    if (i < n && s[i] == '%') {
-        Py_ssize_t j = i + 1;
-        while (j < n && is_scope((unsigned char)s[j])) j++;
-        if (j - i - 1 >= 1 && j - i - 1 <= 32) return j;
-    }
-    return i;
-}
-/* `(?::(\d{1,5}))?$` at s[i:]: 1 with *port (0 = absent), 0 if no match */
-static int opt_port(const char *s, Py_ssize_t n, Py_ssize_t i, long *port) {
-    *port = 0;
-    if (i == n) return 1;
-    if (s[i] != ':' || n - i - 1 < 1 || n - i - 1 > 5 || !all_digits(s + i + 1, n - i - 1))
-        return 0;
-    *port = digits_value(s + i + 1, n - i - 1);
-    return 1;
-}
-
-/* addr.parse_hostport (v6_port_last): *ip NEW, *port NEW or NULL (None). */
-static int hostport(const char *s, Py_ssize_t n, PyObject **ip, PyObject **port) {
-    *ip = *port = NULL;
-    if (n == 0 || n > 90) return HP_NONE;
-    Py_ssize_t host_at = 0, host_len = 0;
-    long p = 0;
-    int have_port = 0, matched = 0;
-    Py_ssize_t v4 = v4_len(s, n);
-    if (v4 > 0 && opt_port(s, n, v4, &p)) {
-        host_len = v4;
-        matched = 1;
-    } else if (s[0] == '[') {
-        Py_ssize_t in = v6_chars_len(s + 1, n - 1);
-        if (in > 0 && 1 + in < n && s[1 + in] == ']' && opt_port(s, n, 2 + in, &p)) {
-            host_at = 1;
-            host_len = in;
-            matched = 1;
-        }
-    }
-    if (matched) {
-        have_port = host_at + host_len + (host_at ? 1 : 0) < n;
-        if (have_port && !(p > 0 && p < 65536)) return HP_NONE;
-    } else {
-        if (v6_chars_len(s, n) != n) return HP_NONE;
-        int colons = 0;
-        for (Py_ssize_t i = 0; i < n; i++) colons += s[i] == ':';
-        if (colons < 2) return HP_NONE;
-        Py_ssize_t c = rfind_char(s, 0, n, ':');
-        Py_ssize_t pl = n - c - 1;
-        if (pl > 5 || !all_digits(s + c + 1, pl)) return HP_NONE;
-        p = digits_value(s + c + 1, pl);
-        /* out of range: Python returns the address with port False; let it */
-        if (!(p > 0 && p < 65536)) return HP_FALLBACK;
-        host_len = c;
-        have_port = 1;
-    }
-    PyObject *addr = ip_from_text(s + host_at, host_len);
-    if (addr == NULL) return HP_ERROR;
-    if (addr == Py_None) {
-        Py_DECREF(addr);
-        return HP_NONE;
-    }
-    /* the unbracketed form must be IPv6: its host holds a ':' so an IPv4 never parses */
-    if (have_port) {
-        *port = port_obj(p);
-        if (*port == NULL) {
-            Py_DECREF(addr);
-            return HP_ERROR;
-        }
-    }
-    *ip = addr;
-    return HP_OK;
-}
-
-/* ---- name-addr (candidate.name_addr) -------------------------------------------------------- */
-
-typedef struct {
-    const char *s;
-    Py_ssize_t n;
-    int set;
-} opt_span;
-
-/* (display, URI user) of a From value. 0: not handled (a backslash: QUOTED unescapes). */
-static int name_addr(const char *s, Py_ssize_t n, opt_span *display, opt_span *user) {
-    display->set = user->set = 0;
-    if (memchr(s, '\\', (size_t)n) != NULL) return 0;
-    const char *uri = s;
-    Py_ssize_t un = n;
-    Py_ssize_t q = n > 0 && s[0] == '"' ? find_char(s, n, 1, '"') : -1;
-    if (q > 0 && q - 1 <= 512) { /* QUOTED: no backslash, so the first '"' closes it */
-        Py_ssize_t e = q + 1;
-        while (e < n && py_space((unsigned char)s[e])) e++;
-        *display = (opt_span){s + 1, q - 1, q - 1 > 0};
-        uri = s + e;
-        un = n - e;
-    } else {
-        Py_ssize_t lt = find_char(s, n, 0, '<');
-        if (lt > 0 && memchr(s, ':', (size_t)lt) == NULL) {
-            const char *d = s;
-            Py_ssize_t dn = lt;
-            strip(&d, &dn);
-            *display = (opt_span){d, dn, dn > 0};
-            uri = s + lt;
-            un = n - lt;
-        }
-    }
-    /* _URI_USER.search: (?:sips?|tel):([^@;>?\s]{1,128}) */
-    for (Py_ssize_t i = 0; i + 4 < un; i++) {
-        Py_ssize_t at;
-        if (has_at(uri, un, i, LIT("sip:")) || has_at(uri, un, i, LIT("tel:")))
-            at = i + 4;
-        else if (has_at(uri, un, i, LIT("sips:")))
-            at = i + 5;
-        else
-            continue;
-        Py_ssize_t j = at;
-        while (j < un && j - at < 128) {
-            unsigned char c = (unsigned char)uri[j];
-            if (c == '@' || c == ';' || c == '>' || c == '?' || py_space(c)) break;
-            j++;
-        }
-        if (j > at) {
-            *user = (opt_span){uri + at, j - at, 1};
-            break;
-        }
-    }
-    return 1;
-}
-
-/* a str of up to four ASCII pieces (details such as "REGISTER: Failed to authenticate") */
-static PyObject *join(const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn, const char *c,
-                      Py_ssize_t cn, const char *d, Py_ssize_t dn) {
+PyObject *text_join(const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn, const char *c,
+                    Py_ssize_t cn, const char *d, Py_ssize_t dn) {
     PyObject *v = PyUnicode_New(an + bn + cn + dn, 127);
     if (v == NULL) return NULL;
     char *w = (char *)PyUnicode_1BYTE_DATA(v);
@@ -244,40 +25,7 @@ static PyObject *join(const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn
     return v;
 }
 
-/* a str for text that seldom repeats (call ids): not worth a cache slot */
-static PyObject *fresh(const char *s, Py_ssize_t n) { return join(s, n, "", 0, "", 0, "", 0); }
-
-/* ---- building the candidate ------------------------------------------------------------------ */
-
-typedef struct {
-    PyObject *o[12];
-    int n;
-} refs;
-/* keeps a NEW reference (or NULL) to be dropped at the end; returns it */
-static PyObject *keep(refs *r, PyObject *o) {
-    if (o != NULL) r->o[r->n++] = o;
-    return o;
-}
-static void drop(refs *r) {
-    while (r->n > 0) Py_DECREF(r->o[--r->n]);
-}
-/* NULL result with an exception set means error; callers check PyErr_Occurred via ok flags */
-static int opt_text(refs *r, const opt_span *v, PyObject **out) {
-    *out = NULL;
-    if (!v->set) return 0;
-    *out = keep(r, text(v->s, v->n));
-    return *out == NULL ? -1 : 0;
-}
-
-typedef struct {
-    double time;
-    int kind, service;
-    PyObject *ip, *port, *transport, *account, *target, *user_agent, *call_id, *detail;
-    int channel, tampered, followed, link_name, with_tag;
-    uint32_t link;
-} cand_spec;
-
-static int emit(const fast_prefix *p, PyObject *origin, const cand_spec *c, fast_cand *out) {
+int cand_emit(const fast_prefix *p, PyObject *origin, const cand_spec *c, fast_cand *out) {
     PyObject *ev = event_new(c->time, c->kind, c->service, c->ip, c->port, c->transport,
                              c->account, c->target, c->user_agent, c->call_id, c->detail, origin);
     if (ev == NULL) return GRAM_ERROR;
@@ -298,324 +46,9 @@ static int emit(const fast_prefix *p, PyObject *origin, const cand_spec *c, fast
     out->link_name = c->link_name;
     return GRAM_OK;
 }
-static cand_spec spec(double time, int kind, int service) {
-    cand_spec c;
-    memset(&c, 0, sizeof c);
-    c.time = time;
-    c.kind = kind;
-    c.service = service;
-    c.channel = CH_LOG;
-    c.link_name = -1;
-    return c;
-}
-/* a hostport result as a grammar result: HP_NONE -> none_rc */
-static int hp_rc(int rc, int none_rc) {
-    return rc == HP_NONE ? none_rc : rc == HP_FALLBACK ? GRAM_FALLBACK : GRAM_ERROR;
-}
 
 #define FAILED_FOR "' failed for '"
 #define FAILED_FOR_LEN ((Py_ssize_t)sizeof(FAILED_FOR) - 1)
-
-
-/* ---- security events (security.py, prefix.event_tv) ------------------------------------------ */
-
-#define MAX_FIELDS 64
-
-static const struct {
-    const char *name;
-    int kind;
-} EVENT_KINDS[L_SuccessfulAuth + 1] = {
-    /* LINK_NAMES order: the index is also the link name */
-    {"InvalidAccountID", K_UNKNOWN_ACCOUNT},
-    {"ChallengeResponseFailed", K_WRONG_PASSWORD},
-    {"InvalidPassword", K_WRONG_PASSWORD},
-    {"FailedACL", K_ACL_DENIED},
-    {"RequestBadFormat", K_MALFORMED_REQUEST},
-    {"RequestNotAllowed", K_REQUEST_NOT_ALLOWED},
-    {"RequestNotSupported", K_REQUEST_NOT_ALLOWED},
-    {"AuthMethodNotAllowed", K_REQUEST_NOT_ALLOWED},
-    {"InvalidTransport", K_REQUEST_NOT_ALLOWED},
-    {"SessionLimit", K_LIMIT},
-    {"MemoryLimit", K_LIMIT},
-    {"LoadAverageLimit", K_LIMIT},
-    {"ChallengeSent", K_CHALLENGE_SENT},
-    {"SuccessfulAuth", K_AUTH_SUCCESS},
-};
-
-static int64_t days_from_civil(int64_t y, int m, int d) { /* days since 1970-01-01 */
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-static int days_in_month(int y, int m) {
-    static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
-    return dm[m - 1];
-}
-static int num2(const char *s) { return (s[0] - '0') * 10 + (s[1] - '0'); }
-static int digits_at(const char *s, Py_ssize_t n, Py_ssize_t i, Py_ssize_t len) {
-    return i + len <= n && all_digits(s + i, len);
-}
-
-/* prefix.event_tv with tz None: `secs-usecs`, or ISO `YYYY-MM-DDTHH:MM:SS[.f{1,6}][Z|±HH[:]MM]`.
- * 1 with *out, 0 when the shape is not one of these (the caller falls back). */
-static int event_tv(const char *s, Py_ssize_t n, double *out) {
-    Py_ssize_t dash = find_char(s, n, 0, '-');
-    if (dash > 0 && dash <= 12 && all_digits(s, dash) && n - dash - 1 <= 6 &&
-        all_digits(s + dash + 1, n - dash - 1)) {
-        long long secs = 0;
-        for (Py_ssize_t i = 0; i < dash; i++) secs = secs * 10 + (s[i] - '0');
-        *out = (double)secs + (double)digits_value(s + dash + 1, n - dash - 1) / 1e6;
-        return 1;
-    }
-    if (n < 19 || !digits_at(s, n, 0, 4) || s[4] != '-' || !digits_at(s, n, 5, 2) ||
-        s[7] != '-' || !digits_at(s, n, 8, 2) || s[10] != 'T' || !digits_at(s, n, 11, 2) ||
-        s[13] != ':' || !digits_at(s, n, 14, 2) || s[16] != ':' || !digits_at(s, n, 17, 2))
-        return 0;
-    int y = (int)digits_value(s, 4), mo = num2(s + 5), d = num2(s + 8);
-    int h = num2(s + 11), mi = num2(s + 14), sec = num2(s + 17);
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-        sec > 59)
-        return 0;
-    Py_ssize_t i = 19;
-    long us = 0;
-    if (i < n && s[i] == '.') {
-        Py_ssize_t f = ++i;
-        while (i < n && is_digit((unsigned char)s[i])) i++;
-        if (i == f || i - f > 6) return 0;
-        us = digits_value(s + f, i - f);
-        for (Py_ssize_t k = i - f; k < 6; k++) us *= 10;
-    }
-    int64_t local = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
-    if (i == n) { /* naive: timegm + microsecond / 1e6 */
-        *out = (double)local + (double)us / 1e6;
-        return 1;
-    }
-    int64_t offset = 0;
-    if (s[i] == 'Z' && i + 1 == n) {
-        offset = 0;
-    } else if (s[i] == '+' || s[i] == '-') {
-        Py_ssize_t j = i + 1;
-        int oh, om;
-        if (n - j == 4 && all_digits(s + j, 4)) {
-            oh = num2(s + j);
-            om = num2(s + j + 2);
-        } else if (n - j == 5 && s[j + 2] == ':' && digits_at(s, n, j, 2) &&
-                   digits_at(s, n, j + 3, 2)) {
-            oh = num2(s + j);
-            om = num2(s + j + 3);
-        } else {
-            return 0;
-        }
-        if (oh > 23 || om > 59) return 0;
-        offset = (oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
-    } else {
-        return 0;
-    }
-    /* aware: datetime.timestamp() is total microseconds / 10**6, one correctly rounded division */
-    int64_t total_us = (local - offset) * 1000000 + us;
-    *out = (double)total_us / 1e6;
-    return 1;
-}
-
-typedef struct {
-    const char *key, *val;
-    Py_ssize_t klen, vlen;
-} field;
-
-static const field *get_field(const field *f, int nf, const char *key) {
-    Py_ssize_t kl = (Py_ssize_t)strlen(key);
-    for (int i = 0; i < nf; i++)
-        if (f[i].klen == kl && memcmp(f[i].key, key, (size_t)kl) == 0) return &f[i];
-    return NULL;
-}
-
-/* security.parse_remote: 1 with *ip (NEW), *port (NEW or NULL), *transport (NEW or NULL);
- * 0: not an address; -1: error */
-static int parse_remote(const char *s, Py_ssize_t n, PyObject **ip, PyObject **port,
-                        PyObject **transport) {
-    static const char *const TRANSPORTS[] = {"UDP", "TCP", "TLS", "WS", "WSS", "SCTP"};
-    *ip = *port = *transport = NULL;
-    if (n > 128) return 0;
-    Py_ssize_t last = rfind_char(s, 0, n, '/');
-    if (last < 0) return 0;
-    Py_ssize_t head = last;
-    Py_ssize_t v = find_char(s, head, 0, '/');
-    Py_ssize_t vlen = v < 0 ? head : v;
-    if (!(eq_upper(s, vlen, "IPV4") || eq_upper(s, vlen, "IPV6"))) return 0;
-    Py_ssize_t pl = n - last - 1;
-    if (pl > 5 || !all_digits(s + last + 1, pl)) return 0;
-    const char *rest = v < 0 ? s + head : s + v + 1;
-    Py_ssize_t rn = v < 0 ? 0 : head - v - 1;
-    const char *addr = rest;
-    Py_ssize_t an = rn;
-    char lower[8];
-    Py_ssize_t tl = 0;
-    Py_ssize_t sl = find_char(rest, rn, 0, '/');
-    if (sl >= 0) {
-        for (size_t t = 0; t < sizeof TRANSPORTS / sizeof *TRANSPORTS; t++)
-            if (eq_upper(rest, sl, TRANSPORTS[t])) {
-                tl = sl;
-                for (Py_ssize_t k = 0; k < sl; k++)
-                    lower[k] = (char)(rest[k] >= 'A' && rest[k] <= 'Z' ? rest[k] + 32 : rest[k]);
-                addr = rest + sl + 1;
-                an = rn - sl - 1;
-                break;
-            }
-    }
-    if (an >= 1 && addr[0] == '[' && addr[an - 1] == ']') {
-        addr++;
-        an = an >= 2 ? an - 2 : 0;
-    }
-    long p = digits_value(s + last + 1, pl);
-    if (p > 65535) return 0; /* checked after the address in Python; the result is the same */
-    PyObject *a = ip_from_text(addr, an);
-    if (a == NULL) return -1;
-    if (a == Py_None) {
-        Py_DECREF(a);
-        return 0;
-    }
-    if (p != 0 && (*port = port_obj(p)) == NULL) {
-        Py_DECREF(a);
-        return -1;
-    }
-    if (tl > 0 && (*transport = str_from(lower, tl)) == NULL) {
-        Py_DECREF(a);
-        Py_XDECREF(*port);
-        *port = NULL;
-        return -1;
-    }
-    *ip = a;
-    return 1;
-}
-
-/* lines.parse_message's SecurityEvent branch for the _simple_fields shape */
-static int security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
-                    fast_cand *out) {
-    if (!has_at(msg, n, 0, LIT("SecurityEvent=\""))) return GRAM_FALLBACK;
-    Py_ssize_t bn = n;
-    if (bn > 0 && msg[bn - 1] == '"') bn--;
-    field f[MAX_FIELDS];
-    int nf = 0;
-    Py_ssize_t at = 0;
-    for (;;) { /* body.split('",'), each part key="value; one pass, no substring search */
-        Py_ssize_t end = at;
-        for (;;) {
-            const char *q = memchr(msg + end, '"', (size_t)(bn - end));
-            end = q ? q - msg : bn;
-            if (end >= bn - 1 || msg[end + 1] == ',') break;
-            end++;
-        }
-        if (end >= bn - 1) end = bn; /* no '",' left: the last part */
-        if (nf == MAX_FIELDS) return GRAM_FALLBACK;
-        /* partition('="'), key ASCII alnum: the key is the alnum run, or the part is refused */
-        Py_ssize_t eq = at;
-        while (eq < end && eq - at <= 32 && is_alnum((unsigned char)msg[eq])) eq++;
-        if (eq == at || eq - at > 32 || eq + 1 >= end || msg[eq] != '=' || msg[eq + 1] != '"')
-            return GRAM_FALLBACK;
-        for (int k = 0; k < nf; k++)
-            if (f[k].klen == eq - at && memcmp(f[k].key, msg + at, (size_t)(eq - at)) == 0)
-                return GRAM_FALLBACK; /* a repeated key: the full parse decides */
-        f[nf++] = (field){msg + at, msg + eq + 2, eq - at, end - eq - 2};
-        if (end >= bn) break;
-        at = end + 2;
-    }
-    /* Python wants body.count('",RemoteAddress="') == 1: every occurrence starts a part (every
-     * '",' is a cut) and keys are distinct, so that is "a RemoteAddress part exists" */
-    const field *rf = get_field(f, nf, "RemoteAddress");
-    if (rf == NULL) return GRAM_FALLBACK;
-    const field *name_f = &f[0]; /* the body starts with SecurityEvent=" */
-    const char *name = name_f->val;
-    Py_ssize_t name_len = name_f->vlen;
-    if (name_len == 0 || py_space((unsigned char)name[0]) ||
-        py_space((unsigned char)name[name_len - 1]))
-        return GRAM_FALLBACK; /* "" reads Event=, spaces are stripped: rare, leave to Python */
-    int link = -1;
-    for (int k = 0; k <= L_SuccessfulAuth; k++)
-        if ((Py_ssize_t)strlen(EVENT_KINDS[k].name) == name_len &&
-            memcmp(EVENT_KINDS[k].name, name, (size_t)name_len) == 0)
-            link = k;
-    if (link < 0) return GRAM_NONE;
-    double when = p->time;
-    const field *tv = get_field(f, nf, "EventTV");
-    if (tv != NULL && tv->vlen > 0 && !event_tv(tv->val, tv->vlen, &when)) return GRAM_FALLBACK;
-
-    const char *rs = rf->val;
-    Py_ssize_t rn = rf->vlen;
-    strip(&rs, &rn);
-    refs r = {.n = 0};
-    cand_spec c = spec(when, EVENT_KINDS[link].kind, S_SECURITY);
-    int rc = parse_remote(rs, rn, &c.ip, &c.port, &c.transport);
-    if (rc <= 0) return rc < 0 ? GRAM_ERROR : GRAM_NONE;
-    keep(&r, c.ip);
-    keep(&r, c.port);
-    keep(&r, c.transport);
-
-    const field *sf = get_field(f, nf, "Service");
-    if (sf != NULL) {
-        const char *ss = sf->val;
-        Py_ssize_t sn = sf->vlen;
-        strip(&ss, &sn);
-        if (eq_upper(ss, sn, "SIP"))
-            c.service = S_CHAN_SIP;
-        else if (eq_upper(ss, sn, "PJSIP"))
-            c.service = S_PJSIP;
-        else if (eq_upper(ss, sn, "AMI"))
-            c.service = S_AMI;
-        else if (eq_upper(ss, sn, "IAX2") || eq_upper(ss, sn, "IAX"))
-            c.service = S_IAX2;
-    }
-    const field *af = get_field(f, nf, "AccountID");
-    int unknown = 0;
-    if (af != NULL) {
-        const char *as = af->val;
-        Py_ssize_t an = af->vlen;
-        strip(&as, &an);
-        unknown = an == 9 && memcmp(as, "<unknown>", 9) == 0;
-        if (an > 0 && !unknown && (c.account = keep(&r, text(as, an))) == NULL) goto error;
-    }
-    if (c.kind == K_WRONG_PASSWORD && unknown) c.kind = K_UNKNOWN_ACCOUNT;
-    if (link == L_ChallengeResponseFailed && c.service == S_CHAN_SIP && c.kind == K_WRONG_PASSWORD)
-        c.kind = K_AUTH_NAME_MISMATCH; /* chan_sip raises it only for a name mismatch */
-    c.detail = keep(&r, str_from(name, name_len));
-    if (c.detail == NULL) goto error;
-    if (link == L_FailedACL) {
-        const field *lf = get_field(f, nf, "ACLName");
-        const char *ls = lf ? lf->val : "";
-        Py_ssize_t ln = lf ? lf->vlen : 0;
-        strip(&ls, &ln);
-        if (ln > 0) {
-            PyObject *d = keep(&r, join(LIT("FailedACL "), ls, ln, "", 0, "", 0));
-            if (d == NULL) goto error;
-            c.detail = d;
-            if (ln == 18 && memcmp(ls, "no_extension_match", 18) == 0)
-                c.kind = K_CALL_REJECTED;
-            else if (ln == 17 && memcmp(ls, "domain_must_match", 17) == 0)
-                c.kind = K_REQUEST_NOT_ALLOWED;
-        }
-    }
-    if (c.service == S_AMI) {
-        if (link == L_InvalidAccountID || link == L_ChallengeResponseFailed ||
-            link == L_InvalidPassword)
-            c.kind = K_AMI_LOGIN_FAILED;
-        else if (c.kind == K_AUTH_SUCCESS)
-            c.kind = K_AMI_LOGIN_SUCCESS;
-    }
-    const field *cf = get_field(f, nf, "SessionID");
-    if (cf != NULL && cf->vlen > 0 && (c.call_id = keep(&r, fresh(cf->val, cf->vlen))) == NULL)
-        goto error;
-    c.channel = CH_SECURITY;
-    c.link_name = link;
-    rc = emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
-}
 
 /* ---- PJSIP `Request … failed for` (lines._pjsip_request) -------------------------------------- */
 
@@ -718,7 +151,7 @@ static int pjsip_request(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
     if (!name_addr(msg + i, addr_at - FAILED_FOR_LEN - i, &display, &user)) return GRAM_FALLBACK;
     refs r = {.n = 0};
     cand_spec c = spec(p->time, PJSIP_REASONS[reason].kind, S_PJSIP);
-    int rc = hostport(msg + addr_at, end - addr_at, &c.ip, &c.port);
+    int rc = parse_hostport(msg + addr_at, end - addr_at, &c.ip, &c.port);
     if (rc != HP_OK) return hp_rc(rc, bad);
     keep(&r, c.ip);
     keep(&r, c.port);
@@ -728,11 +161,11 @@ static int pjsip_request(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
         (c.call_id = keep(&r, fresh(msg + end + 11, rs - end - 11))) == NULL)
         goto error;
     const char *why = PJSIP_REASONS[reason].text;
-    c.detail = keep(&r, join(method, method_len, LIT(": "), why, (Py_ssize_t)strlen(why),
+    c.detail = keep(&r, text_join(method, method_len, LIT(": "), why, (Py_ssize_t)strlen(why),
                              msg + suffix_at, n - suffix_at));
     if (c.detail == NULL) goto error;
     c.tampered = count2(msg, n, LIT(FAILED_FOR)) > 1;
-    rc = emit(p, origin, &c, out);
+    rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -771,7 +204,7 @@ static int registration(const fast_prefix *p, const char *msg, Py_ssize_t n, PyO
     Py_ssize_t why_len = n - lq - 4;
     refs r = {.n = 0};
     cand_spec c = spec(p->time, K_REQUEST_NOT_ALLOWED, S_CHAN_SIP);
-    int rc = hostport(msg + pq + 1, lq - pq - 1, &c.ip, &c.port);
+    int rc = parse_hostport(msg + pq + 1, lq - pq - 1, &c.ip, &c.port);
     if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
     keep(&r, c.ip);
     keep(&r, c.port);
@@ -785,7 +218,7 @@ static int registration(const fast_prefix *p, const char *msg, Py_ssize_t n, PyO
     c.with_tag = 1;
     c.tampered = count2(msg, n, LIT(FAILED_FOR)) > 1;
     c.link_name = L_Registration;
-    rc = emit(p, origin, &c, out);
+    rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -846,19 +279,19 @@ static int call_rejected(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
     int pjsip = transport || find(p->file, p->file_len, 0, LIT("pjsip")) >= 0;
     refs r = {.n = 0};
     cand_spec c = spec(p->time, K_CALL_REJECTED, pjsip ? S_PJSIP : S_CHAN_SIP);
-    int rc = hostport(addr, an, &c.ip, &c.port);
+    int rc = parse_hostport(addr, an, &c.ip, &c.port);
     if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
     keep(&r, c.ip);
     keep(&r, c.port);
     if (opt_text(&r, &who, &c.account) < 0) goto error;
     if ((c.target = keep(&r, text(msg + x, rb - x))) == NULL) goto error;
-    c.detail = keep(&r, join(LIT("extension not found in context '"), msg + ctx, ctx_end - ctx,
+    c.detail = keep(&r, text_join(LIT("extension not found in context '"), msg + ctx, ctx_end - ctx,
                              LIT("'"), "", 0));
     if (c.detail == NULL) goto error;
     c.with_tag = 1;
     c.tampered = count2(msg, n, LIT(") to extension '")) > 1;
     c.link_name = L_Call;
-    rc = emit(p, origin, &c, out);
+    rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -905,14 +338,14 @@ static int device(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject 
     cand_spec c = spec(p->time, K_WRONG_PASSWORD, S_CHAN_SIP);
     if (opt_text(&r, &display, &c.user_agent) < 0 || opt_text(&r, &user, &c.account) < 0)
         goto error;
-    c.detail = keep(&r, join(LIT("Failed to authenticate device for "), method, method_len, "", 0,
+    c.detail = keep(&r, text_join(LIT("Failed to authenticate device for "), method, method_len, "", 0,
                              "", 0));
     if (c.detail == NULL) goto error;
     c.with_tag = 1;
     c.tampered = find(msg, who_end, i, LIT("failed for '")) >= 0;
     c.link = LINK_BIT(L_InvalidPassword) | LINK_BIT(L_ChallengeResponseFailed) |
              LINK_BIT(L_InvalidAccountID);
-    int rc = emit(p, origin, &c, out);
+    int rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -973,7 +406,7 @@ static int iax2(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *o
         c.ip = keep(&r, ip);
     } else {
         Py_DECREF(ip);
-        int rc = hostport(msg + ip_at, ip_end - ip_at, &c.ip, &c.port);
+        int rc = parse_hostport(msg + ip_at, ip_end - ip_at, &c.ip, &c.port);
         if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
         keep(&r, c.ip);
         keep(&r, c.port);
@@ -986,7 +419,7 @@ static int iax2(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *o
     while (an > 0 && as[an - 1] == '\'') an--;
     if (an > 0 && (c.account = keep(&r, text(as, an))) == NULL) goto error;
     if ((c.detail = keep(&r, text(msg, n < 80 ? n : 80))) == NULL) goto error;
-    int rc = emit(p, origin, &c, out);
+    int rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -1037,7 +470,7 @@ static int ami(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *or
     c.ip = keep(&r, ip);
     if ((c.account = keep(&r, text(msg + acct_at, acct_end - acct_at))) == NULL) goto error;
     if ((c.detail = keep(&r, str_from(detail, (Py_ssize_t)strlen(detail)))) == NULL) goto error;
-    int rc = emit(p, origin, &c, out);
+    int rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -1070,14 +503,14 @@ static int pjproject(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
     Py_ssize_t why = ae + 3;
     refs r = {.n = 0};
     cand_spec c = spec(p->time, K_MALFORMED_REQUEST, S_PJPROJECT);
-    int rc = hostport(msg + a, ae - a, &c.ip, &c.port);
+    int rc = parse_hostport(msg + a, ae - a, &c.ip, &c.port);
     if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
     keep(&r, c.ip);
     keep(&r, c.port);
     if ((c.transport = keep(&r, str_from(LOWER[tr], (Py_ssize_t)strlen(LOWER[tr])))) == NULL)
         goto error;
     if ((c.detail = keep(&r, text(msg + why, n - why < 200 ? n - why : 200))) == NULL) goto error;
-    rc = emit(p, origin, &c, out);
+    rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -1098,14 +531,14 @@ static int registered(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObj
         if (py_space((unsigned char)msg[k])) return GRAM_MALFORMED;
     refs r = {.n = 0};
     cand_spec c = spec(p->time, K_AUTH_SUCCESS, S_CHAN_SIP);
-    int rc = hostport(msg + q + 5, n - q - 5, &c.ip, &c.port);
+    int rc = parse_hostport(msg + q + 5, n - q - 5, &c.ip, &c.port);
     if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
     keep(&r, c.ip);
     keep(&r, c.port);
     if ((c.account = keep(&r, text(msg + a, q - a))) == NULL) goto error;
     if ((c.detail = keep(&r, str_from(LIT("Registered")))) == NULL) goto error;
     c.with_tag = 1;
-    rc = emit(p, origin, &c, out);
+    rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -1137,7 +570,7 @@ static int fake_auth(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
     c.with_tag = 1;
     c.link = LINK_BIT(L_InvalidPassword) | LINK_BIT(L_ChallengeResponseFailed) |
              LINK_BIT(L_InvalidAccountID) | LINK_BIT(L_ChallengeSent);
-    int rc = emit(p, origin, &c, out);
+    int rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -1157,13 +590,13 @@ static int mismatch(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObjec
     refs r = {.n = 0};
     cand_spec c = spec(p->time, K_AUTH_NAME_MISMATCH, S_CHAN_SIP);
     if ((c.account = keep(&r, text(msg + 25, gt - 25))) == NULL) goto error;
-    c.detail = keep(&r, join(LIT("username mismatch, digest has <"), msg + b, n - 1 - b, LIT(">"),
+    c.detail = keep(&r, text_join(LIT("username mismatch, digest has <"), msg + b, n - 1 - b, LIT(">"),
                              "", 0));
     if (c.detail == NULL) goto error;
     c.with_tag = 1;
     c.link = LINK_BIT(L_Registration) | LINK_BIT(L_ChallengeResponseFailed);
     c.followed = 1;
-    int rc = emit(p, origin, &c, out);
+    int rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -1178,7 +611,7 @@ static int bad_request(const fast_prefix *p, const char *msg, Py_ssize_t n, PyOb
     if (c.detail == NULL) return GRAM_ERROR;
     c.with_tag = 1;
     c.link = LINK_BIT(L_ChallengeSent) | LINK_BIT(L_RequestBadFormat);
-    int rc = emit(p, origin, &c, out);
+    int rc = cand_emit(p, origin, &c, out);
     Py_DECREF(c.detail);
     return rc;
 }
@@ -1198,7 +631,7 @@ static int timeout(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject
     c.detail = keep(&r, str_from(LIT("non-critical invite transaction timed out")));
     if (c.detail == NULL) goto error;
     c.with_tag = 1;
-    int rc = emit(p, origin, &c, out);
+    int rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -1217,14 +650,14 @@ static int no_aors(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject
     if (j == a || j - a > 100 || !has_at(msg, n, j, LIT(") has no configured AORs"))) return bad;
     refs r = {.n = 0};
     cand_spec c = spec(p->time, K_REQUEST_NOT_ALLOWED, S_PJSIP);
-    int rc = hostport(msg + a, j - a, &c.ip, &c.port);
+    int rc = parse_hostport(msg + a, j - a, &c.ip, &c.port);
     if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
     keep(&r, c.ip);
     keep(&r, c.port);
     if ((c.account = keep(&r, text(msg + 10, q - 10))) == NULL) goto error;
     c.detail = keep(&r, str_from(LIT("endpoint has no configured AORs")));
     if (c.detail == NULL) goto error;
-    rc = emit(p, origin, &c, out);
+    rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -1258,7 +691,7 @@ static int added_contact(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
     if ((c.account = keep(&r, text(msg + a, q - a))) == NULL) goto error;
     if ((c.detail = keep(&r, str_from(LIT("Added contact")))) == NULL) goto error;
     c.link = LINK_BIT(L_SuccessfulAuth);
-    int rc = emit(p, origin, &c, out);
+    int rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
 error:
@@ -1272,7 +705,7 @@ int grammar_parse(fast_ctx *ctx, const fast_prefix *p, const char *msg, Py_ssize
                   PyObject *origin, fast_cand *out) {
     (void)ctx;
     if (n <= 0) return GRAM_FALLBACK;
-    if (has_at(msg, n, 0, LIT("SecurityEvent="))) return security(p, msg, n, origin, out);
+    if (has_at(msg, n, 0, LIT("SecurityEvent="))) return grammar_security(p, msg, n, origin, out);
     if (has_at(msg, n, 0, LIT("Request "))) return pjsip_request(p, msg, n, origin, out);
     if (has_at(msg, n, 0, LIT("Registration from '"))) return registration(p, msg, n, origin, out);
     if (find(msg, n, 0, LIT("rejected because extension not found")) >= 0)
@@ -1297,3 +730,4 @@ int grammar_parse(fast_ctx *ctx, const fast_prefix *p, const char *msg, Py_ssize
         return ami(p, msg, n, origin, out);
     return GRAM_NONE;
 }
+

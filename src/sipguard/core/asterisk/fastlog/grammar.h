@@ -1,0 +1,163 @@
+/* grammar.h: what the grammar files (grammar.c, grammar_addr.c, grammar_security.c) share.
+ * Private to them: module.c, scan.c and link.c see only fast.h's grammar_parse/grammar_init.
+ *
+ * The small scanners are static inline so that each file gets them inlined, as they were when
+ * the grammars lived in one file. Input everywhere: one stripped message, ASCII without NUL or
+ * ANSI codes (scan.c guarantees it).
+ */
+#ifndef SIPGUARD_FASTLOG_GRAMMAR_H
+#define SIPGUARD_FASTLOG_GRAMMAR_H
+
+#include "fast.h"
+#include <string.h>
+
+#define LIT(s) s, (Py_ssize_t)(sizeof(s) - 1)
+
+enum { HP_OK, HP_NONE, HP_FALLBACK, HP_ERROR = -1 };
+
+/* ---- small scanners ----------------------------------------------------------------------- */
+
+/* Python's str.isspace / regex \s on ASCII: also the separators \x1c-\x1f */
+static inline int py_space(unsigned char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static inline int is_alnum(unsigned char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline int has_at(const char *s, Py_ssize_t n, Py_ssize_t i, const char *lit,
+                         Py_ssize_t ln) {
+    return i >= 0 && i <= n - ln && memcmp(s + i, lit, (size_t)ln) == 0;
+}
+static inline Py_ssize_t find(const char *s, Py_ssize_t n, Py_ssize_t from, const char *lit,
+                              Py_ssize_t ln) {
+    if (from < 0 || from > n) return -1;
+    const char *p = memmem(s + from, (size_t)(n - from), lit, (size_t)ln);
+    return p ? p - s : -1;
+}
+static inline Py_ssize_t find_char(const char *s, Py_ssize_t n, Py_ssize_t from, char c) {
+    if (from < 0 || from >= n) return -1;
+    const char *p = memchr(s + from, c, (size_t)(n - from));
+    return p ? p - s : -1;
+}
+static inline Py_ssize_t rfind_char(const char *s, Py_ssize_t from, Py_ssize_t to, char c) {
+    for (Py_ssize_t i = to - 1; i >= from; i--)
+        if (s[i] == c) return i;
+    return -1;
+}
+/* str.count (non-overlapping, left to right) capped at 2: callers only ask "more than one?" */
+static inline int count2(const char *s, Py_ssize_t n, const char *lit, Py_ssize_t ln) {
+    Py_ssize_t i = find(s, n, 0, lit, ln);
+    if (i < 0) return 0;
+    return find(s, n, i + ln, lit, ln) < 0 ? 1 : 2;
+}
+static inline void strip(const char **s, Py_ssize_t *n) {
+    while (*n > 0 && py_space((unsigned char)(*s)[0])) (*s)++, (*n)--;
+    while (*n > 0 && py_space((unsigned char)(*s)[*n - 1])) (*n)--;
+}
+static inline int all_digits(const char *s, Py_ssize_t n) {
+    if (n == 0) return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!is_digit((unsigned char)s[i])) return 0;
+    return 1;
+}
+static inline long digits_value(const char *s, Py_ssize_t n) { /* n <= 9 */
+    long v = 0;
+    for (Py_ssize_t i = 0; i < n; i++) v = v * 10 + (s[i] - '0');
+    return v;
+}
+static inline int eq_upper(const char *s, Py_ssize_t n, const char *upper) {
+    /* s.upper() == upper */
+    if ((Py_ssize_t)strlen(upper) != n) return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'a' && c <= 'z') c = (char)(c - 32);
+        if (c != upper[i]) return 0;
+    }
+    return 1;
+}
+
+/* a str for client text: short ones through the shared cache (accounts repeat a lot) */
+static inline PyObject *text(const char *s, Py_ssize_t n) { return str_from(s, n); }
+
+/* a str of up to four ASCII pieces (details such as "REGISTER: Failed to authenticate") */
+PyObject *text_join(const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn, const char *c,
+                    Py_ssize_t cn, const char *d, Py_ssize_t dn);
+/* a str for text that seldom repeats (call ids): not worth a cache slot */
+static inline PyObject *fresh(const char *s, Py_ssize_t n) {
+    return text_join(s, n, "", 0, "", 0, "", 0);
+}
+
+/* ---- addresses (grammar_addr.c) ------------------------------------------------------------- */
+
+typedef struct {
+    const char *s;
+    Py_ssize_t n;
+    int set;
+} opt_span;
+
+/* addr.parse_hostport (v6_port_last): HP_OK with *ip NEW, *port NEW or NULL (None). */
+int parse_hostport(const char *s, Py_ssize_t n, PyObject **ip, PyObject **port);
+/* (display, URI user) of a From value (candidate.name_addr). 0: not handled (a backslash). */
+int name_addr(const char *s, Py_ssize_t n, opt_span *display, opt_span *user);
+/* security.parse_remote: 1 with *ip (NEW), *port (NEW or NULL), *transport (NEW or NULL);
+ * 0: not an address; -1: error */
+int parse_remote(const char *s, Py_ssize_t n, PyObject **ip, PyObject **port,
+                 PyObject **transport);
+
+/* ---- building the candidate (grammar.c) ------------------------------------------------------ */
+
+typedef struct {
+    PyObject *o[12];
+    int n;
+} refs;
+/* keeps a NEW reference (or NULL) to be dropped at the end; returns it */
+static inline PyObject *keep(refs *r, PyObject *o) {
+    if (o != NULL) r->o[r->n++] = o;
+    return o;
+}
+static inline void drop(refs *r) {
+    while (r->n > 0) Py_DECREF(r->o[--r->n]);
+}
+/* an optional span as a str kept in r (NULL when unset): 0, or -1 with an exception set */
+static inline int opt_text(refs *r, const opt_span *v, PyObject **out) {
+    *out = NULL;
+    if (!v->set) return 0;
+    *out = keep(r, text(v->s, v->n));
+    return *out == NULL ? -1 : 0;
+}
+
+typedef struct {
+    double time;
+    int kind, service;
+    PyObject *ip, *port, *transport, *account, *target, *user_agent, *call_id, *detail;
+    int channel, tampered, followed, link_name, with_tag;
+    uint32_t link;
+} cand_spec;
+
+static inline cand_spec spec(double time, int kind, int service) {
+    cand_spec c;
+    memset(&c, 0, sizeof c);
+    c.time = time;
+    c.kind = kind;
+    c.service = service;
+    c.channel = CH_LOG;
+    c.link_name = -1;
+    return c;
+}
+/* the Event and the candidate for c (fields BORROWED): GRAM_OK or GRAM_ERROR */
+int cand_emit(const fast_prefix *p, PyObject *origin, const cand_spec *c, fast_cand *out);
+
+/* a parse_hostport result as a grammar result: HP_NONE -> none_rc */
+static inline int hp_rc(int rc, int none_rc) {
+    return rc == HP_NONE ? none_rc : rc == HP_FALLBACK ? GRAM_FALLBACK : GRAM_ERROR;
+}
+
+/* ---- security events (grammar_security.c) ---------------------------------------------------- */
+
+/* lines.parse_message's SecurityEvent branch (msg starts with "SecurityEvent=") */
+int grammar_security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
+                     fast_cand *out);
+
+#endif
