@@ -295,8 +295,11 @@ static int native_line(fast_ctx *ctx, scan_state *st, const char *raw, Py_ssize_
     Py_ssize_t end = n;
     while (at < end && is_space(raw[at])) at++;
     while (end > at && is_space(raw[end - 1])) end--;
-    PyObject *text = PyUnicode_DecodeASCII(raw, n < FAST_ORIGIN_TEXT ? n : FAST_ORIGIN_TEXT, NULL);
+    /* the line is known to be ASCII: a compact ASCII str filled directly, no decoder pass */
+    Py_ssize_t keep = n < FAST_ORIGIN_TEXT ? n : FAST_ORIGIN_TEXT;
+    PyObject *text = PyUnicode_New(keep, 127);
     if (text == NULL) return -1;
+    memcpy(PyUnicode_1BYTE_DATA(text), raw, (size_t)keep);
     PyObject *origin = origin_new(ctx->source, line_no, text);
     Py_DECREF(text);
     if (origin == NULL) return -1;
