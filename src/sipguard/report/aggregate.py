@@ -78,11 +78,6 @@ def _address_text(ip: IPAddress | None) -> str:
     return text
 
 
-def _bump(counts: dict[str, int], key: str, cap: int) -> None:
-    if key in counts or len(counts) < cap:
-        counts[key] = counts.get(key, 0) + 1
-
-
 @dataclass(slots=True)
 class Attacker:
     ip: str  # the address, or the IPv6 /64
@@ -117,7 +112,7 @@ class Attacker:
             kinds[kind_text] += 1
         elif len(kinds) < 64:
             kinds[kind_text] = 1
-        # _bump(counts, text[:200], cap), inlined: this runs for every attack event
+        # counted up to a number of distinct keys (then only those already counted)
         account = event.account
         if account is not None:
             accounts = self.accounts
@@ -199,17 +194,6 @@ class AccountUnderAttack:
     sources: set[str] = field(default_factory=set)
     alerts: list[Alert] = field(default_factory=list)
 
-    def add(self, time: float, kind: str, source: str | None) -> None:
-        """One attack event on this account, from `source` (an attacker key) when known."""
-        if time < self.first:
-            self.first = time
-        if time > self.last:
-            self.last = time
-        self.events += 1
-        _bump(self.kinds, kind, 64)
-        if source is not None and len(self.sources) < COUNT_SOURCES:
-            self.sources.add(source)
-
     def to_dict(self) -> dict[str, object]:
         return {
             "account": self.account,
@@ -284,7 +268,7 @@ class ScanReport:
                     acc = self.accounts[account] = AccountUnderAttack(
                         account[:200], event.time, event.time
                     )
-            if acc is not None:  # acc.add(event.time, kind_text, key), inlined
+            if acc is not None:
                 time = event.time
                 if time < acc.first:
                     acc.first = time
