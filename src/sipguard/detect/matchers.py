@@ -60,6 +60,7 @@ _TEXT_FIELDS = frozenset({"transport", "account", "target", "user_agent", "call_
 #: Results remembered per subject text and matcher: user agents and targets repeat (attack
 #: tools, dial plans), and the engine asks once per event. Cleared when full.
 _RESULTS_MAX = 16384
+_RESULT_TEXT_MAX = 256  # longer subjects are searched every time: the memory stays ~4 MB
 
 
 def _search_test(name: str, rx: re.Pattern[str]) -> Callable[[Event], bool]:
@@ -74,9 +75,10 @@ def _search_test(name: str, rx: re.Pattern[str]) -> Callable[[Event], bool]:
         found = results.get(text)
         if found is None:
             found = rx.search(text[:MAX_SUBJECT]) is not None
-            if len(results) >= _RESULTS_MAX:
-                results.clear()
-            results[text] = found
+            if len(text) <= _RESULT_TEXT_MAX:
+                if len(results) >= _RESULTS_MAX:
+                    results.clear()
+                results[text] = found
         return found
 
     return test
