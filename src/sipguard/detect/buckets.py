@@ -16,6 +16,8 @@ from sipguard.detect.spec import BucketKind, RuleSpec
 MAX_ACCOUNTS = 100  # accounts remembered per key, for the reason sentence
 MAX_DISTINCT = 10_000  # distinct values remembered per key
 _EMPTY: OrderedDict[str, float] = OrderedDict()  # shared, never written: non-distinct buckets
+_NO_TIMES: deque[float] = deque(maxlen=0)  # shared, never written: non-counter buckets (a
+# deque costs ~760 bytes however short; a distributed flood makes a bucket per source and rule)
 # Enum members as module constants: `BucketKind.LEAKY` costs a lookup through the enum machinery
 # (~0.1 us), and a distributed flood creates a bucket per source
 _LEAKY = BucketKind.LEAKY
@@ -51,7 +53,7 @@ class Bucket:
         self.evidence: deque[Event] = deque(maxlen=rule.evidence)
         # only the container this bucket kind uses is allocated: keys are many, memory is not
         kind = rule.bucket
-        self.times: deque[float] = deque(maxlen=rule.threshold if kind is _COUNTER else 0)
+        self.times: deque[float] = deque(maxlen=rule.threshold) if kind is _COUNTER else _NO_TIMES
         self.values: OrderedDict[str, float] = _EMPTY if kind is not _DISTINCT else OrderedDict()
 
     def _reset(self, now: float) -> None:
