@@ -19,6 +19,7 @@ from sipguard.core.asterisk import fast
 from sipguard.core.asterisk.candidate import Candidate
 from sipguard.core.asterisk.normalizer import LogNormalizer, parse_candidate
 from sipguard.core.asterisk.prefix import TimeParser
+from sipguard.core.asterisk.security import EVENT_KINDS
 from sipguard.core.events import Event
 
 if not fast.available():
@@ -249,6 +250,49 @@ def test_fields_of_a_registration_failure() -> None:
         "401750755",
     )
     assert ev.detail == "No matching peer found" and got[0].link_name == "Registration"
+
+
+# ---- the constant strs grammar_init builds once: event names, transports, fixed details -------
+TRANSPORT_SPELLINGS = ["UDP", "udp", "Tcp", "TLS", "ws", "WSS", "sctp", "Sctp"]
+
+
+def test_security_names_and_transports_are_native_and_right() -> None:
+    lines, want = [], []
+    for name in EVENT_KINDS:
+        for spelling in [*TRANSPORT_SPELLINGS, None]:
+            remote = f"IPV4/{spelling}/45.32.130.31/5060" if spelling else "IPV4/45.32.130.31/5060"
+            msg = SEC.format(name=name, tv=TV, svc="PJSIP", acct="1", remote=remote, extra="")
+            lines.append(line(FORMS[2][0], msg))
+            want.append((name, spelling.lower() if spelling else None))
+    # enough uses that a constant handed out without its own reference would be freed
+    data = ("\n".join(lines * 20) + "\n").encode()
+    for _ in range(2):
+        assert same(data) == []
+        got, _, _ = c_side(data)
+        assert [(c.event.detail, c.event.transport) for c in got] == want * 20
+        assert [c.link_name for c in got[: len(want)]] == [name for name, _ in want]
+
+
+def test_pjproject_transports_and_fixed_details() -> None:
+    drops = [
+        line(FORMS[18][0], f"Dropping 1 bytes packet from {t} 45.32.130.31:5060 : x")
+        for t in ("UDP", "TCP", "TLS", "WS", "WSS")
+    ]
+    fixed = {  # FORMS index -> the detail lines.py gives it
+        0: "Registered",
+        24: "nonexistent user",
+        25: "logged on",
+        19: "failed to authenticate",
+        26: "fake auth rejection",
+        31: "non-critical invite transaction timed out",
+        32: "endpoint has no configured AORs",
+        33: "Added contact",
+    }
+    data = ("\n".join(drops + [line(*FORMS[i]) for i in fixed] * 50) + "\n").encode()
+    assert same(data) == []
+    got, _, _ = c_side(data)
+    assert [c.event.transport for c in got[:5]] == ["udp", "tcp", "tls", "ws", "wss"]
+    assert [c.event.detail for c in got[5:]] == list(fixed.values()) * 50
 
 
 # ---- forms handed back to Python, and malformed lines counted natively ------------------------

@@ -160,5 +160,7 @@ enum {
  * no NUL). origin BORROWED. */
 int grammar_parse(fast_ctx *ctx, const fast_prefix *p, const char *msg, Py_ssize_t n,
                   PyObject *origin, fast_cand *out);
+/* module init: builds the grammars' constant strs once. 0 / -1 with an exception set. */
+int grammar_init(void);
 
 #endif

@@ -11,6 +11,25 @@
  */
 #include "grammar.h"
 
+/* ---- constant strs ------------------------------------------------------------------------- */
+
+PyObject *GRAMMAR_STR[NGS];
+
+static const char *const GRAMMAR_TEXT[GS_EVENT] = {
+    "udp", "tcp", "tls", "ws", "wss", "sctp",
+    "Registered", "fake auth rejection", "non-critical invite transaction timed out",
+    "endpoint has no configured AORs", "Added contact",
+    "failed to authenticate", "nonexistent user", "logged on",
+};
+
+int grammar_init(void) {
+    for (int i = 0; i < NGS; i++) {
+        const char *s = i < GS_EVENT ? GRAMMAR_TEXT[i] : LINK_NAMES[i - GS_EVENT];
+        if ((GRAMMAR_STR[i] = PyUnicode_InternFromString(s)) == NULL) return -1;
+    }
+    return 0;
+}
+
 /* ---- building the candidate ------------------------------------------------------------------ */
 
 PyObject *text_join(const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn, const char *c,
@@ -437,14 +456,14 @@ static int ami(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *or
     static const char OK[] = "' logged on from ";
     Py_ssize_t ip_at = 0, ip_end, acct_at, acct_end = n - 1;
     int kind = K_AMI_LOGIN_FAILED;
-    const char *detail = "failed to authenticate";
+    int detail = GS_AMI_FAILED;
     if ((ip_end = token_then(msg, n, 0, LIT(FAIL))) >= 0 &&
         n - 1 >= (acct_at = ip_end + (Py_ssize_t)sizeof(FAIL) - 1) && msg[n - 1] == '\'') {
         /* matched */
     } else if ((ip_end = token_then(msg, n, 0, LIT(NOUSER))) >= 0 &&
                n - 1 >= (acct_at = ip_end + (Py_ssize_t)sizeof(NOUSER) - 1) &&
                msg[n - 1] == '\'') {
-        detail = "nonexistent user";
+        detail = GS_AMI_NO_USER;
     } else if (has_at(msg, n, 0, LIT("Manager '"))) {
         ip_at = n; /* the address is the non-space run at the end */
         while (ip_at > 0 && !py_space((unsigned char)msg[ip_at - 1])) ip_at--;
@@ -455,7 +474,7 @@ static int ami(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *or
         acct_at = 9;
         acct_end = ok;
         kind = K_AMI_LOGIN_SUCCESS;
-        detail = "logged on";
+        detail = GS_AMI_LOGGED_ON;
     } else {
         return GRAM_NONE;
     }
@@ -469,7 +488,7 @@ static int ami(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *or
     cand_spec c = spec(p->time, kind, S_AMI);
     c.ip = keep(&r, ip);
     if ((c.account = keep(&r, text(msg + acct_at, acct_end - acct_at))) == NULL) goto error;
-    if ((c.detail = keep(&r, str_from(detail, (Py_ssize_t)strlen(detail)))) == NULL) goto error;
+    c.detail = GRAMMAR_STR[detail];
     int rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
@@ -483,7 +502,6 @@ error:
 static int pjproject(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
                      fast_cand *out) {
     static const char *const TRANSPORTS[] = {"UDP", "TCP", "TLS", "WS", "WSS"};
-    static const char *const LOWER[] = {"udp", "tcp", "tls", "ws", "wss"};
     /* the search's first candidate position; if it does not match, a later "Dropping " might */
     Py_ssize_t d = find(msg, n, 0, LIT("Dropping "));
     Py_ssize_t k = d + 9, e = k;
@@ -507,8 +525,7 @@ static int pjproject(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
     if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
     keep(&r, c.ip);
     keep(&r, c.port);
-    if ((c.transport = keep(&r, str_from(LOWER[tr], (Py_ssize_t)strlen(LOWER[tr])))) == NULL)
-        goto error;
+    c.transport = GRAMMAR_STR[GS_UDP + tr];
     if ((c.detail = keep(&r, text(msg + why, n - why < 200 ? n - why : 200))) == NULL) goto error;
     rc = cand_emit(p, origin, &c, out);
     drop(&r);
@@ -536,7 +553,7 @@ static int registered(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObj
     keep(&r, c.ip);
     keep(&r, c.port);
     if ((c.account = keep(&r, text(msg + a, q - a))) == NULL) goto error;
-    if ((c.detail = keep(&r, str_from(LIT("Registered")))) == NULL) goto error;
+    c.detail = GRAMMAR_STR[GS_REGISTERED];
     c.with_tag = 1;
     rc = cand_emit(p, origin, &c, out);
     drop(&r);
@@ -566,7 +583,7 @@ static int fake_auth(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
     cand_spec c = spec(p->time, K_WRONG_PASSWORD, S_CHAN_SIP);
     if (opt_text(&r, &display, &c.user_agent) < 0 || opt_text(&r, &user, &c.account) < 0)
         goto error;
-    if ((c.detail = keep(&r, str_from(LIT("fake auth rejection")))) == NULL) goto error;
+    c.detail = GRAMMAR_STR[GS_FAKE_AUTH];
     c.with_tag = 1;
     c.link = LINK_BIT(L_InvalidPassword) | LINK_BIT(L_ChallengeResponseFailed) |
              LINK_BIT(L_InvalidAccountID) | LINK_BIT(L_ChallengeSent);
@@ -628,8 +645,7 @@ static int timeout(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject
     cand_spec c = spec(p->time, K_CHALLENGE_UNANSWERED, S_CHAN_SIP);
     refs r = {.n = 0};
     if ((c.call_id = keep(&r, fresh(msg + 11, q - 11))) == NULL) goto error;
-    c.detail = keep(&r, str_from(LIT("non-critical invite transaction timed out")));
-    if (c.detail == NULL) goto error;
+    c.detail = GRAMMAR_STR[GS_TIMED_OUT];
     c.with_tag = 1;
     int rc = cand_emit(p, origin, &c, out);
     drop(&r);
@@ -655,8 +671,7 @@ static int no_aors(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject
     keep(&r, c.ip);
     keep(&r, c.port);
     if ((c.account = keep(&r, text(msg + 10, q - 10))) == NULL) goto error;
-    c.detail = keep(&r, str_from(LIT("endpoint has no configured AORs")));
-    if (c.detail == NULL) goto error;
+    c.detail = GRAMMAR_STR[GS_NO_AORS];
     rc = cand_emit(p, origin, &c, out);
     drop(&r);
     return rc;
@@ -689,7 +704,7 @@ static int added_contact(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
     cand_spec c = spec(p->time, K_AUTH_SUCCESS, S_PJSIP);
     refs r = {.n = 0};
     if ((c.account = keep(&r, text(msg + a, q - a))) == NULL) goto error;
-    if ((c.detail = keep(&r, str_from(LIT("Added contact")))) == NULL) goto error;
+    c.detail = GRAMMAR_STR[GS_ADDED_CONTACT];
     c.link = LINK_BIT(L_SuccessfulAuth);
     int rc = cand_emit(p, origin, &c, out);
     drop(&r);

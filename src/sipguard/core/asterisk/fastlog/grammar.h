@@ -154,6 +154,20 @@ static inline int hp_rc(int rc, int none_rc) {
     return rc == HP_NONE ? none_rc : rc == HP_FALLBACK ? GRAM_FALLBACK : GRAM_ERROR;
 }
 
+/* ---- constant strs (grammar.c) --------------------------------------------------------------- */
+
+/* Details, transports and security event names, built once by grammar_init (module init) so a
+ * line does not decode and look them up again. BORROWED, alive for the module's life: a
+ * cand_spec field may point at one without keeping it. */
+enum {
+    GS_UDP, GS_TCP, GS_TLS, GS_WS, GS_WSS, GS_SCTP, /* lower case, TRANSPORTS order */
+    GS_REGISTERED, GS_FAKE_AUTH, GS_TIMED_OUT, GS_NO_AORS, GS_ADDED_CONTACT,
+    GS_AMI_FAILED, GS_AMI_NO_USER, GS_AMI_LOGGED_ON,
+    GS_EVENT,                          /* + a security event's link name (L_InvalidAccountID..) */
+    NGS = GS_EVENT + L_SuccessfulAuth + 1
+};
+extern PyObject *GRAMMAR_STR[NGS];
+
 /* ---- security events (grammar_security.c) ---------------------------------------------------- */
 
 /* lines.parse_message's SecurityEvent branch (msg starts with "SecurityEvent=") */

@@ -172,15 +172,12 @@ int parse_remote(const char *s, Py_ssize_t n, PyObject **ip, PyObject **port,
     Py_ssize_t rn = v < 0 ? 0 : head - v - 1;
     const char *addr = rest;
     Py_ssize_t an = rn;
-    char lower[8];
-    Py_ssize_t tl = 0;
+    int tr = -1; /* TRANSPORTS index: the lower-case name is GRAMMAR_STR[GS_UDP + tr] */
     Py_ssize_t sl = find_char(rest, rn, 0, '/');
     if (sl >= 0) {
-        for (size_t t = 0; t < sizeof TRANSPORTS / sizeof *TRANSPORTS; t++)
+        for (int t = 0; t < (int)(sizeof TRANSPORTS / sizeof *TRANSPORTS); t++)
             if (eq_upper(rest, sl, TRANSPORTS[t])) {
-                tl = sl;
-                for (Py_ssize_t k = 0; k < sl; k++)
-                    lower[k] = (char)(rest[k] >= 'A' && rest[k] <= 'Z' ? rest[k] + 32 : rest[k]);
+                tr = t;
                 addr = rest + sl + 1;
                 an = rn - sl - 1;
                 break;
@@ -202,11 +199,9 @@ int parse_remote(const char *s, Py_ssize_t n, PyObject **ip, PyObject **port,
         Py_DECREF(a);
         return -1;
     }
-    if (tl > 0 && (*transport = str_from(lower, tl)) == NULL) {
-        Py_DECREF(a);
-        Py_XDECREF(*port);
-        *port = NULL;
-        return -1;
+    if (tr >= 0) {
+        *transport = GRAMMAR_STR[GS_UDP + tr];
+        Py_INCREF(*transport);
     }
     *ip = a;
     return 1;

@@ -206,8 +206,7 @@ int grammar_security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
     if (c.kind == K_WRONG_PASSWORD && unknown) c.kind = K_UNKNOWN_ACCOUNT;
     if (link == L_ChallengeResponseFailed && c.service == S_CHAN_SIP && c.kind == K_WRONG_PASSWORD)
         c.kind = K_AUTH_NAME_MISMATCH; /* chan_sip raises it only for a name mismatch */
-    c.detail = keep(&r, str_from(name, name_len));
-    if (c.detail == NULL) goto error;
+    c.detail = GRAMMAR_STR[GS_EVENT + link];
     if (link == L_FailedACL) {
         const field *lf = get_field(f, nf, "ACLName");
         const char *ls = lf ? lf->val : "";

@@ -655,6 +655,7 @@ static int setup(void) {
     if ((parse_ip_fn = attr_of("sipguard.core.asterisk.addr", "parse_ip")) == NULL) return -1;
     if ((EMPTY = PyUnicode_FromString("")) == NULL) return -1;
     if ((ip_cache = PyDict_New()) == NULL || (str_cache = PyDict_New()) == NULL) return -1;
+    if (grammar_init() < 0) return -1;
     if ((CHANNEL_STR[0] = PyUnicode_InternFromString("log")) == NULL) return -1;
     if ((CHANNEL_STR[1] = PyUnicode_InternFromString("security")) == NULL) return -1;
     for (int i = 0; i < NLINKS; i++)
