@@ -50,7 +50,8 @@ class Bucket:
         self.fired = False
         self.kinds: dict[Kind, int] = {}
         self.accounts: set[str] = set()
-        self.evidence: deque[Event] = deque(maxlen=rule.evidence)
+        # the last rule.evidence events; a list, not a deque(maxlen): ~100 bytes, not ~760
+        self.evidence: list[Event] = []
         # only the container this bucket kind uses is allocated: keys are many, memory is not
         kind = rule.bucket
         self.times: deque[float] = deque(maxlen=rule.threshold) if kind is _COUNTER else _NO_TIMES
@@ -91,7 +92,10 @@ class Bucket:
         account = event.account
         if account is not None and len(self.accounts) < MAX_ACCOUNTS:
             self.accounts.add(account)
-        self.evidence.append(event)
+        evidence = self.evidence
+        evidence.append(event)
+        if len(evidence) > self.rule.evidence:
+            del evidence[0]
         if crossed and not self.fired:
             self.fired = True
             return True

@@ -229,7 +229,10 @@ class Engine:
             counts[kind] = counts.get(kind, 0) + 1
             if account is not None and len(bucket.accounts) < MAX_ACCOUNTS:
                 bucket.accounts.add(account)
-            bucket.evidence.append(event)
+            evidence = bucket.evidence
+            evidence.append(event)
+            if len(evidence) > rule.evidence:
+                del evidence[0]
             if crossed:
                 bucket.fired = True
                 stats.alerts += 1
