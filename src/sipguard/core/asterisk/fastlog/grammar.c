@@ -181,7 +181,7 @@ static int pjsip_request(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
         goto error;
     const char *why = PJSIP_REASONS[reason].text;
     c.detail = keep(&r, text_join(method, method_len, LIT(": "), why, (Py_ssize_t)strlen(why),
-                             msg + suffix_at, n - suffix_at));
+                                  msg + suffix_at, n - suffix_at));
     if (c.detail == NULL) goto error;
     c.tampered = count2(msg, n, LIT(FAILED_FOR)) > 1;
     rc = cand_emit(p, origin, &c, out);
@@ -304,8 +304,8 @@ static int call_rejected(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
     keep(&r, c.port);
     if (opt_text(&r, &who, &c.account) < 0) goto error;
     if ((c.target = keep(&r, text(msg + x, rb - x))) == NULL) goto error;
-    c.detail = keep(&r, text_join(LIT("extension not found in context '"), msg + ctx, ctx_end - ctx,
-                             LIT("'"), "", 0));
+    c.detail = keep(&r, text_join(LIT("extension not found in context '"), msg + ctx,
+                                  ctx_end - ctx, LIT("'"), "", 0));
     if (c.detail == NULL) goto error;
     c.with_tag = 1;
     c.tampered = count2(msg, n, LIT(") to extension '")) > 1;
@@ -357,8 +357,8 @@ static int device(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject 
     cand_spec c = spec(p->time, K_WRONG_PASSWORD, S_CHAN_SIP);
     if (opt_text(&r, &display, &c.user_agent) < 0 || opt_text(&r, &user, &c.account) < 0)
         goto error;
-    c.detail = keep(&r, text_join(LIT("Failed to authenticate device for "), method, method_len, "", 0,
-                             "", 0));
+    c.detail = keep(&r, text_join(LIT("Failed to authenticate device for "), method, method_len,
+                                  "", 0, "", 0));
     if (c.detail == NULL) goto error;
     c.with_tag = 1;
     c.tampered = find(msg, who_end, i, LIT("failed for '")) >= 0;
@@ -607,8 +607,8 @@ static int mismatch(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObjec
     refs r = {.n = 0};
     cand_spec c = spec(p->time, K_AUTH_NAME_MISMATCH, S_CHAN_SIP);
     if ((c.account = keep(&r, text(msg + 25, gt - 25))) == NULL) goto error;
-    c.detail = keep(&r, text_join(LIT("username mismatch, digest has <"), msg + b, n - 1 - b, LIT(">"),
-                             "", 0));
+    c.detail = keep(&r, text_join(LIT("username mismatch, digest has <"), msg + b, n - 1 - b,
+                                  LIT(">"), "", 0));
     if (c.detail == NULL) goto error;
     c.with_tag = 1;
     c.link = LINK_BIT(L_Registration) | LINK_BIT(L_ChallengeResponseFailed);
