@@ -138,9 +138,9 @@ class Engine:
                     pairs.setdefault((r.ipv4_prefix, r.ipv6_prefix), len(pairs)),
                     None if r.bucket is BucketKind.LEAKY else r.window,
                 )
-                for r in rules
+                for r in kind_rules
             )
-            for kind, rules in self._by_kind.items()
+            for kind, kind_rules in self._by_kind.items()
         }
         self._pair_count = max(1, len(pairs))
         self._prefixes = {n: pair for pair, n in pairs.items()}
