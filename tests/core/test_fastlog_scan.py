@@ -1,10 +1,10 @@
 """fastlog scan.c: the chunk loop, line/binary/too_long counts, the candidate finder, line numbers,
-Asterisk's own prefix and its time, against LogNormalizer.feed_chunk (the reference).
+and prefix.c: Asterisk's own prefix and its time, against LogNormalizer.feed_chunk (the reference).
 
-The C normalizer runs unlinked (link=False) so that what is compared is exactly what scan.c
-decides: which lines are candidates, with which line number and text, what their prefix and time
-parse to (through the grammars or the Python fallback), and the counts. Both finders run: the
-AVX2 one and the plain line loop (SIPGUARD_FASTLOG_SCALAR=1).
+The C normalizer runs unlinked (link=False) so that what is compared is exactly what scan.c and
+prefix.c decide: which lines are candidates, with which line number and text, what their prefix
+and time parse to (through the grammars or the Python fallback), and the counts. Both finders run:
+the AVX2 one and the plain line loop (SIPGUARD_FASTLOG_SCALAR=1).
 """
 
 from __future__ import annotations

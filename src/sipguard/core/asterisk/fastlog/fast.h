@@ -163,4 +163,24 @@ int grammar_parse(fast_ctx *ctx, const fast_prefix *p, const char *msg, Py_ssize
 /* module init: builds the grammars' constant strs once. 0 / -1 with an exception set. */
 int grammar_init(void);
 
+/* ---- prefix.c -------------------------------------------------------------------------------- */
+/* Asterisk's own `[YYYY-MM-DD HH:MM:SS[.f]] LEVEL[lwp][C-tag]: file: ` prefix, as
+ * prefix.split_prefix takes it (digit date form only), and its time (TimeParser.asterisk, tz None).
+ * scan.c keeps one prefix_dates per normalizer: the last date and its midnight, since a log's
+ * lines share a date for hours. Zeroed memory is an empty cache. */
+typedef struct {
+    char key[10]; /* `YYYY-MM-DD` */
+    int valid;
+    long long midnight;
+} prefix_dates;
+
+enum {
+    PFX_OK,    /* *p and *msg_at are set (the message at t + *msg_at is not yet stripped) */
+    PFX_EXT,   /* the "Ext. " rule: split_prefix returns None (a malformed candidate) */
+    PFX_UNSURE /* not handled natively: the line goes to ctx_fallback */
+};
+/* t: the line (ASCII, n bytes, starting with '['). */
+int prefix_parse(prefix_dates *dates, const char *t, Py_ssize_t n, fast_prefix *p,
+                 Py_ssize_t *msg_at);
+
 #endif
