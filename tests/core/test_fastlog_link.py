@@ -152,6 +152,7 @@ IPS = [
     None,
     ip_address("192.0.2.1"),
     ip_address("192.0.2.2"),
+    ip_address("192.0.2.1"),  # equal to the first, another object: keys go by value
     ip_address("2001:db8::1"),
     ip_address("::ffff:192.0.2.1"),  # not equal to 192.0.2.1
     ip_address("fe80::1%eth0"),

@@ -261,13 +261,14 @@ static int map_grow(omap *m)
     }
     for (uint32_t i = 0; i < size; i++)
         slots[i].x = -1;
-    for (int32_t x = m->head; x >= 0; x = m->nodes[x].next) {
-        uint32_t h = (uint32_t)m->nodes[x].hash;
-        uint32_t i = h & (size - 1);
+    /* from the old slots, which carry the hash bits: no node is read */
+    for (uint32_t j = 0; m->slots != NULL && j <= m->mask; j++) {
+        if (m->slots[j].x < 0)
+            continue;
+        uint32_t i = m->slots[j].h & (size - 1);
         while (slots[i].x >= 0)
             i = (i + 1) & (size - 1);
-        slots[i].x = x;
-        slots[i].h = h;
+        slots[i] = m->slots[j];
     }
     PyMem_Free(m->slots);
     m->slots = slots;
@@ -287,7 +288,7 @@ static int32_t map_insert(omap *m, const mkey *k, uint64_t h)
         m->free_head = m->nodes[x].next;
     } else {
         if (m->nhigh == m->ncap) {
-            int32_t cap = m->ncap ? m->ncap * 2 : 64;
+            int32_t cap = m->ncap ? m->ncap * 2 : (m->type == MAP_EVENTS ? 64 : MAX_MAP + 1);
             node *nodes = PyMem_Realloc(m->nodes, (size_t)cap * sizeof *nodes);
             if (nodes == NULL) {
                 PyErr_NoMemory();
