@@ -1,6 +1,7 @@
-/* grammar.c: the message grammars of lines.py and iax_ami.py in C, and grammar_parse, the
- * dispatch of lines.parse_message. SecurityEvent lines are in grammar_security.c, addresses and
- * name-addrs in grammar_addr.c, the shared scanners in grammar.h.
+/* grammar.c: the common message grammars of lines.py in C, and grammar_parse, the dispatch of
+ * lines.parse_message. SecurityEvent lines are in grammar_security.c, IAX2 and AMI in
+ * grammar_iax_ami.c, the rarer chan_sip/PJSIP forms in grammar_rare.c, addresses and name-addrs
+ * in grammar_addr.c, the shared scanners in grammar.h.
  *
  * Each grammar is a hand-written scanner that mirrors what the Python regular expression would
  * match, including where greedy and lazy groups end. Only the common shapes are handled here;
@@ -372,131 +373,6 @@ error:
     return GRAM_ERROR;
 }
 
-/* ---- IAX2 (iax_ami.parse_iax2) and AMI (parse_ami) --------------------------------------------- */
-
-/* `\S{1,100}` from i followed by lit: the run's end, -1 if not */
-static Py_ssize_t token_then(const char *msg, Py_ssize_t n, Py_ssize_t i, const char *lit,
-                             Py_ssize_t ln) {
-    Py_ssize_t j = i;
-    while (j < n && j - i <= 100 && !py_space((unsigned char)msg[j])) j++;
-    if (j == i || j - i > 100 || !has_at(msg, n, j, lit, ln)) return -1;
-    return j;
-}
-
-static int iax2(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
-                fast_cand *out) {
-    static const char MD5[] = " failed MD5 authentication for '";
-    static const char AUTH[] = " failed to authenticate as ";
-    Py_ssize_t ip_at = 0, ip_end = -1, acct_at = 0, acct_end = 0;
-    int kind = K_WRONG_PASSWORD;
-    if (has_at(msg, n, 0, LIT("Host "))) {
-        Py_ssize_t j = token_then(msg, n, 5, LIT(MD5));
-        if (j >= 0) { /* greedy (.*) up to the last "' (" */
-            Py_ssize_t a = j + (Py_ssize_t)sizeof(MD5) - 1, q = -1;
-            for (Py_ssize_t k = n - 3; k >= a; k--)
-                if (msg[k] == '\'' && msg[k + 1] == ' ' && msg[k + 2] == '(') {
-                    q = k;
-                    break;
-                }
-            if (q >= 0) {
-                ip_at = 5, ip_end = j, acct_at = a, acct_end = q;
-            }
-        }
-        if (ip_end < 0 && (j = token_then(msg, n, 5, LIT(AUTH))) >= 0) {
-            ip_at = 5, ip_end = j, acct_at = j + (Py_ssize_t)sizeof(AUTH) - 1, acct_end = n;
-        }
-    } else if (has_at(msg, n, 0, LIT("No registration for peer '")) && msg[n - 1] == ')') {
-        /* `…peer '(.*)' \(from ([^()\s]{1,100})\)$`: the address is the run before the ')' */
-        Py_ssize_t s = n - 1;
-        while (s > 0 && msg[s - 1] != '(' && msg[s - 1] != ')' && !py_space((unsigned char)msg[s - 1]))
-            s--;
-        if (n - 1 - s >= 1 && n - 1 - s <= 100 && s - 8 >= 26 &&
-            has_at(msg, n, s - 8, LIT("' (from "))) {
-            ip_at = s, ip_end = n - 1, acct_at = 26, acct_end = s - 8;
-            kind = K_UNKNOWN_ACCOUNT;
-        }
-    }
-    if (ip_end < 0) return GRAM_NONE;
-    refs r = {.n = 0};
-    cand_spec c = spec(p->time, kind, S_IAX2);
-    PyObject *ip = ip_from_text(msg + ip_at, ip_end - ip_at);
-    if (ip == NULL) return GRAM_ERROR;
-    if (ip != Py_None) {
-        c.ip = keep(&r, ip);
-    } else {
-        Py_DECREF(ip);
-        int rc = parse_hostport(msg + ip_at, ip_end - ip_at, &c.ip, &c.port);
-        if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
-        keep(&r, c.ip);
-        keep(&r, c.port);
-    }
-    /* account: .strip().strip("'") or None */
-    const char *as = msg + acct_at;
-    Py_ssize_t an = acct_end - acct_at;
-    strip(&as, &an);
-    while (an > 0 && as[0] == '\'') as++, an--;
-    while (an > 0 && as[an - 1] == '\'') an--;
-    if (an > 0 && (c.account = keep(&r, text(as, an))) == NULL) goto error;
-    if ((c.detail = keep(&r, text(msg, n < 80 ? n : 80))) == NULL) goto error;
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
-}
-
-static int ami(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
-               fast_cand *out) {
-    /* parse_ami: `(\S{1,100}) failed to authenticate as '(.*)'$`, then
-     * `(\S{1,100}) tried to authenticate with nonexistent user '(.*)'$`, then
-     * `Manager '(.*)' logged on from (\S{1,100})$`; the first that matches decides */
-    static const char FAIL[] = " failed to authenticate as '";
-    static const char NOUSER[] = " tried to authenticate with nonexistent user '";
-    static const char OK[] = "' logged on from ";
-    Py_ssize_t ip_at = 0, ip_end, acct_at, acct_end = n - 1;
-    int kind = K_AMI_LOGIN_FAILED;
-    int detail = GS_AMI_FAILED;
-    if ((ip_end = token_then(msg, n, 0, LIT(FAIL))) >= 0 &&
-        n - 1 >= (acct_at = ip_end + (Py_ssize_t)sizeof(FAIL) - 1) && msg[n - 1] == '\'') {
-        /* matched */
-    } else if ((ip_end = token_then(msg, n, 0, LIT(NOUSER))) >= 0 &&
-               n - 1 >= (acct_at = ip_end + (Py_ssize_t)sizeof(NOUSER) - 1) &&
-               msg[n - 1] == '\'') {
-        detail = GS_AMI_NO_USER;
-    } else if (has_at(msg, n, 0, LIT("Manager '"))) {
-        ip_at = n; /* the address is the non-space run at the end */
-        while (ip_at > 0 && !py_space((unsigned char)msg[ip_at - 1])) ip_at--;
-        Py_ssize_t ok = ip_at - (Py_ssize_t)sizeof(OK) + 1;
-        if (n - ip_at < 1 || n - ip_at > 100 || ok < 9 || !has_at(msg, n, ok, LIT(OK)))
-            return GRAM_NONE;
-        ip_end = n;
-        acct_at = 9;
-        acct_end = ok;
-        kind = K_AMI_LOGIN_SUCCESS;
-        detail = GS_AMI_LOGGED_ON;
-    } else {
-        return GRAM_NONE;
-    }
-    PyObject *ip = ip_from_text(msg + ip_at, ip_end - ip_at);
-    if (ip == NULL) return GRAM_ERROR;
-    if (ip == Py_None) {
-        Py_DECREF(ip);
-        return GRAM_MALFORMED;
-    }
-    refs r = {.n = 0};
-    cand_spec c = spec(p->time, kind, S_AMI);
-    c.ip = keep(&r, ip);
-    if ((c.account = keep(&r, text(msg + acct_at, acct_end - acct_at))) == NULL) goto error;
-    c.detail = GRAMMAR_STR[detail];
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
-}
-
 /* ---- pjproject `Dropping N bytes packet from UDP addr : reason` -------------------------------- */
 
 static int pjproject(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
@@ -563,157 +439,6 @@ error:
     return GRAM_ERROR;
 }
 
-/* ---- the rarer forms: fake auth, username mismatch, malformed, timeout, AORs, contacts --------- */
-
-static int fake_auth(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
-                     fast_cand *out) {
-    /* `Sending fake auth rejection for (?:device|user) (.*)$` */
-    Py_ssize_t i = 32;
-    if (!has_at(msg, n, 27, LIT(" for ")))
-        return GRAM_MALFORMED;
-    if (has_at(msg, n, i, LIT("device ")))
-        i += 7;
-    else if (has_at(msg, n, i, LIT("user ")))
-        i += 5;
-    else
-        return GRAM_MALFORMED;
-    opt_span display, user;
-    if (!name_addr(msg + i, n - i, &display, &user)) return GRAM_FALLBACK;
-    refs r = {.n = 0};
-    cand_spec c = spec(p->time, K_WRONG_PASSWORD, S_CHAN_SIP);
-    if (opt_text(&r, &display, &c.user_agent) < 0 || opt_text(&r, &user, &c.account) < 0)
-        goto error;
-    c.detail = GRAMMAR_STR[GS_FAKE_AUTH];
-    c.with_tag = 1;
-    c.link = LINK_BIT(L_InvalidPassword) | LINK_BIT(L_ChallengeResponseFailed) |
-             LINK_BIT(L_InvalidAccountID) | LINK_BIT(L_ChallengeSent);
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
-}
-
-static int mismatch(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
-                    fast_cand *out) {
-    /* `username mismatch, have <([^>]*)>, digest has <(.*)>$` */
-    static const char DIGEST[] = ">, digest has <";
-    if (!has_at(msg, n, 0, LIT("username mismatch, have <"))) return GRAM_MALFORMED;
-    Py_ssize_t gt = find_char(msg, n, 25, '>');
-    Py_ssize_t b = gt + (Py_ssize_t)sizeof(DIGEST) - 1;
-    if (gt < 0 || !has_at(msg, n, gt, LIT(DIGEST)) || n - 1 < b || msg[n - 1] != '>')
-        return GRAM_MALFORMED;
-    refs r = {.n = 0};
-    cand_spec c = spec(p->time, K_AUTH_NAME_MISMATCH, S_CHAN_SIP);
-    if ((c.account = keep(&r, text(msg + 25, gt - 25))) == NULL) goto error;
-    c.detail = keep(&r, text_join(LIT("username mismatch, digest has <"), msg + b, n - 1 - b,
-                                  LIT(">"), "", 0));
-    if (c.detail == NULL) goto error;
-    c.with_tag = 1;
-    c.link = LINK_BIT(L_Registration) | LINK_BIT(L_ChallengeResponseFailed);
-    c.followed = 1;
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
-}
-
-static int bad_request(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
-                       fast_cand *out) {
-    cand_spec c = spec(p->time, K_MALFORMED_REQUEST, S_CHAN_SIP);
-    c.detail = text(msg, n < 120 ? n : 120);
-    if (c.detail == NULL) return GRAM_ERROR;
-    c.with_tag = 1;
-    c.link = LINK_BIT(L_ChallengeSent) | LINK_BIT(L_RequestBadFormat);
-    int rc = cand_emit(p, origin, &c, out);
-    Py_DECREF(c.detail);
-    return rc;
-}
-
-static int timeout(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
-                   fast_cand *out) {
-    /* `Timeout on (.{1,512}) on non-critical invite transaction\.?$` */
-    static const char TAIL[] = " on non-critical invite transaction";
-    Py_ssize_t tl = (Py_ssize_t)sizeof(TAIL) - 1;
-    Py_ssize_t end = n > 0 && msg[n - 1] == '.' ? n - 1 : n;
-    Py_ssize_t q = end - tl;
-    if (q - 11 < 1 || q - 11 > 512 || !has_at(msg, n, q, TAIL, tl))
-        return find(msg, n, 0, LIT("non-critical invite")) >= 0 ? GRAM_MALFORMED : GRAM_NONE;
-    cand_spec c = spec(p->time, K_CHALLENGE_UNANSWERED, S_CHAN_SIP);
-    refs r = {.n = 0};
-    if ((c.call_id = keep(&r, fresh(msg + 11, q - 11))) == NULL) goto error;
-    c.detail = GRAMMAR_STR[GS_TIMED_OUT];
-    c.with_tag = 1;
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
-}
-
-static int no_aors(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
-                   fast_cand *out) {
-    /* `Endpoint '([^']{0,128})' \(([^()\s]{1,100})\) has no configured AORs` (no end anchor) */
-    int bad = find(msg, n, 0, LIT("no configured AORs")) >= 0 ? GRAM_MALFORMED : GRAM_NONE;
-    Py_ssize_t q = find_char(msg, n, 10, '\'');
-    if (q < 0 || q - 10 > 128 || !has_at(msg, n, q, LIT("' ("))) return bad;
-    Py_ssize_t a = q + 3, j = a;
-    while (j < n && msg[j] != '(' && msg[j] != ')' && !py_space((unsigned char)msg[j])) j++;
-    if (j == a || j - a > 100 || !has_at(msg, n, j, LIT(") has no configured AORs"))) return bad;
-    refs r = {.n = 0};
-    cand_spec c = spec(p->time, K_REQUEST_NOT_ALLOWED, S_PJSIP);
-    int rc = parse_hostport(msg + a, j - a, &c.ip, &c.port);
-    if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
-    keep(&r, c.ip);
-    keep(&r, c.port);
-    if ((c.account = keep(&r, text(msg + 10, q - 10))) == NULL) goto error;
-    c.detail = GRAMMAR_STR[GS_NO_AORS];
-    rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
-}
-
-static int added_contact(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
-                         fast_cand *out) {
-    /* `Added contact '(.*)' to AOR '([^']*)' with expiration of \d+ seconds` (no end anchor):
-     * the greedy contact ends at the last "' to AOR '"; if that one fails an earlier one might
-     * match, which Python decides */
-    static const char AOR[] = "' to AOR '";
-    static const char EXP[] = "' with expiration of ";
-    Py_ssize_t al = (Py_ssize_t)sizeof(AOR) - 1, el = (Py_ssize_t)sizeof(EXP) - 1;
-    Py_ssize_t k = -1;
-    for (Py_ssize_t i = n - al; i >= 15; i--)
-        if (msg[i] == '\'' && memcmp(msg + i, AOR, (size_t)al) == 0) {
-            k = i;
-            break;
-        }
-    if (k < 0) return GRAM_NONE; /* no separator at all: the regex cannot match */
-    Py_ssize_t a = k + al;
-    Py_ssize_t q = find_char(msg, n, a, '\'');
-    if (q < 0 || !has_at(msg, n, q, EXP, el)) return GRAM_FALLBACK;
-    Py_ssize_t d = q + el, e = d;
-    while (e < n && is_digit((unsigned char)msg[e])) e++;
-    if (e == d || !has_at(msg, n, e, LIT(" seconds"))) return GRAM_FALLBACK;
-    cand_spec c = spec(p->time, K_AUTH_SUCCESS, S_PJSIP);
-    refs r = {.n = 0};
-    if ((c.account = keep(&r, text(msg + a, q - a))) == NULL) goto error;
-    c.detail = GRAMMAR_STR[GS_ADDED_CONTACT];
-    c.link = LINK_BIT(L_SuccessfulAuth);
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
-}
-
 /* ---- lines.parse_message: the same dispatch, in the same order ------------------------------- */
 
 int grammar_parse(fast_ctx *ctx, const fast_prefix *p, const char *msg, Py_ssize_t n,
@@ -727,22 +452,24 @@ int grammar_parse(fast_ctx *ctx, const fast_prefix *p, const char *msg, Py_ssize
         return call_rejected(p, msg, n, origin, out);
     if (has_at(msg, n, 0, LIT("Failed to authenticate "))) return device(p, msg, n, origin, out);
     if (has_at(msg, n, 0, LIT("Sending fake auth rejection")))
-        return fake_auth(p, msg, n, origin, out);
-    if (has_at(msg, n, 0, LIT("username mismatch"))) return mismatch(p, msg, n, origin, out);
+        return grammar_fake_auth(p, msg, n, origin, out);
+    if (has_at(msg, n, 0, LIT("username mismatch")))
+        return grammar_mismatch(p, msg, n, origin, out);
     if (has_at(msg, n, 0, LIT("No closing bracket found in ")) ||
         has_at(msg, n, 0, LIT("From address missing 'sip:'")) ||
         has_at(msg, n, 0, LIT("No field 'From' present")))
-        return bad_request(p, msg, n, origin, out);
-    if (has_at(msg, n, 0, LIT("Timeout on "))) return timeout(p, msg, n, origin, out);
-    if (has_at(msg, n, 0, LIT("Endpoint '"))) return no_aors(p, msg, n, origin, out);
+        return grammar_bad_request(p, msg, n, origin, out);
+    if (has_at(msg, n, 0, LIT("Timeout on "))) return grammar_timeout(p, msg, n, origin, out);
+    if (has_at(msg, n, 0, LIT("Endpoint '"))) return grammar_no_aors(p, msg, n, origin, out);
     if (has_at(msg, n, 0, LIT("Host ")) || has_at(msg, n, 0, LIT("No registration for peer")))
-        return iax2(p, msg, n, origin, out);
+        return grammar_iax2(p, msg, n, origin, out);
     if (find(msg, n, 0, LIT("Dropping ")) >= 0) return pjproject(p, msg, n, origin, out);
     if (has_at(msg, n, 0, LIT("Registered SIP '"))) return registered(p, msg, n, origin, out);
-    if (has_at(msg, n, 0, LIT("Added contact '"))) return added_contact(p, msg, n, origin, out);
+    if (has_at(msg, n, 0, LIT("Added contact '")))
+        return grammar_added_contact(p, msg, n, origin, out);
     if (find(p->file, p->file_len, 0, LIT("manager")) >= 0 ||
         find(msg, n, 0, LIT("authenticate")) >= 0 || find(msg, n, 0, LIT("logged on from")) >= 0)
-        return ami(p, msg, n, origin, out);
+        return grammar_ami(p, msg, n, origin, out);
     return GRAM_NONE;
 }
 

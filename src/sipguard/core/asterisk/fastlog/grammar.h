@@ -1,4 +1,5 @@
-/* grammar.h: what the grammar files (grammar.c, grammar_addr.c, grammar_security.c) share.
+/* grammar.h: what the grammar files (grammar.c, grammar_addr.c, grammar_security.c,
+ * grammar_iax_ami.c, grammar_rare.c) share.
  * Private to them: module.c, scan.c and link.c see only fast.h's grammar_parse/grammar_init.
  *
  * The small scanners are static inline so that each file gets them inlined, as they were when
@@ -173,5 +174,27 @@ extern PyObject *GRAMMAR_STR[NGS];
 /* lines.parse_message's SecurityEvent branch (msg starts with "SecurityEvent=") */
 int grammar_security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
                      fast_cand *out);
+
+/* ---- the grammars grammar_parse dispatches to in other files --------------------------------- */
+
+/* a line grammar: GRAM_OK with *out filled, or GRAM_NONE / GRAM_MALFORMED / GRAM_FALLBACK /
+ * GRAM_ERROR, as lines.parse_message would decide the message */
+typedef int grammar_fn(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
+                       fast_cand *out);
+
+/* grammar_iax_ami.c: msg starts with "Host " or "No registration for peer" */
+grammar_fn grammar_iax2;
+/* grammar_iax_ami.c: parse_ami (a manager log, or "authenticate" / "logged on from" in msg) */
+grammar_fn grammar_ami;
+/* `\S{1,100}` from i followed by lit: the run's end, -1 if not (also pjproject's address) */
+Py_ssize_t token_then(const char *msg, Py_ssize_t n, Py_ssize_t i, const char *lit, Py_ssize_t ln);
+
+/* grammar_rare.c, each for msg starting with its phrase (checked by grammar_parse) */
+grammar_fn grammar_fake_auth;     /* "Sending fake auth rejection" */
+grammar_fn grammar_mismatch;      /* "username mismatch" */
+grammar_fn grammar_bad_request;   /* "No closing bracket…", "From address missing…", "No field…" */
+grammar_fn grammar_timeout;       /* "Timeout on " */
+grammar_fn grammar_no_aors;       /* "Endpoint '" */
+grammar_fn grammar_added_contact; /* "Added contact '" */
 
 #endif
