@@ -14,6 +14,7 @@ class Measured:
     seconds: float
     max_rss_mib: float  # peak resident set of the child (and its waited-for descendants)
     returncode: int
+    cpu: float = 0.0  # user + system seconds of the child: the "one core" figure on a busy host
 
 
 def run_measured(argv: list[str], stdout: Path, stderr: Path | None = None) -> Measured:
@@ -24,7 +25,8 @@ def run_measured(argv: list[str], stdout: Path, stderr: Path | None = None) -> M
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(seconds, usage.ru_maxrss / 1024.0, proc.returncode)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(seconds, usage.ru_maxrss / 1024.0, proc.returncode, cpu)
 
 
 def rate(lines: int, seconds: float) -> float:
