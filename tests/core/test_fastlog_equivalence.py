@@ -7,6 +7,7 @@ generated bench logs, and fuzzed bytes/lines. Equality covers every Event field 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import random
 import sys
@@ -217,3 +218,31 @@ def test_random_bytes(data: bytes) -> None:
 @given(n=st.integers(8000, 30000), line=st.sampled_from(CORPUS[:40]))
 def test_long_lines(n: int, line: str) -> None:
     check((line + "x" * n + "\n" + "y" * n + line + "\n" + line).encode())
+
+
+# -- addresses: the C side builds IPv4Address objects itself ------------------------------------
+_V4ISH = st.lists(
+    st.one_of(
+        st.integers(0, 999).map(str), st.sampled_from(["", "0", "00", "01", "255", "256", "1000"])
+    ),
+    min_size=1,
+    max_size=6,
+).map(".".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_V4ISH)
+def test_ipv4_text_as_python_reads_it(text: str) -> None:
+    lines = [
+        f"[2026-11-22 01:02:03.004] VERBOSE[1] chan_sip.c: Registered SIP '100' at {text}:5060",
+        f"[2026-11-22 01:02:03.004] NOTICE[2] manager.c: {text} failed to authenticate as 'admin'",
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    check(data)
+    c, _ = c_events(data)
+    for ev in c:
+        assert type(ev.ip) is ipaddress.IPv4Address
+        assert ev.ip == ipaddress.ip_address(text) and hash(ev.ip) == hash(
+            ipaddress.ip_address(text)
+        )
+        assert str(ev.ip) == text
