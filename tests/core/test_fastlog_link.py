@@ -1,4 +1,4 @@
-"""link.c (the C linker) gives exactly what linker.Linker gives: events, order, origins, stats.
+"""link*.c (the C linker) gives exactly what linker.Linker gives: events, order, origins, stats.
 
 Both linkers get the same Candidate objects, run as LogNormalizer._run runs them (process, then
 release(now) while anything waits, release(None) at the end). Inputs: the parsed sample corpus
