@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Network, IPv6Network
 
 from sipguard.core.alerts import Alert, Network
 from sipguard.core.events import Event, IPAddress, Kind
 from sipguard.detect.buckets import BUCKET_TYPES, MAX_ACCOUNTS, Bucket
 from sipguard.detect.durations import format_duration
 from sipguard.detect.matchers import field_getter
+from sipguard.detect.sourcekeys import HOST_KEYS, KeyCache, cached_key, source_key
 from sipguard.detect.spec import BucketKind, GroupBy, RuleSpec
 
 DEFAULT_MAX_KEYS = 100_000  # per rule
@@ -71,19 +71,6 @@ def source_network(rule: RuleSpec, event: Event) -> Network | None:
     return IPv6Network((int(ip), prefix), strict=False)
 
 
-# 8192: a busy log repeats its attackers, so a small cache hits; with tens of thousands of
-# distinct sources a bigger one only holds memory (each entry ~250 bytes) without hitting more
-@lru_cache(maxsize=1 << 13)
-def source_key(ip: IPAddress, prefix: int) -> str:
-    """The grouping key text for an address at a prefix length: "203.0.113.5" for a host,
-    "2001:db8::/64" for a wider network. Cached: formatting addresses is the engine's hot spot."""
-    if prefix >= ip.max_prefixlen:
-        return str(ip)
-    if ip.version == 4:
-        return str(IPv4Network((int(ip), prefix), strict=False))
-    return str(IPv6Network((int(ip), prefix), strict=False))
-
-
 def network_key(net: Network) -> str:
     """A single host prints as the bare address, a wider network with its prefix length."""
     if net.prefixlen == net.max_prefixlen:
@@ -105,7 +92,6 @@ _Plan = tuple[
     int,
     "float | None",
 ]
-_SOURCE_CACHE_MAX = 1 << 15
 # Enum members as module constants: `GroupBy.SOURCE` is a class attribute lookup through the
 # enum machinery (~0.1 us), in a loop that runs once per (event, rule)
 _BY_SOURCE = GroupBy.SOURCE
@@ -142,21 +128,16 @@ class Engine:
             )
             for kind, kind_rules in self._by_kind.items()
         }
-        self._pair_count = max(1, len(pairs))
         self._prefixes = {n: pair for pair, n in pairs.items()}
-        # The source key per (address object, prefix pair), looked up by the object's identity:
-        # ipaddress objects hash in Python code (hash(hex(int))), which was a third of feed().
-        # An entry holds its address, so no other object can take that id while it is here.
-        self._sources: dict[int, tuple[IPAddress, str]] = {}
+        # The source key per address object, one cache per prefix pair, looked up by the
+        # object's identity (sourcekeys); /32 and /64 share the scan report's cache.
+        self._key_caches: dict[int, KeyCache] = {
+            n: HOST_KEYS if pair == (32, 64) else {} for pair, n in pairs.items()
+        }
 
     def _source(self, ip: IPAddress, pair: int) -> str:
         v4, v6 = self._prefixes[pair]
-        key = source_key(ip, v4 if isinstance(ip, IPv4Address) else v6)
-        sources = self._sources
-        if len(sources) >= _SOURCE_CACHE_MAX:
-            sources.clear()
-        sources[id(ip) * self._pair_count + pair] = (ip, key)
-        return key
+        return cached_key(self._key_caches[pair], ip, v4, v6)
 
     def feed(self, event: Event, now: float) -> list[Alert]:
         stats = self.stats
@@ -168,8 +149,8 @@ class Engine:
         ip = event.ip
         kind = event.kind
         account = event.account
-        sources = self._sources
-        ip_id = id(ip) * self._pair_count
+        key_caches = self._key_caches
+        ip_id = id(ip)
         src: str | None = None  # the source key at prefix pair src_pair
         src_pair = -1
         for rule, tests, table, group, value_of, bucket_type, pair, window in plans:
@@ -183,7 +164,7 @@ class Engine:
                     continue
             stats.matched += 1
             if ip is not None and pair != src_pair and group is not _BY_ACCOUNT:
-                hit = sources.get(ip_id + pair)
+                hit = key_caches[pair].get(ip_id)
                 src = hit[1] if hit is not None and hit[0] is ip else self._source(ip, pair)
                 src_pair = pair  # the next rule with the same prefixes has the same key
             if group is _BY_SOURCE:

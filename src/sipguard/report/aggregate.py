@@ -13,7 +13,7 @@ from ipaddress import IPv4Network, IPv6Network
 from sipguard.core.alerts import Action, Alert, Decision
 from sipguard.core.events import ATTACK_KINDS, Event, IPAddress, Kind, Service
 from sipguard.detect import format_duration, network_key
-from sipguard.detect import source_key as group_key
+from sipguard.detect.sourcekeys import HOST_KEYS, host_key, key_text
 
 MAX_SOURCES = 200_000
 MAX_ACCOUNTS = 100_000
@@ -32,7 +32,9 @@ def source_key(event: Event, v6_prefix: int = 64) -> str | None:
     ip = event.ip
     if ip is None:
         return None
-    return group_key(ip, 32 if ip.version == 4 else v6_prefix)
+    if v6_prefix == 64:
+        return host_key(ip)
+    return key_text(ip, 32 if ip.version == 4 else v6_prefix)
 
 
 #: The `addresses` of an IPv4 attacker: never written (only /64 attackers list their addresses),
@@ -219,25 +221,15 @@ class ScanReport:
     dropped_sources: int = 0
     dropped_accounts: int = 0
     stats: dict[str, object] = field(default_factory=dict)
-    #: source_key per address object (see add_event)
-    _keys: dict[int, tuple[IPAddress, str]] = field(default_factory=dict, repr=False, compare=False)
 
     def add_event(self, event: Event) -> None:
         attack = event.kind in ATTACK_KINDS  # event.is_attack
         ip = event.ip
         key: str | None = None
         if ip is not None:
-            # source_key(event), by the address object's identity: ipaddress objects hash in
-            # Python code. An entry holds its address, so its id cannot be reused meanwhile.
-            hit = self._keys.get(id(ip))
-            if hit is not None and hit[0] is ip:
-                key = hit[1]
-            else:
-                key = source_key(event)
-                assert key is not None
-                if len(self._keys) >= 1 << 15:
-                    self._keys.clear()
-                self._keys[id(ip)] = (ip, key)
+            # source_key(event): host_key's lookup by the address object's identity, inlined
+            hit = HOST_KEYS.get(id(ip))
+            key = hit[1] if hit is not None and hit[0] is ip else host_key(ip)
         if key is None:
             if attack:
                 self.unattributed += 1

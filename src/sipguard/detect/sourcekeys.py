@@ -1,0 +1,64 @@
+"""The grouping-key text of a source address: "203.0.113.5" for a host, "2001:db8::/64" for a
+wider network, computed once per address object.
+
+The engine (per rule) and the scan report (per attacker) both group sources by this text. With
+tens of thousands of distinct sources, formatting addresses and hashing ipaddress objects (in
+Python code: hash(hex(int))) was a large share of a scan, done twice per address; the caches
+here are looked up by the object's identity and shared, so each address object is formatted
+once at a given prefix pair. The normalizers hand out one object per address text, so repeats
+hit. An entry holds its address, so no other object can take that id while the entry lives.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
+
+from sipguard.core.events import IPAddress
+
+#: id(address) -> (address, key), for one (IPv4 prefix, IPv6 prefix) pair
+KeyCache = dict[int, tuple[IPAddress, str]]
+
+CACHE_MAX = 1 << 16  # entries per cache (~200 bytes each with the address); then cleared
+#: The cache for /32 and /64: the shipped rules' and the scan report's grouping.
+HOST_KEYS: KeyCache = {}
+
+
+def key_text(ip: IPAddress, prefix: int) -> str:
+    """The key of an address at a prefix length (not cached)."""
+    if prefix >= ip.max_prefixlen:
+        return str(ip)
+    if ip.version == 4:
+        return str(IPv4Network((int(ip), prefix), strict=False))
+    return str(IPv6Network((int(ip), prefix), strict=False))
+
+
+# 8192: a busy log repeats its attackers, so a small cache hits; with tens of thousands of
+# distinct sources a bigger one only holds memory (each entry ~250 bytes) without hitting more
+@lru_cache(maxsize=1 << 13)
+def source_key(ip: IPAddress, prefix: int) -> str:
+    """The grouping key text for an address at a prefix length (cached by value)."""
+    return key_text(ip, prefix)
+
+
+def cached_key(cache: KeyCache, ip: IPAddress, v4_prefix: int, v6_prefix: int) -> str:
+    """The key of `ip` at the prefix of its version, through `cache` (one cache per pair)."""
+    hit = cache.get(id(ip))
+    if hit is not None and hit[0] is ip:
+        return hit[1]
+    key = key_text(ip, v4_prefix if isinstance(ip, IPv4Address) else v6_prefix)
+    if len(cache) >= CACHE_MAX:
+        cache.clear()
+    cache[id(ip)] = (ip, key)
+    return key
+
+
+def host_key(ip: IPAddress) -> str:
+    """The key at /32 (IPv4) or /64 (IPv6)."""
+    hit = HOST_KEYS.get(id(ip))
+    if hit is not None and hit[0] is ip:
+        return hit[1]
+    return cached_key(HOST_KEYS, ip, 32, 64)
+
+
+__all__ = ["CACHE_MAX", "HOST_KEYS", "KeyCache", "cached_key", "host_key", "key_text", "source_key"]
