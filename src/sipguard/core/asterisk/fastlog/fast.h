@@ -10,7 +10,7 @@
  *
  * Files: module.c (module, Event/Origin construction, IP cache, Normalizer and Linker types,
  * the Python fallback), scan.c (chunk loop, candidate finder), prefix.c (prefixes, time),
- * grammar*.c (message grammars, addresses), link.c (dedup and linking: linker.py in C).
+ * grammar*.c (message grammars, addresses), link*.c (dedup and linking: linker.py in C).
  */
 #ifndef SIPGUARD_FASTLOG_H
 #define SIPGUARD_FASTLOG_H
