@@ -8,9 +8,9 @@
  * and their Candidate joins the same C linker, so correctness never depends on the C grammars
  * covering everything: only speed does.
  *
- * Files: module.c (module, Event/Origin construction, IP cache, Normalizer and Linker types,
- * the Python fallback), scan.c (chunk loop, candidate finder), prefix.c (prefixes, time),
- * grammar*.c (message grammars, addresses), link*.c (dedup and linking: linker.py in C).
+ * Files: module.c (the module, the Normalizer and Linker types, the Python fallback), objects.c
+ * (Event/Origin/IPv4Address construction, caches, Candidates to and from Python), scan.c (chunk
+ * loop, candidate finder), prefix.c (prefixes, time), grammar*.c (message grammars, addresses), link*.c (dedup and linking: linker.py in C).
  */
 #ifndef SIPGUARD_FASTLOG_H
 #define SIPGUARD_FASTLOG_H
@@ -96,6 +96,11 @@ typedef struct {
 } fast_cand;
 
 void cand_clear(fast_cand *c); /* drops the references, zeroes the struct */
+/* objects.c: a Python Candidate as a fast_cand (new references; 0 / -1), and back (debug mode). */
+int cand_from_py(PyObject *obj, fast_cand *c);
+PyObject *cand_to_py(const fast_cand *c);
+/* objects.c: the Event/Origin/Kind/Service/IPv4Address lookups and caches, at module import. */
+int objects_init(void);
 
 /* ---- stats (NormalizerStats in C) ---------------------------------------------------------- */
 typedef struct {
