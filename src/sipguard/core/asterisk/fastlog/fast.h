@@ -10,7 +10,8 @@
  *
  * Files: module.c (the module, the Normalizer and Linker types, the Python fallback), objects.c
  * (Event/Origin/IPv4Address construction, caches, Candidates to and from Python), scan.c (chunk
- * loop, candidate finder), prefix.c (prefixes, time), grammar*.c (message grammars, addresses), link*.c (dedup and linking: linker.py in C).
+ * loop, candidate finder), prefix.c (prefixes, time), grammar*.c (message grammars, addresses),
+ * link*.c (dedup and linking: linker.py in C).
  */
 #ifndef SIPGUARD_FASTLOG_H
 #define SIPGUARD_FASTLOG_H
