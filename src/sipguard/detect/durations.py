@@ -39,10 +39,19 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+#: format_duration's texts of durations that round to whole seconds other than 0 (equal values
+#: give equal texts then; 0.0 and -0.0 do not); a scan formats the same few windows and ban
+#: times for every alert
+_TEXTS: dict[float, str] = {}
+
+
 def format_duration(seconds: float | None) -> str:
     """The shortest plain form: 600 -> "10m", 5400 -> "1h30m", None -> "permanent"."""
     if seconds is None:
         return "permanent"
+    text = _TEXTS.get(seconds)
+    if text is not None:
+        return text
     left = round(seconds)
     if left == 0:
         return f"{seconds:g}s"
@@ -52,4 +61,7 @@ def format_duration(seconds: float | None) -> str:
         if left >= size:
             parts.append(f"{left // size}{unit}")
             left %= size
-    return "".join(parts)
+    text = "".join(parts)
+    if len(_TEXTS) < 4096:
+        _TEXTS[seconds] = text
+    return text

@@ -18,7 +18,14 @@ from sipguard.core.events import Event, IPAddress, Kind
 from sipguard.detect.buckets import BUCKET_TYPES, MAX_ACCOUNTS, Bucket
 from sipguard.detect.durations import format_duration
 from sipguard.detect.matchers import field_getter
-from sipguard.detect.sourcekeys import HOST_KEYS, KeyCache, cached_key, source_key
+from sipguard.detect.sourcekeys import (
+    HOST_KEYS,
+    KeyCache,
+    cached_key,
+    network_key,
+    remember_network,
+    source_key,
+)
 from sipguard.detect.spec import BucketKind, GroupBy, RuleSpec
 
 DEFAULT_MAX_KEYS = 100_000  # per rule
@@ -69,13 +76,6 @@ def source_network(rule: RuleSpec, event: Event) -> Network | None:
     if ip.version == 4:
         return IPv4Network((int(ip), prefix), strict=False)
     return IPv6Network((int(ip), prefix), strict=False)
-
-
-def network_key(net: Network) -> str:
-    """A single host prints as the bare address, a wider network with its prefix length."""
-    if net.prefixlen == net.max_prefixlen:
-        return str(net.network_address)
-    return str(net)
 
 
 #: What feed() needs of one rule, looked up once: the rule, its matchers' tests, its key table,
@@ -218,7 +218,7 @@ class Engine:
             if crossed:
                 bucket.fired = True
                 stats.alerts += 1
-                network = source_network(rule, event) if group is _BY_SOURCE else None
+                network = _network(rule, ip, key) if group is _BY_SOURCE else None
                 alerts.append(_alert(rule, key, network, bucket, now))
         return alerts
 
@@ -261,6 +261,22 @@ class Engine:
 
     def state_size(self) -> int:
         return sum(len(t) for t in self._tables.values())
+
+
+def _network(rule: RuleSpec, ip: IPAddress | None, key: str) -> Network:
+    """source_network() for the source `key` of `ip` under this rule, its texts remembered."""
+    if ip is None:
+        raise ValueError("a source key without an address")  # feed() never makes one
+    if ip.version == 4:
+        prefix = rule.ipv4_prefix
+        network: Network = IPv4Network((int(ip), prefix), strict=False)
+    else:
+        prefix = rule.ipv6_prefix
+        network = IPv6Network((int(ip), prefix), strict=False)
+    # the key is network_key(network); str(network) always shows the prefix length
+    host = network.prefixlen == network.max_prefixlen
+    remember_network(network, key, f"{key}/{network.prefixlen}" if host else key)
+    return network
 
 
 def _alert(rule: RuleSpec, key: str, network: Network | None, bucket: Bucket, now: float) -> Alert:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
+from sipguard.core.alerts import Network
 from sipguard.core.events import IPAddress
 
 #: id(address) -> (address, key), for one (IPv4 prefix, IPv6 prefix) pair
@@ -61,4 +62,48 @@ def host_key(ip: IPAddress) -> str:
     return cached_key(HOST_KEYS, ip, 32, 64)
 
 
-__all__ = ["CACHE_MAX", "HOST_KEYS", "KeyCache", "cached_key", "host_key", "key_text", "source_key"]
+#: id(network) -> (network, its key, str(network)) for the networks of the engine's alerts: the
+#: engine has both texts at hand (the key it grouped by), so the policy (history, running bans)
+#: and the report need not print the network again, ~1 us each time
+NETWORK_TEXTS: dict[int, tuple[Network, str, str]] = {}
+NETWORKS_MAX = 1 << 14
+
+
+def remember_network(net: Network, key: str, text: str) -> None:
+    """Note `net`'s key (`network_key(net)`) and `str(net)`; the caller vouches for both."""
+    if len(NETWORK_TEXTS) >= NETWORKS_MAX:
+        NETWORK_TEXTS.clear()
+    NETWORK_TEXTS[id(net)] = (net, key, text)
+
+
+def network_key(net: Network) -> str:
+    """A single host prints as the bare address, a wider network with its prefix length."""
+    hit = NETWORK_TEXTS.get(id(net))
+    if hit is not None and hit[0] is net:
+        return hit[1]
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return str(net)
+
+
+def network_text(net: Network) -> str:
+    """str(net), remembered for the engine's networks."""
+    hit = NETWORK_TEXTS.get(id(net))
+    if hit is not None and hit[0] is net:
+        return hit[2]
+    return str(net)
+
+
+__all__ = [
+    "CACHE_MAX",
+    "HOST_KEYS",
+    "NETWORK_TEXTS",
+    "KeyCache",
+    "cached_key",
+    "host_key",
+    "key_text",
+    "network_key",
+    "network_text",
+    "remember_network",
+    "source_key",
+]

@@ -96,7 +96,7 @@ class Policy:
                 now,
                 evidence=evidence,
             )
-        if self.allowlist.contains(network):
+        if self.allowlist.networks and self.allowlist.contains(network):
             # allow-listed first: a network allowed after its ban must never be banned again
             narrowed = self._narrow(network, evidence)
             if narrowed is None:

@@ -13,7 +13,7 @@ from ipaddress import IPv4Network, IPv6Network
 from sipguard.core.alerts import Action, Alert, Decision
 from sipguard.core.events import ATTACK_KINDS, Event, IPAddress, Kind, Service
 from sipguard.detect import format_duration, network_key
-from sipguard.detect.sourcekeys import HOST_KEYS, host_key, key_text
+from sipguard.detect.sourcekeys import HOST_KEYS, host_key, key_text, network_text
 
 MAX_SOURCES = 200_000
 MAX_ACCOUNTS = 100_000
@@ -176,7 +176,7 @@ class Attacker:
 def decision_dict(d: Decision) -> dict[str, object]:
     return {
         "action": d.action.value,
-        "network": str(d.network),
+        "network": network_text(d.network),
         "rule": d.rule,
         "reason": d.reason,
         "level": d.level,
@@ -327,10 +327,18 @@ class ScanReport:
         """`to_dict()` as (key, value) pairs whose long lists are iterators, so a renderer can
         write them one item at a time instead of holding the whole report as dicts."""
         return [
+            (k, v if not isinstance(v, Iterator) else (_as_dict(x) for x in v))
+            for k, v in self.to_parts()
+        ]
+
+    def to_parts(self) -> list[tuple[str, object]]:
+        """`to_dict_parts()` with the attackers and accounts as the objects themselves (their
+        `to_dict()` is the item), for a renderer that writes them without the dicts."""
+        return [
             ("attack_found", self.attack_found),
-            ("attackers", (a.to_dict() for a in self.attackers())),
-            ("below_threshold", (a.to_dict() for a in self.below_threshold()[:1000])),
-            ("accounts", (a.to_dict() for a in self.accounts_under_attack())),
+            ("attackers", iter(self.attackers())),
+            ("below_threshold", iter(self.below_threshold()[:1000])),
+            ("accounts", iter(self.accounts_under_attack())),
             (
                 "timeline",
                 (
@@ -350,3 +358,7 @@ class ScanReport:
                 },
             ),
         ]
+
+
+def _as_dict(item: object) -> object:
+    return item.to_dict() if isinstance(item, Attacker | AccountUnderAttack) else item
