@@ -20,6 +20,7 @@ from typing import IO
 
 from sipguard.cli.main import CliError
 from sipguard.config.errors import ConfigError
+from sipguard.detect.sourcekeys import clear_caches
 from sipguard.policy import AllowList, Policy, PolicyError
 from sipguard.report.render import FORMATS, render
 from sipguard.report.scan import CHUNK, Scanner
@@ -163,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     finally:
         gc.set_threshold(*thresholds)
+        clear_caches()
     return 1 if report.attack_found else 0
 
 
