@@ -9,6 +9,7 @@ here is bounded, so a key costs a fixed amount of memory whatever the attacker s
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import MutableSequence
 
 from sipguard.core.events import Event, Kind
 from sipguard.detect.spec import BucketKind, RuleSpec
@@ -54,7 +55,9 @@ class Bucket:
         self.evidence: list[Event] = []
         # only the container this bucket kind uses is allocated: keys are many, memory is not
         kind = rule.bucket
-        self.times: deque[float] = deque(maxlen=rule.threshold) if kind is _COUNTER else _NO_TIMES
+        self.times: MutableSequence[float] = (
+            deque(maxlen=rule.threshold) if kind is _COUNTER else _NO_TIMES
+        )
         self.values: OrderedDict[str, float] = _EMPTY if kind is not _DISTINCT else OrderedDict()
 
     def _reset(self, now: float) -> None:
@@ -144,6 +147,20 @@ class Bucket:
 class LeakyBucket(Bucket):
     __slots__ = ()
 
+    def __init__(self, rule: RuleSpec, now: float) -> None:
+        # Bucket.__init__ without the dispatch on the kind (a flood makes a key per source)
+        self.rule = rule
+        self.first = now
+        self.last = now
+        self.count = 0
+        self.level = 0.0
+        self.fired = False
+        self.kinds = {}
+        self.accounts = set()
+        self.evidence = []
+        self.times = _NO_TIMES
+        self.values = _EMPTY
+
     def step(self, now: float, last: float, value: str | None) -> bool:
         rule = self.rule
         threshold = rule.threshold
@@ -159,19 +176,53 @@ class LeakyBucket(Bucket):
 class CounterBucket(Bucket):
     __slots__ = ()
 
+    def __init__(self, rule: RuleSpec, now: float) -> None:
+        # Bucket.__init__ without the dispatch on the kind, and `times` a list trimmed to the
+        # threshold instead of a deque(maxlen): ~90 bytes and 0.4 us less for a key that sees
+        # one event, as most do in a distributed flood
+        self.rule = rule
+        self.first = now
+        self.last = now
+        self.count = 0
+        self.level = 0.0
+        self.fired = False
+        self.kinds = {}
+        self.accounts = set()
+        self.evidence = []
+        self.times = []
+        self.values = _EMPTY
+
     def step(self, now: float, last: float, value: str | None) -> bool:
-        window = self.rule.window
+        rule = self.rule
+        window = rule.window
         if self.count and now - last > window:  # idle(now)
             self._reset(now)
         elif self.fired:
             return True  # alerted this episode: its times are not read again before its end
         times = self.times
         times.append(now)
-        return len(times) >= self.rule.threshold and now - times[0] <= window
+        threshold = rule.threshold
+        if len(times) > threshold:
+            del times[0]  # as deque(maxlen=threshold) would drop it
+        return len(times) >= threshold and now - times[0] <= window
 
 
 class TriggerBucket(Bucket):
     __slots__ = ()
+
+    def __init__(self, rule: RuleSpec, now: float) -> None:
+        # Bucket.__init__ without the dispatch on the kind (a flood makes a key per source)
+        self.rule = rule
+        self.first = now
+        self.last = now
+        self.count = 0
+        self.level = 0.0
+        self.fired = False
+        self.kinds = {}
+        self.accounts = set()
+        self.evidence = []
+        self.times = _NO_TIMES
+        self.values = _EMPTY
 
     def step(self, now: float, last: float, value: str | None) -> bool:
         if self.count and now - last > self.rule.window:  # idle(now)
@@ -181,6 +232,20 @@ class TriggerBucket(Bucket):
 
 class DistinctBucket(Bucket):
     __slots__ = ()
+
+    def __init__(self, rule: RuleSpec, now: float) -> None:
+        # Bucket.__init__ without the dispatch on the kind (a flood makes a key per source)
+        self.rule = rule
+        self.first = now
+        self.last = now
+        self.count = 0
+        self.level = 0.0
+        self.fired = False
+        self.kinds = {}
+        self.accounts = set()
+        self.evidence = []
+        self.times = _NO_TIMES
+        self.values = OrderedDict()
 
     def step(self, now: float, last: float, value: str | None) -> bool:
         if self.count and now - last > self.rule.window:  # idle(now)

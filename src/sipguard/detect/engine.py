@@ -154,6 +154,7 @@ class Engine:
         ip_id = id(ip)
         src: str | None = None  # the source key at prefix pair src_pair
         src_pair = -1
+        matched = 0  # added to stats once, not per rule
         for rule, tests, table, group, value_of, bucket_type, pair, window in plans:
             if tests:
                 failed = False
@@ -163,7 +164,7 @@ class Engine:
                         break
                 if failed:
                     continue
-            stats.matched += 1
+            matched += 1
             if ip is not None and pair != src_pair and group is not _BY_ACCOUNT:
                 hit = key_caches[pair].get(ip_id)
                 src = hit[1] if hit is not None and hit[0] is ip else self._source(ip, pair)
@@ -220,6 +221,7 @@ class Engine:
                 stats.alerts += 1
                 network = _network(rule, ip, key) if group is _BY_SOURCE else None
                 alerts.append(_alert(rule, key, network, bucket, now))
+        stats.matched += matched
         return alerts
 
     def feed_many(self, events: Iterable[Event]) -> list[Alert]:
