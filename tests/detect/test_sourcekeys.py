@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from sipguard.config.rules import load_rules
 from sipguard.core.events import Event, IPAddress, Kind, Service
 from sipguard.detect import Engine, format_duration, sourcekeys
-from sipguard.detect.buckets import Bucket
+from sipguard.detect.buckets import BUCKET_TYPES, Bucket
 from sipguard.detect.durations import _UNITS
-from sipguard.detect.engine import source_network
+from sipguard.detect.engine import First, _from_first, source_network
 from sipguard.detect.sourcekeys import (
     cached_key,
     clear_caches,
@@ -24,6 +24,7 @@ from sipguard.detect.sourcekeys import (
     network_key,
     network_text,
 )
+from sipguard.detect.spec import RuleSpec
 
 
 def plain_key(ip: IPAddress, prefix: int) -> str:
@@ -135,6 +136,13 @@ def test_format_duration_cache_gives_the_plain_text(values: list[float | None]) 
         assert format_duration(value) == plain_duration(value)
 
 
+def as_bucket(rule: RuleSpec, entry: Bucket | First) -> Bucket:
+    """A table entry as a bucket: a key's first event record is one event's bucket."""
+    if isinstance(entry, tuple):
+        return _from_first(BUCKET_TYPES[rule.bucket], rule, entry)
+    return entry
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
@@ -159,14 +167,15 @@ def test_expire_drops_what_bucket_idle_says(
         engine.feed(Event(t, kind, Service.PJSIP, ip_address(f"192.0.2.{n}"), account="1"), t)
     for offset in sorted(checks):
         now = t + offset
-        tables: dict[str, OrderedDict[str, Bucket]] = engine._tables
+        tables: dict[str, OrderedDict[str, Bucket | First]] = engine._tables
         want = {}
-        for rid, table in tables.items():
+        for rule in engine.rules:
+            table = tables[rule.id]
             keys = list(table)
             n = 0
-            while n < len(keys) and table[keys[n]].idle(now):
+            while n < len(keys) and as_bucket(rule, table[keys[n]]).idle(now):
                 n += 1
-            want[rid] = keys[n:]
+            want[rule.id] = keys[n:]
         before = engine.state_size()
         dropped = engine.expire(now)
         assert {rid: list(table) for rid, table in tables.items()} == want

@@ -81,17 +81,25 @@ def source_network(rule: RuleSpec, event: Event) -> Network | None:
 #: What feed() needs of one rule, looked up once: the rule, its matchers' tests, its key table,
 #: how it groups, the getter of the field it counts distinct values of, the bucket type, a
 #: small number that identifies its (IPv4, IPv6) prefix pair in the source-key cache, and the
-#: window when an alerted episode can be followed without the bucket (not leaky), else None.
+#: window when an alerted episode can be followed without the bucket (not leaky), else None,
+#: and whether a key's first event is kept as a `First` record (see below).
 _Plan = tuple[
     RuleSpec,
     tuple[Callable[[Event], bool], ...],
-    "OrderedDict[str, Bucket]",
+    "OrderedDict[str, Bucket | First]",
     GroupBy,
     "Callable[[Event], str | None] | None",
     type[Bucket],
     int,
     "float | None",
+    bool,
 ]
+#: A key's first event, its time and its counted value, kept instead of a Bucket until the key
+#: sees a second event. A distributed flood makes a key per source and rule, most of which see
+#: one event and expire: a tuple is a fifth of a bucket's memory and creation time. Only for
+#: rules that cannot alert on one event (threshold 2 or more, not a trigger), so a record never
+#: needs an alert's reason; the second event builds the bucket as the first would have left it.
+First = tuple[Event, float, "str | None"]
 # Enum members as module constants: `GroupBy.SOURCE` is a class attribute lookup through the
 # enum machinery (~0.1 us), in a loop that runs once per (event, rule)
 _BY_SOURCE = GroupBy.SOURCE
@@ -104,7 +112,7 @@ class Engine:
         self.rules: tuple[RuleSpec, ...] = tuple(r for r in rules if r.enabled)
         self.max_keys = max_keys
         self.stats = EngineStats()
-        self._tables: dict[str, OrderedDict[str, Bucket]] = {
+        self._tables: dict[str, OrderedDict[str, Bucket | First]] = {
             r.id: OrderedDict() for r in self.rules
         }
         self._expiry = tuple((r, self._tables[r.id]) for r in self.rules)
@@ -124,6 +132,7 @@ class Engine:
                     BUCKET_TYPES[r.bucket],
                     pairs.setdefault((r.ipv4_prefix, r.ipv6_prefix), len(pairs)),
                     None if r.bucket is BucketKind.LEAKY else r.window,
+                    r.bucket is not BucketKind.TRIGGER and r.threshold >= 2,
                 )
                 for r in kind_rules
             )
@@ -155,7 +164,7 @@ class Engine:
         src: str | None = None  # the source key at prefix pair src_pair
         src_pair = -1
         matched = 0  # added to stats once, not per rule
-        for rule, tests, table, group, value_of, bucket_type, pair, window in plans:
+        for rule, tests, table, group, value_of, bucket_type, pair, window, lazy in plans:
             if tests:
                 failed = False
                 for test in tests:
@@ -180,14 +189,24 @@ class Engine:
             if key is None:
                 stats.no_key += 1
                 continue
-            bucket = table.get(key)
-            if bucket is None:
+            entry = table.get(key)
+            if entry is None:
                 if len(table) >= self.max_keys:
                     table.popitem(last=False)
                     stats.evicted += 1
+                if lazy:
+                    if group is _BY_ACCOUNT_SOURCES:
+                        table[key] = (event, now, src)
+                    else:
+                        table[key] = (event, now, None if value_of is None else value_of(event))
+                    continue
                 bucket = table[key] = bucket_type(rule, now)
             else:
                 table.move_to_end(key)
+                if type(entry) is tuple:
+                    bucket = table[key] = _from_first(bucket_type, rule, entry)
+                else:
+                    bucket = entry  # type: ignore[assignment]
             # bucket.add(event, now, value), inlined: this runs once per (event, rule)
             last = bucket.last
             at = last if now < last else now
@@ -241,16 +260,22 @@ class Engine:
             # flood leaves a key per source to expire, ~100k per 1M-line scan
             count = 0
             window = rule.window
+            # a First record is a bucket after one event: its last time is the record's, its
+            # level (leaky) 1.0
             if rule.bucket is BucketKind.LEAKY:
                 rate = rule.threshold / window  # as Bucket._rate()
-                for bucket in table.values():
-                    quiet = now - bucket.last
-                    if bucket.level - (quiet if quiet > 0.0 else 0.0) * rate > 0.0:
+                for entry in table.values():
+                    if type(entry) is tuple:
+                        level, last = 1.0, entry[1]
+                    else:
+                        level, last = entry.level, entry.last  # type: ignore[union-attr]
+                    quiet = now - last
+                    if level - (quiet if quiet > 0.0 else 0.0) * rate > 0.0:
                         break
                     count += 1
             else:
-                for bucket in table.values():
-                    quiet = now - bucket.last
+                for entry in table.values():
+                    quiet = now - (entry[1] if type(entry) is tuple else entry.last)  # type: ignore[union-attr]
                     if not (quiet if quiet > 0.0 else 0.0) > window:
                         break
                     count += 1
@@ -263,6 +288,21 @@ class Engine:
 
     def state_size(self) -> int:
         return sum(len(t) for t in self._tables.values())
+
+
+def _from_first(bucket_type: type[Bucket], rule: RuleSpec, first: First) -> Bucket:
+    """The bucket as feed() leaves a new key's after its first event (which cannot alert)."""
+    event, now, value = first
+    bucket = bucket_type(rule, now)
+    bucket.step(now, now, value)
+    bucket.last = now
+    bucket.count = 1
+    bucket.kinds[event.kind] = 1
+    if event.account is not None:
+        bucket.accounts.add(event.account)
+    if rule.evidence >= 1:
+        bucket.evidence.append(event)
+    return bucket
 
 
 def _network(rule: RuleSpec, ip: IPAddress | None, key: str) -> Network:
