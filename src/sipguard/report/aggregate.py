@@ -187,6 +187,30 @@ def decision_dict(d: Decision) -> dict[str, object]:
     }
 
 
+def _first_attack(key: str, event: Event, kind_text: str) -> Attacker:
+    """`Attacker(key, t, t, addresses=...)` after `.add(event)` for an attack event, built in
+    one go: with tens of thousands of sources, most attackers are made and seen once."""
+    time = event.time
+    account = event.account
+    agent = event.user_agent
+    origin = event.origin
+    text = origin.text
+    return Attacker(
+        key,
+        time,
+        time,
+        1,
+        {kind_text: 1},
+        {} if account is None else {account[:200]: 1},
+        {agent[:200]: 1} if agent else {},
+        {_address_text(event.ip)} if key.endswith("/64") else _NO_ADDRESSES,
+        _with_service({}, _SERVICE_TEXT[event.service]),
+        0,
+        [],
+        [f"{origin.source}:{origin.line_no}: {text[:200]}"] if text else [],
+    )
+
+
 @dataclass
 class AccountUnderAttack:
     account: str
@@ -224,7 +248,8 @@ class ScanReport:
     stats: dict[str, object] = field(default_factory=dict)
 
     def add_event(self, event: Event) -> None:
-        attack = event.kind in ATTACK_KINDS  # event.is_attack
+        kind = event.kind
+        attack = kind in ATTACK_KINDS  # event.is_attack
         ip = event.ip
         key: str | None = None
         if ip is not None:
@@ -236,21 +261,16 @@ class ScanReport:
                 self.unattributed += 1
         else:
             agg = self.sources.get(key)
-            if agg is None and attack:
+            if agg is not None:
+                agg.add(event)
+            elif attack:
                 if len(self.sources) >= MAX_SOURCES:
                     self.dropped_sources += 1
                 else:
-                    agg = self.sources[key] = Attacker(
-                        key,
-                        event.time,
-                        event.time,
-                        addresses=set() if key.endswith("/64") else _NO_ADDRESSES,
-                    )
-            if agg is not None:
-                agg.add(event)
+                    self.sources[key] = _first_attack(key, event, _KIND_TEXT[kind])
         if not attack:
             return
-        kind_text = _KIND_TEXT[event.kind]
+        kind_text = _KIND_TEXT[kind]
         account = event.account
         if account is not None:
             acc = self.accounts.get(account)
