@@ -104,7 +104,6 @@ class Scanner:
         policy: Policy | None = None,
         normalizer: Any = None,
     ) -> None:
-        from sipguard.core.asterisk import LogNormalizer
         from sipguard.core.asterisk.fast import FastNormalizer, make_normalizer
 
         if normalizer is None:
@@ -112,8 +111,11 @@ class Scanner:
         self.normalizer = normalizer
         # The C normalizer takes memoryviews (no copy of each read); both count the lines of
         # every piece in stats.lines, so the splitter need not count them again
-        self._views = isinstance(normalizer, FastNormalizer)
-        self._counts_lines = isinstance(normalizer, LogNormalizer | FastNormalizer)
+        self._views = self._counts_lines = isinstance(normalizer, FastNormalizer)
+        if not self._views:
+            from sipguard.core.asterisk.normalizer import LogNormalizer
+
+            self._counts_lines = isinstance(normalizer, LogNormalizer)
         self.engine = Engine(rules)
         self.policy = policy or Policy(simulate=True)
         self.report = ScanReport()

@@ -13,14 +13,15 @@ import importlib.util
 import os
 from datetime import tzinfo
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipguard.core.asterisk.candidate import LOG, SECURITY, Candidate
 from sipguard.core.asterisk.linker import NormalizerStats
-from sipguard.core.asterisk.normalizer import LogNormalizer, parse_candidate
-from sipguard.core.asterisk.prefix import TimeParser
-from sipguard.core.asterisk.security import EVENT_KINDS
 from sipguard.core.events import Event
+
+if TYPE_CHECKING:  # imported on first use: the Python grammars compile ~60 regexes
+    from sipguard.core.asterisk.normalizer import LogNormalizer
+    from sipguard.core.asterisk.prefix import TimeParser
 
 STATS = (
     "lines",
@@ -94,12 +95,17 @@ class FastNormalizer:
         if native is None:
             raise ImportError(f"sipguard's C normalizer is not available: {_load_error}")
         self.stats = NormalizerStats()
-        clock = TimeParser(default_year, tz)
+        clocks: list[TimeParser] = []  # the fallback's, made when first needed
 
         def fallback(
             raw: bytes, source: str, line_no: int, last_time: float
         ) -> tuple[Candidate | None, bool, float | None]:
-            return parse_candidate(_decode(raw), source, line_no, clock, last_time)
+            from sipguard.core.asterisk.normalizer import parse_candidate
+            from sipguard.core.asterisk.prefix import TimeParser
+
+            if not clocks:
+                clocks.append(TimeParser(default_year, tz))
+            return parse_candidate(_decode(raw), source, line_no, clocks[0], last_time)
 
         # local times need a tz database: the C side does UTC only, so a tz sends all to Python
         self._c: Any = native.Normalizer(fallback, link_window, challenge_window, link, tz is None)
@@ -117,6 +123,8 @@ class FastNormalizer:
         return out
 
     def accept(self, event: Event) -> list[Event]:
+        from sipguard.core.asterisk.security import EVENT_KINDS
+
         name = event.detail.split(" ", 1)[0]
         channel = SECURITY if name in EVENT_KINDS else LOG
         c = Candidate(event, channel, link_name=name if channel == SECURITY else None)
@@ -141,4 +149,6 @@ def make_normalizer(
     """The C normalizer when built (and `native`), else the Python one: same results."""
     if native and available():
         return FastNormalizer(default_year, tz)
+    from sipguard.core.asterisk.normalizer import LogNormalizer
+
     return LogNormalizer(default_year=default_year, tz=tz)
