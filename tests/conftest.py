@@ -4,7 +4,9 @@ capability is a failure, not a skip, so a green CI always means the real kernel 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,3 +21,27 @@ def netlab() -> Iterator[NetLab]:
         pytest.skip("needs root and network namespaces")
     with NetLab() as lab:
         yield lab
+
+
+@pytest.fixture(scope="session")
+def genlog(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., bytes]:
+    """bench/genlog.py's seeded Asterisk logs (the benchmark's generator), made once per session:
+    genlog(lines, seed, share=0.05, sources=0) -> the log's bytes."""
+    bench = str(Path(__file__).resolve().parents[1] / "bench")
+    sys.path.insert(0, bench)
+    try:
+        from genlog import generate
+    finally:
+        sys.path.remove(bench)
+    out = tmp_path_factory.mktemp("genlog")
+    made: dict[tuple[int, int, float, int], bytes] = {}
+
+    def make(lines: int, seed: int, share: float = 0.05, sources: int = 0) -> bytes:
+        key = (lines, seed, share, sources)
+        if key not in made:
+            log = out / "-".join(map(str, key))
+            generate(log, log.with_suffix(".tsv"), lines, seed, share, sources)
+            made[key] = log.read_bytes()
+        return made[key]
+
+    return make

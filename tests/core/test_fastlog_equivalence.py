@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -115,23 +114,6 @@ def test_candidates_match_before_linking() -> None:
     data = ("\n".join(CORPUS) + "\n").encode()
     d = diff(py_candidates(data), c_candidates(data))
     assert not d, d
-
-
-@pytest.fixture(scope="module")
-def genlog(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from genlog import generate
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    out = tmp_path_factory.mktemp("genlog")
-
-    def make(lines: int, seed: int, share: float = 0.05, sources: int = 0) -> bytes:
-        log = out / f"{lines}-{seed}-{share}-{sources}.log"
-        generate(log, log.with_suffix(".tsv"), lines, seed, share, sources)
-        return log.read_bytes()
-
-    return make
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from ipaddress import ip_address
 from pathlib import Path
@@ -119,20 +119,9 @@ def test_corpus_as_two_files() -> None:
     assert_same(a + b)  # one file after the other: the second is all copies
 
 
-def _generated(tmp_path: Path, lines: int, seed: int, **kw: Any) -> list[Candidate]:
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from genlog import generate
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    log = tmp_path / f"gen-{lines}-{seed}.log"
-    generate(log, tmp_path / "truth.tsv", lines, seed, **kw)
-    return py_candidates(log.read_bytes(), str(log))
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_generated_log(tmp_path: Path, seed: int) -> None:
-    cands = _generated(tmp_path, 20000, seed, attack_share=0.2)
+def test_generated_log(genlog: Callable[..., bytes], seed: int) -> None:
+    cands = py_candidates(genlog(20000, seed, 0.2), "gen.log")
     assert len(cands) > 1000
     stats = assert_same(cands)
     assert stats["duplicates"] > 0
@@ -140,8 +129,8 @@ def test_generated_log(tmp_path: Path, seed: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("lines", "seed"), [(60000, 4), (100000, 5)])
-def test_generated_many_sources(tmp_path: Path, lines: int, seed: int) -> None:
-    cands = _generated(tmp_path, lines, seed, attack_share=0.3, sources=5000)
+def test_generated_many_sources(genlog: Callable[..., bytes], lines: int, seed: int) -> None:
+    cands = py_candidates(genlog(lines, seed, 0.3, 5000), "gen.log")
     assert len(cands) > 5000
     assert_same(cands)
     assert_same(cands, window=0.2, challenge=0.5)
@@ -286,8 +275,8 @@ def test_bounds_maps_and_challenges() -> None:
 
 
 # -- references and errors -------------------------------------------------------------------
-def test_no_references_left(tmp_path: Path) -> None:
-    cands = _generated(tmp_path, 3000, 9, attack_share=0.5)
+def test_no_references_left(genlog: Callable[..., bytes]) -> None:
+    cands = py_candidates(genlog(3000, 9, 0.5), "gen.log")
     events = [c.event for c in cands]
     gc.collect()
     before = [sys.getrefcount(e) for e in events]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +31,7 @@ from sipguard.core.asterisk.normalizer import (
     MAX_LINE,
     PHRASES,
     LogNormalizer,
-    _decode,
+    decode_line,
     parse_candidate,
 )
 from sipguard.core.asterisk.prefix import TimeParser
@@ -92,7 +91,7 @@ def c_run(
 
     def fallback(raw: bytes, source: str, line_no: int, last: float):  # type: ignore[no-untyped-def]
         calls.append(line_no)
-        return parse_candidate(_decode(raw), source, line_no, clock, last)
+        return parse_candidate(decode_line(raw), source, line_no, clock, last)
 
     norm = _fastlog.Normalizer(fallback, 2.0, 5.0, False, native)
     out: list[Candidate] = []
@@ -156,23 +155,6 @@ def test_corpus_cut_anywhere(name: str) -> None:
     rnd = random.Random(7)
     for _ in range(5):
         same(split(data, [rnd.randrange(len(data)) for _ in range(40)]), True, name)
-
-
-@pytest.fixture(scope="module")
-def genlog(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from genlog import generate
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    out = tmp_path_factory.mktemp("genlog")
-
-    def make(lines: int, seed: int, share: float, sources: int) -> bytes:
-        log = out / f"{lines}-{seed}-{share}-{sources}.log"
-        generate(log, log.with_suffix(".tsv"), lines, seed, share, sources)
-        return log.read_bytes()
-
-    return make
 
 
 @pytest.mark.parametrize(("seed", "share", "sources"), [(1, 0.05, 0), (2, 0.4, 500)])

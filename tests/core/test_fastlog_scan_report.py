@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,17 +25,6 @@ if not fast.available():
     if os.environ.get("SIPGUARD_REQUIRE_NATIVE") == "1":
         raise RuntimeError(f"the C normalizer is required here but: {fast.load_error()}")
     pytest.skip(f"C normalizer not built: {fast.load_error()}", allow_module_level=True)
-
-
-def _generated(tmp: Path, lines: int, seed: int, share: float, sources: int) -> bytes:
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from genlog import generate
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    log = tmp / "g.log"
-    generate(log, tmp / "g.tsv", lines, seed, share, sources)
-    return log.read_bytes()
 
 
 def _reports(data: bytes, normalizer: object, read: int) -> dict[str, str]:
@@ -56,9 +45,9 @@ def _reports(data: bytes, normalizer: object, read: int) -> dict[str, str]:
     [(5, 0.05, 0, 65536), (6, 0.3, 2000, 7777), (7, 0.6, 0, 1 << 20)],
 )
 def test_scan_report_is_the_same(
-    tmp_path: Path, seed: int, share: float, sources: int, read: int
+    genlog: Callable[..., bytes], seed: int, share: float, sources: int, read: int
 ) -> None:
-    data = _generated(tmp_path, 20_000, seed, share, sources)
+    data = genlog(20_000, seed, share, sources)
     py = _reports(data, LogNormalizer(default_year=2026), read)
     c = _reports(data, fast.FastNormalizer(2026), read)
     assert '"attackers"' in py["json"] and py["json"].count('"ip"') > 5  # a real report

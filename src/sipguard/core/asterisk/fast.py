@@ -71,13 +71,6 @@ def load_error() -> str:
     return _load_error
 
 
-def _decode(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1", errors="replace")
-
-
 class FastNormalizer:
     """LogNormalizer.feed_chunk/accept/tick/flush on the C normalizer. `stats` is refreshed after
     every call; `link=False` (tests) makes feed_chunk return the parsed Candidates instead."""
@@ -100,12 +93,12 @@ class FastNormalizer:
         def fallback(
             raw: bytes, source: str, line_no: int, last_time: float
         ) -> tuple[Candidate | None, bool, float | None]:
-            from sipguard.core.asterisk.normalizer import parse_candidate
+            from sipguard.core.asterisk.normalizer import decode_line, parse_candidate
             from sipguard.core.asterisk.prefix import TimeParser
 
             if not clocks:
                 clocks.append(TimeParser(default_year, tz))
-            return parse_candidate(_decode(raw), source, line_no, clocks[0], last_time)
+            return parse_candidate(decode_line(raw), source, line_no, clocks[0], last_time)
 
         # local times need a tz database: the C side does UTC only, so a tz sends all to Python
         self._c: Any = native.Normalizer(fallback, link_window, challenge_window, link, tz is None)

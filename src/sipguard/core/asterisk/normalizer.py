@@ -84,7 +84,7 @@ class LogNormalizer:
         if len(line) > MAX_LINE:
             self.stats.too_long += 1
             line = line[:MAX_LINE]
-        text = _decode(line.rstrip(b"\r\n"))
+        text = decode_line(line.rstrip(b"\r\n"))
         if _CANDIDATE_S.search(text) is None:
             return []
         return self._parse(text, source, line_no)
@@ -115,7 +115,7 @@ class LogNormalizer:
             if start in nul_lines:
                 continue
             raw = data[start : min(end, start + MAX_LINE)]
-            out.extend(self._parse(_decode(raw.rstrip(b"\r")), source, line_no))
+            out.extend(self._parse(decode_line(raw.rstrip(b"\r")), source, line_no))
         return out
 
     def accept(self, event: Event) -> list[Event]:
@@ -222,7 +222,8 @@ def _candidate_offsets(data: bytes) -> list[int]:
     return found
 
 
-def _decode(raw: bytes) -> str:
+def decode_line(raw: bytes) -> str:
+    """A line's text: UTF-8, else latin-1 (a log mixes both; nothing is refused)."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

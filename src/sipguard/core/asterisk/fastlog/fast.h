@@ -137,7 +137,7 @@ typedef struct {
 int ctx_run(fast_ctx *ctx, fast_cand *c);
 /* module.c: a candidate line the C grammars do not handle: the Python parser decides (it counts
  * nothing itself; this counts candidates/malformed and runs ctx_run). raw is the line as it would
- * be passed to _decode in Python (truncated at MAX_LINE, trailing \r removed). 0 / -1. */
+ * be passed to decode_line in Python (truncated at MAX_LINE, trailing \r removed). 0 / -1. */
 int ctx_fallback(fast_ctx *ctx, const char *raw, Py_ssize_t n, Py_ssize_t line_no);
 
 /* ---- scan.c ---------------------------------------------------------------------------------- */
