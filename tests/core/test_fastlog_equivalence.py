@@ -228,3 +228,51 @@ def test_ipv4_text_as_python_reads_it(text: str) -> None:
             ipaddress.ip_address(text)
         )
         assert str(ev.ip) == text
+
+
+# -- the daemon's calls: pieces, AMI security events (accept) and ticks, interleaved --------------
+def _daemon_run(n: object, steps: list[tuple[str, object]]) -> tuple[list[object], dict[str, int]]:
+    out: list[object] = []
+    for what, arg in steps:
+        if what == "chunk":
+            data, first = arg  # type: ignore[misc]
+            out += n.feed_chunk(data, "full", first)  # type: ignore[attr-defined]
+        elif what == "accept":
+            out += n.accept(arg)  # type: ignore[attr-defined]
+        else:
+            out += n.tick(arg)  # type: ignore[attr-defined]
+    out += n.flush()  # type: ignore[attr-defined]
+    return out, n.stats.as_dict()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_daemon_interleaving(genlog, seed: int) -> None:  # type: ignore[no-untyped-def]
+    from sipguard.core.asterisk import LogNormalizer, parse_security_fields, security_event
+    from sipguard.core.events import Origin
+
+    rnd = random.Random(seed)
+    lines = genlog(6000, seed, 0.3).splitlines(keepends=True)
+    steps: list[tuple[str, object]] = []
+    i = 0
+    last = 0.0
+    while i < len(lines):
+        k = rnd.randint(1, 60)
+        piece = lines[i : i + k]
+        steps.append(("chunk", (b"".join(piece), i + 1)))
+        for raw in piece:  # the same security events again, as AMI reports them
+            text = raw.decode()
+            if "SecurityEvent=" in text and rnd.random() < 0.7:
+                ev = security_event(parse_security_fields(text), None, Origin("ami"))
+                if ev is not None:
+                    steps.append(("accept", ev))
+                    last = max(last, ev.time)
+        if rnd.random() < 0.3:
+            steps.append(("tick", last + rnd.choice([0.0, 0.5, 3.0, 10.0])))
+        i += k
+    assert sum(1 for s in steps if s[0] == "accept") > 100
+    py, py_stats = _daemon_run(LogNormalizer(default_year=2026), steps)
+    c, c_stats = _daemon_run(fast.FastNormalizer(2026), steps)
+    d = diff(py, c)  # type: ignore[arg-type]
+    assert not d, d
+    assert py_stats == c_stats
+    assert py_stats["duplicates"] > 100  # the AMI copies were recognised, not only compared
