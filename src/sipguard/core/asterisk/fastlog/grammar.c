@@ -45,9 +45,10 @@ PyObject *text_join(const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn, 
     return v;
 }
 
-int cand_emit(const fast_prefix *p, PyObject *origin, const cand_spec *c, fast_cand *out) {
+int cand_done(const fast_prefix *p, PyObject *origin, cand_spec *c, fast_cand *out) {
     PyObject *ev = event_new(c->time, c->kind, c->service, c->ip, c->port, c->transport,
                              c->account, c->target, c->user_agent, c->call_id, c->detail, origin);
+    release(c); /* the Event holds its own references now */
     if (ev == NULL) return GRAM_ERROR;
     PyObject *tag = NULL;
     if (c->with_tag && p->tag != NULL) {
@@ -101,10 +102,13 @@ static Py_ssize_t failed_for(const char *msg, Py_ssize_t n, Py_ssize_t i) {
     return has_at(msg, n, i, LIT(FAILED_FOR)) ? i + FAILED_FOR_LEN : -1;
 }
 
-static const struct {
+/* a failure reason's text and the event kind it means */
+typedef struct {
     const char *text;
     int kind;
-} PJSIP_REASONS[] = {
+} reason_kind;
+
+static const reason_kind PJSIP_REASONS[] = {
     {"No matching endpoint found", K_UNKNOWN_ACCOUNT},
     {"Failed to authenticate", K_WRONG_PASSWORD},
     {"Error to authenticate", K_WRONG_PASSWORD},
@@ -169,36 +173,24 @@ static int pjsip_request(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
     if (rs < 0) return bad;
     opt_span display, user;
     if (!name_addr(msg + i, addr_at - FAILED_FOR_LEN - i, &display, &user)) return GRAM_FALLBACK;
-    refs r = {.n = 0};
     cand_spec c = spec(p->time, PJSIP_REASONS[reason].kind, S_PJSIP);
-    int rc = parse_hostport(msg + addr_at, end - addr_at, &c.ip, &c.port);
-    if (rc != HP_OK) return hp_rc(rc, bad);
-    keep(&r, c.ip);
-    keep(&r, c.port);
-    if (opt_text(&r, &display, &c.user_agent) < 0 || opt_text(&r, &user, &c.account) < 0)
-        goto error;
+    int rc = cand_hostport(&c, msg + addr_at, end - addr_at, bad);
+    if (rc != GRAM_OK) return rc;
+    if (cand_from(&c, &display, &user) < 0) return cand_fail(&c);
     if (has_at(msg, n, end + 1, LIT(" (callid: ")) && rs > end + 11 &&
-        (c.call_id = keep(&r, fresh(msg + end + 11, rs - end - 11))) == NULL)
-        goto error;
+        (c.call_id = keep(&c, fresh(msg + end + 11, rs - end - 11))) == NULL)
+        return cand_fail(&c);
     const char *why = PJSIP_REASONS[reason].text;
-    c.detail = keep(&r, text_join(method, method_len, LIT(": "), why, (Py_ssize_t)strlen(why),
+    c.detail = keep(&c, text_join(method, method_len, LIT(": "), why, (Py_ssize_t)strlen(why),
                                   msg + suffix_at, n - suffix_at));
-    if (c.detail == NULL) goto error;
+    if (c.detail == NULL) return cand_fail(&c);
     c.tampered = count2(msg, n, LIT(FAILED_FOR)) > 1;
-    rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    return cand_done(p, origin, &c, out);
 }
 
 /* ---- chan_sip `Registration from '…' failed for '…' - reason` -------------------------------- */
 
-static const struct {
-    const char *text;
-    int kind;
-} CHAN_SIP_REASONS[] = {
+static const reason_kind CHAN_SIP_REASONS[] = {
     {"Wrong password", K_WRONG_PASSWORD},
     {"No matching peer found", K_UNKNOWN_ACCOUNT},
     {"Username/auth name mismatch", K_AUTH_NAME_MISMATCH},
@@ -222,28 +214,19 @@ static int registration(const fast_prefix *p, const char *msg, Py_ssize_t n, PyO
     if (!name_addr(msg + 19, q - 19, &display, &user)) return GRAM_FALLBACK;
     const char *why = msg + lq + 4;
     Py_ssize_t why_len = n - lq - 4;
-    refs r = {.n = 0};
     cand_spec c = spec(p->time, K_REQUEST_NOT_ALLOWED, S_CHAN_SIP);
-    int rc = parse_hostport(msg + pq + 1, lq - pq - 1, &c.ip, &c.port);
-    if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
-    keep(&r, c.ip);
-    keep(&r, c.port);
+    int rc = cand_hostport(&c, msg + pq + 1, lq - pq - 1, GRAM_MALFORMED);
+    if (rc != GRAM_OK) return rc;
     for (size_t k = 0; k < sizeof CHAN_SIP_REASONS / sizeof *CHAN_SIP_REASONS; k++)
         if ((Py_ssize_t)strlen(CHAN_SIP_REASONS[k].text) == why_len &&
             memcmp(CHAN_SIP_REASONS[k].text, why, (size_t)why_len) == 0)
             c.kind = CHAN_SIP_REASONS[k].kind;
-    if (opt_text(&r, &display, &c.user_agent) < 0 || opt_text(&r, &user, &c.account) < 0)
-        goto error;
-    if ((c.detail = keep(&r, text(why, why_len))) == NULL) goto error;
+    if (cand_from(&c, &display, &user) < 0 || (c.detail = keep(&c, text(why, why_len))) == NULL)
+        return cand_fail(&c);
     c.with_tag = 1;
     c.tampered = count2(msg, n, LIT(FAILED_FOR)) > 1;
     c.link_name = L_Registration;
-    rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    return cand_done(p, origin, &c, out);
 }
 
 /* ---- `… to extension '…' rejected because extension not found in context '…'` ----------------- */
@@ -297,26 +280,18 @@ static int call_rejected(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
         an -= colon + 1;
     }
     int pjsip = transport || find(p->file, p->file_len, 0, LIT("pjsip")) >= 0;
-    refs r = {.n = 0};
     cand_spec c = spec(p->time, K_CALL_REJECTED, pjsip ? S_PJSIP : S_CHAN_SIP);
-    int rc = parse_hostport(addr, an, &c.ip, &c.port);
-    if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
-    keep(&r, c.ip);
-    keep(&r, c.port);
-    if (opt_text(&r, &who, &c.account) < 0) goto error;
-    if ((c.target = keep(&r, text(msg + x, rb - x))) == NULL) goto error;
-    c.detail = keep(&r, text_join(LIT("extension not found in context '"), msg + ctx,
+    int rc = cand_hostport(&c, addr, an, GRAM_MALFORMED);
+    if (rc != GRAM_OK) return rc;
+    if (opt_text(&c, &who, &c.account) < 0 || (c.target = keep(&c, text(msg + x, rb - x))) == NULL)
+        return cand_fail(&c);
+    c.detail = keep(&c, text_join(LIT("extension not found in context '"), msg + ctx,
                                   ctx_end - ctx, LIT("'"), "", 0));
-    if (c.detail == NULL) goto error;
+    if (c.detail == NULL) return cand_fail(&c);
     c.with_tag = 1;
     c.tampered = count2(msg, n, LIT(") to extension '")) > 1;
     c.link_name = L_Call;
-    rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    return cand_done(p, origin, &c, out);
 }
 
 /* ---- chan_sip `Failed to authenticate device …` (address-less) -------------------------------- */
@@ -327,13 +302,8 @@ static int device(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject 
                   fast_cand *out) {
     /* `Failed to authenticate (?:device|user) (.*?)(?: for ([A-Z]{1,20}), code = -?\d{1,6})?$`:
      * the optional tail can match at one place only, so the lazy group ends there if it does */
-    Py_ssize_t i = 23;
-    if (has_at(msg, n, i, LIT("device ")))
-        i += 7;
-    else if (has_at(msg, n, i, LIT("user ")))
-        i += 5;
-    else
-        return GRAM_MALFORMED;
+    Py_ssize_t i = device_or_user(msg, n, 23);
+    if (i < 0) return GRAM_MALFORMED;
     Py_ssize_t who_end = n;
     const char *method = "?";
     Py_ssize_t method_len = 1;
@@ -354,23 +324,15 @@ static int device(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject 
     }
     opt_span display, user;
     if (!name_addr(msg + i, who_end - i, &display, &user)) return GRAM_FALLBACK;
-    refs r = {.n = 0};
     cand_spec c = spec(p->time, K_WRONG_PASSWORD, S_CHAN_SIP);
-    if (opt_text(&r, &display, &c.user_agent) < 0 || opt_text(&r, &user, &c.account) < 0)
-        goto error;
-    c.detail = keep(&r, text_join(LIT("Failed to authenticate device for "), method, method_len,
+    if (cand_from(&c, &display, &user) < 0) return cand_fail(&c);
+    c.detail = keep(&c, text_join(LIT("Failed to authenticate device for "), method, method_len,
                                   "", 0, "", 0));
-    if (c.detail == NULL) goto error;
+    if (c.detail == NULL) return cand_fail(&c);
     c.with_tag = 1;
     c.tampered = find(msg, who_end, i, LIT("failed for '")) >= 0;
-    c.link = LINK_BIT(L_InvalidPassword) | LINK_BIT(L_ChallengeResponseFailed) |
-             LINK_BIT(L_InvalidAccountID);
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    c.link = LINK_AUTH_FAILED;
+    return cand_done(p, origin, &c, out);
 }
 
 /* ---- pjproject `Dropping N bytes packet from UDP addr : reason` -------------------------------- */
@@ -395,20 +357,13 @@ static int pjproject(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
     Py_ssize_t ae = token_then(msg, n, a, LIT(" : "));
     if (ae < 0) return GRAM_FALLBACK;
     Py_ssize_t why = ae + 3;
-    refs r = {.n = 0};
     cand_spec c = spec(p->time, K_MALFORMED_REQUEST, S_PJPROJECT);
-    int rc = parse_hostport(msg + a, ae - a, &c.ip, &c.port);
-    if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
-    keep(&r, c.ip);
-    keep(&r, c.port);
+    int rc = cand_hostport(&c, msg + a, ae - a, GRAM_MALFORMED);
+    if (rc != GRAM_OK) return rc;
     c.transport = GRAMMAR_STR[GS_UDP + tr];
-    if ((c.detail = keep(&r, text(msg + why, n - why < 200 ? n - why : 200))) == NULL) goto error;
-    rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    if ((c.detail = keep(&c, text(msg + why, n - why < 200 ? n - why : 200))) == NULL)
+        return cand_fail(&c);
+    return cand_done(p, origin, &c, out);
 }
 
 /* ---- chan_sip `Registered SIP '…' at addr` (the most frequent candidate line) --------------- */
@@ -422,21 +377,13 @@ static int registered(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObj
         return GRAM_MALFORMED;
     for (Py_ssize_t k = q + 5; k < n; k++)
         if (py_space((unsigned char)msg[k])) return GRAM_MALFORMED;
-    refs r = {.n = 0};
     cand_spec c = spec(p->time, K_AUTH_SUCCESS, S_CHAN_SIP);
-    int rc = parse_hostport(msg + q + 5, n - q - 5, &c.ip, &c.port);
-    if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
-    keep(&r, c.ip);
-    keep(&r, c.port);
-    if ((c.account = keep(&r, text(msg + a, q - a))) == NULL) goto error;
+    int rc = cand_hostport(&c, msg + q + 5, n - q - 5, GRAM_MALFORMED);
+    if (rc != GRAM_OK) return rc;
+    if ((c.account = keep(&c, text(msg + a, q - a))) == NULL) return cand_fail(&c);
     c.detail = GRAMMAR_STR[GS_REGISTERED];
     c.with_tag = 1;
-    rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    return cand_done(p, origin, &c, out);
 }
 
 /* ---- lines.parse_message: the same dispatch, in the same order ------------------------------- */

@@ -68,6 +68,12 @@ static inline long digits_value(const char *s, Py_ssize_t n) { /* n <= 9 */
     for (Py_ssize_t i = 0; i < n; i++) v = v * 10 + (s[i] - '0');
     return v;
 }
+/* `(?:device|user) ` at i: the index after it, -1 if neither */
+static inline Py_ssize_t device_or_user(const char *s, Py_ssize_t n, Py_ssize_t i) {
+    if (has_at(s, n, i, "device ", 7)) return i + 7;
+    if (has_at(s, n, i, "user ", 5)) return i + 5;
+    return -1;
+}
 static inline int eq_upper(const char *s, Py_ssize_t n, const char *upper) {
     /* s.upper() == upper */
     if ((Py_ssize_t)strlen(upper) != n) return 0;
@@ -109,32 +115,17 @@ int parse_remote(const char *s, Py_ssize_t n, PyObject **ip, PyObject **port,
 
 /* ---- building the candidate (grammar.c) ------------------------------------------------------ */
 
-typedef struct {
-    PyObject *o[12];
-    int n;
-} refs;
-/* keeps a NEW reference (or NULL) to be dropped at the end; returns it */
-static inline PyObject *keep(refs *r, PyObject *o) {
-    if (o != NULL) r->o[r->n++] = o;
-    return o;
-}
-static inline void drop(refs *r) {
-    while (r->n > 0) Py_DECREF(r->o[--r->n]);
-}
-/* an optional span as a str kept in r (NULL when unset): 0, or -1 with an exception set */
-static inline int opt_text(refs *r, const opt_span *v, PyObject **out) {
-    *out = NULL;
-    if (!v->set) return 0;
-    *out = keep(r, text(v->s, v->n));
-    return *out == NULL ? -1 : 0;
-}
-
+/* What a grammar found: the Event's fields and the candidate's link data. `held` owns the NEW
+ * references the fields point at (a field may also point at a BORROWED GRAMMAR_STR), so every
+ * grammar leaves the same two ways: cand_done (emit, then drop them) or cand_fail. */
 typedef struct {
     double time;
     int kind, service;
     PyObject *ip, *port, *transport, *account, *target, *user_agent, *call_id, *detail;
     int channel, tampered, followed, link_name, with_tag;
     uint32_t link;
+    int nheld;
+    PyObject *held[8]; /* at most one per object field above */
 } cand_spec;
 
 static inline cand_spec spec(double time, int kind, int service) {
@@ -147,13 +138,55 @@ static inline cand_spec spec(double time, int kind, int service) {
     c.link_name = -1;
     return c;
 }
-/* the Event and the candidate for c (fields BORROWED): GRAM_OK or GRAM_ERROR */
-int cand_emit(const fast_prefix *p, PyObject *origin, const cand_spec *c, fast_cand *out);
+/* keeps a NEW reference (or NULL) in c until cand_done / cand_fail; returns it */
+static inline PyObject *keep(cand_spec *c, PyObject *o) {
+    if (o != NULL) c->held[c->nheld++] = o;
+    return o;
+}
+static inline void release(cand_spec *c) {
+    while (c->nheld > 0) Py_DECREF(c->held[--c->nheld]);
+}
+/* the way out after a failed Python call (exception set) */
+static inline int cand_fail(cand_spec *c) {
+    release(c);
+    return GRAM_ERROR;
+}
+/* the Event and the candidate for c, then drops what c keeps: GRAM_OK or GRAM_ERROR */
+int cand_done(const fast_prefix *p, PyObject *origin, cand_spec *c, fast_cand *out);
+
+/* an optional span as a str kept in c (NULL when unset): 0, or -1 with an exception set */
+static inline int opt_text(cand_spec *c, const opt_span *v, PyObject **field) {
+    *field = NULL;
+    if (!v->set) return 0;
+    *field = keep(c, text(v->s, v->n));
+    return *field == NULL ? -1 : 0;
+}
+/* a From name-addr's parts (name_addr): display name as user_agent, URI user as account */
+static inline int cand_from(cand_spec *c, const opt_span *display, const opt_span *user) {
+    return opt_text(c, display, &c->user_agent) < 0 || opt_text(c, user, &c->account) < 0 ? -1 : 0;
+}
 
 /* a parse_hostport result as a grammar result: HP_NONE -> none_rc */
 static inline int hp_rc(int rc, int none_rc) {
     return rc == HP_NONE ? none_rc : rc == HP_FALLBACK ? GRAM_FALLBACK : GRAM_ERROR;
 }
+/* c.ip and c.port (kept) from parse_hostport(s, n): GRAM_OK, or the grammar's result with
+ * nothing kept (HP_NONE -> none_rc) */
+static inline int cand_hostport(cand_spec *c, const char *s, Py_ssize_t n, int none_rc) {
+    int rc = parse_hostport(s, n, &c->ip, &c->port);
+    if (rc != HP_OK) {
+        release(c);
+        return hp_rc(rc, none_rc);
+    }
+    keep(c, c->ip);
+    keep(c, c->port);
+    return GRAM_OK;
+}
+
+/* the address-less chan_sip auth failures: the security events that may carry their address */
+#define LINK_AUTH_FAILED                                                                        \
+    (LINK_BIT(L_InvalidPassword) | LINK_BIT(L_ChallengeResponseFailed) |                       \
+     LINK_BIT(L_InvalidAccountID))
 
 /* ---- constant strs (grammar.c) --------------------------------------------------------------- */
 

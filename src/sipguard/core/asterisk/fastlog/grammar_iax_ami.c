@@ -44,18 +44,15 @@ int grammar_iax2(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *
         }
     }
     if (ip_end < 0) return GRAM_NONE;
-    refs r = {.n = 0};
     cand_spec c = spec(p->time, kind, S_IAX2);
     PyObject *ip = ip_from_text(msg + ip_at, ip_end - ip_at);
     if (ip == NULL) return GRAM_ERROR;
     if (ip != Py_None) {
-        c.ip = keep(&r, ip);
+        c.ip = keep(&c, ip);
     } else {
         Py_DECREF(ip);
-        int rc = parse_hostport(msg + ip_at, ip_end - ip_at, &c.ip, &c.port);
-        if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
-        keep(&r, c.ip);
-        keep(&r, c.port);
+        int rc = cand_hostport(&c, msg + ip_at, ip_end - ip_at, GRAM_MALFORMED);
+        if (rc != GRAM_OK) return rc;
     }
     /* account: .strip().strip("'") or None */
     const char *as = msg + acct_at;
@@ -63,14 +60,9 @@ int grammar_iax2(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *
     strip(&as, &an);
     while (an > 0 && as[0] == '\'') as++, an--;
     while (an > 0 && as[an - 1] == '\'') an--;
-    if (an > 0 && (c.account = keep(&r, text(as, an))) == NULL) goto error;
-    if ((c.detail = keep(&r, text(msg, n < 80 ? n : 80))) == NULL) goto error;
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    if (an > 0 && (c.account = keep(&c, text(as, an))) == NULL) return cand_fail(&c);
+    if ((c.detail = keep(&c, text(msg, n < 80 ? n : 80))) == NULL) return cand_fail(&c);
+    return cand_done(p, origin, &c, out);
 }
 
 int grammar_ami(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
@@ -111,15 +103,10 @@ int grammar_ami(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *o
         Py_DECREF(ip);
         return GRAM_MALFORMED;
     }
-    refs r = {.n = 0};
     cand_spec c = spec(p->time, kind, S_AMI);
-    c.ip = keep(&r, ip);
-    if ((c.account = keep(&r, text(msg + acct_at, acct_end - acct_at))) == NULL) goto error;
+    c.ip = keep(&c, ip);
+    if ((c.account = keep(&c, text(msg + acct_at, acct_end - acct_at))) == NULL)
+        return cand_fail(&c);
     c.detail = GRAMMAR_STR[detail];
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    return cand_done(p, origin, &c, out);
 }

@@ -8,31 +8,16 @@
 int grammar_fake_auth(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
                       fast_cand *out) {
     /* `Sending fake auth rejection for (?:device|user) (.*)$` */
-    Py_ssize_t i = 32;
-    if (!has_at(msg, n, 27, LIT(" for ")))
-        return GRAM_MALFORMED;
-    if (has_at(msg, n, i, LIT("device ")))
-        i += 7;
-    else if (has_at(msg, n, i, LIT("user ")))
-        i += 5;
-    else
-        return GRAM_MALFORMED;
+    Py_ssize_t i = device_or_user(msg, n, 32);
+    if (!has_at(msg, n, 27, LIT(" for ")) || i < 0) return GRAM_MALFORMED;
     opt_span display, user;
     if (!name_addr(msg + i, n - i, &display, &user)) return GRAM_FALLBACK;
-    refs r = {.n = 0};
     cand_spec c = spec(p->time, K_WRONG_PASSWORD, S_CHAN_SIP);
-    if (opt_text(&r, &display, &c.user_agent) < 0 || opt_text(&r, &user, &c.account) < 0)
-        goto error;
+    if (cand_from(&c, &display, &user) < 0) return cand_fail(&c);
     c.detail = GRAMMAR_STR[GS_FAKE_AUTH];
     c.with_tag = 1;
-    c.link = LINK_BIT(L_InvalidPassword) | LINK_BIT(L_ChallengeResponseFailed) |
-             LINK_BIT(L_InvalidAccountID) | LINK_BIT(L_ChallengeSent);
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    c.link = LINK_AUTH_FAILED | LINK_BIT(L_ChallengeSent);
+    return cand_done(p, origin, &c, out);
 }
 
 int grammar_mismatch(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
@@ -44,33 +29,24 @@ int grammar_mismatch(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
     Py_ssize_t b = gt + (Py_ssize_t)sizeof(DIGEST) - 1;
     if (gt < 0 || !has_at(msg, n, gt, LIT(DIGEST)) || n - 1 < b || msg[n - 1] != '>')
         return GRAM_MALFORMED;
-    refs r = {.n = 0};
     cand_spec c = spec(p->time, K_AUTH_NAME_MISMATCH, S_CHAN_SIP);
-    if ((c.account = keep(&r, text(msg + 25, gt - 25))) == NULL) goto error;
-    c.detail = keep(&r, text_join(LIT("username mismatch, digest has <"), msg + b, n - 1 - b,
+    if ((c.account = keep(&c, text(msg + 25, gt - 25))) == NULL) return cand_fail(&c);
+    c.detail = keep(&c, text_join(LIT("username mismatch, digest has <"), msg + b, n - 1 - b,
                                   LIT(">"), "", 0));
-    if (c.detail == NULL) goto error;
+    if (c.detail == NULL) return cand_fail(&c);
     c.with_tag = 1;
     c.link = LINK_BIT(L_Registration) | LINK_BIT(L_ChallengeResponseFailed);
     c.followed = 1;
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    return cand_done(p, origin, &c, out);
 }
 
 int grammar_bad_request(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
                         fast_cand *out) {
     cand_spec c = spec(p->time, K_MALFORMED_REQUEST, S_CHAN_SIP);
-    c.detail = text(msg, n < 120 ? n : 120);
-    if (c.detail == NULL) return GRAM_ERROR;
+    if ((c.detail = keep(&c, text(msg, n < 120 ? n : 120))) == NULL) return cand_fail(&c);
     c.with_tag = 1;
     c.link = LINK_BIT(L_ChallengeSent) | LINK_BIT(L_RequestBadFormat);
-    int rc = cand_emit(p, origin, &c, out);
-    Py_DECREF(c.detail);
-    return rc;
+    return cand_done(p, origin, &c, out);
 }
 
 int grammar_timeout(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
@@ -83,16 +59,10 @@ int grammar_timeout(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObjec
     if (q - 11 < 1 || q - 11 > 512 || !has_at(msg, n, q, TAIL, tl))
         return find(msg, n, 0, LIT("non-critical invite")) >= 0 ? GRAM_MALFORMED : GRAM_NONE;
     cand_spec c = spec(p->time, K_CHALLENGE_UNANSWERED, S_CHAN_SIP);
-    refs r = {.n = 0};
-    if ((c.call_id = keep(&r, fresh(msg + 11, q - 11))) == NULL) goto error;
+    if ((c.call_id = keep(&c, fresh(msg + 11, q - 11))) == NULL) return cand_fail(&c);
     c.detail = GRAMMAR_STR[GS_TIMED_OUT];
     c.with_tag = 1;
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    return cand_done(p, origin, &c, out);
 }
 
 int grammar_no_aors(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
@@ -104,20 +74,12 @@ int grammar_no_aors(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObjec
     Py_ssize_t a = q + 3, j = a;
     while (j < n && msg[j] != '(' && msg[j] != ')' && !py_space((unsigned char)msg[j])) j++;
     if (j == a || j - a > 100 || !has_at(msg, n, j, LIT(") has no configured AORs"))) return bad;
-    refs r = {.n = 0};
     cand_spec c = spec(p->time, K_REQUEST_NOT_ALLOWED, S_PJSIP);
-    int rc = parse_hostport(msg + a, j - a, &c.ip, &c.port);
-    if (rc != HP_OK) return hp_rc(rc, GRAM_MALFORMED);
-    keep(&r, c.ip);
-    keep(&r, c.port);
-    if ((c.account = keep(&r, text(msg + 10, q - 10))) == NULL) goto error;
+    int rc = cand_hostport(&c, msg + a, j - a, GRAM_MALFORMED);
+    if (rc != GRAM_OK) return rc;
+    if ((c.account = keep(&c, text(msg + 10, q - 10))) == NULL) return cand_fail(&c);
     c.detail = GRAMMAR_STR[GS_NO_AORS];
-    rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    return cand_done(p, origin, &c, out);
 }
 
 int grammar_added_contact(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
@@ -142,14 +104,8 @@ int grammar_added_contact(const fast_prefix *p, const char *msg, Py_ssize_t n, P
     while (e < n && is_digit((unsigned char)msg[e])) e++;
     if (e == d || !has_at(msg, n, e, LIT(" seconds"))) return GRAM_FALLBACK;
     cand_spec c = spec(p->time, K_AUTH_SUCCESS, S_PJSIP);
-    refs r = {.n = 0};
-    if ((c.account = keep(&r, text(msg + a, q - a))) == NULL) goto error;
+    if ((c.account = keep(&c, text(msg + a, q - a))) == NULL) return cand_fail(&c);
     c.detail = GRAMMAR_STR[GS_ADDED_CONTACT];
     c.link = LINK_BIT(L_SuccessfulAuth);
-    int rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    return cand_done(p, origin, &c, out);
 }

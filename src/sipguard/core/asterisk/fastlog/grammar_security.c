@@ -172,13 +172,12 @@ int grammar_security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
     const char *rs = rf->val;
     Py_ssize_t rn = rf->vlen;
     strip(&rs, &rn);
-    refs r = {.n = 0};
     cand_spec c = spec(when, EVENT_KINDS[link].kind, S_SECURITY);
     int rc = parse_remote(rs, rn, &c.ip, &c.port, &c.transport);
     if (rc <= 0) return rc < 0 ? GRAM_ERROR : GRAM_NONE;
-    keep(&r, c.ip);
-    keep(&r, c.port);
-    keep(&r, c.transport);
+    keep(&c, c.ip);
+    keep(&c, c.port);
+    keep(&c, c.transport);
 
     const field *sf = get_field(f, nf, "Service");
     if (sf != NULL) {
@@ -201,7 +200,8 @@ int grammar_security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
         Py_ssize_t an = af->vlen;
         strip(&as, &an);
         unknown = an == 9 && memcmp(as, "<unknown>", 9) == 0;
-        if (an > 0 && !unknown && (c.account = keep(&r, text(as, an))) == NULL) goto error;
+        if (an > 0 && !unknown && (c.account = keep(&c, text(as, an))) == NULL)
+            return cand_fail(&c);
     }
     if (c.kind == K_WRONG_PASSWORD && unknown) c.kind = K_UNKNOWN_ACCOUNT;
     if (link == L_ChallengeResponseFailed && c.service == S_CHAN_SIP && c.kind == K_WRONG_PASSWORD)
@@ -213,8 +213,8 @@ int grammar_security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
         Py_ssize_t ln = lf ? lf->vlen : 0;
         strip(&ls, &ln);
         if (ln > 0) {
-            PyObject *d = keep(&r, text_join(LIT("FailedACL "), ls, ln, "", 0, "", 0));
-            if (d == NULL) goto error;
+            PyObject *d = keep(&c, text_join(LIT("FailedACL "), ls, ln, "", 0, "", 0));
+            if (d == NULL) return cand_fail(&c);
             c.detail = d;
             if (ln == 18 && memcmp(ls, "no_extension_match", 18) == 0)
                 c.kind = K_CALL_REJECTED;
@@ -230,14 +230,9 @@ int grammar_security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
             c.kind = K_AMI_LOGIN_SUCCESS;
     }
     const field *cf = get_field(f, nf, "SessionID");
-    if (cf != NULL && cf->vlen > 0 && (c.call_id = keep(&r, fresh(cf->val, cf->vlen))) == NULL)
-        goto error;
+    if (cf != NULL && cf->vlen > 0 && (c.call_id = keep(&c, fresh(cf->val, cf->vlen))) == NULL)
+        return cand_fail(&c);
     c.channel = CH_SECURITY;
     c.link_name = link;
-    rc = cand_emit(p, origin, &c, out);
-    drop(&r);
-    return rc;
-error:
-    drop(&r);
-    return GRAM_ERROR;
+    return cand_done(p, origin, &c, out);
 }
