@@ -3,6 +3,7 @@ duration texts and the inlined expiry: each against the plain computation it rep
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
@@ -14,7 +15,7 @@ from sipguard.config.rules import load_rules
 from sipguard.core.events import Event, IPAddress, Kind, Service
 from sipguard.detect import Engine, format_duration, sourcekeys
 from sipguard.detect.buckets import BUCKET_TYPES, Bucket
-from sipguard.detect.durations import _UNITS
+from sipguard.detect.durations import parse_duration
 from sipguard.detect.engine import First, _from_first, source_network
 from sipguard.detect.sourcekeys import (
     cached_key,
@@ -107,19 +108,51 @@ def test_alert_networks_texts_are_their_own() -> None:
         assert network_text(fresh) == str(net)
 
 
-def plain_duration(seconds: float | None) -> str:
+#: Each unit's largest count before the next unit takes over (weeks have none).
+_BELOW_NEXT = {"d": 7, "h": 24, "m": 60, "s": 60}
+_DURATION_TEXT = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def assert_duration_text(seconds: float | None, text: str) -> None:
+    """What format_duration's text must be, stated as its properties rather than computed the
+    same way: it reads back (parse_duration) as the whole seconds, largest units first, each
+    used at most once, never zero and below the next unit."""
     if seconds is None:
-        return "permanent"
-    left = round(seconds)
-    if left == 0:
-        return f"{seconds:g}s"
-    parts = []
-    for unit in ("w", "d", "h", "m", "s"):
-        size = int(_UNITS[unit])
-        if left >= size:
-            parts.append(f"{left // size}{unit}")
-            left %= size
-    return "".join(parts)
+        assert text == "permanent"
+        return
+    whole = round(seconds)
+    if whole == 0:
+        assert text == f"{seconds:g}s"  # under half a second: the value itself
+        return
+    if whole < 0:
+        assert text == ""  # no unit fits a negative duration
+        return
+    match = _DURATION_TEXT.fullmatch(text)
+    assert text and match is not None, text
+    assert parse_duration(text) == whole
+    counts = dict(zip("wdhms", match.groups(), strict=True))
+    for unit, count in counts.items():
+        assert count is None or (int(count) > 0 and int(count) < _BELOW_NEXT.get(unit, 10**9))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (1, "1s"),
+        (59.6, "1m"),
+        (600, "10m"),
+        (5400, "1h30m"),
+        (90061, "1d1h1m1s"),
+        (1209600, "2w"),
+        (694861, "1w1d1h1m1s"),
+        (0.4, "0.4s"),
+        (0, "0s"),
+        (None, "permanent"),
+    ],
+)
+def test_format_duration_examples(seconds: float | None, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert_duration_text(seconds, text)  # the checker agrees with hand-written texts
 
 
 @given(
@@ -133,7 +166,7 @@ def plain_duration(seconds: float | None) -> str:
 )
 def test_format_duration_cache_gives_the_plain_text(values: list[float | None]) -> None:
     for value in values + values[::-1]:  # again, from the cache
-        assert format_duration(value) == plain_duration(value)
+        assert_duration_text(value, format_duration(value))
 
 
 def as_bucket(rule: RuleSpec, entry: Bucket | First) -> Bucket:

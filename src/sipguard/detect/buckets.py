@@ -43,6 +43,24 @@ class Bucket:
     )
 
     def __init__(self, rule: RuleSpec, now: float) -> None:
+        # only the container this bucket kind uses is allocated: keys are many, memory is not
+        kind = rule.bucket
+        self._start(
+            rule,
+            now,
+            deque(maxlen=rule.threshold) if kind is _COUNTER else _NO_TIMES,
+            _EMPTY if kind is not _DISTINCT else OrderedDict(),
+        )
+
+    def _start(
+        self,
+        rule: RuleSpec,
+        now: float,
+        times: MutableSequence[float],
+        values: OrderedDict[str, float],
+    ) -> None:
+        """The state every bucket starts with; the kind chooses the containers it uses. The
+        subclasses call this directly, without the dispatch on the kind in __init__."""
         self.rule = rule
         self.first = now
         self.last = now
@@ -53,12 +71,8 @@ class Bucket:
         self.accounts: set[str] = set()
         # the last rule.evidence events; a list, not a deque(maxlen): ~100 bytes, not ~760
         self.evidence: list[Event] = []
-        # only the container this bucket kind uses is allocated: keys are many, memory is not
-        kind = rule.bucket
-        self.times: MutableSequence[float] = (
-            deque(maxlen=rule.threshold) if kind is _COUNTER else _NO_TIMES
-        )
-        self.values: OrderedDict[str, float] = _EMPTY if kind is not _DISTINCT else OrderedDict()
+        self.times = times
+        self.values = values
 
     def _reset(self, now: float) -> None:
         self.first = now
@@ -148,18 +162,8 @@ class LeakyBucket(Bucket):
     __slots__ = ()
 
     def __init__(self, rule: RuleSpec, now: float) -> None:
-        # Bucket.__init__ without the dispatch on the kind (a flood makes a key per source)
-        self.rule = rule
-        self.first = now
-        self.last = now
-        self.count = 0
-        self.level = 0.0
-        self.fired = False
-        self.kinds = {}
-        self.accounts = set()
-        self.evidence = []
-        self.times = _NO_TIMES
-        self.values = _EMPTY
+        # Bucket.__init__ without the dispatch on the kind
+        self._start(rule, now, _NO_TIMES, _EMPTY)
 
     def step(self, now: float, last: float, value: str | None) -> bool:
         rule = self.rule
@@ -180,17 +184,7 @@ class CounterBucket(Bucket):
         # Bucket.__init__ without the dispatch on the kind, and `times` a list trimmed to the
         # threshold instead of a deque(maxlen): ~90 bytes and 0.4 us less for a key that sees
         # one event, as most do in a distributed flood
-        self.rule = rule
-        self.first = now
-        self.last = now
-        self.count = 0
-        self.level = 0.0
-        self.fired = False
-        self.kinds = {}
-        self.accounts = set()
-        self.evidence = []
-        self.times = []
-        self.values = _EMPTY
+        self._start(rule, now, [], _EMPTY)
 
     def step(self, now: float, last: float, value: str | None) -> bool:
         rule = self.rule
@@ -211,18 +205,8 @@ class TriggerBucket(Bucket):
     __slots__ = ()
 
     def __init__(self, rule: RuleSpec, now: float) -> None:
-        # Bucket.__init__ without the dispatch on the kind (a flood makes a key per source)
-        self.rule = rule
-        self.first = now
-        self.last = now
-        self.count = 0
-        self.level = 0.0
-        self.fired = False
-        self.kinds = {}
-        self.accounts = set()
-        self.evidence = []
-        self.times = _NO_TIMES
-        self.values = _EMPTY
+        # Bucket.__init__ without the dispatch on the kind
+        self._start(rule, now, _NO_TIMES, _EMPTY)
 
     def step(self, now: float, last: float, value: str | None) -> bool:
         if self.count and now - last > self.rule.window:  # idle(now)
@@ -234,18 +218,8 @@ class DistinctBucket(Bucket):
     __slots__ = ()
 
     def __init__(self, rule: RuleSpec, now: float) -> None:
-        # Bucket.__init__ without the dispatch on the kind (a flood makes a key per source)
-        self.rule = rule
-        self.first = now
-        self.last = now
-        self.count = 0
-        self.level = 0.0
-        self.fired = False
-        self.kinds = {}
-        self.accounts = set()
-        self.evidence = []
-        self.times = _NO_TIMES
-        self.values = OrderedDict()
+        # Bucket.__init__ without the dispatch on the kind
+        self._start(rule, now, _NO_TIMES, OrderedDict())
 
     def step(self, now: float, last: float, value: str | None) -> bool:
         if self.count and now - last > self.rule.window:  # idle(now)

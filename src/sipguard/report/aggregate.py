@@ -109,6 +109,7 @@ class Attacker:
         if kind not in ATTACK_KINDS:  # challenges sent are context, not failures
             return
         self.events += 1
+        # _count() inlined: every attack event counts its kind (the call measured +3 ms of 45)
         kinds = self.kinds
         kind_text = _KIND_TEXT[kind]
         if kind_text in kinds:
@@ -118,20 +119,10 @@ class Attacker:
         # counted up to a number of distinct keys (then only those already counted)
         account = event.account
         if account is not None:
-            accounts = self.accounts
-            account = account[:200]
-            if account in accounts:
-                accounts[account] += 1
-            elif len(accounts) < KEEP_ACCOUNTS:
-                accounts[account] = 1
+            _count(self.accounts, account[:200], KEEP_ACCOUNTS)
         agent = event.user_agent
         if agent:
-            agents = self.user_agents
-            agent = agent[:200]
-            if agent in agents:
-                agents[agent] += 1
-            elif len(agents) < KEEP_AGENTS:
-                agents[agent] = 1
+            _count(self.user_agents, agent[:200], KEEP_AGENTS)
         addresses = self.addresses
         # IPv4 attackers made by ScanReport share the never-written set: skip the string test
         if (
@@ -185,6 +176,14 @@ def decision_dict(d: Decision) -> dict[str, object]:
         "duration_text": format_duration(d.duration),
         "time": d.start,
     }
+
+
+def _count(counts: dict[str, int], key: str, most: int) -> None:
+    """One more `key`; a key not yet counted is counted only while fewer than `most` are."""
+    if key in counts:
+        counts[key] += 1
+    elif len(counts) < most:
+        counts[key] = 1
 
 
 def _first_attack(key: str, event: Event, kind_text: str) -> Attacker:
@@ -288,7 +287,7 @@ class ScanReport:
                 if time > acc.last:
                     acc.last = time
                 acc.events += 1
-                counts = acc.kinds
+                counts = acc.kinds  # _count() inlined, as in Attacker.add
                 if kind_text in counts:
                     counts[kind_text] += 1
                 elif len(counts) < 64:
