@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
-from importlib.abc import Traversable
 from pathlib import Path
 
 from sipguard.config.errors import ConfigError
@@ -21,8 +19,9 @@ MAX_RULE_FILE = 256 * 1024
 OVERRIDES_SOURCE = "sipguard.toml"
 
 
-def shipped_rules_dir() -> Traversable:
-    return resources.files("sipguard.rules")
+def shipped_rules_dir() -> Path:
+    """The rules shipped in the package (installed as files; see sipguard.data.HERE)."""
+    return Path(__file__).resolve().parent.parent / "rules"
 
 
 def data_lists() -> dict[str, list[str]]:
@@ -30,10 +29,10 @@ def data_lists() -> dict[str, list[str]]:
     return {"scanners": read_lines("scanners.txt")}
 
 
-def rule_dirs(paths: Sequence[str | Path] | None = None) -> list[tuple[str, Traversable]]:
+def rule_dirs(paths: Sequence[str | Path] | None = None) -> list[tuple[str, Path]]:
     """(display path, dir) of every rule directory, sorted by id. A path may be a rules
     directory (holding <id>/rule.toml) or one rule directory (holding rule.toml)."""
-    roots: list[tuple[str, Traversable]]
+    roots: list[tuple[str, Path]]
     if paths is None:
         roots = [("sipguard/rules", shipped_rules_dir())]
     else:
@@ -43,7 +42,7 @@ def rule_dirs(paths: Sequence[str | Path] | None = None) -> list[tuple[str, Trav
             if not path.is_dir():
                 raise ConfigError(str(p), "", "not a directory of rules")
             roots.append((str(p), path))
-    out: list[tuple[str, Traversable]] = []
+    out: list[tuple[str, Path]] = []
     for label, root in roots:
         if root.joinpath("rule.toml").is_file():
             out.append((label, root))
@@ -54,7 +53,7 @@ def rule_dirs(paths: Sequence[str | Path] | None = None) -> list[tuple[str, Trav
     return out
 
 
-def load_rule_file(label: str, directory: Traversable, lists: Mapping[str, list[str]]) -> RuleSpec:
+def load_rule_file(label: str, directory: Path, lists: Mapping[str, list[str]]) -> RuleSpec:
     file = f"{label}/rule.toml"
     try:
         raw = directory.joinpath("rule.toml").read_bytes()

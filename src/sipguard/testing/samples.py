@@ -110,7 +110,7 @@ def run_samples(rule: RuleSpec, samples: Traversable | Path) -> SampleResult:
     return result
 
 
-def rule_samples(paths: list[str | Path] | None = None) -> list[tuple[RuleSpec, Traversable]]:
+def rule_samples(paths: list[str | Path] | None = None) -> list[tuple[RuleSpec, Path]]:
     """(rule, samples dir) for every rule directory; a rule without samples gets its own dir
     (and so fails with 'no sample input files')."""
     from sipguard.config.rules import data_lists
