@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 from datetime import tzinfo
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,7 @@ def _load() -> ModuleType | None:
                 raise ImportError(f"cannot load {path}")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
+            sys.modules[name] = module  # one copy: a later import finds this build
             _native = module
         else:
             _native = importlib.import_module(name)
