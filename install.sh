@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-pkgs=(nftables conntrack libnftables1 python3-venv)
+pkgs=(nftables conntrack libnftables1 python3-venv gcc python3-dev)  # gcc, headers: the C normalizer
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
