@@ -276,3 +276,16 @@ def test_daemon_interleaving(genlog, seed: int) -> None:  # type: ignore[no-unty
     assert not d, d
     assert py_stats == c_stats
     assert py_stats["duplicates"] > 100  # the AMI copies were recognised, not only compared
+
+
+# a double holds microseconds since 1970 exactly only up to the year 2255: found by the fuzz above
+@pytest.mark.parametrize("year", [1, 1969, 1970, 2026, 2255, 2256, 2300, 9026, 9999])
+@pytest.mark.parametrize("tail", ["", ".150", ".999999", ".150+0000", "Z", ".5-01:30", "+1400"])
+def test_event_tv_any_year(year: int, tail: str) -> None:
+    line = (
+        "[2026-11-22 01:34:43.150] SECURITY[18584] res_security_log.c: "
+        f'SecurityEvent="ChallengeSent",EventTV="{year:04d}-11-22T01:34:43{tail}",Severity="Informational",Service="SIP",'
+        'EventVersion="1",AccountID="100",SessionID="0x7f",LocalAddress="IPV4/UDP/127.0.0.1/5070",'
+        'RemoteAddress="IPV4/UDP/127.0.0.1/5061",Challenge="633cad0f"'
+    )
+    check((line + "\n").encode())

@@ -100,8 +100,11 @@ static int event_tv(const char *s, Py_ssize_t n, double *out) {
     } else {
         return 0;
     }
-    /* aware: datetime.timestamp() is total microseconds / 10**6, one correctly rounded division */
+    /* aware: datetime.timestamp() is total microseconds / 10**6, one correctly rounded division.
+     * A double holds the microseconds exactly only up to 2**53 (the year 2255): beyond, Python's
+     * exact integer division and this one would round differently, so Python decides. */
     int64_t total_us = (local - offset) * 1000000 + us;
+    if (total_us > ((int64_t)1 << 53) || total_us < -((int64_t)1 << 53)) return 0;
     *out = (double)total_us / 1e6;
     return 1;
 }
