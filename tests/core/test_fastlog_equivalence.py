@@ -205,7 +205,9 @@ def test_long_lines(n: int, line: str) -> None:
 # -- addresses: the C side builds IPv4Address objects itself ------------------------------------
 _V4ISH = st.lists(
     st.one_of(
-        st.integers(0, 999).map(str), st.sampled_from(["", "0", "00", "01", "255", "256", "1000"])
+        st.integers(0, 999).map(str),
+        st.sampled_from(["", "0", "00", "01", "255", "256", "1000"]),
+        st.integers(0, 10**30).map(str),  # digit runs longer than any octet (no overflow in C)
     ),
     min_size=1,
     max_size=6,

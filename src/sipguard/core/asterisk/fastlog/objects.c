@@ -138,7 +138,10 @@ static int64_t v4_value(const char *s, Py_ssize_t n) {
     while (1) {
         Py_ssize_t start = i;
         int octet = 0;
-        while (i < n && s[i] != '.') octet = octet * 10 + (s[i++] - '0');
+        while (i < n && s[i] != '.') { /* no more than 4 digits are read: no overflow */
+            if (i - start < 4) octet = octet * 10 + (s[i] - '0');
+            i++;
+        }
         Py_ssize_t len = i - start;
         if (len == 0 || len > 3 || (len > 1 && s[start] == '0') || octet > 255) return -1;
         value = (value << 8) | octet;
