@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from ipaddress import ip_address
 from pathlib import Path
@@ -36,7 +36,7 @@ if not fast.available():
         raise RuntimeError(f"the C normalizer is required here but: {fast.load_error()}")
     pytest.skip(f"C normalizer not built: {fast.load_error()}", allow_module_level=True)
 
-from sipguard.testing.fastcompare import py_candidates  # noqa: E402
+from sipguard.testing.fastcompare import diff, py_candidates  # noqa: E402
 
 NATIVE: Any = fast._load()
 LINK_NAMES = [*EVENT_KINDS, "Registration", "Call"]  # fast.h's L_* order
@@ -45,9 +45,8 @@ STAT_AT = {"duplicates": 3, "unlinked": 8, "evicted": 9}  # fast_stats order
 Result = tuple[list[Event], dict[str, int], list[bool]]
 
 
-def run_py(cands: Iterable[Candidate], window: float = 2.0, challenge: float = 5.0) -> Result:
-    stats = NormalizerStats()
-    lk = Linker(stats, window, challenge)
+def drive(lk: Any, cands: Iterable[Candidate]) -> tuple[list[Event], list[bool]]:
+    """What LogNormalizer._run does with a linker: process, then release when anything waits."""
     out: list[Event] = []
     waiting: list[bool] = []
     for c in cands:
@@ -56,28 +55,20 @@ def run_py(cands: Iterable[Candidate], window: float = 2.0, challenge: float = 5
             out += lk.release(c.event.time)
         waiting.append(lk.waiting)
     out += lk.release(None)
+    return out, waiting
+
+
+def run_py(cands: Iterable[Candidate], window: float = 2.0, challenge: float = 5.0) -> Result:
+    stats = NormalizerStats()
+    out, waiting = drive(Linker(stats, window, challenge), cands)
     return out, {k: getattr(stats, k) for k in STAT_AT}, waiting
 
 
 def run_c(cands: Iterable[Candidate], window: float = 2.0, challenge: float = 5.0) -> Result:
     lk = NATIVE.Linker(window, challenge)
-    out: list[Event] = []
-    waiting: list[bool] = []
-    for c in cands:
-        out += lk.process(c)
-        if lk.waiting:
-            out += lk.release(c.event.time)
-        waiting.append(lk.waiting)
-    out += lk.release(None)
+    out, waiting = drive(lk, cands)
     stats = lk.stats()
     return out, {k: stats[i] for k, i in STAT_AT.items()}, waiting
-
-
-def first_difference(a: Sequence[Event], b: Sequence[Event]) -> str:
-    for i, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y or x.origin != y.origin:
-            return f"event {i}:\n  python: {x!r}\n  C:      {y!r}"
-    return "" if len(a) == len(b) else f"lengths differ: python {len(a)}, C {len(b)}"
 
 
 def assert_same(
@@ -85,7 +76,7 @@ def assert_same(
 ) -> dict[str, int]:
     py_out, py_stats, py_wait = run_py(cands, window, challenge)
     c_out, c_stats, c_wait = run_c(cands, window, challenge)
-    assert first_difference(py_out, c_out) == ""
+    assert diff(py_out, c_out) == ""
     assert [e.origin.line_no for e in py_out] == [e.origin.line_no for e in c_out]
     assert c_stats == py_stats
     assert c_wait == py_wait
