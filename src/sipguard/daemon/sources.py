@@ -12,7 +12,7 @@ import asyncio
 import glob
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 
 from sipguard.config.settings import Settings
@@ -74,7 +74,7 @@ class Sources:
         """The task group sources run in (None at stop: nothing more is started)."""
         self._tg = tg
 
-    def apply(self, settings: Settings, fraud: bool, restart: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def apply(self, settings: Settings, fraud: bool, restart: Collection[str] = ()) -> None:
         """THE start-up path: stop the sources in `restart` and those no longer wanted, start
         every wanted source that is not running. At start `restart` is empty."""
         want = wanted(settings, fraud)
