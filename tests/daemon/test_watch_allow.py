@@ -28,7 +28,7 @@ def test_status_names_missing_logs_and_warns_until_one_appears(tmp_path):
     messages, security = f"{tmp_path}/log/messages", f"{tmp_path}/log/security"
     waiting = (
         f"no Asterisk log exists yet: waiting for {messages}, {security}:"
-        " nothing is protected until one appears"
+        " nothing is protected until one of them can be read"
     )
     try:
         st = d.request("status")
@@ -128,5 +128,35 @@ def test_allow_list_add_remove_persist_and_config_entries_are_fixed(tmp_path):
         more = "".join(pjsip_failure("198.51.100.9", 10 + i) for i in range(5))
         append(tmp_path / "log" / "messages", more)
         wait_for(lambda: "198.51.100.9/32" in d.banned())
+    finally:
+        d.stop()
+
+
+def test_ami_that_does_not_answer_is_named_not_connected_never_running(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = make_config(tmp_path)
+    text = cfg.read_text().replace(
+        "poll_interval = 0.2\n", "poll_interval = 0.2\nenabled = false\n"
+    )
+    ami = f'[sources.ami]\nenabled = true\nport = {port}\nusername = "u"\nsecret = "s"\n'
+    cfg.write_text(text + ami)
+    d = DaemonProc(cfg, tmp_path / "ctl.sock", ["--dry-run"]).start()
+    try:
+        wait_for(lambda: d.request("status")["sources"]["ami"]["ami_error"], 10)
+        st = d.request("status")
+        [watch] = st["watching"]
+        assert watch["source"] == "ami" and watch["name"] == f"127.0.0.1:{port}"
+        assert watch["state"].startswith("not connected (") and watch["active"] is False
+        assert st["sources"]["ami"]["state"] == "waiting"
+        assert st["watch_warning"] == (
+            f"nothing read from ami 127.0.0.1:{port} ({watch['state']}):"
+            " nothing is protected until one of them can be read"
+        )
+        text = cli(tmp_path / "ctl.sock", "status").stdout
+        assert "  source ami: waiting," in text and "ami: running" not in text
     finally:
         d.stop()

@@ -227,4 +227,4 @@ def nothing_watched(watch: list[WatchEntry]) -> str | None:
         parts.append(f"no Asterisk log exists yet: waiting for {', '.join(logs)}")
     if others:
         parts.append("nothing read from " + ", ".join(others))
-    return "; ".join(parts) + ": nothing is protected until one appears"
+    return "; ".join(parts) + ": nothing is protected until one of them can be read"
