@@ -31,7 +31,10 @@ COMMAND_MODULES = {
     "scan": "sipguard.cli.scan",
     "rules": "sipguard.cli.rules",
     **dict.fromkeys(
-        ("run", "config", "status", "bans", "ban", "unban", "allow", "explain", "reload"),
+        (
+            *("run", "config", "status", "bans", "ban", "unban"),
+            *("allow", "unallow", "explain", "reload"),
+        ),
         "sipguard.cli.daemon",
     ),
     "firewall": "sipguard.cli.firewall",
