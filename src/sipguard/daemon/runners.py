@@ -11,7 +11,7 @@ events straight to detection. The AMI client also feeds the fraud watcher, whose
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,13 +40,26 @@ class StoreCheckpoints:
 
 
 @dataclass(frozen=True)
+class SourceView:
+    """What `status` reads of a running source, built by its runner from the concrete object."""
+
+    stats: Callable[[], Mapping[str, int]]
+    #: extra status fields ({"inotify": True}, {"connected": False, "ami_error": "..."})
+    details: Callable[[], dict[str, object]] = dict
+    #: for a source that can run without reading anything (AMI before it connects)
+    reading: Callable[[], bool] | None = None
+    problem: Callable[[], str] = str  # why it does not read, "" when it does
+
+
+@dataclass(frozen=True)
 class SourceContext:
     settings: Settings
     checkpoints: StoreCheckpoints
     lines: Emit
     queue_event: Callable[[Event, bool], None]
     fraud: Callable[[], FraudRuntime | None]
-    register: Callable[[str, object], None]  # the running follower / client, for status
+    #: the running follower / client / sensor (the fraud watcher acts through the AMI client)
+    register: Callable[[str, object, SourceView], None]
 
 
 Runner = Callable[[SourceContext], Awaitable[None]]
@@ -62,7 +75,11 @@ async def run_logs(ctx: SourceContext) -> None:
         poll_interval=cfg.poll_interval,
         from_end_if_new=cfg.from_end_if_new,
     )
-    ctx.register("logs", follower)
+    ctx.register(
+        "logs",
+        follower,
+        SourceView(lambda: follower.stats, lambda: {"inotify": follower.inotify_active}),
+    )
     await follower.run(ctx.lines)
 
 
@@ -70,7 +87,7 @@ async def run_journald(ctx: SourceContext) -> None:
     from sipguard.sources.journald import JournaldSource
 
     source = JournaldSource(ctx.settings.sources.journald.identifier, ctx.checkpoints)
-    ctx.register("journald", source)
+    ctx.register("journald", source, SourceView(lambda: source.stats))
     await source.run(ctx.lines)
 
 
@@ -98,20 +115,31 @@ async def run_ami(ctx: SourceContext) -> None:
         if event is not None:
             ctx.queue_event(event, False)
 
-    ctx.register("ami", client)
+    def problem() -> str:
+        return str(client.last_error) if client.last_error is not None else ""
+
+    def details() -> dict[str, object]:
+        return {"connected": client.connected.is_set(), "ami_error": problem()}
+
+    ctx.register(
+        "ami", client, SourceView(lambda: client.stats, details, client.connected.is_set, problem)
+    )
     await client.run(on_event)
 
 
 async def run_sensor(ctx: SourceContext) -> None:
     """The NFQUEUE packet sensor, when the config has a `[sensor]` table."""
+    from sipguard.sensor.nfq import NfqSensor
     from sipguard.sensor.nfq import run_sensor as run_nfq
 
     config = build_sensor_config(ctx.settings)
     if config is None:
         return
-    await run_nfq(
-        config, lambda e: ctx.queue_event(e, True), on_ready=lambda s: ctx.register("sensor", s)
-    )
+
+    def ready(sensor: NfqSensor) -> None:
+        ctx.register("sensor", sensor, SourceView(sensor.stats))
+
+    await run_nfq(config, lambda e: ctx.queue_event(e, True), on_ready=ready)
 
 
 async def run_fraud(ctx: SourceContext) -> None:

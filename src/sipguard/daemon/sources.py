@@ -12,7 +12,7 @@ import asyncio
 import glob
 import logging
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from functools import partial
 
 from sipguard.config.settings import Settings
@@ -20,6 +20,7 @@ from sipguard.daemon.logs import kv
 from sipguard.daemon.runners import (
     Runner,
     SourceContext,
+    SourceView,
     run_ami,
     run_fraud,
     run_journald,
@@ -51,12 +52,14 @@ def wanted(settings: Settings, fraud: bool) -> dict[str, Runner]:
 
 def changed(old: Settings, new: Settings) -> set[str]:
     """Sources whose settings differ (restarted by a reload; the others keep running)."""
-    out = {
-        n for n in ("logs", "ami", "journald") if getattr(old.sources, n) != getattr(new.sources, n)
+    a, b = old.sources, new.sources
+    differs = {
+        "logs": a.logs != b.logs,
+        "ami": a.ami != b.ami,
+        "journald": a.journald != b.journald,
+        "sensor": old.sensor != new.sensor,
     }
-    if old.sensor != new.sensor:
-        out.add("sensor")
-    return out
+    return {name for name, yes in differs.items() if yes}
 
 
 class Sources:
@@ -64,11 +67,12 @@ class Sources:
         self._make_context = make_context
         self.states: dict[str, SourceState] = {}
         self.objects: dict[str, object] = {}  # the running follower / AMI client / sensor
+        self.views: dict[str, SourceView] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._tg: asyncio.TaskGroup | None = None
 
-    def register(self, name: str, obj: object) -> None:
-        self.objects[name] = obj
+    def register(self, name: str, obj: object, view: SourceView) -> None:
+        self.objects[name], self.views[name] = obj, view
 
     def attach(self, tg: asyncio.TaskGroup | None) -> None:
         """The task group sources run in (None at stop: nothing more is started)."""
@@ -84,6 +88,7 @@ class Sources:
                 self._tasks.pop(name).cancel()
                 self.states.pop(name, None)
                 self.objects.pop(name, None)
+                self.views.pop(name, None)
                 if name in restart and name in want:
                     kv(log, logging.INFO, "source settings changed, restarting", source=name)
         if self._tg is None:
@@ -126,9 +131,9 @@ class Sources:
                     }
                 )
         if src.ami.enabled:
-            ami = self.objects.get("ami")
-            connected = _is_set(getattr(ami, "connected", None))
-            err = getattr(ami, "last_error", None)
+            view = self.views.get("ami")
+            connected = view is not None and view.reading is not None and view.reading()
+            err = view.problem() if view is not None else ""
             state = "connected" if connected else "not connected" + (f" ({err})" if err else "")
             out.append(
                 {
@@ -149,7 +154,7 @@ class Sources:
                 }
             )
         if settings.sensor:
-            up = self._up("sensor") and "sensor" in self.objects
+            up = self._up("sensor") and "sensor" in self.views
             out.append(
                 {
                     "source": "sensor",
@@ -172,18 +177,10 @@ class Sources:
         for name, st in self.states.items():
             entry: dict[str, object] = dict(st.to_dict())
             entry["state"] = _state(name, st.running, watch)
-            obj = self.objects.get(name)
-            stats = getattr(obj, "stats", None)
-            if callable(stats):  # the packet sensor computes its counters on demand
-                stats = stats()
-            if isinstance(stats, Mapping):
-                entry["stats"] = dict(stats)
-            if name == "logs" and obj is not None:
-                entry["inotify"] = bool(getattr(obj, "inotify_active", False))
-            if name == "ami" and obj is not None:
-                entry["connected"] = _is_set(getattr(obj, "connected", None))
-                err = getattr(obj, "last_error", None)
-                entry["ami_error"] = str(err) if err is not None else ""
+            view = self.views.get(name)
+            if view is not None:
+                entry["stats"] = dict(view.stats())
+                entry.update(view.details())
             out[name] = entry
         return out
 
@@ -205,10 +202,6 @@ def _exists(pattern: str) -> bool:
     if glob.has_magic(pattern):
         return bool(glob.glob(pattern))
     return os.path.exists(pattern)
-
-
-def _is_set(flag: object) -> bool:
-    return isinstance(flag, asyncio.Event) and flag.is_set()
 
 
 def nothing_watched(watch: list[WatchEntry]) -> str | None:
