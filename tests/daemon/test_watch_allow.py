@@ -160,3 +160,19 @@ def test_ami_that_does_not_answer_is_named_not_connected_never_running(tmp_path)
         assert "  source ami: waiting," in text and "ami: running" not in text
     finally:
         d.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((), "sipguard: error: allow: give a CIDR, --list or --remove CIDR\n"),
+        (("--list", "192.0.2.1"), "sipguard: error: allow --list takes no CIDR\n"),
+        (
+            ("192.0.2.1", "--remove", "192.0.2.2"),
+            "sipguard: error: allow --remove CIDR takes no second CIDR\n",
+        ),
+    ],
+)
+def test_allow_usage_errors_are_one_line_before_any_request(tmp_path, args, error):
+    done = cli(tmp_path / "no-daemon.sock", "allow", *args)
+    assert done.returncode == 2 and done.stderr == error
