@@ -180,7 +180,7 @@ class WebServer:
             h = response.headers
             h.setdefault("Content-Security-Policy", CSP)
             h.setdefault("X-Content-Type-Options", "nosniff")
-            h.setdefault("Referrer-Policy", "no-referrer")
+            h.setdefault("Referrer-Policy", "same-origin")  # no-referrer makes Origin "null"
             h.setdefault("X-Frame-Options", "DENY")
             h.setdefault("Cache-Control", "no-store")
         return response
@@ -352,8 +352,8 @@ class WebServer:
         return web.json_response({"alerts": self.live.fraud, "status": status.get("fraud", {})})
 
     async def _audit(self, request: web.Request) -> web.StreamResponse:
-        if self.audit is None:
-            return web.json_response({"error": "no Asterisk configuration to audit"}, status=404)
+        if self.audit is None:  # 200: nothing failed, there is just nothing to show
+            return web.json_response({"error": "no Asterisk configuration to audit ([web])"})
         return web.json_response(await self.audit())
 
     async def _command(self, cmd: str, args: dict[str, object]) -> web.StreamResponse:

@@ -157,7 +157,7 @@
   async function loadAudit() {
     const r = await fetch("/api/audit", { credentials: "same-origin" });
     const a = await r.json();
-    if (!r.ok) { $("#audit-summary").textContent = a.error; return; }
+    if (!r.ok || a.error) { $("#audit-summary").textContent = a.error; return; }
     $("#audit-summary").textContent = "Score " + a.score + "/100, " + a.findings.length + " findings, run " + when(a.time) + " on " + a.path + ".";
     fill($("#audit-table tbody"), a.findings.map((f) => el("tr", {}, el("td", {}, f.severity), el("td", {}, f.check || f.id || ""),
       el("td", {}, (f.file || "") + (f.line ? ":" + f.line : "")), el("td", {}, f.message || f.title || ""))));
@@ -178,6 +178,11 @@
     csrf = s.csrf;
     $("#who").textContent = s.user;
     $("#logout").hidden = !s.login;
+    $("#logout").addEventListener("submit", async (ev) => {  // a POST: it needs the token too
+      ev.preventDefault();
+      await fetch("/logout", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf } });
+      location.href = "/login";
+    });
     $("#attackers-q").addEventListener("input", loadAttackers);
     $("#bans-q").addEventListener("input", loadBans);
     $("#manual-ban").addEventListener("click", () => act("ban", $("#manual-addr").value.trim(), { for: $("#manual-for").value.trim() }));
