@@ -15,23 +15,21 @@ import os
 import shutil
 import socket
 import sqlite3
-import struct
 import sys
 import time
 import urllib.error
 import urllib.request
-import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sipguard.daemon.harness import DaemonProc, append, pjsip_failure, wait_for
+from sipguard.testing.browser import assert_not_blank, chromium, chromium_missing, severe_console
 from sipguard.web.auth import hash_password
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PASSWORD = "a long dashboard password"
 RUN = """
 import asyncio, logging, sys
@@ -54,49 +52,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def png_pixels(path: Path) -> bytes:
-    """The raw (filtered) scanlines of a PNG: enough to see whether anything was drawn."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat = 8, b""
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        if kind == b"IDAT":
-            idat += data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-    return zlib.decompress(idat)
-
-
-def assert_not_blank(path: Path) -> None:
-    raw = png_pixels(path)
-    assert len(raw) > 100_000
-    samples = {raw[i : i + 3] for i in range(0, len(raw) - 3, 101)}
-    assert len(samples) > 50, f"{path} looks blank ({len(samples)} distinct samples)"
-
-
-def browser(profile: Path) -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,1700",
-    ):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(options=opts, service=Service(DRIVER))
-
-
 def post(url: str, cookie: str, headers: dict[str, str]) -> int:
     req = urllib.request.Request(
         url,
@@ -112,9 +67,8 @@ def post(url: str, cookie: str, headers: dict[str, str]) -> int:
 
 
 def test_dashboard_in_chromium_against_a_daemon_banning_in_a_namespace(netlab, tmp_path):
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(DRIVER, os.X_OK)):
-        pytest.skip("needs Debian's chromium and chromium-driver (scripts/install-deps --dev)")
-    pytest.importorskip("selenium", reason="needs selenium (pip, the dev extra)")
+    if chromium_missing():
+        pytest.skip(chromium_missing())
     from selenium.webdriver.common.by import By
 
     shots = Path(os.environ.get("SIPGUARD_SHOTS") or tmp_path)
@@ -148,7 +102,7 @@ asterisk_config = ""
     driver = None
     try:
         daemon.start()
-        driver = browser(tmp_path / "chromium")
+        driver = chromium(tmp_path / "chromium")
         driver.set_page_load_timeout(20)
         # beyond loopback: the dashboard sends a stranger to the login page
         driver.get(url + "/")
@@ -206,7 +160,7 @@ asterisk_config = ""
         assert ("admin", "login", "127.0.0.1", "ok") in actions(tmp_path)
         wait_for(lambda: "unban" in _text(driver, "#toast"), 3, 0.05)
 
-        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        severe = severe_console(driver)
         assert severe == [], severe
         # logging out (a POST with the token) ends the session
         driver.find_element(By.CSS_SELECTOR, "#logout button").click()
