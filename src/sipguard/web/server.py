@@ -87,6 +87,7 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         self._pusher: asyncio.Task[None] | None = None
         self._latest = b""
+        self._cached: tuple[float, str] | None = None  # (monotonic time, overview JSON)
         self._fresh = asyncio.Condition()
         self.streams = 0
         self._routes()
@@ -296,17 +297,26 @@ class WebServer:
         assert isinstance(status, dict) and isinstance(bans, list)
         return build_overview(status, bans, self.live, self.clock())
 
+    async def overview_json(self) -> str:
+        """The overview as JSON, made at most once per half push interval however many
+        viewers ask: a page load or a new stream costs a copy, not a computation."""
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] >= self.config.push_interval / 2:
+            try:
+                data = json.dumps(await self.overview(), separators=(",", ":"))
+            except Exception as exc:  # a failing status must not end the pushes
+                data = json.dumps({"error": str(exc)[:200]})
+            self._cached = (now, data)
+        return self._cached[1]
+
     async def _overview(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(await self.overview())
+        return web.Response(text=await self.overview_json(), content_type="application/json")
 
     async def _push(self) -> None:
         """One overview a second for all viewers together: 50 viewers cost what one does."""
         while True:
             if self.streams:
-                try:
-                    data = json.dumps(await self.overview(), separators=(",", ":"))
-                except Exception as exc:  # a failing status must not end the pushes
-                    data = json.dumps({"error": str(exc)[:200]})
+                data = await self.overview_json()
                 self._latest = f"event: overview\ndata: {data}\n\n".encode()
                 async with self._fresh:
                     self._fresh.notify_all()
@@ -320,7 +330,7 @@ class WebServer:
         await response.prepare(request)
         self.streams += 1
         try:
-            first = json.dumps(await self.overview(), separators=(",", ":"))
+            first = await self.overview_json()
             await response.write(f"event: overview\ndata: {first}\n\n".encode())
             while True:
                 async with self._fresh:
