@@ -52,8 +52,10 @@ class Daemon:
         dry_run: bool = False,
         simulate: bool = False,
         netns: str | None = None,
+        firewall: Any = None,
     ) -> None:
         self.settings = settings
+        self.firewall = firewall  # the enforcer process's client (privsep); None: build one
         self.config_path = config_path
         self.dry_run = dry_run
         self.cli_simulate = simulate  # --simulate wins over the file, across reloads
@@ -91,7 +93,7 @@ class Daemon:
         )
         await self.control.check_free()
         Path(s.daemon.state_dir).mkdir(parents=True, exist_ok=True)
-        firewall = build_firewall(s, self.dry_run, self.netns)
+        firewall = self.firewall or build_firewall(s, self.dry_run, self.netns)
         self.enforcer = Enforcer(firewall, None, [])
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store

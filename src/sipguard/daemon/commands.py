@@ -96,6 +96,7 @@ class Commands:
                 "errors": d.enforcer.errors,
                 "refused_allow_listed": d.enforcer.refused_allowed,
             },
+            "enforcer": await d.enforcer.firewall_status(),
             "reloads": dict(d.reloads, last_error=d.last_reload_error),
             "control": {"requests": d.control.requests, "refused": d.control.refused},
             "recent_alerts": list(p.recent)[-20:],

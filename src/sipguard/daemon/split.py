@@ -1,0 +1,115 @@
+"""`sipguard run` as two processes (the default; `--no-privsep` keeps one, for tests and dev).
+
+The enforcer is the parent systemd starts: it reads the configuration (a root-owned file, not
+attacker input), creates the firewall table, and starts the parser as `python -m sipguard run
+--privsep-fd N` with one end of a socketpair. It then keeps CAP_NET_ADMIN only and answers
+requests until the parser closes the channel, and exits with the parser's status. The parser
+drops every capability (and switches user when `[daemon] user` is set) before it reads any
+log, AMI or CDR text; it gets SIGKILL if the enforcer dies, like the single process did on
+kill -9, and systemd restarts the pair. Bans stay in the kernel either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sipguard.config.settings import Settings
+from sipguard.daemon import caps
+from sipguard.daemon.allow import build_allow_networks, own_addresses
+from sipguard.daemon.build import build_firewall
+from sipguard.daemon.control import ControlServer
+from sipguard.daemon.logs import kv
+from sipguard.daemon.privsep import EnforcerServer, FirewallClient
+from sipguard.policy.guard import BanGuard
+
+log = logging.getLogger("sipguard.enforcer")
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # stop, stop, reload: the parser's
+
+
+def identity(settings: Settings) -> caps.Identity:
+    d = settings.daemon
+    return caps.resolve_identity(d.user, d.group, d.groups)
+
+
+def run_enforcer(settings: Settings, config: str | None, dry_run: bool, simulate: bool) -> int:
+    who = identity(settings)  # a bad user/group name stops the start here, with its key
+    # beside a running daemon, stop before the kernel is touched (the parser checks it again)
+    asyncio.run(ControlServer(settings.daemon.control_socket, _no_handler).check_free())
+    firewall = build_firewall(settings, dry_run)
+    firewall.init()
+    a = settings.allow
+    configured = build_allow_networks(a.networks, a.hosts, include_own=False)
+    server = EnforcerServer(firewall, BanGuard(configured=tuple(configured)), own=own_addresses)
+    _prepare_dirs(settings, who)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    argv = [sys.executable, "-m", "sipguard", "run", "--privsep-fd", str(theirs.fileno())]
+    argv += ["--config", config] if config else []
+    argv += ["--dry-run"] if dry_run else []
+    argv += ["--simulate"] if simulate else []
+    child = subprocess.Popen(argv, pass_fds=(theirs.fileno(),))
+    theirs.close()
+
+    def forward(sig: int, frame: FrameType | None) -> None:
+        child.send_signal(sig)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    try:
+        caps.drop(keep=(caps.CAP_NET_ADMIN,), for_exec=True)
+    except caps.PrivilegeError:
+        child.kill()
+        child.wait()
+        raise
+    kv(log, logging.INFO, "enforcer running", pid=os.getpid(), parser=child.pid)
+    try:
+        server.serve(ours)
+    finally:
+        ours.close()
+        firewall.close()  # finishes queued conntrack flushes; the bans stay in the kernel
+    rc = child.wait()
+    kv(log, logging.INFO, "enforcer stopped", parser_status=rc, **server.counts)
+    return rc if rc >= 0 else 1  # the parser died of a signal: a failure, systemd restarts
+
+
+async def _no_handler(cmd: str, args: dict[str, Any]) -> Any:
+    raise AssertionError("never served")  # the server above only checks, it never listens
+
+
+def _prepare_dirs(settings: Settings, who: caps.Identity) -> None:
+    """Create the state and socket directories the parser writes, owned by its user when one is
+    set. Existing directories are left as they are: chown of a shared one (/run) would be wrong."""
+    dirs = {Path(settings.daemon.state_dir), Path(settings.daemon.control_socket).parent}
+    for d in sorted(dirs):
+        if d.exists():
+            continue
+        d.mkdir(parents=True, mode=0o750)
+        if who.uid is not None and who.gid is not None:
+            os.chown(d, who.uid, who.gid)
+
+
+def start_parser(settings: Settings, fd: int) -> FirewallClient:
+    """In the child, first thing after reading the configuration: drop privileges, then wrap
+    the channel. The packet sensor alone needs CAP_NET_ADMIN (NFQUEUE verdicts are checked
+    against the sender's capabilities at each send), so it keeps that one when configured."""
+    parent = os.getppid()
+    keep: tuple[int, ...] = (caps.CAP_NET_ADMIN,) if settings.sensor else ()
+    caps.drop(keep, identity(settings), parent_death=signal.SIGKILL)
+    if os.getppid() != parent:  # the enforcer died before the death signal was armed
+        raise caps.PrivilegeError("the enforcer process is gone")
+    if keep:
+        kv(log, logging.WARNING, "[sensor] is on: the parsing process keeps CAP_NET_ADMIN")
+    return FirewallClient(socket.socket(fileno=fd))
+
+
+def parser_caps() -> dict[str, Any]:
+    """This process's capability sets, for `status`."""
+    return {k: f"{v:016x}" for k, v in caps.read_caps().items()}

@@ -1,0 +1,193 @@
+"""What the enforcer process accepts from the parsing process: typed requests and the ban guard.
+
+Pure: a decoded JSON value in, a typed request or a `Refused` out; a network in, a refusal reason
+or None out. The parsing process reads attacker-controlled text, so everything it sends is treated
+as hostile too: unknown fields, wrong types, /0 networks, absurd timeouts and too many entries are
+refused as a whole; a well-formed ban of a protected network is refused entry by entry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Literal
+
+from sipguard.core import Network
+from sipguard.policy.decide import AllowList
+
+# The same bounds a rule may ask for (detect/spec.py: ipv4_prefix 8-32, ipv6_prefix 16-128):
+# anything wider is not a source of attack but most of the Internet.
+MIN_PREFIX = {4: 8, 6: 16}
+MIN_TIMEOUT = 1  # seconds; the kernel rounds 0 to "no timeout", which would be permanent
+MAX_TIMEOUT = 10 * 366 * 86400  # ten years: longer is "permanent" (null), not a number
+MAX_ENTRIES = 200_000  # per request: a reconcile of the largest store the daemon keeps
+MAX_TEXT = 64  # characters of one network ("ffff:...:ffff/128" is 43)
+
+# Never banned whatever is asked: the kernel would cut this host off from itself or its link.
+ALWAYS_REFUSED: tuple[tuple[Network, str], ...] = (
+    (ip_network("127.0.0.0/8"), "loopback"),
+    (ip_network("::1/128"), "loopback"),
+    (ip_network("::ffff:127.0.0.0/104"), "loopback"),
+    (ip_network("169.254.0.0/16"), "link-local"),
+    (ip_network("fe80::/10"), "link-local"),
+    (ip_network("0.0.0.0/8"), "unspecified"),
+    (ip_network("::/128"), "unspecified"),
+    (ip_network("224.0.0.0/4"), "multicast"),
+    (ip_network("ff00::/8"), "multicast"),
+)
+
+Op = Literal["ban", "unban", "reconcile", "allow", "status", "list"]
+OPS: tuple[Op, ...] = ("ban", "unban", "reconcile", "allow", "status", "list")
+
+
+class Refused(Exception):
+    """A request refused as a whole; `counter` names the status counter it is counted under."""
+
+    def __init__(self, counter: str, reason: str) -> None:
+        super().__init__(reason)
+        self.counter = counter
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    network: Network
+    timeout: int | None  # whole seconds; None = permanent
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    op: Op
+    bans: tuple[Ban, ...] = ()  # ban, reconcile
+    networks: tuple[Network, ...] = ()  # unban, allow
+
+
+_FIELDS: dict[str, frozenset[str]] = {
+    "ban": frozenset({"op", "bans"}),
+    "reconcile": frozenset({"op", "bans"}),
+    "unban": frozenset({"op", "networks"}),
+    "allow": frozenset({"op", "networks"}),
+    "status": frozenset({"op"}),
+    "list": frozenset({"op"}),
+}
+
+
+def parse_request(value: object) -> Request:
+    """A decoded JSON value -> Request; Refused("malformed" | "unknown-op" | "bad-network" |
+    "bad-timeout" | "too-many", reason) for anything else."""
+    if not isinstance(value, dict):
+        raise Refused("malformed", f"a request is a JSON object, not {type(value).__name__}")
+    op = value.get("op")
+    if not isinstance(op, str):
+        raise Refused("malformed", "no 'op' string")
+    known = next((o for o in OPS if o == op), None)  # the Literal, for the type checker
+    if known is None:
+        raise Refused("unknown-op", f"unknown op {op[:40]!r} (known: {', '.join(OPS)})")
+    extra = sorted(str(k)[:40] for k in set(value) - _FIELDS[known])
+    if extra:
+        raise Refused("malformed", f"{known}: unknown fields {', '.join(extra)}")
+    if known in ("ban", "reconcile"):
+        return Request(known, bans=tuple(_ban(x) for x in _items(value, "bans")))
+    if known in ("unban", "allow"):
+        return Request(known, networks=tuple(_network(x) for x in _items(value, "networks")))
+    return Request(known)
+
+
+def _items(value: Mapping[str, object], key: str) -> list[object]:
+    items = value.get(key)
+    if not isinstance(items, list):
+        raise Refused("malformed", f"'{key}' must be a list")
+    if len(items) > MAX_ENTRIES:
+        raise Refused("too-many", f"{len(items)} entries (at most {MAX_ENTRIES})")
+    return items
+
+
+def _network(value: object) -> Network:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise Refused("bad-network", f"a network is a short string, not {_show(value)}")
+    try:
+        net = ip_network(value, strict=True)
+    except ValueError:
+        why = "not a network (address/prefix, host bits zero)"
+        raise Refused("bad-network", f"{why}: {_show(value)}") from None
+    if net.prefixlen < MIN_PREFIX[net.version]:
+        raise Refused(
+            "bad-network", f"{net}: prefix shorter than /{MIN_PREFIX[net.version]} is refused"
+        )
+    return net
+
+
+def _ban(value: object) -> Ban:
+    if not isinstance(value, dict) or set(value) - {"network", "family", "timeout"}:
+        raise Refused("malformed", f"a ban is {{network, family, timeout}}, not {_show(value)}")
+    net = _network(value.get("network"))
+    family = value.get("family")
+    if family not in (4, 6) or isinstance(family, bool) or family != net.version:
+        raise Refused("bad-network", f"{net}: family {_show(family)} does not match")
+    return Ban(net, _timeout(value.get("timeout")))
+
+
+def _timeout(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Refused("bad-timeout", f"a timeout is whole seconds or null, not {_show(value)}")
+    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+        raise Refused("bad-timeout", f"a timeout is whole seconds, not {_show(value)}")
+    if not MIN_TIMEOUT <= value <= MAX_TIMEOUT:
+        bounds = f"{MIN_TIMEOUT}-{MAX_TIMEOUT} s"
+        raise Refused("bad-timeout", f"timeout {_show(value)} outside {bounds}")
+    return int(value)
+
+
+def _show(value: object) -> str:
+    return repr(value)[:60]
+
+
+@dataclass
+class BanGuard:
+    """The networks the enforcer refuses to ban: the configured allow-list (read by the enforcer
+    itself), runtime additions (which only ever add protection), this host's own addresses, and
+    `ALWAYS_REFUSED`. Overlap counts: a /24 holding an allow-listed address is refused."""
+
+    configured: tuple[Network, ...] = ()
+    own: tuple[Network, ...] = ()
+    runtime: set[Network] = field(default_factory=set)
+    _allow: AllowList = field(default_factory=AllowList)
+
+    def __post_init__(self) -> None:
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._allow = AllowList([*self.configured, *sorted(self.runtime, key=_key)])
+
+    def add_allowed(self, networks: Iterable[Network]) -> int:
+        """Union in runtime allow entries (never removes one); returns how many were new."""
+        new = set(networks) - self.runtime
+        if new:
+            self.runtime |= new
+            self._rebuild()
+        return len(new)
+
+    def set_own(self, own: Iterable[Network]) -> None:
+        self.own = tuple(own)
+
+    def refuse(self, net: Network) -> str | None:
+        """Why `net` must not be banned, or None."""
+        for fixed, why in ALWAYS_REFUSED:
+            if fixed.version == net.version and fixed.overlaps(net):
+                return why
+        if AllowList(self.own).contains(net):
+            return "own-address"
+        if self._allow.contains(net):
+            return "allow-listed"
+        return None
+
+    def allowed_count(self) -> int:
+        return len(self._allow)
+
+
+def _key(n: IPv4Network | IPv6Network) -> tuple[int, int, int]:
+    return (n.version, int(n.network_address), n.prefixlen)
