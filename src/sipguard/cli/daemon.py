@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
         help="tests/dev only: one process that parses with CAP_NET_ADMIN (default: two)",
     )
     # the enforcer starts the parsing process with its end of the channel; not for people
-    p.add_argument("--privsep-fd", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--privsep-fd", default=None, help=argparse.SUPPRESS)
 
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="COMMAND")

@@ -55,6 +55,7 @@ class EnforcerServer:
             try:
                 frame = channel.receive(sock, channel.MAX_REQUEST)
             except channel.Oversized as exc:
+                self.counts["requests"] += 1
                 channel.send(sock, self._refused(Refused("oversized", str(exc))))
                 continue
             except (EOFError, OSError) as exc:

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -51,15 +52,22 @@ def run_enforcer(settings: Settings, config: str | None, dry_run: bool, simulate
     server = EnforcerServer(firewall, BanGuard(configured=tuple(configured)), own=own_addresses)
     _prepare_dirs(settings, who)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    argv = [sys.executable, "-m", "sipguard", "run", "--privsep-fd", str(theirs.fileno())]
+    # signals reach the parser through a pipe: a parser running as another user may not be
+    # signalled by an enforcer that kept no CAP_KILL, but it may always signal itself
+    sig_r, sig_w = os.pipe()
+    argv = [sys.executable, "-m", "sipguard", "run", "--privsep-fd", f"{theirs.fileno()},{sig_r}"]
     argv += ["--config", config] if config else []
     argv += ["--dry-run"] if dry_run else []
     argv += ["--simulate"] if simulate else []
-    child = subprocess.Popen(argv, pass_fds=(theirs.fileno(),))
+    child = subprocess.Popen(argv, pass_fds=(theirs.fileno(), sig_r))
     theirs.close()
+    os.close(sig_r)
 
     def forward(sig: int, frame: FrameType | None) -> None:
-        child.send_signal(sig)
+        try:
+            os.write(sig_w, bytes([sig]))
+        except OSError:  # the parser is gone already: serve() sees EOF and we exit
+            pass
 
     for sig in FORWARDED:
         signal.signal(sig, forward)
@@ -76,6 +84,7 @@ def run_enforcer(settings: Settings, config: str | None, dry_run: bool, simulate
         ours.close()
         firewall.close()  # finishes queued conntrack flushes; the bans stay in the kernel
     rc = child.wait()
+    os.close(sig_w)
     kv(log, logging.INFO, "enforcer stopped", parser_status=rc, **server.counts)
     return rc if rc >= 0 else 1  # the parser died of a signal: a failure, systemd restarts
 
@@ -96,10 +105,15 @@ def _prepare_dirs(settings: Settings, who: caps.Identity) -> None:
             os.chown(d, who.uid, who.gid)
 
 
-def start_parser(settings: Settings, fd: int) -> FirewallClient:
+def start_parser(settings: Settings, fds: str) -> FirewallClient:
     """In the child, first thing after reading the configuration: drop privileges, then wrap
     the channel. The packet sensor alone needs CAP_NET_ADMIN (NFQUEUE verdicts are checked
-    against the sender's capabilities at each send), so it keeps that one when configured."""
+    against the sender's capabilities at each send), so it keeps that one when configured.
+    `fds`: "CHANNEL,SIGNALS" as the enforcer passed them."""
+    try:
+        chan, sig = (int(x) for x in fds.split(","))
+    except ValueError:
+        raise caps.PrivilegeError(f"--privsep-fd: expected two descriptors, got {fds!r}") from None
     parent = os.getppid()
     keep: tuple[int, ...] = (caps.CAP_NET_ADMIN,) if settings.sensor else ()
     caps.drop(keep, identity(settings), parent_death=signal.SIGKILL)
@@ -107,7 +121,18 @@ def start_parser(settings: Settings, fd: int) -> FirewallClient:
         raise caps.PrivilegeError("the enforcer process is gone")
     if keep:
         kv(log, logging.WARNING, "[sensor] is on: the parsing process keeps CAP_NET_ADMIN")
-    return FirewallClient(socket.socket(fileno=fd))
+    threading.Thread(
+        target=_relay_signals, args=(sig,), name="sipguard-signals", daemon=True
+    ).start()
+    return FirewallClient(socket.socket(fileno=chan))
+
+
+def _relay_signals(fd: int) -> None:
+    """Raise here the signals the enforcer received (stop, reload) until it closes the pipe."""
+    while data := os.read(fd, 64):
+        for sig in data:
+            if sig in FORWARDED:
+                os.kill(os.getpid(), sig)
 
 
 def parser_caps() -> dict[str, Any]:

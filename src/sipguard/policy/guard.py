@@ -120,7 +120,8 @@ def _network(value: object) -> Network:
 
 
 def _ban(value: object) -> Ban:
-    if not isinstance(value, dict) or set(value) - {"network", "family", "timeout"}:
+    # all three fields, always: a missing timeout must not quietly mean "permanent"
+    if not isinstance(value, dict) or set(value) != {"network", "family", "timeout"}:
         raise Refused("malformed", f"a ban is {{network, family, timeout}}, not {_show(value)}")
     net = _network(value.get("network"))
     family = value.get("family")
