@@ -94,15 +94,26 @@ async def _no_handler(cmd: str, args: dict[str, Any]) -> Any:
 
 
 def _prepare_dirs(settings: Settings, who: caps.Identity) -> None:
-    """Create the state and socket directories the parser writes, owned by its user when one is
-    set. Existing directories are left as they are: chown of a shared one (/run) would be wrong."""
+    """Give the parser's user the directories it writes (state, control socket). A missing one
+    is created for it. An existing one is handed over only when it is sipguard's own (named
+    `sipguard`, e.g. systemd's StateDirectory/RuntimeDirectory) and still root's, i.e. on the
+    first start with `[daemon] user`: then the files a root-run daemon left there go with it.
+    Never a shared directory (/run, /tmp), and never again once the user owns it (the user
+    could have planted links to other files there by then)."""
     dirs = {Path(settings.daemon.state_dir), Path(settings.daemon.control_socket).parent}
     for d in sorted(dirs):
-        if d.exists():
+        if not d.exists():
+            d.mkdir(parents=True, mode=0o750)
+            if who.uid is not None and who.gid is not None:
+                os.chown(d, who.uid, who.gid)
             continue
-        d.mkdir(parents=True, mode=0o750)
-        if who.uid is not None and who.gid is not None:
-            os.chown(d, who.uid, who.gid)
+        if who.uid is None or who.gid is None or d.name != "sipguard":
+            continue
+        if d.is_symlink() or d.lstat().st_uid != 0:
+            continue
+        for entry in d.iterdir():
+            os.chown(entry, who.uid, who.gid, follow_symlinks=False)
+        os.chown(d, who.uid, who.gid, follow_symlinks=False)
 
 
 def start_parser(settings: Settings, fds: str) -> FirewallClient:
