@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sipguard.config.settings import render_toml
 from sipguard.daemon.caps import read_caps
 from sipguard.daemon.control import ControlError
 from sipguard.daemon.harness import DaemonProc, append, pjsip_failure, wait_for
@@ -29,18 +30,13 @@ def test_parser_without_capabilities_still_bans_in_the_kernel(netlab, tmp_path):
     log = tmp_path / "messages"
     log.touch()
     cfg = tmp_path / "sipguard.toml"
-    cfg.write_text(
-        f"""
-[daemon]
-state_dir = "{tmp_path}/state"
-control_socket = "{tmp_path}/ctl.sock"
-tick_interval = 0.2
-[sources.logs]
-paths = ["{log}"]
-[allow]
-own_addresses = false
-"""
-    )
+    daemon_table = {"state_dir": f"{tmp_path}/state", "control_socket": f"{tmp_path}/ctl.sock"}
+    settings = {
+        "daemon": {**daemon_table, "tick_interval": 0.2},
+        "sources": {"logs": {"paths": [str(log)]}},
+        "allow": {"own_addresses": False},  # so the parser asks, and the enforcer must refuse
+    }
+    cfg.write_text(render_toml(settings))
     daemon = DaemonProc(cfg, tmp_path / "ctl.sock", [], prefix=lab.cmd(pbx, []))
     try:
         daemon.start()
