@@ -28,7 +28,7 @@ from sipguard.daemon import channel
 from sipguard.daemon.caps import read_caps
 from sipguard.daemon.harness import SRC, DaemonProc, append, pjsip_failure, wait_for
 from sipguard.daemon.privsep import EnforcerServer, FirewallClient
-from sipguard.policy.guard import BanGuard
+from sipguard.policy.guard import MAX_TIMEOUT, BanGuard
 
 OWN = ip_network("198.51.100.10/32")
 
@@ -160,16 +160,21 @@ def test_client_speaks_the_firewall_interface(pair):
     client = FirewallClient(ours, on_lost=lambda: lost.append(True))
     now = time.time()
     client.init()
-    sent = client.add(
-        [decision("203.0.113.5/32", 600, now), decision("127.0.0.1/32", 60, now)], now
-    )
-    assert sent == [ip_network("203.0.113.5/32")]
+    batch = [
+        decision("203.0.113.5/32", 600, now),
+        decision("127.0.0.1/32", 60, now),  # refused by the enforcer
+        decision("10.0.0.0/7", 60, now),  # malformed for it: not even sent
+        decision("100.64.0.0/24", 10**12, now),  # sent as the longest timeout it takes
+    ]
+    sent = client.add(batch, now)
+    assert sent == [ip_network("203.0.113.5/32"), ip_network("100.64.0.0/24")]
     assert client.last_refused == [{"network": "127.0.0.1/32", "reason": "loopback"}]
-    assert 590 < (client.list()[ip_network("203.0.113.5/32")] or 0) <= 600
+    held = client.list()
+    assert 590 < (held[ip_network("203.0.113.5/32")] or 0) <= 600
+    assert (held[ip_network("100.64.0.0/24")] or 0) > MAX_TIMEOUT - 10
     r = client.reconcile([decision("2001:db8::/64", None, now)], now)
-    assert r.added == (ip_network("2001:db8::/64"),) and r.removed == (
-        ip_network("203.0.113.5/32"),
-    )
+    assert r.added == (ip_network("2001:db8::/64"),)
+    assert r.removed == (ip_network("100.64.0.0/24"), ip_network("203.0.113.5/32"))
     client.remove([ip_network("2001:db8::/64")])
     assert client.list() == {}
     client.allow([ip_network("203.0.113.0/24")])

@@ -32,6 +32,8 @@ def test_well_formed_requests_become_typed():
         ip_network("198.51.100.0/24"),
     )
     assert parse_request({"op": "status"}).op == "status"
+    # a wide allow entry only protects more: no prefix bound there
+    assert parse_request({"op": "allow", "networks": ["::/0"]}).networks == (ip_network("::/0"),)
     assert parse_request({"op": "ban", "bans": [ban("203.0.113.7/32", 60.0)]}).bans[0].timeout == 60
 
 
@@ -64,7 +66,7 @@ def test_well_formed_requests_become_typed():
         ({"op": "ban", "bans": [ban("203.0.113.7/32", "600")]}, "bad-timeout"),
         ({"op": "ban", "bans": [ban("203.0.113.7/32", True)]}, "bad-timeout"),
         ({"op": "unban", "networks": ["x" * 10_000]}, "bad-network"),
-        ({"op": "allow", "networks": ["0.0.0.0/0"]}, "bad-network"),
+        ({"op": "allow", "networks": ["10.0.0.0/33"]}, "bad-network"),
         ({"op": "unban", "networks": ["192.0.2.1/32"] * (MAX_ENTRIES + 1)}, "too-many"),
     ],
 )

@@ -27,7 +27,15 @@ from sipguard.actions.base import Firewall, FirewallError, ReconcileResult, time
 from sipguard.core import Action, Decision, Network
 from sipguard.daemon import channel
 from sipguard.daemon.logs import kv
-from sipguard.policy.guard import Ban, BanGuard, Refused, Request, parse_request
+from sipguard.policy.guard import (
+    MAX_TIMEOUT,
+    Ban,
+    BanGuard,
+    Refused,
+    Request,
+    parse_ban,
+    parse_request,
+)
 
 log = logging.getLogger("sipguard.enforcer")
 OWN_REFRESH = 10.0  # seconds between re-reads of this host's addresses (DHCP, new interfaces)
@@ -229,10 +237,18 @@ class FirewallClient:
 
 
 def _wire(decisions: Sequence[Decision], now: float) -> list[dict[str, Any]]:
-    return [
-        {"network": str(n), "family": n.version, "timeout": t}
-        for n, t in timeouts(decisions, now).items()
-    ]
+    """Bans as the enforcer takes them. An entry it would refuse as malformed (a /7 typed into
+    `sipguard ban`) is left out here, so it does not make the whole batch fail and retry."""
+    out = []
+    for n, t in timeouts(decisions, now).items():
+        entry = {"network": str(n), "family": n.version, "timeout": min(t, MAX_TIMEOUT) if t else t}
+        try:
+            parse_ban(entry)
+        except Refused as exc:
+            kv(log, logging.WARNING, "ban not sent to the enforcer", addr=n, reason=exc.reason)
+            continue
+        out.append(entry)
+    return out
 
 
 def _terminate_self() -> None:

@@ -89,9 +89,12 @@ def parse_request(value: object) -> Request:
     if extra:
         raise Refused("malformed", f"{known}: unknown fields {', '.join(extra)}")
     if known in ("ban", "reconcile"):
-        return Request(known, bans=tuple(_ban(x) for x in _items(value, "bans")))
-    if known in ("unban", "allow"):
+        return Request(known, bans=tuple(parse_ban(x) for x in _items(value, "bans")))
+    if known == "unban":
         return Request(known, networks=tuple(_network(x) for x in _items(value, "networks")))
+    if known == "allow":  # a wide allow entry only protects more: no prefix bound
+        nets = tuple(_network(x, bounded=False) for x in _items(value, "networks"))
+        return Request(known, networks=nets)
     return Request(known)
 
 
@@ -104,7 +107,7 @@ def _items(value: Mapping[str, object], key: str) -> list[object]:
     return items
 
 
-def _network(value: object) -> Network:
+def _network(value: object, bounded: bool = True) -> Network:
     if not isinstance(value, str) or len(value) > MAX_TEXT:
         raise Refused("bad-network", f"a network is a short string, not {_show(value)}")
     try:
@@ -112,14 +115,16 @@ def _network(value: object) -> Network:
     except ValueError:
         why = "not a network (address/prefix, host bits zero)"
         raise Refused("bad-network", f"{why}: {_show(value)}") from None
-    if net.prefixlen < MIN_PREFIX[net.version]:
+    if bounded and net.prefixlen < MIN_PREFIX[net.version]:
         raise Refused(
             "bad-network", f"{net}: prefix shorter than /{MIN_PREFIX[net.version]} is refused"
         )
     return net
 
 
-def _ban(value: object) -> Ban:
+def parse_ban(value: object) -> Ban:
+    """One {network, family, timeout} entry; Refused as parse_request. The parsing process
+    checks its own entries with this too, so one bad entry never sinks a whole batch."""
     # all three fields, always: a missing timeout must not quietly mean "permanent"
     if not isinstance(value, dict) or set(value) != {"network", "family", "timeout"}:
         raise Refused("malformed", f"a ban is {{network, family, timeout}}, not {_show(value)}")
