@@ -33,7 +33,7 @@ from sipguard.policy.guard import (
     BanGuard,
     Refused,
     Request,
-    parse_ban,
+    check_ban,
     parse_request,
 )
 
@@ -199,16 +199,18 @@ class FirewallClient:
         bans = _wire(decisions, now)
         if not bans:
             return []
-        reply = self._call({"op": "ban", "bans": bans})
+        reply = self._call({"op": "ban", "bans": [entry for _, entry in bans.values()]})
         self._note_refused(reply)
-        return [ip_network(n) for n in reply["applied"]]
+        # the reply names what we sent, as we spelled it: no need to parse addresses again
+        return [bans[n][0] if n in bans else ip_network(n) for n in reply["applied"]]
 
     def remove(self, networks: Sequence[Network]) -> None:
         if networks:
             self._call({"op": "unban", "networks": [str(n) for n in dict.fromkeys(networks)]})
 
     def reconcile(self, desired: Sequence[Decision], now: float) -> ReconcileResult:
-        reply = self._call({"op": "reconcile", "bans": _wire(desired, now)})
+        bans = [entry for _, entry in _wire(desired, now).values()]
+        reply = self._call({"op": "reconcile", "bans": bans})
         self._note_refused(reply)
         return ReconcileResult(
             added=tuple(ip_network(n) for n in reply["added"]),
@@ -236,18 +238,19 @@ class FirewallClient:
         self.last_refused = list(reply.get("refused", []))
 
 
-def _wire(decisions: Sequence[Decision], now: float) -> list[dict[str, Any]]:
+def _wire(decisions: Sequence[Decision], now: float) -> dict[str, tuple[Network, dict[str, Any]]]:
     """Bans as the enforcer takes them. An entry it would refuse as malformed (a /7 typed into
     `sipguard ban`) is left out here, so it does not make the whole batch fail and retry."""
-    out = []
+    out: dict[str, tuple[Network, dict[str, Any]]] = {}
     for n, t in timeouts(decisions, now).items():
-        entry = {"network": str(n), "family": n.version, "timeout": min(t, MAX_TIMEOUT) if t else t}
+        t = None if t is None else min(t, MAX_TIMEOUT)
         try:
-            parse_ban(entry)
+            check_ban(n, t)
         except Refused as exc:
             kv(log, logging.WARNING, "ban not sent to the enforcer", addr=n, reason=exc.reason)
             continue
-        out.append(entry)
+        text = str(n)
+        out[text] = (n, {"network": text, "family": n.version, "timeout": t})
     return out
 
 
