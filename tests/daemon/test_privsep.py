@@ -288,6 +288,14 @@ def test_parsing_process_has_no_capabilities_and_runs_as_the_user(tmp_path, as_u
             wait_for(lambda: d.banned() == {"203.0.113.7/32"})
             fw = d.request("status")["enforcer"]["counts"]
             assert fw["ok"] >= 3 and "malformed" not in fw
+            cli = subprocess.run(
+                [sys.executable, "-m", "sipguard", "status", "--socket", str(d.socket)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env={**os.environ, "PYTHONPATH": SRC},
+            )
+            assert f"enforcer: pid {enforcer} (dry-run); ok " in cli.stdout, cli.stderr
         finally:
             assert d.stop() == 0
     finally:
