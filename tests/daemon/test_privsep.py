@@ -327,3 +327,21 @@ def test_no_privsep_runs_one_process(tmp_path):
         assert d.proc is not None and st["pid"] == d.proc.pid and st["enforcer"] is None
     finally:
         assert d.stop() == 0
+
+
+@pytest.mark.parametrize("command", ["run", "config"])
+def test_unknown_user_is_a_one_line_config_error(tmp_path, command):
+    cfg = config(tmp_path, 'user = "no-such-sipguard-user"')
+    argv = ["run", "--dry-run"] if command == "run" else ["config", "check"]
+    out = subprocess.run(
+        [sys.executable, "-m", "sipguard", *argv, "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("sipguard: error: ")  # run says "cannot start: " first
+    assert last.endswith(f"{cfg}: daemon.user: no such user 'no-such-sipguard-user'")
+    assert not (tmp_path / "state").exists()  # stopped before anything was made

@@ -76,8 +76,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from sipguard.daemon.build import build_profiles, build_rules, build_sensor_config
     from sipguard.daemon.fraud import build_fraud_engine
+    from sipguard.daemon.split import identity
 
     try:  # the tables whose owners validate them: rules, profiles, the sensor, fraud
+        identity(settings)  # [daemon] user/group/groups name accounts that exist
         rules = build_rules(settings)
         build_profiles(settings)
         build_sensor_config(settings)

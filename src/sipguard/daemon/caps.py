@@ -39,7 +39,13 @@ STATUS_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
 
 
 class PrivilegeError(Exception):
-    """Privileges could not be dropped as configured; the process must not go on."""
+    """Privileges could not be dropped as configured; the process must not go on. `key`: the
+    setting at fault, when one is."""
+
+    def __init__(self, reason: str, key: str = "") -> None:
+        super().__init__(f"{key}: {reason}" if key else reason)
+        self.key = key
+        self.reason = reason
 
 
 class _Header(ctypes.Structure):
@@ -112,12 +118,12 @@ def resolve_identity(user: str, group: str, groups: Iterable[str]) -> Identity:
     """`[daemon] user/group/groups` names (or numbers) -> ids; PrivilegeError names the key."""
     if not user:
         if group or list(groups):
-            raise PrivilegeError("daemon.group/groups: need daemon.user as well")
+            raise PrivilegeError("needs daemon.user as well", "daemon.group")
         return Identity()
     try:
         pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
     except KeyError:
-        raise PrivilegeError(f"daemon.user: no such user {user!r}") from None
+        raise PrivilegeError(f"no such user {user!r}", "daemon.user") from None
     gid = pw.pw_gid if not group else _gid("daemon.group", group)
     extra = tuple(_gid("daemon.groups", g) for g in groups)
     return Identity(pw.pw_uid, gid, tuple(dict.fromkeys((gid, *extra))))
@@ -127,7 +133,7 @@ def _gid(key: str, name: str) -> int:
     try:
         return grp.getgrnam(name).gr_gid if not name.isdigit() else grp.getgrgid(int(name)).gr_gid
     except KeyError:
-        raise PrivilegeError(f"{key}: no such group {name!r}") from None
+        raise PrivilegeError(f"no such group {name!r}", key) from None
 
 
 def drop(

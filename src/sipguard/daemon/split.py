@@ -23,10 +23,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from sipguard.config.errors import ConfigError
 from sipguard.config.settings import Settings
 from sipguard.daemon import caps
 from sipguard.daemon.allow import build_allow_networks, own_addresses
-from sipguard.daemon.build import build_firewall
+from sipguard.daemon.build import build_firewall, config_file
 from sipguard.daemon.control import ControlServer
 from sipguard.daemon.logs import kv
 from sipguard.daemon.privsep import EnforcerServer, FirewallClient
@@ -38,7 +39,10 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # stop, stop, reload
 
 def identity(settings: Settings) -> caps.Identity:
     d = settings.daemon
-    return caps.resolve_identity(d.user, d.group, d.groups)
+    try:
+        return caps.resolve_identity(d.user, d.group, d.groups)
+    except caps.PrivilegeError as exc:  # a config error: one line naming file and key
+        raise ConfigError(config_file(settings, "daemon"), exc.key, exc.reason) from None
 
 
 def run_enforcer(settings: Settings, config: str | None, dry_run: bool, simulate: bool) -> int:
