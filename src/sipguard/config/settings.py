@@ -97,8 +97,11 @@ class PortSettings:
 class FirewallSettings:
     backend: str = "nftables"  # nftables | iptables | dry-run
     table: str = "sipguard"
+    # "all": a ban drops every packet of the source (every port and protocol); "ports": only
+    # the [firewall.ports] list. Default "all": see docs/firewall.md for why.
+    scope: str = "all"
     ports: PortSettings = field(default_factory=PortSettings)
-    all_ports: bool = False
+    all_ports: bool = False  # older spelling of scope = "all"; true still means all
     flush_conntrack: bool = True
 
 
@@ -160,6 +163,7 @@ _CHOICES = {
     "daemon.log_level": {"debug", "info", "warning", "error"},
     "sources.ami.auth": {"md5", "plain"},
     "firewall.backend": {"nftables", "iptables", "dry-run"},
+    "firewall.scope": {"all", "ports"},
 }
 
 
