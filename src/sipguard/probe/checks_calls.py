@@ -14,6 +14,7 @@ from sipguard.probe.session import Answer
 __all__ = ["call_outcome", "check_guests", "check_toll", "default_numbers"]
 
 ANONYMOUS = "anonymous"
+_KEPT_OUT = (401, 403, 407)
 
 
 def default_numbers() -> list[str]:
@@ -73,11 +74,16 @@ def check_guests(ctx: ProbeContext) -> None:
     ext = ctx.options.extensions[0] if ctx.options.extensions else "100"
     call = client.invite(client.build("INVITE", ext, from_user=ANONYMOUS, body=client.offer()))
     outcome = call_outcome(call)
-    if outcome == "routed":
+    final = call.final.status if call.final is not None else None
+    # 401/407/403 keep a stranger out; 404 and the like come from a dialplan lookup, which only
+    # happens once the call was let in (chan_sip allowguest, a PJSIP 'anonymous' endpoint)
+    let_in = outcome == "routed" or (final is not None and final < 500 and final not in _KEPT_OUT)
+    if let_in:
         ctx.add(
             "PROBE-GUEST-CALL",
             Severity.HIGH,
-            f"a call from 'anonymous' to {ext} entered the dialplan ({_describe(call)})",
+            f"a call from 'anonymous' to {ext} was let in without credentials "
+            f"({_describe(call)}): it reached the dialplan",
             "Set allowguest=no (chan_sip) and remove the PJSIP endpoint named 'anonymous' "
             "(or give it a context that only plays a message).",
             [call.evidence()],

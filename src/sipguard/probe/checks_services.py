@@ -40,35 +40,34 @@ HTTP_PATHS = ("/httpstatus", "/ari/asterisk/info")
 
 
 def check_http(ctx: ProbeContext, net: Net) -> None:
-    """The Asterisk HTTP server: its status page and whether ARI is mounted."""
+    """The Asterisk HTTP server: any answer shows it to strangers; its status page and ARI
+    (200, or 401 asking for a password) show more."""
     host, port = ctx.target.host, ctx.options.http_port
     evidence: list[Evidence] = []
     seen: list[str] = []
     for path in HTTP_PATHS:
         request = (
-            f"GET {path} HTTP/1.0\r\nHost: {ctx.target.hostport}\r\n"
-            "User-Agent: sipguard-probe\r\n\r\n"
+            f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: sipguard-probe\r\n\r\n"
         ).encode()
         ctx.ledger.admit("http/tcp", f"{host}:{port}", request)
         answer = net.tcp(host, port, request, TIMEOUT)
         if answer is None:
-            ctx.note("http", "ok", f"port {port}: no connection")
-            return
+            break
         status = answer.split(b"\r\n", 1)[0].decode("utf-8", "replace")
-        # 200 shows the page; 401 shows that ARI is there and asks for a password
-        if status.startswith("HTTP/") and (" 200" in status or " 401" in status):
+        if status.startswith("HTTP/"):
             seen.append(f"{path}: {status}")
             evidence.append(Evidence(request.decode(), _text(answer)[:2048]))
-    if seen:
-        ctx.add(
-            "PROBE-HTTP-OPEN",
-            Severity.MEDIUM,
-            f"the Asterisk HTTP server answers a stranger on port {port}: {'; '.join(seen)}",
-            "Bind http.conf to 127.0.0.1 (or disable it) and put ARI behind a proxy with TLS.",
-            evidence,
-        )
-    else:
-        ctx.note("http", "ok", f"port {port}: no status page or ARI")
+    if not seen:
+        ctx.note("http", "ok", f"port {port}: no HTTP answer")
+        return
+    pages = any(" 200" in s or " 401" in s for s in seen)
+    ctx.add(
+        "PROBE-HTTP-OPEN",
+        Severity.MEDIUM if pages else Severity.LOW,
+        f"the Asterisk HTTP server answers a stranger on port {port}: {'; '.join(seen)}",
+        "Bind http.conf to 127.0.0.1 (or disable it) and put ARI behind a proxy with TLS.",
+        evidence,
+    )
 
 
 # RFC 5456 8.1: full frame = F|source call number (15 bits), R|destination call (15),
