@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from sipguard.audit.writer import audit_dir
+from sipguard.daemon.harness import DaemonProc, wait_for
+from sipguard.probe.ids import confirmed
 from sipguard.testing.asterisk import Pbx, PbxConfig
 from sipguard.testing.netns import Host, NetLab, netns_available
 
@@ -53,6 +56,7 @@ class Run:
     reports: dict[str, dict[str, Any]]  # "chan_sip" / "pjsip" -> the JSON report
     received_udp: int  # datagrams from the prober counted by nft on the PBX
     trunk_log: str
+    audit_ids: set[str]  # `sipguard audit` of the same configuration
 
     def ids(self, which: str) -> set[str]:
         return {f["id"] for f in self.reports[which]["findings"]}
@@ -145,7 +149,9 @@ def _run(prefix: Path, scratch: Path, extra: dict[str, str]) -> Run:
         }
         received = _nft_count(lab, pbx_host)
         pbx.stop()
-        return Run(reports, received, log.read_text() if log.exists() else "")
+        _, audit = audit_dir(scratch / "etc")
+        trunk_log = log.read_text() if log.exists() else ""
+        return Run(reports, received, trunk_log, {f.id for f in audit})
 
 
 @pytest.fixture(scope="module")
@@ -257,3 +263,61 @@ def test_the_report_lists_exactly_what_was_sent(
         assert [s["seq"] for s in report["sent"]] == list(range(1, report["sent_count"] + 1))
         udp += sum(1 for s in report["sent"] if s["channel"].endswith("/udp"))
     assert udp == run.received_udp  # counted by nft on the PBX
+
+
+def test_audit_and_probe_name_the_same_weaknesses(leaky: Run) -> None:
+    probe_ids = [f["id"] for r in leaky.reports.values() for f in r["findings"]]
+    pairs = dict(confirmed(probe_ids, leaky.audit_ids))
+    # found in the configuration and confirmed from outside
+    assert pairs["PROBE-SIP-ENUM"] == ("SIP-AUTHREJECT",)
+    assert "SIP-ALLOWGUEST" in pairs["PROBE-TOLL-CALL"]
+    assert "DP-TOLLFRAUD" in pairs["PROBE-TOLL-CALL"]
+    assert "PJS-ANONYMOUS" in pairs["PROBE-GUEST-CALL"]
+    assert "AMI-BIND" in pairs["PROBE-AMI-OPEN"]
+    assert "HTTP-BIND" in pairs["PROBE-HTTP-OPEN"]
+    assert {"SEC-CONTAINS-NAME", "SEC-SHORT"} <= set(pairs["PROBE-WEAK-SECRET"])
+
+
+def test_protection_check_reports_the_daemons_ban(
+    netlab: NetLab, asterisk_prefix: Path, tmp_path: Path
+) -> None:
+    """sipguard in front of the leaky PBX: password-guessing bans after 5 wrong passwords."""
+    pbx_host = netlab.add_host("pbx")
+    atk = netlab.add_host("atk", hub=pbx_host)
+    # the leaky chan_sip (the weak secret is not guessed here: the check fails on purpose)
+    leaky = {"sip.conf": "[general](+)\nalwaysauthreject = no\nallowguest = yes\n"}
+    config = PbxConfig(endpoints={}, peers={"100": "100"}, extra=leaky)
+    pbx = Pbx(netlab, pbx_host, tmp_path / "asterisk", asterisk_prefix, config).start()
+    cfg = tmp_path / "sipguard.toml"
+    cfg.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}/state"\ncontrol_socket = "{tmp_path}/ctl.sock"\n'
+        f'[sources.logs]\npaths = ["{pbx.messages}", "{pbx.security}"]\n'
+    )
+    daemon = DaemonProc(cfg, tmp_path / "ctl.sock", [], prefix=netlab.cmd(pbx_host, []))
+    daemon.start()
+    try:
+        # 2 sends per failure (REGISTER, then the wrong answer to its challenge) at 4 per
+        # second: the daemon has half a second to ban before the next failure begins
+        report = _probe(
+            netlab,
+            atk,
+            f"{atk.hub_ip}:5070",
+            "--checks",
+            "protection",
+            "--account",
+            "100",
+            "--protection",
+            "12",
+            "--rate",
+            "4",
+            "--timeout",
+            "1.5",
+        )
+        wait_for(lambda: f"{atk.ip}/32" in daemon.banned(), 5)  # the ban it ran into
+    finally:
+        daemon.stop()
+        pbx.stop()
+    assert report["findings"] == []
+    assert report["data"]["protection"] == {"blocked_after": 5}
+    (note,) = report["checks"]
+    assert note["note"] == "this source stopped getting answers after 5 failed logins"
