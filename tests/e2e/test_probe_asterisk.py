@@ -138,6 +138,17 @@ def _run(prefix: Path, scratch: Path, extra: dict[str, str]) -> Run:
                 "--guess",
                 "20",
             ),
+            # SIP over TCP (a connection, then the stream cut by Content-Length)
+            "chan_sip_tcp": _probe(
+                lab,
+                atk,
+                f"{target}:5070",
+                *common,
+                "--transport",
+                "tcp",
+                "--checks",
+                "fingerprint,enumeration",
+            ),
             "pjsip": _probe(
                 lab,
                 atk,
@@ -209,6 +220,14 @@ def test_leaky_pbx_every_planted_weakness_with_its_evidence(leaky: Run) -> None:
     assert "From: <sip:100@" in existing["sent"] and "SIP/2.0 401" in existing["received"]
     assert "SIP/2.0 404" in missing["received"]
     assert register["audit_ids"] == ["SIP-AUTHREJECT"]
+    tcp = [f for f in leaky.reports["chan_sip_tcp"]["findings"] if f["id"] == "PROBE-SIP-ENUM"]
+    assert {f["data"]["method"] for f in tcp} == {"REGISTER", "INVITE", "SUBSCRIBE"}
+    assert "SIP/2.0/TCP" in tcp[0]["evidence"][0]["sent"]
+    assert leaky.reports["chan_sip_tcp"]["sent"][0] == {
+        **leaky.reports["chan_sip_tcp"]["sent"][0],
+        "channel": "sip/tcp",
+        "data": "",
+    }  # the connection is the first send
 
     for which in ("chan_sip", "pjsip"):
         toll = leaky.finding(which, "PROBE-TOLL-CALL")
@@ -241,12 +260,14 @@ def test_the_fake_trunk_never_sees_an_answered_call(leaky: Run) -> None:
 
 
 def test_hardened_twin_shows_none_of_them(hardened: Run) -> None:
-    for which in ("chan_sip", "pjsip"):
+    for which in ("chan_sip", "chan_sip_tcp", "pjsip"):
         findings = hardened.reports[which]["findings"]
         # answering OPTIONS at all is information, not one of the planted weaknesses
         assert {f["id"] for f in findings} <= {"PROBE-SIP-OPTIONS"}, findings
         notes = {n["check"]: n["status"] for n in hardened.reports[which]["checks"]}
-        assert notes["toll"] == notes["guests/call"] == notes["enumeration/REGISTER"] == "ok"
+        assert notes["enumeration/REGISTER"] == notes["enumeration/INVITE"] == "ok"
+        if which != "chan_sip_tcp":
+            assert notes["toll"] == notes["guests/call"] == "ok"
     notes = {n["check"]: n for n in hardened.reports["chan_sip"]["checks"]}
     assert notes["credentials/guess"]["status"] == "ok"
     assert notes["ami"]["status"] == notes["iax2"]["status"] == notes["http"]["status"] == "ok"

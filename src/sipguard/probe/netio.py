@@ -9,6 +9,7 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -123,9 +124,12 @@ class SocketNet:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
             try:
-                ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-                ctx.minimum_version = proto
-                ctx.maximum_version = proto
+                # offering a deprecated version is the point here, so its warning is expected
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+                    ctx.minimum_version = proto
+                    ctx.maximum_version = proto
             except (ValueError, ssl.SSLError):
                 untested.append(label)
                 continue
