@@ -15,10 +15,14 @@ from sipguard.cli.main import main
 SIP_CHECKS = "fingerprint,enumeration,toll,guests,credentials"
 
 
+def _run(capsys: pytest.CaptureFixture[str], port: int, *args: str) -> tuple[int, str]:
+    rc = main(["probe", f"127.0.0.1:{port}", "--timeout", "0.5", *args])
+    return rc, capsys.readouterr().out
+
+
 def _probe(capsys: pytest.CaptureFixture[str], port: int, *args: str) -> tuple[int, dict[str, Any]]:
-    argv = ["probe", f"127.0.0.1:{port}", "--format", "json", "--timeout", "0.5", *args]
-    rc = main(argv)
-    return rc, json.loads(capsys.readouterr().out)
+    rc, out = _run(capsys, port, "--format", "json", *args)
+    return rc, json.loads(out)
 
 
 def test_leaky_responder_findings_and_exact_send_count(capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,37 +119,10 @@ def test_ami_banner_to_a_stranger(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_sarif_and_text_formats(capsys: pytest.CaptureFixture[str]) -> None:
     with FakePbx() as pbx:
-        assert (
-            main(
-                [
-                    "probe",
-                    f"127.0.0.1:{pbx.port}",
-                    "--checks",
-                    "fingerprint",
-                    "--format",
-                    "sarif",
-                    "--timeout",
-                    "0.5",
-                ]
-            )
-            == 0
-        )
-        sarif = json.loads(capsys.readouterr().out)
-        assert (
-            main(
-                [
-                    "probe",
-                    f"127.0.0.1:{pbx.port}",
-                    "--checks",
-                    "fingerprint",
-                    "--timeout",
-                    "0.5",
-                    "--evidence",
-                ]
-            )
-            == 0
-        )
-        text = capsys.readouterr().out
+        rc, out = _run(capsys, pbx.port, "--checks", "fingerprint", "--format", "sarif")
+        sarif = json.loads(out)
+        rc2, text = _run(capsys, pbx.port, "--checks", "fingerprint", "--evidence")
+    assert rc == rc2 == 0
     run = sarif["runs"][0]
     assert run["tool"]["driver"]["name"] == "sipguard-probe"
     assert {r["ruleId"] for r in run["results"]} == {"PROBE-SIP-OPTIONS", "PROBE-SIP-VERSION"}

@@ -26,24 +26,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
     p.add_argument("--domain", help="the SIP domain to speak (to test the secret domain)")
     p.add_argument("--account", metavar="USER[:PASSWORD]", help="an account you own")
-    p.add_argument(
-        "--guess",
-        type=int,
-        default=0,
-        metavar="N",
-        help="try up to N (<= 1000) common passwords against --account; stops at a hit",
-    )
+    for flag, text in (
+        ("--guess", "try up to N (<= 1000) common passwords against --account; stops at a hit"),
+        ("--protection", "fail to log in up to N times: when is this source blocked? (opt-in)"),
+    ):
+        p.add_argument(flag, type=int, default=0, metavar="N", help=text)
     p.add_argument(
         "--extensions", default="100-102,200,1000-1001", metavar="RANGE", help="e.g. 100-120,200"
     )
     p.add_argument("--numbers", metavar="N1,N2", help="outside numbers (default: package list)")
-    p.add_argument(
-        "--protection",
-        type=int,
-        default=0,
-        metavar="N",
-        help="fail to log in up to N times to see when this source gets blocked (opt-in)",
-    )
     p.add_argument("--checks", metavar="NAMES", help="comma-separated subset of the checks")
     p.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     p.add_argument("--evidence", action="store_true", help="text: print the evidence too")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sipguard.probe.ids import AUDIT_IDS
@@ -36,8 +35,6 @@ class ProbeContext:
     target: Target
     ledger: Ledger
     options: Options
-    # opens TCP connections and UDP sockets for the service checks (a fake in unit tests)
-    connect: Callable[..., object] | None = None
     findings: list[ProbeFinding] = field(default_factory=list)
     notes: list[CheckNote] = field(default_factory=list)
     data: dict[str, object] = field(default_factory=dict)
