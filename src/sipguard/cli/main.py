@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES = (
     "sipguard.cli.sensor",  # sensor
     "sipguard.cli.audit",  # audit, harden
     "sipguard.cli.fraud",  # fraud scan
+    "sipguard.cli.probe",  # probe
 )
 
 
@@ -42,6 +43,7 @@ COMMAND_MODULES = {
     "audit": "sipguard.cli.audit",
     "harden": "sipguard.cli.audit",
     "fraud": "sipguard.cli.fraud",
+    "probe": "sipguard.cli.probe",
 }
 
 
