@@ -133,7 +133,8 @@ def test_hostile_requests_are_refused_counted_and_serving_goes_on(pair):
     assert ip_network("192.0.2.9/32") not in held and OWN not in held
     assert held[ip_network("203.0.113.200/32")] is None  # permanent stays permanent
     # a runtime allow entry protects from then on
-    assert pair.call({"op": "allow", "networks": ["203.0.113.128/25"]}) == {"ok": True, "added": 1}
+    added = pair.call({"op": "allow", "networks": ["203.0.113.128/25"]})
+    assert added == {"ok": True, "added": 1, "removed": 0}
     r = pair.call(ban_req("203.0.113.201/32"))
     assert r["applied"] == [] and r["refused"][0]["reason"] == "allow-listed"
     counts = pair.call({"op": "status"})["status"]["counts"]

@@ -91,13 +91,13 @@ def test_guard_refuses_protected_networks_whatever_is_asked():
     assert g.refuse(ip_network("224.0.0.1/32")) == "multicast"
 
 
-def test_runtime_allow_entries_only_ever_add():
+def test_runtime_entries_follow_the_parser_configured_ones_stay():
     g = BanGuard(configured=(ip_network("192.0.2.0/24"),))
-    assert g.add_allowed([ip_network("203.0.113.0/28")]) == 1
+    assert g.set_runtime([ip_network("203.0.113.0/28")]) == (1, 0)
     assert g.refuse(ip_network("203.0.113.5/32")) == "allow-listed"
-    # an update without the entry (or the configured one) does not remove anything
-    assert g.add_allowed([ip_network("198.51.100.1/32")]) == 1
-    assert g.refuse(ip_network("203.0.113.5/32")) == "allow-listed"
+    # `sipguard allow --remove`: the runtime entry goes; an empty list cannot drop the config
+    assert g.set_runtime([]) == (0, 1)
+    assert g.refuse(ip_network("203.0.113.5/32")) is None
     assert g.refuse(ip_network("192.0.2.1/32")) == "allow-listed"
-    assert g.add_allowed([ip_network("198.51.100.1/32")]) == 0
-    assert g.allowed_count() == 3
+    assert g.set_runtime([ip_network("192.0.2.0/24")]) == (1, 0)
+    assert g.allowed_count() == 1

@@ -223,7 +223,7 @@ class Enforcer:
         return lifted
 
     def _share_allowed(self) -> None:
-        """Tell a separate enforcer process the allow-list (it only ever adds to its own)."""
+        """Tell a separate enforcer process the allow-list (it keeps its configured part)."""
         share = getattr(self.firewall, "allow", None)
         if share is not None:
             share(self.allowed)

@@ -114,7 +114,8 @@ class EnforcerServer:
             self.firewall.remove(list(req.networks))
             return {"removed": [str(n) for n in req.networks]}
         if req.op == "allow":
-            return {"added": self.guard.add_allowed(req.networks)}
+            added, removed = self.guard.set_runtime(req.networks)
+            return {"added": added, "removed": removed}
         if req.op == "list":
             return {"set": {str(n): t for n, t in self.firewall.list().items()}}
         return {"status": self.status()}
@@ -219,7 +220,7 @@ class FirewallClient:
         )
 
     def allow(self, networks: Sequence[Network]) -> None:
-        """Share the allow-list (the enforcer only ever adds to its own)."""
+        """Share the allow-list (the enforcer keeps the configured part whatever we send)."""
         self._call({"op": "allow", "networks": [str(n) for n in networks]})
 
     def list(self) -> dict[Network, float | None]:

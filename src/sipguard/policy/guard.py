@@ -172,7 +172,7 @@ def _span(net: Network, why: str) -> Span:
 @dataclass
 class BanGuard:
     """The networks the enforcer refuses to ban: the configured allow-list (read by the enforcer
-    itself), runtime additions (which only ever add protection), this host's own addresses, and
+    itself, fixed), the parser's runtime entries, this host's own addresses, and
     `ALWAYS_REFUSED`. Overlap counts: a /24 holding an allow-listed address is refused.
 
     Kept as integer spans: ipaddress's `overlaps` cost 140 us a ban in a 1,000-ban batch,
@@ -194,13 +194,16 @@ class BanGuard:
             *(_span(n, "allow-listed") for n in sorted(allowed, key=_key)),
         ]
 
-    def add_allowed(self, networks: Iterable[Network]) -> int:
-        """Union in runtime allow entries (never removes one); returns how many were new."""
-        new = set(networks) - self.runtime
-        if new:
-            self.runtime |= new
+    def set_runtime(self, networks: Iterable[Network]) -> tuple[int, int]:
+        """The parser's allow-list (its runtime entries come and go with `sipguard allow` and
+        `allow --remove`); the configured entries, read here from the file, stay whatever it
+        sends. Returns (added, removed) counts."""
+        new = set(networks)
+        added, removed = len(new - self.runtime), len(self.runtime - new)
+        if added or removed:
+            self.runtime = new
             self._rebuild()
-        return len(new)
+        return added, removed
 
     def set_own(self, own: Iterable[Network]) -> None:
         own = tuple(own)
