@@ -23,6 +23,7 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
+from functools import cache
 from importlib import resources
 from ipaddress import ip_address
 from typing import Any
@@ -55,8 +56,14 @@ def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
+@cache
 def _static(name: str) -> bytes:
     return resources.files("sipguard.web").joinpath("static", name).read_bytes()
+
+
+@cache
+def _chart_bytes() -> bytes:
+    return chart_library().encode()
 
 
 class WebServer:
@@ -214,7 +221,7 @@ class WebServer:
         name = request.match_info["name"]
         types = {"app.js": "text/javascript", "app.css": "text/css"}
         if name == "chart.umd.min.js":
-            body = chart_library().encode()
+            body = _chart_bytes()
         elif name in types:
             body = _static(name)
         else:
