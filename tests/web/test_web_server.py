@@ -225,3 +225,45 @@ def test_login_required_limited_and_each_failure_is_an_event() -> None:
             assert r.status == 401
 
     serve(body, listen="127.0.0.1", password_hash=HASH, login_attempts=3)
+
+
+def test_tls_from_certificate_files_and_the_cookie_is_secure(tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a test certificate")
+    cert, key = tmp_path / "web.pem", tmp_path / "web.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with pytest.raises(WebConfigError, match="cannot load"):
+        WebConfig(tls_cert=str(key), tls_key=str(key)).ssl_context()
+
+    async def body(server: WebServer, fake: FakeDaemon, url: str, http: Any) -> None:
+        tls = url.replace("http://", "https://")
+        async with http.get(tls + "/api/session", ssl=False) as r:
+            assert r.status == 200
+            assert r.cookies["sipguard_session"]["secure"]
+        with pytest.raises(aiohttp.ClientError):  # plain HTTP on the TLS port: no answer
+            async with http.get(url + "/api/session") as r:
+                await r.read()
+
+    serve(body, tls_cert=str(cert), tls_key=str(key))
