@@ -7,7 +7,9 @@ Each test starts its own PBX and daemon (about 3 s), so none depends on another'
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ class Live:
     daemon: DaemonProc
     atk: Host
     phone: Host
+    atk2: Host
 
     def send(self, host: Host, *args: object, timeout: float = 60) -> Any:
         res = self.lab.run(host, [sys.executable, SENDERS, *map(str, args)], timeout=timeout)
@@ -48,6 +51,7 @@ def live(netlab: NetLab, asterisk_prefix: Path, tmp_path: Path) -> Any:
     pbx_host = netlab.add_host("pbx")
     atk = netlab.add_host("atk", hub=pbx_host)
     phone = netlab.add_host("phone", hub=pbx_host)
+    atk2 = netlab.add_host("atk2", hub=pbx_host)
     config = PbxConfig(endpoints={"1001": "pj-1001-secret"}, peers={"2001": "sip-2001-secret"})
     pbx = Pbx(netlab, pbx_host, tmp_path / "asterisk", asterisk_prefix, config).start()
     cfg = tmp_path / "sipguard.toml"
@@ -70,7 +74,7 @@ secret = "{config.ami_users["sipguard"]}"
     daemon.start()
     try:
         wait_for(lambda: daemon.request("status")["sources"]["ami"].get("connected"), 15)
-        yield Live(netlab, pbx_host, pbx, daemon, atk, phone)
+        yield Live(netlab, pbx_host, pbx, daemon, atk, phone, atk2)
     finally:
         daemon.stop()
         pbx.stop()
@@ -95,3 +99,33 @@ def test_banned_ami_attacker_reaches_no_service_of_the_pbx(live: Live) -> None:
     # the phone, on its own link, still reaches all of them
     assert live.send(live.phone, "tcp-probe", live.phone.hub_ip, 5038)["result"] == "synack"
     assert live.send(live.phone, "options", live.phone.hub_ip, 5070)["result"] == "answer"
+
+
+@pytest.mark.parametrize(("port", "stack"), [(5070, "chan_sip"), (5060, "pjsip")])
+def test_challenge_flood_is_cut_within_a_second(live: Live, port: int, stack: str) -> None:
+    """100 REGISTER/s that never answer the 401: chan_sip logs only ChallengeSent for them."""
+    atk = live.atk
+    out = live.send(atk, "flood", atk.hub_ip, port, 100, 3, "2001" if port == 5070 else "1001")
+    sent, answers = out["sent"], out["answers"]
+    assert len(sent) >= 250
+    cut = max(answers) - sent[0]
+    print(f"{stack}: {len(answers)} of {len(sent)} answered, the last {cut:.3f} s after the first")
+    assert live.ban_of(atk.ip) is not None
+    assert cut <= 1.0, f"{len(answers)} answered over {cut:.2f} s"
+    assert len(answers) <= 100
+
+
+def test_phone_that_mistypes_its_password_twice_is_never_banned(live: Live) -> None:
+    """Re-registers every 1.5 s on both stacks; rounds 2 and 3 use a mistyped password."""
+    ph, hub = live.phone, live.phone.hub_ip
+    argv = [sys.executable, SENDERS, "phone", hub, "5060", "1001", "pj-1001-secret", "8", "1.5"]
+    pj = live.lab.popen(ph, [*argv, "2,3"], stdout=subprocess.PIPE, text=True)
+    out = live.send(ph, "phone", hub, 5070, "2001", "sip-2001-secret", 8, 1.5, "2,3")
+    pj_out = json.loads(pj.communicate(timeout=60)[0])
+    # the PBX accepted every good round and refused the mistyped ones (PJSIP 401, chan_sip 403)
+    assert pj_out["results"] == [200, 200, 401, 401, 200, 200, 200, 200], pj_out
+    assert out["results"] == [200, 200, 403, 403, 200, 200, 200, 200], out
+    time.sleep(1.0)  # anything still in flight reaches the daemon
+    assert live.banned() == set()
+    status = live.daemon.request("status")
+    assert not [a for a in status["recent_alerts"] if ph.ip in json.dumps(a)]
