@@ -129,3 +129,22 @@ def test_phone_that_mistypes_its_password_twice_is_never_banned(live: Live) -> N
     assert live.banned() == set()
     status = live.daemon.request("status")
     assert not [a for a in status["recent_alerts"] if ph.ip in json.dumps(a)]
+
+
+def test_svwar_against_pjsip_is_banned(live: Live) -> None:
+    """PJSIP answers every request alike (401), so each svwar run sends one probe for a random
+    account that cannot exist, learns nothing ("found nothing") and stops; its user tries again
+    with another method. Still a scanner: banned by its third run, the fourth gets no answer."""
+    svwar = str(Path(sys.executable).with_name("sipvicious_svwar"))
+    atk = live.atk
+    outputs = []
+    for method in ("REGISTER", "INVITE", "OPTIONS"):
+        argv = [svwar, "-m", method, "-p", "5060", "-e", "1000-1100", atk.hub_ip]
+        res = live.lab.run(atk, argv, check=False, timeout=120)
+        outputs.append(res.stdout + res.stderr)
+    # each run was answered like any account: svwar learned nothing
+    assert all("found nothing" in out or "Set --force" in out for out in outputs), outputs
+    wait_for(lambda: live.ban_of(atk.ip), 5)
+    assert live.ban_of(atk.ip)["rule"] == "account-probing"  # type: ignore[index]
+    res = live.lab.run(atk, [svwar, "-p", "5060", atk.hub_ip], check=False, timeout=120)
+    assert "timed out" in res.stdout + res.stderr  # no answer at all: dropped
