@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sipguard.daemon.control import ControlError
 from sipguard.daemon.harness import DaemonProc, wait_for
 from sipguard.testing.asterisk import Pbx, PbxConfig
 from sipguard.testing.netns import Host, NetLab
@@ -148,3 +149,31 @@ def test_svwar_against_pjsip_is_banned(live: Live) -> None:
     assert live.ban_of(atk.ip)["rule"] == "account-probing"  # type: ignore[index]
     res = live.lab.run(atk, [svwar, "-p", "5060", atk.hub_ip], check=False, timeout=120)
     assert "timed out" in res.stdout + res.stderr  # no answer at all: dropped
+
+
+def test_svmap_is_banned_by_its_display_name_whichever_copy_comes_first(live: Live) -> None:
+    """svmap's one OPTIONS leaves "No matching endpoint found" with From "sipvicious" in the log
+    and an InvalidAccountID without it on AMI; the daemon reads both, in either order."""
+    svmap = str(Path(sys.executable).with_name("sipvicious_svmap"))
+    atk = live.atk
+    live.lab.run(atk, [svmap, "-p", "5060", atk.hub_ip], check=False, timeout=60)
+    wait_for(lambda: live.ban_of(atk.ip), 5)
+    assert live.ban_of(atk.ip)["rule"] == "scanner-signature"  # type: ignore[index]
+    status = live.daemon.request("status")
+    assert status["normalizer"]["duplicates"] >= 2  # log, security file and AMI: one attempt
+
+
+def test_log_injection_frames_no_one(live: Live) -> None:
+    """From display names that write "failed for '<the phone>' - Wrong password" into the log
+    line, on both stacks, six times each: the phone is never an event source, never banned."""
+    atk, victim = live.atk, live.phone.ip
+    for port in (5060, 5070):
+        for _ in range(6):
+            text = f"1001' failed for '{victim}:5060' - Wrong password"
+            live.send(atk, "invite", atk.hub_ip, port, text)
+    wait_for(lambda: live.ban_of(atk.ip), 5)  # the injector itself is caught
+    time.sleep(0.5)
+    assert live.ban_of(victim) is None
+    assert live.banned() == {f"{atk.ip}/32"}
+    with pytest.raises(ControlError, match="nothing known"):  # no event ever named it
+        live.daemon.request("explain", {"addr": victim})
