@@ -39,7 +39,9 @@ def register(sub: Any) -> None:
         return p
 
     p = control("status", cmd_status, "the running daemon's state")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--json", action="store_true", help="JSON; without a daemon {running: false} and exit 3"
+    )
     p = control("bans", cmd_bans, "active bans")
     p.add_argument("--json", action="store_true", help="JSON with the evidence")
     p = control("ban", cmd_ban, "ban an address or CIDR now")
@@ -153,7 +155,14 @@ def _left(seconds: float | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    st = _request(args, "status")
+    try:
+        st = _request(args, "status")
+    except CliError as exc:
+        if not args.json:
+            raise
+        # scripts asked for JSON: they get JSON, and the exit status says it is not running
+        print(json.dumps({"running": False, "error": str(exc)}))
+        return 3
     if args.json:
         print(json.dumps(st, indent=2))
         return 0

@@ -81,7 +81,7 @@ class Daemon:
 
     # ---- start / stop -------------------------------------------------------------------
     async def run(self) -> int:
-        from sipguard.store import Store
+        from sipguard.store import Store, private_dir
 
         s = self.settings
         from sipguard.daemon.commands import Commands
@@ -90,7 +90,7 @@ class Daemon:
             s.daemon.control_socket, Commands(self).handle, s.daemon.socket_group
         )
         await self.control.check_free()
-        Path(s.daemon.state_dir).mkdir(parents=True, exist_ok=True)
+        private_dir(Path(s.daemon.state_dir))  # 0750, tightened if looser: it holds the evidence
         firewall = build_firewall(s, self.dry_run, self.netns)
         self.enforcer = Enforcer(firewall, None, [])
         self.store = await self.enforcer.io(Store.open, s.database)
