@@ -68,3 +68,22 @@ def test_enumeration_reason_reads_as_a_sentence(capsys: pytest.CaptureFixture[st
         for r in reasons
     ), reasons
     assert not any(" in 5 unknown accounts in " in r for r in reasons)
+
+
+def test_config_may_name_the_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # argparse's help on one line per option
+    etc = tmp_path / "sipguard"
+    (etc / "conf.d").mkdir(parents=True)
+    (etc / "sipguard.toml").write_text('[daemon]\nlog_level = "warning"\n')
+    (etc / "conf.d" / "10-local.toml").write_text('[daemon]\nlog_level = "debug"\n')
+    assert main(["config", "check", "--config", str(etc), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["daemon"]["log_level"] == "debug"
+    assert main(["config", "check", "--config", str(etc / "conf.d")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sipguard: error: {etc / 'conf.d'}: no sipguard.toml and no conf.d")
+    for argv in (["run", "-h"], ["config", "check", "-h"], ["status", "-h"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "or a directory holding sipguard.toml" in capsys.readouterr().out

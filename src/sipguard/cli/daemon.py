@@ -10,13 +10,13 @@ from typing import Any
 
 from sipguard.cli.main import CliError
 from sipguard.config.errors import ConfigError
-from sipguard.config.settings import Settings, load_settings, render_toml
+from sipguard.config.settings import CONFIG_HELP, Settings, load_settings, render_toml
 
 
 def register(sub: Any) -> None:
     def add(name: str, func: Any, help: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--config", metavar="PATH", help="sipguard.toml (default /etc/sipguard)")
+        p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
         p.set_defaults(func=func)
         return p
 
@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="COMMAND")
     p = cfg_sub.add_parser("check", help="validate and print the effective configuration")
-    p.add_argument("--config", metavar="PATH", help="sipguard.toml (default /etc/sipguard)")
+    p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of TOML")
     p.set_defaults(func=cmd_config_check)
 
