@@ -238,3 +238,29 @@ def test_ipv4_attackers_share_no_address_state(tmp_path: Path) -> None:
     assert v4.to_dict()["addresses"] == ["192.0.2.9"] and not v4.addresses and not v4b.addresses
     assert v6.to_dict()["addresses"] == ["2001:db8:9::1"]
     assert v4.to_dict()["services"] == ["pjsip"]
+
+
+def test_input_that_is_not_an_asterisk_log_is_an_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 200)  # binary, with some newlines in it
+    other = tmp_path / "auth.log"
+    other.write_text("Dec  6 10:00:00 host sshd[1]: Failed password for root from 6.6.6.6\n" * 50)
+    empty = tmp_path / "messages"
+    empty.touch()
+    for path, what in ((junk, " of them binary"), (other, "50 lines")):
+        cmd = [sys.executable, "-m", "sipguard", "scan", str(path)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 2 and res.stdout == ""
+        assert res.stderr.startswith(f"sipguard: error: {path}: nothing in it reads as an Asterisk")
+        assert what in res.stderr and res.stderr.count("\n") == 1
+    # a freshly rotated (empty) log, or a real one without attacks, stays a clean report
+    res = subprocess.run(
+        [sys.executable, "-m", "sipguard", "scan", str(empty)], capture_output=True, timeout=60
+    )
+    assert res.returncode == 0
+    log = tmp_path / "quiet"
+    log.write_text(NOISE)
+    res = subprocess.run(
+        [sys.executable, "-m", "sipguard", "scan", str(log)], capture_output=True, timeout=60
+    )
+    assert res.returncode == 0
