@@ -57,7 +57,8 @@ def test_attack_found_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert a["events"] == 6 and a["kinds"] == {"wrong_password": 6}
     assert a["accounts"][:2] == ["1000", "1001"] and len(a["accounts"]) == 6
     d = a["decision"]
-    assert d["action"] == "simulate" and d["duration"] == 600 and d["network"] == "127.0.0.1/32"
+    assert d["action"] == "ban" and d["simulated"] is True  # scan shows the decision, simulated
+    assert d["duration"] == 600 and d["network"] == "127.0.0.1/32"
     # six accounts in six seconds: enumeration and guessing fire on the same (5th) event;
     # the second alert finds the ban running and does not escalate
     assert d["rule"] == "extension-enumeration" and d["level"] == 0
@@ -94,9 +95,8 @@ def test_gz_equals_plain_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ]
     assert main(["scan", "--format", "csv", "--year", "2026", str(packed)]) == 1
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert (
-        rows[0]["ip"] == "127.0.0.1" and rows[0]["action"] == "simulate" and rows[0]["ban"] == "10m"
-    )
+    assert rows[0]["ip"] == "127.0.0.1" and rows[0]["action"] == "ban" and rows[0]["ban"] == "10m"
+    assert rows[0]["simulated"] == "yes"
 
 
 def test_rotated_set_read_oldest_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -189,7 +189,9 @@ def test_allow_list_reports_allowed(tmp_path: Path, capsys: pytest.CaptureFixtur
     log.write_text(svcrack() + svcrack("10.1.2.3"))
     code, report = run_json(capsys, "--allow", "127.0.0.0/8", str(log))
     actions = {a["ip"]: a["decision"]["action"] for a in report["attackers"]}
-    assert actions == {"127.0.0.1": "allowed", "10.1.2.3": "simulate"} and code == 1
+    assert actions == {"127.0.0.1": "allowed", "10.1.2.3": "ban"} and code == 1
+    simulated = {a["ip"]: a["decision"]["simulated"] for a in report["attackers"]}
+    assert simulated == {"127.0.0.1": False, "10.1.2.3": True}
     assert main(["scan", "--allow", "nonsense", str(log)]) == 2
     assert "--allow[0]: not an address or network" in capsys.readouterr().err
 
@@ -264,3 +266,20 @@ def test_input_that_is_not_an_asterisk_log_is_an_error(tmp_path: Path) -> None:
         [sys.executable, "-m", "sipguard", "scan", str(log)], capture_output=True, timeout=60
     )
     assert res.returncode == 0
+
+
+def test_text_shows_the_simulated_ban_and_multi_line_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sipguard.report.render import reason_lines
+
+    log = tmp_path / "messages"
+    log.write_text(svcrack())
+    assert main(["scan", "--year", "2026", str(log)]) == 1
+    out = capsys.readouterr().out
+    assert "ban 10m (simulated)" in out and "simulate " not in out and "\\x0a" not in out
+    # a reason of several lines prints as lines; control characters within them stay escaped
+    assert reason_lines("5 wrong passwords\r\nlast: \x1b[2J") == [
+        "5 wrong passwords",
+        "last: \\x1b[2J",
+    ]

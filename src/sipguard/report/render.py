@@ -18,6 +18,7 @@ from sipguard.report.aggregate import (
     AccountUnderAttack,
     Attacker,
     ScanReport,
+    shown_action,
 )
 
 FORMATS = ("text", "json", "csv")
@@ -216,8 +217,10 @@ def _decision_json(d: Decision, nl: str) -> str:
     i = nl + "  "
     level = d.level
     duration = d.duration
+    action, simulated = shown_action(d)
     return (
-        f'{{{i}"action": {_encode_str(d.action.value)},'
+        f'{{{i}"action": {_encode_str(action)},'
+        f'{i}"simulated": {"true" if simulated else "false"},'
         f'{i}"network": {_encode_str(network_text(d.network))},'
         f'{i}"rule": {_encode_str(d.rule)},'
         f'{i}"reason": {_encode_str(d.reason)},'
@@ -262,6 +265,7 @@ CSV_FIELDS = [
     "ban",
     "level",
     "reason",
+    "simulated",
 ]
 
 
@@ -281,11 +285,12 @@ def render_csv(report: ScanReport, out: IO[str]) -> None:
                 ";".join(f"{k}={n}" for k, n in sorted(a.kinds.items())),
                 ";".join(sorted(a.accounts)),
                 ";".join(sorted(a.user_agents)),
-                d.action.value if d else "",
+                shown_action(d)[0] if d else "",
                 d.rule if d else "",
                 _ban(a),
                 d.level if d else "",
                 _safe(d.reason) if d else "",
+                ("yes" if shown_action(d)[1] else "no") if d else "",
             ]
         )
 
@@ -293,6 +298,17 @@ def render_csv(report: ScanReport, out: IO[str]) -> None:
 def _safe(text: str) -> str:
     """No spreadsheet formulas from attacker-controlled text."""
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def reason_lines(reason: str) -> list[str]:
+    """A reason's lines, each terminal-safe: multi-line reasons print as lines, not as \\x0a."""
+    return [printable(line) for line in reason.replace("\r\n", "\n").split("\n")]
+
+
+def _verdict(d: Decision) -> str:
+    """`ban 10m (simulated)`: the decision as the daemon would take it, marked when simulated."""
+    action, simulated = shown_action(d)
+    return f"{action} {format_duration(d.duration)}" + (" (simulated)" if simulated else "")
 
 
 def _ban(a: Attacker) -> str:
@@ -320,7 +336,8 @@ def render_text(report: ScanReport, out: IO[str]) -> None:
         t.add_column("would get")
         for a in attackers[:500]:
             d = a.decision
-            verdict = f"{d.action.value} {_ban(a)}\n{d.rule}" if d else ""
+            # escaped part by part: the line break between them is ours, not attacker text
+            verdict = f"{esc(_verdict(d))}\n{esc(d.rule)}" if d else ""
             t.add_row(
                 esc(a.ip),
                 when(a.first),
@@ -329,14 +346,17 @@ def render_text(report: ScanReport, out: IO[str]) -> None:
                 "\n".join(f"{k} {n}" for k, n in sorted(a.kinds.items())),
                 esc(_short(sorted(a.accounts), 6)),
                 esc(_short(sorted(a.user_agents), 3)),
-                esc(verdict),
+                verdict,
             )
         console.print(t)
         console.print("[bold]Why[/bold]")
         for a in attackers[:500]:
             d = a.decision
             if d is not None:
-                console.print(f"  {esc(a.ip)}: {esc(d.rule)}: {esc(d.reason)}")
+                first, *more = reason_lines(d.reason)
+                console.print(f"  {esc(a.ip)}: {esc(d.rule)}: {escape(first)}")
+                for line in more:  # indented under its source: no line can pass for another's
+                    console.print(f"      {escape(line)}")
     else:
         console.print("No attacker crossed a rule threshold.")
     accounts = [a for a in report.accounts_under_attack() if len(a.sources) > 1 or a.alerts]
