@@ -271,7 +271,7 @@ def test_input_that_is_not_an_asterisk_log_is_an_error(tmp_path: Path) -> None:
 def test_text_shows_the_simulated_ban_and_multi_line_reasons(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sipguard.report.render import reason_lines
+    from sipguard.report.text import reason_lines
 
     log = tmp_path / "messages"
     log.write_text(svcrack())
@@ -283,3 +283,49 @@ def test_text_shows_the_simulated_ban_and_multi_line_reasons(
         "5 wrong passwords",
         "last: \\x1b[2J",
     ]
+
+
+def test_text_fits_an_80_column_terminal_and_wraps(tmp_path: Path) -> None:
+    """Over SSH: a pty of 80 columns; every line fits, long values wrap instead of being cut."""
+    import os
+    import re
+
+    log = tmp_path / "messages"
+    long_v6 = "2001:db8:1234:5678:9abc:def0:1234:5678"
+    log.write_text(NOISE + svcrack() + svcrack(long_v6, 6, 38))
+    env = {**os.environ, "LINES": "40", "TERM": "xterm"}
+    env.pop("COLUMNS", None)
+    cmd = f"stty cols 80; {sys.executable} -m sipguard scan --year 2026 --no-progress {log}"
+    res = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, env=env, timeout=60
+    )
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", res.stdout).replace("\r", "").splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    text = "\n".join(lines)
+    assert "…" not in text and "2001:db8:1234:5678::/64  ban 10m (simulated) by " in text
+    assert "1000, 1001, 1002, 1003, 1004, 1005" in text
+    # a pipe gets whole lines (160 columns), JSON is unchanged by any width
+    piped = subprocess.run(
+        [sys.executable, "-m", "sipguard", "scan", "--year", "2026", str(log)],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in env.items() if k != "COLUMNS"},
+        timeout=60,
+    )
+    assert max(len(line) for line in piped.stdout.splitlines()) > 80
+    assert "┃ source" in piped.stdout
+    narrow_json = subprocess.run(
+        [sys.executable, "-m", "sipguard", "scan", "--year", "2026", "--format", "json", str(log)],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "80"},
+        timeout=60,
+    )
+    wide_json = subprocess.run(
+        [sys.executable, "-m", "sipguard", "scan", "--year", "2026", "--format", "json", str(log)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert narrow_json.stdout == wide_json.stdout and json.loads(wide_json.stdout)["attackers"]

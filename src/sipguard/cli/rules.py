@@ -73,6 +73,8 @@ def run_list(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
+    from sipguard.report.text import NARROW
+
     width = None if sys.stdout.isatty() else 200  # pipes get whole lines, not 80 columns
     console = Console(width=width, highlight=False)
     rows = [_list_row(r) for r in rules]
@@ -93,10 +95,6 @@ def run_list(args: argparse.Namespace) -> int:
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
     return 0
-
-
-#: below this width `rules list` prints a block per rule instead of the table
-NARROW = 120
 
 
 def _list_row(r: RuleSpec) -> tuple[str, str, str, str, str, str, str, str]:

@@ -40,6 +40,8 @@ def render(report: ScanReport, fmt: str, out: IO[str]) -> None:
     elif fmt == "csv":
         render_csv(report, out)
     else:
+        from sipguard.report.text import render_text  # rich, imported only for text output
+
         render_text(report, out)
 
 
@@ -300,103 +302,8 @@ def _safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
-def reason_lines(reason: str) -> list[str]:
-    """A reason's lines, each terminal-safe: multi-line reasons print as lines, not as \\x0a."""
-    return [printable(line) for line in reason.replace("\r\n", "\n").split("\n")]
-
-
-def _verdict(d: Decision) -> str:
-    """`ban 10m (simulated)`: the decision as the daemon would take it, marked when simulated."""
-    action, simulated = shown_action(d)
-    return f"{action} {format_duration(d.duration)}" + (" (simulated)" if simulated else "")
-
-
 def _ban(a: Attacker) -> str:
     d = a.decision
     if d is None:
         return ""
     return format_duration(d.duration)
-
-
-def render_text(report: ScanReport, out: IO[str]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = Console(file=out, width=160, highlight=False, soft_wrap=False)
-
-    def esc(text: str) -> str:
-        return escape(printable(text))
-
-    attackers = report.attackers()
-    if attackers:
-        t = Table(title=f"Attackers ({len(attackers)})", show_lines=False)
-        for col in ("source", "first seen", "last seen", "events", "kinds", "accounts", "agents"):
-            t.add_column(col)
-        t.add_column("would get")
-        for a in attackers[:500]:
-            d = a.decision
-            # escaped part by part: the line break between them is ours, not attacker text
-            verdict = f"{esc(_verdict(d))}\n{esc(d.rule)}" if d else ""
-            t.add_row(
-                esc(a.ip),
-                when(a.first),
-                when(a.last),
-                str(a.events),
-                "\n".join(f"{k} {n}" for k, n in sorted(a.kinds.items())),
-                esc(_short(sorted(a.accounts), 6)),
-                esc(_short(sorted(a.user_agents), 3)),
-                verdict,
-            )
-        console.print(t)
-        console.print("[bold]Why[/bold]")
-        for a in attackers[:500]:
-            d = a.decision
-            if d is not None:
-                first, *more = reason_lines(d.reason)
-                console.print(f"  {esc(a.ip)}: {esc(d.rule)}: {escape(first)}")
-                for line in more:  # indented under its source: no line can pass for another's
-                    console.print(f"      {escape(line)}")
-    else:
-        console.print("No attacker crossed a rule threshold.")
-    accounts = [a for a in report.accounts_under_attack() if len(a.sources) > 1 or a.alerts]
-    if accounts:
-        t = Table(title="Accounts under attack")
-        for col in ("account", "events", "distinct sources", "first seen", "last seen", "alert"):
-            t.add_column(col)
-        for acc in accounts[:200]:
-            alert = acc.alerts[0].reason if acc.alerts else ""
-            t.add_row(
-                esc(acc.account),
-                str(acc.events),
-                str(len(acc.sources)),
-                when(acc.first),
-                when(acc.last),
-                esc(alert),
-            )
-        console.print(t)
-    if report.timeline:
-        t = Table(title="Timeline (attack events per minute, busiest 30)")
-        t.add_column("minute (UTC)")
-        t.add_column("events")
-        t.add_column("kinds")
-        busiest = sorted(report.timeline.items(), key=lambda kv: -sum(kv[1].values()))[:30]
-        for minute, counts in sorted(busiest):
-            t.add_row(
-                when(minute)[:16],
-                str(sum(counts.values())),
-                ", ".join(f"{k} {n}" for k, n in sorted(counts.items())),
-            )
-        console.print(t)
-    stats = report.to_dict()["stats"]
-    assert isinstance(stats, dict)
-    norm = stats.get("normalizer") or {}
-    console.print(
-        f"{len(report.sources)} sources with failures, {report.alerts} alerts, "
-        f"{report.unattributed} events without an address; normalizer: "
-        + esc(", ".join(f"{k}={v}" for k, v in dict(norm).items()))
-    )
-
-
-def _short(items: list[str], n: int) -> str:
-    return ", ".join(items[:n]) + (f" (+{len(items) - n})" if len(items) > n else "")
