@@ -87,3 +87,17 @@ def test_config_may_name_the_directory(
         with pytest.raises(SystemExit):
             main(argv)
         assert "or a directory holding sipguard.toml" in capsys.readouterr().out
+
+
+def test_sensor_without_netfilterqueue_says_what_to_install() -> None:
+    # the module blocked as if not installed: `sipguard sensor` must say so in one line
+    code = (
+        "import sys; sys.modules['netfilterqueue'] = None\n"
+        "from sipguard.cli.main import main\n"
+        "sys.exit(main(['sensor', '--domain', 'pbx.example.net', '--queue', '4711']))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("sipguard: error: netfilterqueue is not usable (")
+    assert "./install.sh installs it" in res.stderr and "libnetfilter-queue1" in res.stderr

@@ -46,6 +46,18 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
+def require(module: str, extra: str, system: str = "") -> None:
+    """Import an optional part, or fail with one line saying what to install."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        apt = f" and apt-get install {system}" if system else ""
+        raise CliError(
+            f"{module} is not usable ({exc}): ./install.sh installs it, "
+            f"or pip install 'sipguard[{extra}]'{apt}"
+        ) from None
+
+
 def build_parser(modules: Sequence[str] = SUBCOMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sipguard",

@@ -15,7 +15,7 @@ import tomllib
 from typing import Any
 
 from sipguard.actions.base import FirewallError
-from sipguard.cli.main import CliError
+from sipguard.cli.main import CliError, require
 from sipguard.config.errors import ConfigError
 from sipguard.config.settings import MAIN_CONFIG_HELP, main_file
 from sipguard.core.events import Event
@@ -97,6 +97,7 @@ def load_config(args: argparse.Namespace) -> SensorConfig:
 def cmd_sensor(args: argparse.Namespace) -> int:
     from sipguard.sensor.nfq import NfqSensor
 
+    require("netfilterqueue", "sensor", "libnetfilter-queue1")  # else a traceback at bind time
     config = load_config(args)
     if not 1 <= args.verdict_batch <= 4096:
         raise CliError(f"--verdict-batch {args.verdict_batch}: must be 1 to 4096")
