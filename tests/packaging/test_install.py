@@ -197,7 +197,7 @@ def test_daemon_and_control_commands(installed: Path, tmp_path: Path) -> None:
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         status = json.loads(sg(installed, "status", "--json", *ctl).stdout)
-        assert status["backend"] == "nftables", status
+        assert status["running"] is True and status["backend"] == "nftables", status
         assert sg(installed, "ban", "203.0.113.9", "--for", "1h", *ctl).returncode == 0
         assert "203.0.113.9" in sg(installed, "bans", *ctl).stdout
         assert "manual ban" in sg(installed, "explain", "203.0.113.9", *ctl).stdout

@@ -164,7 +164,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps({"running": False, "error": str(exc)}))
         return 3
     if args.json:
-        print(json.dumps(st, indent=2))
+        print(json.dumps({"running": True, **st}, indent=2))  # one key tells scripts either way
         return 0
     print(f"sipguard {st['version']} pid {st['pid']} up {st['uptime']:.0f}s")
     print(f"  config:   {', '.join(st['config'])}")
