@@ -137,7 +137,11 @@ def stages(monkeypatch: Any) -> list[str]:
 
 
 def parallel(paths: list[Path], engine: Any, jobs: int) -> ScanResult:
-    incidents, rows, calls, errors = scan_parallel(paths, engine, 86400.0, jobs)
+    """scan_parallel, else (rows across lines) the one-process scan, as `scan` does."""
+    done = scan_parallel(paths, engine, 86400.0, jobs)
+    if done is None:
+        return scan(paths, engine)
+    incidents, rows, calls, errors = done
     return ScanResult(incidents, rows, calls, errors)
 
 
@@ -184,7 +188,7 @@ def test_with_a_baseline(tmp_path: Path) -> None:
 def test_rows_across_lines_or_cr_fall_back_and_agree(
     tmp_path: Path, odd: str, monkeypatch: Any
 ) -> None:
-    """Byte ranges cannot be parsed apart: every process reads every row instead."""
+    """Byte ranges cannot be parsed apart: one process scans instead (the same loop)."""
     seen = stages(monkeypatch)
     path = write_damaged(tmp_path / "a.csv", 9, 1200)
     text = path.read_text(encoding="utf-8")
@@ -192,7 +196,8 @@ def test_rows_across_lines_or_cr_fall_back_and_agree(
     path.write_text(text[:cut] + odd + text[cut:], encoding="utf-8")
     one = scan([path], small_engine())
     assert report(parallel([path], small_engine(), 2)) == report(one)
-    assert seen == ["_parse_part", "_part"]
+    assert seen == ["_parse_part"]  # stage 1 found the odd row; no part checked calls
+    assert scan_parallel([path], small_engine(), 86400.0, 2) is None
 
 
 def test_ranges_start_at_lines(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ awaits an action: it spawns one task per hit (hang up first, then lock, then not
 from __future__ import annotations
 
 import asyncio
+import csv
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from sipguard.core.clock import Clock, SystemClock
 from sipguard.fraud.cdr import CdrParser
 from sipguard.fraud.engine import FraudEngine
 from sipguard.fraud.live import LiveTracker
-from sipguard.fraud.model import Call, Hit
+from sipguard.fraud.model import Hit
 from sipguard.fraud.report import AlertBook, Incident
 
 log = logging.getLogger(__name__)
@@ -107,17 +108,12 @@ class FraudWatcher:
         """
         parser = self._parsers.get(batch.source)
         if parser is None:
-            cfg = self.engine.config
-            parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, batch.source)
+            parser = self.engine.cdr_parser(batch.source)
             self._parsers[batch.source] = parser
         text = batch.data.decode("utf-8", "replace").splitlines(keepends=True)
-        hits: list[Hit] = []
-
-        def one(*fields: Any) -> None:
-            if fields[0] not in self.tracker.seen_uids:
-                hits.extend(self.engine.cdr_call(Call(*fields)))
-
-        parser.read_lines(text, batch.first_line_no, one)
+        seen = self.tracker.seen_uids
+        records = parser.records(csv.reader(text), batch.first_line_no)
+        hits = self.engine.check((r for r in records if r[8] not in seen), batch.source)
         if hits:
             self.handle(hits)
 
