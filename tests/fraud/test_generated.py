@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from sipguard.cli.main import main
 from sipguard.fraud.config import load_config
-from sipguard.fraud.gen import Generated, generate
-from sipguard.fraud.report import AlertBook
-from sipguard.fraud.scan import ScanResult, build_engine, scan
+from sipguard.fraud.report import AlertBook, ScanResult
+from sipguard.fraud.scan import build_engine, scan
 from sipguard.fraud.tables import load_hotlist, load_rates
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from fraudgen import Generated, generate
 
 ALL_RULES = {
     "velocity",

@@ -10,6 +10,7 @@ import importlib
 import io
 import json
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,13 @@ import pytest
 import sipguard.fraud.parallel as parallel_module
 from sipguard.cli.main import main
 from sipguard.fraud.config import build_config, load_config
-from sipguard.fraud.gen import Generated, generate
 from sipguard.fraud.parallel import ranges_of, scan_parallel
-from sipguard.fraud.scan import ScanResult, build_engine, scan
+from sipguard.fraud.report import ScanResult
+from sipguard.fraud.scan import build_engine, scan
 from sipguard.fraud.tables import RateTable, load_hotlist, load_rates
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from fraudgen import Generated, generate
 
 COLUMNS = ["accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
            "lastdata", "start", "answer", "end", "duration", "billsec", "disposition",
@@ -139,10 +143,7 @@ def stages(monkeypatch: Any) -> list[str]:
 def parallel(paths: list[Path], engine: Any, jobs: int) -> ScanResult:
     """scan_parallel, else (rows across lines) the one-process scan, as `scan` does."""
     done = scan_parallel(paths, engine, 86400.0, jobs)
-    if done is None:
-        return scan(paths, engine)
-    incidents, rows, calls, errors = done
-    return ScanResult(incidents, rows, calls, errors)
+    return scan(paths, engine) if done is None else done
 
 
 @pytest.mark.parametrize("jobs", [2, 3])

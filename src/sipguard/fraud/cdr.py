@@ -49,6 +49,7 @@ class CdrParser:
         self.errors: Counter[str] = Counter()
         self.first_error: dict[str, int] = {}  # kind -> line where first seen
         self.rows = 0
+        self.parsed = 0  # rows that read as a call (0 of many: the input is not CDRs)
         cols = {name: i for i, name in reversed(list(enumerate(layout.columns)))}
         self._i = cols
         self._need = max(cols["dst"], cols["start"]) + 1
@@ -100,6 +101,7 @@ class CdrParser:
         minutes, first_error = self._minutes, self.first_error
         names = self._names
         keep, wanted, ignore = self._keep, self.outbound, self.ignore
+        good = 0  # rows read as a call
         line_no = first_line_no - 1
         skip_header = self.layout.header and (first_line_no == 1 if header is None else header)
         rows = iter(rows)
@@ -151,6 +153,7 @@ class CdrParser:
                         errors["long_field"] += 1
                         first_error.setdefault("long_field", line_no)
                         dst = dst[:64]
+                    good += 1
                     if wanted is not None:
                         ok = keep.get(dst)
                         if ok is None:
@@ -192,6 +195,7 @@ class CdrParser:
                         row[i_ip][:64] if 0 <= i_ip < n else "",
                     )
                 self.rows += line_no - first_line_no + 1
+                self.parsed += good
                 return
             except csv.Error:
                 # An oversized field: count it and go on with the next row.

@@ -7,6 +7,7 @@ ConfigError naming the file, the key and the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sipguard.config.errors import ConfigError
+from sipguard.config.settings import Settings
 from sipguard.fraud.classify import Numbering
 from sipguard.fraud.model import ACTIONS, SEVERITIES
 from sipguard.fraud.tables import load_high_risk_countries
@@ -261,11 +263,22 @@ def build_config(data: dict[str, Any], file: str = "<defaults>") -> FraudConfig:
     )
 
 
+# Tables only a whole sipguard.toml has ("rules" is also a key of a bare [fraud] file).
+_SETTINGS_SECTIONS = frozenset(f.name for f in dataclasses.fields(Settings)) - {
+    "fraud",
+    "rules",
+    "files",
+    "origins",
+}
+
+
 def load_config(path: str | Path | None) -> FraudConfig:
     """Load the operator's file (None = packaged defaults only)."""
     if path is None:
         return build_config({})
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(str(path), "", "is a directory: give the sipguard.toml file in it")
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
@@ -273,8 +286,14 @@ def load_config(path: str | Path | None) -> FraudConfig:
         raise ConfigError(str(path), "", exc.strerror or str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    # A sipguard.toml keeps these keys under [fraud]; a file of its own may hold them bare.
-    fraud = data.get("fraud", data)
+    # A sipguard.toml keeps these keys under [fraud] (none: the defaults); a file of its own
+    # may hold them bare.
+    if "fraud" in data:
+        fraud = data["fraud"]
+    elif _SETTINGS_SECTIONS & data.keys():
+        fraud = {}
+    else:
+        fraud = data
     if not isinstance(fraud, dict):
         raise ConfigError(str(path), "fraud", "expected a table")
     return build_config(fraud, str(path))

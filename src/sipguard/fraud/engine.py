@@ -237,8 +237,7 @@ class FraudEngine:
                 or (
                     rate
                     and billsec > 0
-                    and (st.spent if slot[2] == st.day else 0.0) + rate * billsec / 60.0
-                    > st.limit
+                    and (st.spent if slot[2] == st.day else 0.0) + rate * billsec / 60.0 > st.limit
                 )
             ):
                 call = Call(uid, account, dst, start, end, billsec, disp, chan, ip, line + offset)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sipguard.fraud.engine import FraudEngine
-from sipguard.fraud.report import AlertBook, Incident
+from sipguard.fraud.report import AlertBook, Incident, ScanResult
 from sipguard.fraud.split import Irregular, load_shelves, parse_range
 
 MAX_JOBS = 64
@@ -96,7 +96,7 @@ def _parse_part(
             except Irregular:
                 return {"irregular": True}
         errors = [[kind, n, parser.first_error[kind]] for kind, n in parser.errors.items()]
-        files.append({"rows": rows, "errors": errors})
+        files.append({"rows": rows, "parsed": parser.parsed, "errors": errors})
     return {"irregular": False, "files": files}
 
 
@@ -179,8 +179,8 @@ def ranges_of(path: str | Path, parts: int) -> list[int]:
 
 def scan_parallel(
     paths: Sequence[str | Path], engine: FraudEngine, gap: float, jobs: int
-) -> tuple[list[Incident], int, int, Counter[str]] | None:
-    """(incidents, rows, calls, errors) of `paths` scanned by `jobs` forked processes, or
+) -> ScanResult | None:
+    """The report of `paths` scanned by `jobs` forked processes, or
     None when a file's rows cannot be cut into ranges of lines (CR line ends, a row across
     lines): then nothing has changed but `learn_until`, and one process must scan.
 
@@ -219,12 +219,12 @@ def scan_parallel(
                     errors.append([kind, n, index, rows_before + line])
             rows += sum(int(parsed[k]["files"][index]["rows"]) for k in range(jobs))
         docs = _fork_all(_check_part, [(paths, engine, gap, offsets, j, tmp) for j in range(jobs)])
-    return _merge(docs, rows, errors, engine)
+    result = _merge(docs, rows, errors, engine)
+    result.parsed = sum(int(f["parsed"]) for doc in parsed for f in doc["files"])
+    return result
 
 
-def _merge(
-    docs: list[Doc], rows: int, errors: list[list[Any]], engine: FraudEngine
-) -> tuple[list[Incident], int, int, Counter[str]]:
+def _merge(docs: list[Doc], rows: int, errors: list[list[Any]], engine: FraudEngine) -> ScanResult:
     incidents = [_incident(row) for doc in docs for row in doc["incidents"]]
     incidents.sort(key=lambda i: (i.first, i.account, i.rule))  # AlertBook.sorted; keys unique
     engine.calls_seen += sum(int(doc["calls"]) for doc in docs)
@@ -237,7 +237,7 @@ def _merge(
     ordered: Counter[str] = Counter()
     for kind in sorted(counts, key=lambda k: first[k]):
         ordered[kind] = counts[kind]
-    return incidents, rows, engine.calls_seen, ordered
+    return ScanResult(incidents, rows, engine.calls_seen, ordered)
 
 
 def usable_jobs(jobs: int | None) -> int:
