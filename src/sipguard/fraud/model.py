@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 
 from sipguard.core.alerts import Alert
+from sipguard.core.calls import account_of
 from sipguard.core.events import NO_ORIGIN, Event, Kind, Origin, Service
+
+__all__ = ["ACTIONS", "SEVERITIES", "Call", "Hit", "account_of"]
 
 SEVERITIES = ("low", "medium", "high", "critical")
 ACTIONS = ("alert", "hangup", "lock", "ban")
@@ -30,20 +33,6 @@ class Call:
     ip: str = ""  # the caller's address when a source knows it ("" otherwise)
     line_no: int = 0
     answer: float | None = None  # when a live call was answered (running cost starts)
-
-
-def account_of(channel: str, accountcode: str = "", src: str = "") -> str:
-    """The calling endpoint: `PJSIP/1001-0000001a` -> `1001`, else the accountcode or src.
-
-    Local channels (`Local/100@ctx-0001;1`) are not endpoints, so they fall through too.
-    """
-    tech, _, rest = channel.partition("/")
-    if rest and tech.upper() in ("SIP", "PJSIP", "IAX2", "DAHDI", "WEBRTC"):
-        name, dash, _suffix = rest.rpartition("-")
-        name = name if dash else rest
-        if name:
-            return name[:80]
-    return (accountcode or src)[:80]
 
 
 @dataclass(frozen=True, slots=True)
