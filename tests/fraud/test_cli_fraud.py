@@ -100,3 +100,28 @@ def test_text_report_wraps_to_the_terminal_and_cuts_nothing(
     for alert in alerts:  # every call of every alert, and every word of its reason
         assert set(alert["calls"]) <= words
         assert set(alert["reason"].split()) <= words
+
+
+def test_actions_come_from_the_rules_policy_profile(tmp_path: Path) -> None:
+    """A fraud rule names a profile; the profile's actions are what its hits lead to."""
+    from sipguard.config.errors import ConfigError
+    from sipguard.fraud.config import load_config
+
+    shipped = load_config(None).rules
+    assert shipped["risky_destination"].actions == ("alert", "hangup", "lock")  # fraud-stop
+    assert shipped["address_country"].actions == ("alert", "ban", "lock")  # fraud-ban
+    assert shipped["velocity"].actions == ("alert",)
+    conf = tmp_path / "sipguard.toml"
+    conf.write_text(
+        '[profiles.cut]\naction = "alert"\nactions = ["hangup"]\n'
+        '[fraud.rules.velocity]\nprofile = "cut"\n'
+        '[fraud.rules.spend]\nactions = ["alert"]\n'  # older configs: actions in place
+    )
+    rules = load_config(conf).rules
+    assert rules["velocity"].actions == ("hangup",) and rules["spend"].actions == ("alert",)
+    conf.write_text('[daemon]\n[fraud.rules.velocity]\nprofile = "nope"\n')
+    with pytest.raises(ConfigError, match=r"fraud.rules.velocity.profile.*unknown profile"):
+        load_config(conf)
+    conf.write_text('[profiles.bad]\nactions = ["explode"]\n[fraud]\n')
+    with pytest.raises(ConfigError, match=r"profiles.bad.actions"):
+        load_config(conf)

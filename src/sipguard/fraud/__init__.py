@@ -1,9 +1,10 @@
 """sipguard.fraud: toll-fraud and account protection.
 
-Destination classification (`classify`), rules as data (`config`, data/rules.toml), the pure
-detectors (`engine`), the one CDR row loop (`cdr`), the offline scan (`scan`; on every core:
-`parallel`, `split`), the live AMI call tracker (`live`) and watcher (`watch`). The seeded CDR
-generator is bench/fraudgen.py (not shipped).
+Destination classification (`classify`), configuration (`config`; the rules are
+rules/fraud/*/rule.toml), the detectors (`engine`), the one CDR row loop (`cdr`), the offline
+scan (`scan`; on every core: `parallel`, `split`), the live AMI call tracker (`live`), the
+watcher (`watch`) and the rules' sample driver (`samples`). The seeded CDR generator is
+bench/fraudgen.py (not shipped).
 """
 
 from sipguard.fraud.classify import Classifier, Destination, Hotlist, Numbering

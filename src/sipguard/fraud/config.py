@@ -1,4 +1,4 @@
-"""Fraud configuration: packaged rules (fraud/data/rules.toml) plus the operator's overrides.
+"""Fraud configuration: the fraud rules (rules/fraud/*/rule.toml) plus the operator's overrides.
 
 The operator's file is a `sipguard.toml` with a `[fraud]` table (or a file holding just that
 table). Every key is checked against the packaged defaults: an unknown key or a wrong type is a
@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sipguard.config.errors import ConfigError
+from sipguard.config.rules import load_fraud_rules
 from sipguard.config.settings import Settings
 from sipguard.fraud.classify import Numbering
 from sipguard.fraud.model import ACTIONS, SEVERITIES
 from sipguard.fraud.tables import load_high_risk_countries
-
-RULES_FILE = Path(__file__).parent / "data" / "rules.toml"
+from sipguard.policy.profiles import DEFAULT_PROFILES, PolicyError, Profile, profiles_from_dict
 
 # The default cdr_csv layout of Master.csv (cdr/cdr_csv.c build_csv_record); uniqueid and
 # userfield are written only with loguniqueid/loguserfield (on in the sample cdr.conf), and
@@ -106,8 +107,11 @@ _NUMBERING_KEYS = {
 
 
 def _packaged_rules() -> dict[str, dict[str, Any]]:
-    with RULES_FILE.open("rb") as f:
-        return tomllib.load(f)
+    """detector -> its rule's settings and parameters (what [fraud.rules.<detector>] may set)."""
+    return {
+        r.detector: {"enabled": r.enabled, "severity": r.severity, "profile": r.profile, **r.params}
+        for r in load_fraud_rules()
+    }
 
 
 def _check_type(file: str, key: str, value: Any, want: Any) -> Any:
@@ -128,16 +132,27 @@ def _check_type(file: str, key: str, value: Any, want: Any) -> Any:
     return value
 
 
-def _rule(file: str, name: str, base: dict[str, Any], over: dict[str, Any]) -> RuleSpec:
+def _rule(
+    file: str,
+    name: str,
+    base: dict[str, Any],
+    over: dict[str, Any],
+    profiles: Mapping[str, Profile],
+) -> RuleSpec:
     merged = dict(base)
     for key, value in over.items():
-        if key not in base:
+        if key not in base and key != "actions":
             raise ConfigError(file, f"fraud.rules.{name}.{key}", "unknown key")
-        merged[key] = _check_type(file, f"fraud.rules.{name}.{key}", value, base[key])
+        want = base.get(key, list)  # actions: the profile's, overridden in place (older configs)
+        merged[key] = _check_type(file, f"fraud.rules.{name}.{key}", value, want)
     severity = merged.pop("severity")
     if severity not in SEVERITIES:
         raise ConfigError(file, f"fraud.rules.{name}.severity", f"must be one of {SEVERITIES}")
-    actions = tuple(merged.pop("actions"))
+    profile = profiles.get(merged.pop("profile"))
+    if profile is None:
+        known = ", ".join(sorted(profiles))
+        raise ConfigError(file, f"fraud.rules.{name}.profile", f"unknown profile (known: {known})")
+    actions = tuple(merged.pop("actions", profile.actions))
     for a in actions:
         if a not in ACTIONS:
             raise ConfigError(file, f"fraud.rules.{name}.actions", f"unknown action {a!r}")
@@ -157,8 +172,13 @@ def _countries(file: str, key: str, values: list[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def build_config(data: dict[str, Any], file: str = "<defaults>") -> FraudConfig:
-    """A FraudConfig from a parsed `[fraud]` table (the packaged defaults fill the rest)."""
+def build_config(
+    data: dict[str, Any],
+    file: str = "<defaults>",
+    profiles: Mapping[str, Profile] = DEFAULT_PROFILES,
+) -> FraudConfig:
+    """A FraudConfig from a parsed `[fraud]` table (the packaged defaults fill the rest);
+    `profiles` (the policy's) give each rule's actions."""
     base = _packaged_rules()
     for key in data:
         if key not in _NUMBERING_KEYS and key not in ("rules", "accounts", "cdr"):
@@ -172,7 +192,7 @@ def build_config(data: dict[str, Any], file: str = "<defaults>") -> FraudConfig:
     for name in over_rules:
         if name not in base:
             raise ConfigError(file, f"fraud.rules.{name}", "unknown rule")
-    rules = {n: _rule(file, n, b, over_rules.get(n) or {}) for n, b in base.items()}
+    rules = {n: _rule(file, n, b, over_rules.get(n) or {}, profiles) for n, b in base.items()}
 
     high_risk = load_high_risk_countries()
     if "high_risk_countries" in data:
@@ -296,4 +316,11 @@ def load_config(path: str | Path | None) -> FraudConfig:
         fraud = data
     if not isinstance(fraud, dict):
         raise ConfigError(str(path), "fraud", "expected a table")
-    return build_config(fraud, str(path))
+    raw_profiles = data.get("profiles", {}) if fraud is not data else {}
+    if not isinstance(raw_profiles, dict):
+        raise ConfigError(str(path), "profiles", "expected a table")
+    try:
+        profiles = profiles_from_dict(raw_profiles)
+    except PolicyError as exc:
+        raise ConfigError(str(path), exc.key, exc.reason) from None
+    return build_config(fraud, str(path), profiles)

@@ -58,15 +58,18 @@ class Hit:
             "reason": self.reason,
         }
 
-    def to_alert(self) -> Alert:
-        """The core Alert the daemon turns into a Decision (a ban when an address is known)."""
+    def to_alert(self, rule: str = "", events: tuple[Event, ...] = ()) -> Alert:
+        """The core Alert the daemon turns into a Decision (a ban when an address is known).
+
+        `rule`: the rule's id (default `fraud.<detector>`); `events`: the call events behind
+        the hit as evidence (default: one TOLL_FRAUD event naming the calls)."""
         network = None
         if self.ip and "ban" in self.actions:
             try:
                 network = ip_network(ip_address(self.ip))
             except ValueError:
                 network = None
-        evidence = (
+        evidence = events or (
             Event(
                 time=self.time,
                 kind=Kind.TOLL_FRAUD,
@@ -78,7 +81,7 @@ class Hit:
             ),
         )
         return Alert(
-            rule=f"fraud.{self.rule}",
+            rule=rule or f"fraud.{self.rule}",
             time=self.time,
             key=f"account:{self.account}",
             network=network,
