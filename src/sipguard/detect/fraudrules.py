@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sipguard.detect.matchers import RuleError
-from sipguard.detect.spec import SEVERITIES
+from sipguard.detect.spec import _bool, _severity, _text, rule_id_of
 
 #: detector -> parameter -> type (bool, int, float, str or list of str), the closed set.
 FRAUD_DETECTORS: dict[str, dict[str, type]] = {
@@ -41,11 +41,9 @@ class FraudRuleSpec:
     enabled: bool = True
 
 
-def check_param(detector: str, key: str, value: object, where: str) -> object:
-    """The value when it has the parameter's type (ints pass as floats); else RuleError."""
-    want = FRAUD_DETECTORS[detector].get(key)
-    if want is None:
-        raise RuleError(where, f"unknown parameter of {detector}")
+def typed(value: object, want: type) -> tuple[bool, object]:
+    """(whether `value` is a `want`, the value): bool, int, float (an int becomes a float),
+    str or list of str; the one type check of fraud parameters and their config overrides."""
     if want is bool:
         ok = isinstance(value, bool)
     elif want is float:
@@ -57,6 +55,15 @@ def check_param(detector: str, key: str, value: object, where: str) -> object:
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     else:
         ok = isinstance(value, str)
+    return ok, value
+
+
+def check_param(detector: str, key: str, value: object, where: str) -> object:
+    """The value when it has the parameter's type (ints pass as floats); else RuleError."""
+    want = FRAUD_DETECTORS[detector].get(key)
+    if want is None:
+        raise RuleError(where, f"unknown parameter of {detector}")
+    ok, value = typed(value, want)
     if not ok:
         raise RuleError(where, f"needs {want.__name__}, got {value!r}")
     return value
@@ -64,12 +71,7 @@ def check_param(detector: str, key: str, value: object, where: str) -> object:
 
 def fraud_rule_from_dict(data: Mapping[str, object]) -> FraudRuleSpec:
     """Build and validate a fraud rule from a parsed rule.toml. Raises RuleError(key, reason)."""
-    unknown = sorted(set(data) - _TOP_KEYS)
-    if unknown:
-        raise RuleError(unknown[0], "unknown key")
-    rule_id = data.get("id")
-    if not isinstance(rule_id, str) or not rule_id.replace("-", "").replace("_", "").isalnum():
-        raise RuleError("id", "needs a name of letters, digits, '-' and '_'")
+    rule_id = rule_id_of(data, _TOP_KEYS)
     table = data.get("fraud")
     if not isinstance(table, Mapping):
         raise RuleError("fraud", "needs a table")
@@ -82,19 +84,21 @@ def fraud_rule_from_dict(data: Mapping[str, object]) -> FraudRuleSpec:
     missing = sorted(set(FRAUD_DETECTORS[detector]) - set(params))
     if missing:
         raise RuleError(f"fraud.{missing[0]}", f"missing parameter of {detector}")
-    description = data.get("description")
-    if not isinstance(description, str) or not description or len(description) > 200:
-        raise RuleError("description", "needs a non-empty string")
-    severity = data.get("severity", "high")
-    if severity not in SEVERITIES:
-        raise RuleError("severity", f"needs one of {', '.join(SEVERITIES)}")
-    profile = data.get("profile", "fraud-alert")
-    if not isinstance(profile, str) or not profile:
-        raise RuleError("profile", "needs a non-empty string")
-    enabled = data.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise RuleError("enabled", "needs true or false")
-    return FraudRuleSpec(rule_id, description, detector, params, str(severity), profile, enabled)
+    return FraudRuleSpec(
+        rule_id,
+        _text("description", data.get("description")),
+        detector,
+        params,
+        str(_severity("severity", data.get("severity", "high"))),
+        _text("profile", data.get("profile", "fraud-alert")),
+        bool(_bool("enabled", data.get("enabled", True))),
+    )
 
 
-__all__ = ["FRAUD_DETECTORS", "FraudRuleSpec", "check_param", "fraud_rule_from_dict"]
+__all__ = [
+    "FRAUD_DETECTORS",
+    "FraudRuleSpec",
+    "check_param",
+    "fraud_rule_from_dict",
+    "typed",
+]

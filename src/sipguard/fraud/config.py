@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sipguard.config.errors import ConfigError
 from sipguard.config.rules import load_fraud_rules
 from sipguard.config.settings import Settings
+from sipguard.detect.fraudrules import typed
 from sipguard.fraud.classify import Numbering
 from sipguard.fraud.model import ACTIONS, SEVERITIES
 from sipguard.fraud.tables import load_high_risk_countries
@@ -115,20 +116,11 @@ def _packaged_rules() -> dict[str, dict[str, Any]]:
 
 
 def _check_type(file: str, key: str, value: Any, want: Any) -> Any:
-    if isinstance(want, bool) or want is bool:
-        ok = isinstance(value, bool)
-    elif isinstance(want, float) or want is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(want, int) or want is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(want, list) or want is list:
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    else:
-        ok = isinstance(value, str)
+    """`value` when it has the type of `want` (a type, or a default value of that type)."""
+    wanted = want if isinstance(want, type) else type(want)
+    ok, value = typed(value, wanted)
     if not ok:
-        wanted = want.__name__ if isinstance(want, type) else type(want).__name__
-        raise ConfigError(file, key, f"expected {wanted}, got {type(value).__name__}")
+        raise ConfigError(file, key, f"expected {wanted.__name__}, got {type(value).__name__}")
     return value
 
 
