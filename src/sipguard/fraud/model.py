@@ -89,4 +89,7 @@ class Hit:
             reason=self.reason,
             events=evidence,
             severity=self.severity,
+            account=self.account,
+            channels=self.channels,
+            actions=self.actions,
         )
