@@ -24,7 +24,7 @@ from sipguard.core.events import CallInfo, Event, IPAddress, Kind, Origin, Servi
 
 Get = Callable[[str], "str | None"]  # case-insensitive field lookup of one AMI event
 MAX_CHANNELS = 20_000  # tracked channels; beyond this the oldest are dropped (counted)
-MAX_UID, MAX_CHANNEL, MAX_DST, MAX_ACCOUNT = 150, 200, 64, 80
+MAX_UID, MAX_CHANNEL, MAX_DST, MAX_ACCOUNT, MAX_CONTEXT = 150, 200, 64, 80, 80
 _TECHS = frozenset({"SIP", "PJSIP", "IAX2", "DAHDI", "WEBRTC"})
 _AMI = Origin("ami")
 
@@ -75,6 +75,7 @@ def record_event(
     ip: str,
     line_no: int,
     source: str,
+    context: str = "",
 ) -> Event:
     """A finished call's record (a CDR row: `CdrParser.records`) as a CALL_END event."""
     return Event(
@@ -96,6 +97,7 @@ def record_event(
             answered,
             record=True,
             line_no=line_no,
+            context=context[:MAX_CONTEXT],
         ),
     )
 
@@ -115,6 +117,7 @@ class _Chan:
     account: str
     exten: str
     start: float
+    context: str = ""  # where the channel entered the dialplan
     dst: str | None = None  # set once it dials out
     answer: float | None = None
 
@@ -156,7 +159,8 @@ class CallNormalizer:
             self.counters["dropped_channels"] += 1
         channel = (get("Channel") or "")[:MAX_CHANNEL]
         account = account_of(channel, get("AccountCode") or "", get("CallerIDNum") or "")
-        self.channels[uid] = _Chan(channel, account, (get("Exten") or "")[:MAX_DST], now)
+        exten, context = (get("Exten") or "")[:MAX_DST], (get("Context") or "")[:MAX_CONTEXT]
+        self.channels[uid] = _Chan(channel, account, exten, now, context)
         return []
 
     def _dialbegin(self, get: Get, now: float) -> list[Event]:
@@ -212,7 +216,16 @@ class CallNormalizer:
             target=chan.dst,
             call_id=uid,
             origin=_AMI,
-            call=CallInfo(uid, chan.channel, chan.start, answer, end, billsec, answer is not None),
+            call=CallInfo(
+                uid,
+                chan.channel,
+                chan.start,
+                answer,
+                end,
+                billsec,
+                answer is not None,
+                context=chan.context,
+            ),
         )
 
     def _cdr(self, get: Get, now: float) -> list[Event]:
@@ -230,8 +243,20 @@ class CallNormalizer:
         account = account_of(channel, get("AccountCode") or "", get("Source") or "")
         dst = get("Destination") or ""
         answered = get("Disposition") == "ANSWERED"
+        context = get("DestinationContext") or ""
         event = record_event(
-            uid, account, dst, now - duration, now, billsec, answered, channel, "", 0, "ami"
+            uid,
+            account,
+            dst,
+            now - duration,
+            now,
+            billsec,
+            answered,
+            channel,
+            "",
+            0,
+            "ami",
+            context,
         )
         return [event]
 

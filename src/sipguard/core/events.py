@@ -102,6 +102,7 @@ class CallInfo:
     answered: bool = False
     record: bool = False
     line_no: int = 0
+    context: str = ""  # the dialplan context the call started in (its direction: inbound?)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -114,6 +115,7 @@ class CallInfo:
             "answered": self.answered,
             "record": self.record,
             "line": self.line_no,
+            "context": self.context,
         }
 
 
@@ -213,6 +215,7 @@ def _call(d: object) -> CallInfo | None:
         answered=bool(d.get("answered", False)),
         record=bool(d.get("record", False)),
         line_no=int(d.get("line") or 0),
+        context=str(d.get("context", ""))[:80],
     )
 
 

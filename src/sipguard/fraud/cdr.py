@@ -36,13 +36,17 @@ class CdrParser:
         source: str = "-",
         outbound: Callable[[str], bool] | None = None,
         ignore: frozenset[str] = frozenset(),
+        inbound_contexts: frozenset[str] = frozenset(),
     ) -> None:
         """`outbound(dst)`: whether the rules look at a call to that dialled string (cached);
-        None keeps every row. `ignore`: accounts whose calls are never the rules' business."""
+        None keeps every row. `ignore`: accounts whose calls are never the rules' business
+        (trunks among them). `inbound_contexts`: a row whose `dcontext` is one of these is an
+        inbound call (with `outbound` set, skipped: never charged to an account)."""
         self.layout = layout
         self.source = source
         self.outbound = outbound
         self.ignore = ignore
+        self.inbound_contexts = inbound_contexts
         self._keep: dict[str, bool] = {}
         self._names: dict[str, str] = {}  # channel up to its last "-" -> account
         self.tz = ZoneInfo(timezone)
@@ -97,6 +101,8 @@ class CdrParser:
         i_chan, i_acc, i_src = i.get("channel", -1), i.get("accountcode", -1), i.get("src", -1)
         i_dur, i_bill, i_end = i.get("duration", -1), i.get("billsec", -1), i.get("end", -1)
         i_disp, i_uid, i_ip = i.get("disposition", -1), i.get("uniqueid", -1), i.get("ip", -1)
+        i_ctx = i.get("dcontext", -1)
+        inbound = self.inbound_contexts if i_ctx >= 0 else frozenset()
         need, errors, hours, epoch = self._need, self.errors, self._hours, self.epoch
         minutes, first_error = self._minutes, self.first_error
         names = self._names
@@ -180,7 +186,11 @@ class CdrParser:
                                 row[i_acc] if 0 <= i_acc < n else "",
                                 row[i_src] if 0 <= i_src < n else "",
                             )
-                    if wanted is not None and (not account or account in ignore):
+                    if wanted is not None and (
+                        not account
+                        or account in ignore
+                        or (inbound and i_ctx < n and row[i_ctx] in inbound)
+                    ):
                         continue
                     yield (
                         line_no,

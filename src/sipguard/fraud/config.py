@@ -50,6 +50,10 @@ MASTER_CSV_COLUMNS = (
     "linkedid",
     "sequence",
 )
+# where the usual dialplans (FreePBX, the sample extensions.conf, many guides) send calls
+# from a carrier; an office dialling out never starts in one of these
+INBOUND_CONTEXTS = ("from-trunk", "from-pstn", "from-did", "from-external", "from-provider")
+
 CDR_FIELDS = frozenset(MASTER_CSV_COLUMNS) | {"ip", "ignore"}
 
 
@@ -86,7 +90,15 @@ class FraudConfig:
     accounts: dict[str, AccountPolicy] = field(default_factory=dict)
     timezone: str = "UTC"  # the office's zone: business hours and CDR local times
     ignore_accounts: frozenset[str] = frozenset()
+    # Call direction: a call from a trunk endpoint, or one that entered the dialplan in an
+    # inbound context, is inbound (a DID call): never charged to an account.
+    trunks: frozenset[str] = frozenset()
+    inbound_contexts: frozenset[str] = frozenset(INBOUND_CONTEXTS)
     cdr: CdrLayout = field(default_factory=CdrLayout)
+
+    def inbound(self, account: str, context: str) -> bool:
+        """Whether a call is inbound (from a trunk, or in an inbound context)."""
+        return account in self.trunks or context in self.inbound_contexts
 
     def account(self, name: str) -> AccountPolicy:
         return self.accounts.get(name) or _NO_POLICY
@@ -104,6 +116,8 @@ _NUMBERING_KEYS = {
     "extra_high_risk_countries": list,
     "timezone": str,
     "ignore_accounts": list,
+    "trunks": list,
+    "inbound_contexts": list,
 }
 
 
@@ -266,6 +280,15 @@ def build_config(
         timezone=tz,
         ignore_accounts=frozenset(
             _check_type(file, "fraud.ignore_accounts", data.get("ignore_accounts", []), list)
+        ),
+        trunks=frozenset(_check_type(file, "fraud.trunks", data.get("trunks", []), list)),
+        inbound_contexts=frozenset(
+            _check_type(
+                file,
+                "fraud.inbound_contexts",
+                data.get("inbound_contexts", list(INBOUND_CONTEXTS)),
+                list,
+            )
         ),
         cdr=CdrLayout(
             columns,

@@ -72,7 +72,7 @@ class FraudEngine:
         self._vel_on, self._conc_on = self.velocity.enabled, self.concurrent.enabled
         self._short_on = self.short_burst.enabled
         self._short_min = int(r["short_burst"]["min_calls"])
-        self._ignore = config.ignore_accounts
+        self._ignore = config.ignore_accounts | config.trunks  # a trunk's calls are inbound
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -288,7 +288,8 @@ class FraudEngine:
         """A parser of one CDR source that yields only the calls the rules look at."""
         cfg = self.config
         tz = cfg.cdr.timezone or cfg.timezone
-        return CdrParser(cfg.cdr, tz, source, self.outbound, cfg.ignore_accounts)
+        ignore = cfg.ignore_accounts | cfg.trunks  # a trunk's calls are inbound
+        return CdrParser(cfg.cdr, tz, source, self.outbound, ignore, cfg.inbound_contexts)
 
     def outbound(self, dst: str) -> bool:
         """Whether the rules look at a call to `dst` (the CDR loop's filter)."""

@@ -44,6 +44,8 @@ class LiveTracker:
             return self.engine.seen_address(account, ip, event.time)
         if info is None:
             return []
+        if self.engine.config.inbound(account, info.context):
+            return []  # an inbound (DID) call: never charged to an account
         if event.kind is Kind.CALL_START:
             ip = self.last_ip.get(account, "")
             call = Call(
