@@ -25,6 +25,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--simulate", action="store_true", help="report what would be banned, ban nothing"
     )
+    p.add_argument(
+        "--no-privsep",
+        action="store_true",
+        help="tests/dev only: one process that parses with CAP_NET_ADMIN (default: two)",
+    )
+    # the enforcer starts the parsing process with its end of the channel; not for people
+    p.add_argument("--privsep-fd", default=None, help=argparse.SUPPRESS)
 
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="COMMAND")
@@ -49,9 +56,20 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="ban even if on the allow-list")
     p = control("unban", cmd_unban, "lift a ban")
     p.add_argument("addr")
-    p = control("allow", cmd_allow, "add a CIDR to the allow-list (and lift its bans)")
-    p.add_argument("cidr")
+    p = control(
+        "allow", cmd_allow, "add a CIDR to the allow-list (and lift its bans), list or remove"
+    )
+    p.add_argument("cidr", nargs="?", help="address or CIDR to allow")
     p.add_argument("--note", default="")
+    p.add_argument(
+        "--list", action="store_true", help="list the allow-list and where each entry comes from"
+    )
+    p.add_argument(
+        "--remove", metavar="CIDR", help="remove a runtime entry (added by `sipguard allow`)"
+    )
+    p.add_argument("--json", action="store_true", help="with --list: JSON")
+    p = control("unallow", cmd_unallow, "remove a runtime allow-list entry")
+    p.add_argument("cidr")
     p = control("explain", cmd_explain, "the rule, events and log lines behind a ban")
     p.add_argument("addr")
     p.add_argument("--json", action="store_true")
@@ -69,8 +87,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from sipguard.daemon.build import build_profiles, build_rules, build_sensor_config
     from sipguard.daemon.fraud import build_fraud_engine
+    from sipguard.daemon.split import identity
 
     try:  # the tables whose owners validate them: rules, profiles, the sensor, fraud
+        identity(settings)  # [daemon] user/group/groups name accounts that exist
         rules = build_rules(settings)
         build_profiles(settings)
         build_sensor_config(settings)
@@ -92,8 +112,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     setup_logging(settings.daemon.log_format, settings.daemon.log_level)
-    daemon = Daemon(settings, args.config, dry_run=args.dry_run, simulate=args.simulate)
     try:
+        if args.privsep_fd is None and not args.no_privsep:
+            from sipguard.daemon.split import run_enforcer
+
+            return run_enforcer(settings, args.config, args.dry_run, args.simulate)
+        firewall = None
+        if args.privsep_fd is not None:
+            from sipguard.daemon.split import start_parser
+
+            firewall = start_parser(settings, args.privsep_fd)  # before any input is read
+        daemon = Daemon(
+            settings, args.config, dry_run=args.dry_run, simulate=args.simulate, firewall=firewall
+        )
         return asyncio.run(daemon.run())
     except ExceptionGroup as group:
         first = group.exceptions[0]
@@ -112,10 +143,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _start_error(exc: BaseException) -> bool:
     from sipguard.actions import FirewallError
+    from sipguard.daemon.caps import PrivilegeError
     from sipguard.daemon.control import ControlError
     from sipguard.store import StoreError
 
-    return isinstance(exc, ConfigError | FirewallError | StoreError | ControlError)
+    errors = ConfigError | FirewallError | StoreError | ControlError | PrivilegeError
+    return isinstance(exc, errors)
 
 
 def _request(args: argparse.Namespace, cmd: str, payload: dict[str, Any] | None = None) -> Any:
@@ -163,10 +196,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  firewall: {mode}; {st['active_bans']} active bans")
     fw = st["firewall"]["add"]
     print(f"  kernel:   {fw['count']} add batches, mean {fw['mean_ms']} ms, max {fw['max_ms']} ms")
+    enf = st.get("enforcer")
+    if enf:
+        counts = ", ".join(f"{k} {v}" for k, v in enf["counts"].items()) or "no requests"
+        print(f"  enforcer: pid {enf['pid']} ({enf['backend']}); {counts}")
     for name, s in st["sources"].items():
-        state = "running" if s["running"] else "down"
         err = f" (last error: {s['last_error']})" if s["last_error"] else ""
-        print(f"  source {name}: {state}, {s['restarts']} restarts{err}")
+        print(f"  source {name}: {s['state']}, {s['restarts']} restarts{err}")
+    for w in st["watching"]:
+        print(f"  watching {w['source']} {w['name']}: {w['state']}")
+    if st["watch_warning"]:
+        print(f"  WARNING: {st['watch_warning']}")
     pc = st["pipeline"]
     print(
         f"  pipeline: {pc.get('events', 0)} events, {pc.get('alerts', 0)} alerts,"
@@ -203,9 +243,33 @@ def cmd_unban(args: argparse.Namespace) -> int:
 
 
 def cmd_allow(args: argparse.Namespace) -> int:
+    if args.list:
+        if args.cidr or args.remove:
+            raise CliError("allow --list takes no CIDR")
+        entries = _request(args, "allow_list")
+        if args.json:
+            print(json.dumps(entries, indent=2))
+            return 0
+        for e in entries:
+            fixed = "" if e["origin"] == "runtime" else "  (not removable at runtime)"
+            print(f"{e['network']:<44} {e['origin']}{fixed}")
+        return 0
+    if args.remove:
+        if args.cidr:
+            raise CliError("allow --remove CIDR takes no second CIDR")
+        args.cidr = args.remove
+        return cmd_unallow(args)
+    if not args.cidr:
+        raise CliError("allow: give a CIDR, --list or --remove CIDR")
     r = _request(args, "allow", {"cidr": args.cidr, "note": args.note})
     lifted = f"; lifted bans: {', '.join(r['unbanned'])}" if r["unbanned"] else ""
     print(f"allowed {r['allowed']}{lifted}")
+    return 0
+
+
+def cmd_unallow(args: argparse.Namespace) -> int:
+    r = _request(args, "unallow", {"cidr": args.cidr})
+    print(f"removed {r['removed']} from the allow-list")
     return 0
 
 

@@ -51,6 +51,11 @@ class DaemonSettings:
     state_dir: str = "/var/lib/sipguard"
     control_socket: str = "/run/sipguard/control.sock"
     socket_group: str = ""  # group whose members may use the control socket (root always may)
+    # the parsing process (logs, AMI, CDRs) runs as this user when set; `groups` are extra
+    # groups it keeps, e.g. ["adm", "asterisk"] to read Asterisk's logs (see daemon/privsep.py)
+    user: str = ""
+    group: str = ""
+    groups: list[str] = field(default_factory=list)
     log_format: str = "kv"  # kv | json
     log_level: str = "info"  # debug | info | warning | error
     simulate: bool = False  # report what would be banned, ban nothing
@@ -97,8 +102,11 @@ class PortSettings:
 class FirewallSettings:
     backend: str = "nftables"  # nftables | iptables | dry-run
     table: str = "sipguard"
+    # "all": a ban drops every packet of the source (every port and protocol); "ports": only
+    # the [firewall.ports] list. Default "all": see docs/firewall.md for why.
+    scope: str = "all"
     ports: PortSettings = field(default_factory=PortSettings)
-    all_ports: bool = False
+    all_ports: bool = False  # older spelling of scope = "all"; true still means all
     flush_conntrack: bool = True
 
 
@@ -133,6 +141,7 @@ class Settings:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     sensor: dict[str, Any] = field(default_factory=dict)
     fraud: dict[str, Any] = field(default_factory=dict)
+    probe: dict[str, Any] = field(default_factory=dict)  # `sipguard probe` (targets, numbers)
     files: tuple[str, ...] = ()  # the files that were read, in order
     # "rules.ID" / "profiles.NAME" -> the file that set it last, for errors found later
     origins: dict[str, str] = field(default_factory=dict)
@@ -153,12 +162,13 @@ class Settings:
 
 
 # keys whose values are free-form tables, validated by the subsystem that uses them
-_RAW_TABLES = {"profiles", "rules", "sensor", "fraud"}
+_RAW_TABLES = {"profiles", "rules", "sensor", "fraud", "probe"}
 _CHOICES = {
     "daemon.log_format": {"kv", "json"},
     "daemon.log_level": {"debug", "info", "warning", "error"},
     "sources.ami.auth": {"md5", "plain"},
     "firewall.backend": {"nftables", "iptables", "dry-run"},
+    "firewall.scope": {"all", "ports"},
 }
 
 
@@ -199,7 +209,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         for table in ("rules", "profiles"):
             for name in data.get(table, {}):
                 origins[f"{table}.{name}"] = str(f)
-        for table in ("sensor", "fraud"):
+        for table in ("sensor", "fraud", "probe"):
             if table in data:
                 origins[table] = str(f)
     extra = {"files": tuple(str(f) for f in files), "origins": origins}

@@ -25,6 +25,7 @@ from sipguard.core.alerts import Alert
 from sipguard.core.events import Event, Origin
 from sipguard.detect import Engine, RuleSpec
 from sipguard.detect.fraudrules import FraudRuleSpec
+from sipguard.pipeline import Pipeline, Unjudged
 
 EXPECTED = "expected.toml"
 DEFAULT_YEAR = 2026
@@ -85,6 +86,15 @@ def run_samples(rule: RuleSpec | FraudRuleSpec, samples: Traversable | Path) -> 
     if not inputs:
         result.problems.append("no sample input files")
     normalizer = LogNormalizer(default_year=int(year) if isinstance(year, int) else DEFAULT_YEAR)
+    # one normalizer for all inputs (a log line and its AMI twin count once), one rule, no
+    # policy: replay time (None) judges each event at its own time
+    pipeline = Pipeline(
+        normalizer,
+        Engine([rule]),
+        Unjudged(),
+        on_event=result.events.append,
+        on_alert=lambda alert, _decision: result.alerts.append(alert),
+    )
     for f in inputs:
         if f.name.endswith(".jsonl"):
             for no, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
@@ -92,12 +102,10 @@ def run_samples(rule: RuleSpec | FraudRuleSpec, samples: Traversable | Path) -> 
                     event = Event.from_dict(json.loads(line))
                     # evidence points at the sample line the event came from
                     event = replace(event, origin=Origin(f.name, no, line[:512]))
-                    result.events.extend(normalizer.accept(event))
+                    pipeline.event(event, None)
             continue
-        result.events.extend(normalizer.feed_chunk(f.read_bytes(), f.name, 1))
-    result.events.extend(normalizer.flush())
-    engine = Engine([rule])
-    result.alerts = engine.feed_many(result.events)
+        pipeline.lines(f.read_bytes(), f.name, 1, None)
+    pipeline.flush(None)
     return _compare(result, expected)
 
 
