@@ -229,31 +229,12 @@ def test_login_required_limited_and_each_failure_is_an_event() -> None:
 
 def test_tls_from_certificate_files_and_the_cookie_is_secure(tmp_path) -> None:
     import shutil
-    import subprocess
+
+    from sipguard.testing.certs import self_signed
 
     if shutil.which("openssl") is None:
         pytest.skip("needs openssl to make a test certificate")
-    cert, key = tmp_path / "web.pem", tmp_path / "web.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed(tmp_path, "127.0.0.1")
     with pytest.raises(WebConfigError, match="cannot load"):
         WebConfig(tls_cert=str(key), tls_key=str(key)).ssl_context()
 
