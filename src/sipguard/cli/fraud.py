@@ -200,19 +200,26 @@ def _control_socket(args: argparse.Namespace) -> str:
 
 
 async def _watch(engine: Any, args: argparse.Namespace, secret: str, bans: DaemonBans) -> None:
-    """The watcher on its own AMI connection; bans go to the running daemon (if any)."""
-    import logging
+    """The daemon's call sources and fraud component alone (`daemon/watch.py`) on an AMI login
+    of its own; bans go to the running daemon (if any)."""
+    from dataclasses import replace
 
-    from sipguard.actions.ami import AmiFraudActions
-    from sipguard.fraud.watch import FraudWatcher, log_notify
-    from sipguard.sources.ami import AmiClient
+    from sipguard.config.settings import AmiSettings, FraudRunSettings, Settings
+    from sipguard.daemon.logs import setup_logging
+    from sipguard.daemon.watch import watch_calls
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    client = AmiClient(args.host, args.port, args.user, secret, events="security,system,call,cdr")
-    actions = AmiFraudActions(client, dry_run=args.dry_run)
-    watcher = FraudWatcher(engine, actions, notify=log_notify, on_alert=bans)
+    s = Settings()
+    setup_logging(s.daemon.log_format, s.daemon.log_level)
+    ami = AmiSettings(True, args.host, args.port, args.user, secret)
+    ami = replace(ami, events="security,system,call,cdr")
+    daemon = replace(s.daemon, fraud=FraudRunSettings(enabled=True, cdr=list(args.cdr)))
+    settings = replace(s, sources=replace(s.sources, ami=ami), daemon=daemon)
+
+    async def ban(alert: Any) -> None:
+        bans(alert)
+
     try:
-        await watcher.run(client, args.cdr)
+        await watch_calls(settings, engine, ban, args.dry_run)
     finally:
         await bans.drain()
 

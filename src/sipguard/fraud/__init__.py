@@ -3,7 +3,8 @@
 Destination classification (`classify`), configuration (`config`; the rules are
 rules/fraud/*/rule.toml), the detectors (`engine`), the one CDR row loop (`cdr`), the offline
 scan (`scan`; on every core: `parallel`, `split`), the live AMI call tracker (`live`), the
-watcher (`watch`) and the rules' sample driver (`samples`). The seeded CDR generator is
+stage the daemon drives (`stage`: call events and CDR lines in, core alerts out) and the rules'
+sample driver (`samples`). The seeded CDR generator is
 bench/fraudgen.py (not shipped).
 """
 
