@@ -11,21 +11,18 @@ bench/fraudgen.py (not shipped).
 from sipguard.fraud.classify import Classifier, Destination, Hotlist, Numbering
 from sipguard.fraud.config import FraudConfig, build_config, load_config
 from sipguard.fraud.engine import FraudEngine
-from sipguard.fraud.model import Call, Hit, account_of
-from sipguard.fraud.report import AlertBook, Incident, ScanResult
+from sipguard.fraud.model import Call, account_of
+from sipguard.fraud.report import ScanResult
 from sipguard.fraud.scan import build_engine, scan
 from sipguard.fraud.tables import RateTable, load_hotlist, load_rates
 
 __all__ = [
-    "AlertBook",
     "Call",
     "Classifier",
     "Destination",
     "FraudConfig",
     "FraudEngine",
-    "Hit",
     "Hotlist",
-    "Incident",
     "Numbering",
     "RateTable",
     "ScanResult",
