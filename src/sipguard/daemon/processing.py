@@ -4,6 +4,7 @@ event queue, the enforcer it hands decisions to and the offence history it saves
     LineBatch (awaited by the source) --+
     Event (queued: AMI, sensor) --------+--> Pipeline --Decision--> Enforcer --> kernel + store
     Alert (fraud) ----------------------+
+    AMI event, CDR lines --> FraudComponent (the fraud stage) --Alert--^  (and hang-up / lock)
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import time
 from collections.abc import Sequence
 
 from sipguard.core import Action, Alert, Decision, Event, Network
+from sipguard.core.ami import AmiMessage
 from sipguard.daemon.enforcer import Enforcer
+from sipguard.daemon.fraud import FraudComponent
 from sipguard.daemon.logs import kv
 from sipguard.detect import Engine, network_key
 from sipguard.pipeline import Pipeline
 from sipguard.policy import AllowList, Policy, Profile
 from sipguard.sources import LineBatch
+from sipguard.sources.ami import ami_security_events
 from sipguard.store import Store
 
 log = logging.getLogger("sipguard.pipeline")
@@ -53,6 +57,7 @@ class Processing:
         # events from AMI (through the normalizer) and the packet sensor (straight to detection)
         self._events: asyncio.Queue[tuple[Event, bool]] = asyncio.Queue(maxsize=queue_size)
         self._dirty_offences: set[Network] = set()
+        self.fraud: FraudComponent | None = None  # the fraud stage, when [daemon.fraud] is on
 
     # ---- settings ------------------------------------------------------------------------
     def reconfigure(self, engine: Engine, profiles: dict[str, Profile], simulate: bool) -> None:
@@ -87,6 +92,21 @@ class Processing:
             pos = end
         if pending:
             await asyncio.gather(*pending)
+
+    def ami_event(self, msg: AmiMessage) -> None:
+        """Every event of the daemon's one AMI client: its call events to the fraud stage first
+        (synchronous: a hang-up must not wait behind the security events' queue), its security
+        event through the queue to the normalizer."""
+        if self.fraud is not None:
+            self.fraud.ami_event(msg, time.time())
+        event = ami_security_events(msg)
+        if event is not None:
+            self.queue_event(event, False)
+
+    async def cdr_lines(self, batch: LineBatch) -> None:
+        """Whole lines of a followed CDR file (Master.csv) to the fraud stage."""
+        if self.fraud is not None:
+            self.fraud.cdr_lines(batch)
 
     def queue_event(self, event: Event, direct: bool) -> None:
         try:
