@@ -41,6 +41,12 @@ _TYPES = {4: "ipv4_addr", 6: "ipv6_addr"}
 _PROTO = {4: "ip", 6: "ip6"}
 CHAIN = "prerouting"
 PRIORITY = -300
+FEED_CHAIN = "feeds"  # blocklist feeds: own chain, so init()'s flush of the ban rules spares it
+FEED_PREFIX = "feed_"
+
+
+def feed_sets(name: str) -> dict[int, str]:
+    return {4: f"{FEED_PREFIX}{name}_4", 6: f"{FEED_PREFIX}{name}_6"}
 
 
 class NftablesFirewall(Firewall):
@@ -82,10 +88,64 @@ class NftablesFirewall(Firewall):
         cmds.extend({"add": {"rule": self._obj(chain=CHAIN, expr=e)}} for e in self._rule_exprs())
         self.nft.run(cmds)
 
-    def _rule_exprs(self) -> list[list[dict[str, Any]]]:
+    def set_feeds(self, names: Sequence[str]) -> None:
+        """Feed sets are interval sets without timeouts (a feed says when an entry goes); their
+        drop rules live in the `feeds` chain, rebuilt here in the same transaction."""
+        want = {s for n in names for s in feed_sets(n).values()}
+        old = [s for s in self._set_names() if s.startswith(FEED_PREFIX) and s not in want]
+        chain = self._obj(name=FEED_CHAIN, type="filter", hook="prerouting", prio=PRIORITY + 1)
+        chain["policy"] = "accept"
+        cmds: list[dict[str, Any]] = [
+            {"add": {"table": {"family": "inet", "name": self.cfg.table}}},
+            {"add": {"chain": chain}},
+            {"flush": {"chain": self._obj(name=FEED_CHAIN)}},
+        ]
+        for n in names:
+            for ver, set_name in feed_sets(n).items():
+                flags = ["interval"]
+                cmds.append(
+                    {"add": {"set": self._obj(name=set_name, type=_TYPES[ver], flags=flags)}}
+                )
+        sets = {4: [feed_sets(n)[4] for n in names], 6: [feed_sets(n)[6] for n in names]}
+        exprs = self._rule_exprs(sets)
+        cmds.extend({"add": {"rule": self._obj(chain=FEED_CHAIN, expr=e)}} for e in exprs)
+        cmds.extend({"delete": {"set": self._obj(name=s)}} for s in old)
+        self.nft.run(cmds)
+
+    def load_feed(self, name: str, networks: Sequence[Network]) -> int:
+        """Flush and refill in ONE transaction: no moment where the feed's set is empty."""
+        cmds: list[dict[str, Any]] = []
+        by_ver: dict[int, list[Any]] = {4: [], 6: []}
+        for net in networks:
+            by_ver[net.version].append(self._elem(net, None))
+        for ver, set_name in feed_sets(name).items():
+            cmds.append({"flush": {"set": self._obj(name=set_name)}})
+            if by_ver[ver]:
+                cmds.append(self._element_cmd("add", set_name, by_ver[ver]))
+        self.nft.run(cmds)
+        return len(networks)
+
+    def list_feed(self, name: str) -> set[Network]:
+        return set(self._list_sets(list(feed_sets(name).values())))
+
+    def _set_names(self) -> list[str]:
+        try:
+            data = self.nft.run([{"list": {"sets": {"family": "inet"}}}])
+        except FirewallError:
+            return []
+        out = []
+        for item in data.get("nftables", []):
+            s = item.get("set") if isinstance(item, dict) else None
+            if isinstance(s, dict) and s.get("table") == self.cfg.table:
+                out.append(str(s.get("name")))
+        return out
+
+    def _rule_exprs(self, sets: dict[int, list[str]] | None = None) -> list[list[dict[str, Any]]]:
+        """One drop rule per set (per port range when the scope is "ports")."""
+        sets = sets or {ver: [SINGLE[ver], NETS[ver]] for ver in (4, 6)}
         rules: list[list[dict[str, Any]]] = []
         for ver in (4, 6):
-            for set_name in (SINGLE[ver], NETS[ver]):
+            for set_name in sets[ver]:
                 src = {
                     "match": {
                         "op": "==",
