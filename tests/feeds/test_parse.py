@@ -54,7 +54,9 @@ def test_entry_rejects_special_and_wide():
 
 
 def test_apiban_pages_and_no_new_bans():
-    page = parse_apiban(json.dumps({"ipaddress": ["203.0.113.1", "junk", 5], "ID": 1234}).encode(), 9)
+    page = parse_apiban(
+        json.dumps({"ipaddress": ["203.0.113.1", "junk", 5], "ID": 1234}).encode(), 9
+    )
     assert page.networks == nets("203.0.113.1/32") and page.cursor == "1234" and page.invalid == 2
     done = parse_apiban(b'{"ipaddress":["no new bans"],"ID":"none"}', 9)
     assert done.no_new and not done.networks
@@ -95,7 +97,9 @@ def test_go_duration():
 
 
 def test_subtract_drops_and_narrows():
-    entries = nets("10.0.0.0/8", "10.1.2.3/32", "198.51.100.7/32", "203.0.113.0/24", "2001:db8::/32")
+    entries = nets(
+        "10.0.0.0/8", "10.1.2.3/32", "198.51.100.7/32", "203.0.113.0/24", "2001:db8::/32"
+    )
     allowed = nets("10.1.2.0/24", "198.51.100.0/24", "2001:db8:1::/48")
     out = subtract(entries, allowed)
     # the /8 is cut around the allowed /24 (16 pieces), the /32 inside it and the allowed one go
