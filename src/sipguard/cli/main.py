@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "sipguard.cli.audit",  # audit, harden
     "sipguard.cli.fraud",  # fraud scan
     "sipguard.cli.probe",  # probe
+    "sipguard.cli.feeds",  # feeds status / refresh
 )
 
 
@@ -39,6 +40,7 @@ COMMAND_MODULES = {
         "sipguard.cli.daemon",
     ),
     "firewall": "sipguard.cli.firewall",
+    "feeds": "sipguard.cli.feeds",
     "sensor": "sipguard.cli.sensor",
     "audit": "sipguard.cli.audit",
     "harden": "sipguard.cli.audit",

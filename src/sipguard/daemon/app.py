@@ -34,15 +34,18 @@ from sipguard.daemon.build import (
     build_profiles,
     build_rules,
     build_sensor_config,
+    config_file,
 )
 from sipguard.daemon.commands import Commands, Report
 from sipguard.daemon.control import ControlServer
 from sipguard.daemon.enforcer import Enforcer
+from sipguard.daemon.feeds import Feeds, build_feeds, read_key
 from sipguard.daemon.fraud import FraudRuntime, build_fraud_engine
 from sipguard.daemon.logs import kv
 from sipguard.daemon.processing import Processing, log_alert
 from sipguard.daemon.runners import SourceContext, StoreCheckpoints
 from sipguard.daemon.sources import Sources, changed, nothing_watched
+from sipguard.feeds.config import FeedConfig
 from sipguard.pipeline import Pipeline
 from sipguard.store import Store
 
@@ -117,10 +120,20 @@ class Daemon:
         fraud_engine = build_fraud_engine(s)  # and so does a bad [fraud] / [daemon.fraud]
         if fraud_engine is not None:
             self.fraud = FraudRuntime(self, fraud_engine)
+        self.feeds = Feeds(self.enforcer, lambda: self.enforcer.allowed)
+        self._feed_configs = self._feed_settings(s)  # a bad [[feeds]] stops the start
+
+    def _feed_settings(self, s: Settings) -> tuple[list[FeedConfig], dict[str, str]]:
+        configs = build_feeds(s)
+        file = s.origins.get("feeds") or config_file(s)
+        return configs, {c.name: read_key(c, file) for c in configs if c.enabled}
 
     async def _set_allowed(self, allowed: list[Network]) -> list[Network]:
         self.processing.set_allowed(allowed)
-        return await self.enforcer.set_allowed(allowed)
+        lifted = await self.enforcer.set_allowed(allowed)
+        if hasattr(self, "feeds"):  # the first allow-list arrives while building
+            self.feeds.allow_changed()
+        return lifted
 
     # ---- start / stop --------------------------------------------------------------------
     async def run(self) -> int:
@@ -128,8 +141,11 @@ class Daemon:
         self.control = ControlServer(s.daemon.control_socket, self._handle, s.daemon.socket_group)
         await self.control.check_free()
         await self._build()
-        self.commands = Commands(self.enforcer, self.store, self.allow, self.status, self.reload)
+        self.commands = Commands(
+            self.enforcer, self.store, self.allow, self.status, self.reload, self.feeds
+        )
         await self.enforcer.start(time.time())
+        await self.feeds.configure(*self._feed_configs)
         await self.control.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
@@ -155,6 +171,7 @@ class Daemon:
                     tg.create_task(self.enforcer.run()),
                     tg.create_task(self._ticker()),
                     tg.create_task(self.processing.event_worker()),
+                    tg.create_task(self.feeds.run()),
                 ]
                 self.sources.apply(s, self.fraud is not None)
                 tg.create_task(self._announce_watch())
@@ -246,6 +263,7 @@ class Daemon:
             "reloads": dict(self.reloads, last_error=self.last_reload_error),
             "control": {"requests": self.control.requests, "refused": self.control.refused},
             "fraud": self.fraud.status() if self.fraud is not None else {"enabled": False},
+            "feeds": self.feeds.status(),
         }
 
     # ---- reload --------------------------------------------------------------------------
@@ -266,6 +284,7 @@ class Daemon:
                 or self.simulate != simulate
             )
             fraud_engine = build_fraud_engine(new) if fraud_changed else None
+            feeds = self._feed_settings(new)
         except (ConfigError, ValueError, OSError) as exc:
             self.reloads["failed"] += 1
             self.last_reload_error = str(exc)
@@ -277,6 +296,7 @@ class Daemon:
         lifted = await self.allow.set(new.allow, allowed)
         if fraud_changed:
             await self._replace_fraud(fraud_engine)
+        await self.feeds.configure(*feeds)
         restart = changed(old, new) | ({"fraud"} if fraud_changed else set())
         self.sources.apply(new, self.fraud is not None, restart)
         if old.firewall != new.firewall or old.daemon.control_socket != new.daemon.control_socket:

@@ -45,6 +45,10 @@ def http_get(url: str, headers: Mapping[str, str], timeout: float, max_bytes: in
             status = int(resp.status if resp.status is not None else resp.code)
             hdrs = {k.lower(): v[:1000] for k, v in resp.headers.items()}
             body = _read(resp, max_bytes, deadline)
+            length = hdrs.get("content-length", "")
+            # read(n) returns short at a closed connection instead of raising: check the length
+            if length.isdigit() and len(body) < int(length):
+                raise FeedError(f"truncated body ({len(body)} of {length} bytes)")
     except FeedError:
         raise
     except http.client.IncompleteRead as exc:
