@@ -180,5 +180,5 @@ def test_feeds_into_kernel_sets_with_errors(netlab, server, tmp_path):
     asyncio.run(scenario())
     # the feed sets drop traffic: their rules sit in the table's feeds chain
     rules = netlab.run(pbx, ["nft", "list", "chain", "inet", "sipguard", "feeds"]).stdout
-    assert "@feed_voipbl_4" in rules and "drop" in rules
+    assert "@feed_voipbl_4n" in rules and "drop" in rules
     fw.teardown()

@@ -199,8 +199,9 @@ class Firewall(ABC):
         """Create the sets and drop rules of exactly these feeds; other feeds' sets go."""
         raise FirewallError(f"{self.name}: blocklist feeds are not supported")
 
-    def load_feed(self, name: str, networks: Sequence[Network]) -> int:
-        """Atomically replace feed `name`'s set by `networks` (no overlaps); returns the count."""
+    def load_feed(self, name: str, entries: Sequence[str]) -> int:
+        """Atomically replace feed `name`'s set by `entries` ("192.0.2.7", "198.51.100.0/24",
+        no overlaps; texts, not objects: 100,000 ipaddress objects alone cost a second)."""
         raise FirewallError(f"{self.name}: blocklist feeds are not supported")
 
     def list_feed(self, name: str) -> set[Network]:

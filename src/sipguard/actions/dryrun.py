@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sipguard.actions.base import Firewall, FirewallConfig, ReconcileResult
+from sipguard.actions.base import Firewall, FirewallConfig, ReconcileResult, as_network
 from sipguard.core.alerts import Decision, Network
 
 log = logging.getLogger("sipguard.firewall")
@@ -81,10 +81,10 @@ class DryRunFirewall(Firewall):
     def set_feeds(self, names: Sequence[str]) -> None:
         self.feeds = {n: self.feeds.get(n, set()) for n in names}
 
-    def load_feed(self, name: str, networks: Sequence[Network]) -> int:
-        self.feeds[name] = set(networks)
-        log.info("dry-run: feed %s would hold %d networks", name, len(networks))
-        return len(networks)
+    def load_feed(self, name: str, entries: Sequence[str]) -> int:
+        self.feeds[name] = {as_network(e) for e in entries}
+        log.info("dry-run: feed %s would hold %d networks", name, len(entries))
+        return len(entries)
 
     def list_feed(self, name: str) -> set[Network]:
         return set(self.feeds.get(name, set()))

@@ -75,7 +75,7 @@ class IpsetFirewall(Firewall):
             for ver in (4, 6):
                 self._ok(["ipset", "destroy", self.feed_set(name, ver)])
 
-    def load_feed(self, name: str, networks: Sequence[Network]) -> int:
+    def load_feed(self, name: str, entries: Sequence[str]) -> int:
         """Fill a temporary set, swap it with the live one (atomic in the kernel), drop it."""
         for ver, family in ((4, "inet"), (6, "inet6")):
             live, tmp = self.feed_set(name, ver), self.feed_set(name, ver) + "t"
@@ -83,11 +83,11 @@ class IpsetFirewall(Firewall):
                 f"create {tmp} hash:net family {family} maxelem 1048576 -exist",
                 f"flush {tmp}",
             ]
-            lines += [f"add {tmp} {n} -exist" for n in networks if n.version == ver]
+            lines += [f"add {tmp} {e} -exist" for e in entries if (":" in e) == (ver == 6)]
             self._run(["ipset", "restore"], stdin="\n".join(lines) + "\n")
             self._run(["ipset", "swap", tmp, live])
             self._run(["ipset", "destroy", tmp])
-        return len(networks)
+        return len(entries)
 
     def list_feed(self, name: str) -> set[Network]:
         out: set[Network] = set()

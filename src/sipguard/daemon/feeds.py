@@ -24,7 +24,7 @@ from sipguard.feeds.config import FeedConfig, parse_feeds
 from sipguard.feeds.http import Getter, http_get
 from sipguard.feeds.parse import FeedError
 from sipguard.feeds.state import FeedState
-from sipguard.policy.blocklist import subtract
+from sipguard.policy.blocklist import prefix_text, subtract
 
 log = logging.getLogger("sipguard.feeds")
 RETRY = 60.0  # seconds before retrying a failed refresh (at most the feed's interval)
@@ -109,7 +109,7 @@ class Feeds:
             except TimeoutError:
                 pass
 
-    async def refresh(self, name: str) -> dict[str, object]:
+    async def refresh(self, name: str) -> None:
         """Fetch one feed now; on success its set is reloaded when the entries changed."""
         cfg, state = self.configs[name], self.states[name]
         async with self._locks[name]:
@@ -136,16 +136,16 @@ class Feeds:
                 state.succeeded(now, cfg.interval)
             if self.loaded.get(name) != state.generation:
                 await self._load(name)
-        return state.view(self._clock())
 
     async def _load(self, name: str) -> None:
         state = self.states.get(name)
         if state is None:
             return
         gen = state.generation
-        nets = subtract(state.networks(self._clock()), list(self._allowed()))
+        entries = subtract(state.networks(self._clock()), list(self._allowed()))
+        texts = [prefix_text(p) for p in entries]
         try:
-            count = await self.enforcer.io(self.enforcer.firewall.load_feed, name, nets)
+            count = await self.enforcer.io(self.enforcer.firewall.load_feed, name, texts)
         except Exception as exc:  # the kernel refused: try again with the next refresh
             state.count("kernel-errors")
             state.last_error = f"kernel: {str(exc)[:250]}"
@@ -157,7 +157,9 @@ class Feeds:
 
     async def refresh_all(self, name: str | None = None) -> list[dict[str, object]]:
         names = [name] if name else list(self.configs)
-        return [await self.refresh(n) for n in names]
+        for n in names:
+            await self.refresh(n)
+        return [r for r in self.status() if r["name"] in names]
 
     def status(self) -> list[dict[str, object]]:
         now = self._clock()
@@ -171,6 +173,7 @@ class Feeds:
                     "origin": cfg.origin,
                     "source": cfg.file or cfg.url,  # APIBAN's key is added to the path later
                     "in_kernel": self.in_kernel.get(name, 0),
+                    "loaded": self.loaded.get(name) == state.generation,
                 }
             )
         return out

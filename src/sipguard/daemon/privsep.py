@@ -27,7 +27,7 @@ from sipguard.actions.base import Firewall, FirewallError, ReconcileResult, time
 from sipguard.core import Action, Decision, Network
 from sipguard.daemon import channel
 from sipguard.daemon.logs import kv
-from sipguard.policy.blocklist import subtract
+from sipguard.policy.blocklist import prefix_text, subtract
 from sipguard.policy.guard import (
     MAX_TIMEOUT,
     Ban,
@@ -126,8 +126,9 @@ class EnforcerServer:
             # the parser already took its allow-list out; this guard's own view (configured
             # entries, this host, loopback...) narrows the list once more, never widens it
             self.guard.set_own(self._own())
-            nets = subtract(req.networks, self.guard.protected())
-            return {"loaded": self.firewall.load_feed(req.names[0], nets)}
+            entries = subtract(req.entries, self.guard.protected())
+            texts = [prefix_text(p) for p in entries]
+            return {"loaded": self.firewall.load_feed(req.names[0], texts)}
         if req.op == "feed_list":
             return {"set": [str(n) for n in self.firewall.list_feed(req.names[0])]}
         return {"status": self.status()}
@@ -242,8 +243,8 @@ class FirewallClient:
     def set_feeds(self, names: Sequence[str]) -> None:
         self._call({"op": "feeds", "names": list(names)})
 
-    def load_feed(self, name: str, networks: Sequence[Network]) -> int:
-        reply = self._call({"op": "feed", "name": name, "networks": [str(n) for n in networks]})
+    def load_feed(self, name: str, entries: Sequence[str]) -> int:
+        reply = self._call({"op": "feed", "name": name, "networks": list(entries)})
         return int(reply["loaded"])
 
     def list_feed(self, name: str) -> set[Network]:

@@ -6,11 +6,11 @@ good entries, retry soon) or RateLimited (keep them, wait as long as the server 
 
 from __future__ import annotations
 
-from sipguard.core import Network
 from sipguard.feeds.config import FeedConfig
 from sipguard.feeds.http import Answer, Getter, http_get, read_file
 from sipguard.feeds.parse import FeedError, parse_apiban, parse_crowdsec, parse_plain
 from sipguard.feeds.state import APIBAN_LIFE, FeedState
+from sipguard.policy.blocklist import Prefix
 
 MAX_PAGES = 200  # APIBAN sends 250 addresses a page: 50,000 is far more than a week holds
 MAX_RETRY_AFTER = 3600.0
@@ -115,7 +115,7 @@ def _crowdsec(cfg: FeedConfig, state: FeedState, key: str, now: float, get: Gett
     state.count("over-cap", delta.over_cap)
     state.count("skipped", delta.skipped)
     if startup:
-        entries: dict[Network, float | None] = {}
+        entries: dict[Prefix, float | None] = {}
         for net, seconds in delta.new:
             entries[net] = max(now + seconds, entries.get(net) or 0.0)
         state.replace(entries)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from ipaddress import ip_network
 
-from sipguard.core import Network
+from sipguard.policy.blocklist import Prefix, last, parse_prefix
 from sipguard.policy.guard import ALWAYS_REFUSED, MIN_PREFIX
 
 MAX_LINE = 200  # characters of one plain-list line worth looking at
@@ -28,30 +27,27 @@ class FeedError(Exception):
 
 @dataclass(slots=True)
 class Parsed:
-    networks: list[Network] = field(default_factory=list)
+    networks: list[Prefix] = field(default_factory=list)
     invalid: int = 0  # entries that are not usable addresses/CIDRs (counted, skipped)
     over_cap: int = 0  # valid entries beyond the feed's max_entries (counted, skipped)
 
 
-def entry(text: str) -> Network | None:
+def entry(text: str) -> Prefix | None:
     """One address or CIDR, or None when it is not one a feed may block."""
     text = text.strip()
     if not text or len(text) > 64:
         return None
-    try:
-        net = ip_network(text, strict=False)
-    except ValueError:
+    p = parse_prefix(text)
+    if p is None or p[2] < MIN_PREFIX[p[0]]:
         return None
-    if net.prefixlen < MIN_PREFIX[net.version]:
-        return None
-    v, lo, hi = net.version, int(net.network_address), int(net.broadcast_address)
-    for version, first, last in _REFUSED:
-        if version == v and first <= hi and lo <= last:
+    lo, hi = p[1], last(p)
+    for version, first, end in _REFUSED:
+        if version == p[0] and first <= hi and lo <= end:
             return None
-    return net
+    return p
 
 
-def _add(out: Parsed, text: str, max_entries: int) -> Network | None:
+def _add(out: Parsed, text: str, max_entries: int) -> Prefix | None:
     net = entry(text)
     if net is None:
         out.invalid += 1
@@ -120,8 +116,8 @@ def parse_apiban(body: bytes, max_entries: int) -> ApibanPage:
 
 @dataclass(slots=True)
 class CrowdsecDelta:
-    new: list[tuple[Network, float]] = field(default_factory=list)  # network, seconds left
-    deleted: list[Network] = field(default_factory=list)
+    new: list[tuple[Prefix, float]] = field(default_factory=list)  # entry, seconds left
+    deleted: list[Prefix] = field(default_factory=list)
     invalid: int = 0
     over_cap: int = 0
     skipped: int = 0  # decisions that are not bans (captcha, ...) or of another scope
@@ -156,7 +152,7 @@ def parse_crowdsec(body: bytes, max_entries: int) -> CrowdsecDelta:
     return out
 
 
-def _decision(d: object, out: CrowdsecDelta) -> Network | None:
+def _decision(d: object, out: CrowdsecDelta) -> Prefix | None:
     if not isinstance(d, dict) or not isinstance(d.get("value"), str):
         out.invalid += 1
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sipguard.core import Network
+from sipguard.policy.blocklist import Prefix
 
 APIBAN_LIFE = 7 * 86400.0  # APIBAN entries stay listed for 7 days
 
@@ -18,7 +18,7 @@ APIBAN_LIFE = 7 * 86400.0  # APIBAN entries stay listed for 7 days
 @dataclass
 class FeedState:
     name: str
-    entries: dict[Network, float | None] = field(default_factory=dict)
+    entries: dict[Prefix, float | None] = field(default_factory=dict)
     cursor: str | None = None  # APIBAN: the ID to continue from
     etag: str = ""  # plain lists over HTTP: validators for conditional requests
     last_modified: str = ""
@@ -34,12 +34,12 @@ class FeedState:
         if n:
             self.counts[key] = self.counts.get(key, 0) + n
 
-    def replace(self, entries: dict[Network, float | None]) -> None:
+    def replace(self, entries: dict[Prefix, float | None]) -> None:
         if entries != self.entries:
             self.entries = entries
             self.generation += 1
 
-    def extend(self, nets: Iterable[Network], until: float | None) -> None:
+    def extend(self, nets: Iterable[Prefix], until: float | None) -> None:
         """Add or prolong entries (an address named again lives on)."""
         changed = False
         for n in nets:
@@ -50,7 +50,7 @@ class FeedState:
         if changed:
             self.generation += 1
 
-    def drop(self, nets: Iterable[Network]) -> None:
+    def drop(self, nets: Iterable[Prefix]) -> None:
         gone = [n for n in nets if self.entries.pop(n, 0.0) != 0.0]
         if gone:
             self.generation += 1
@@ -63,7 +63,7 @@ class FeedState:
             self.generation += 1
         return len(old)
 
-    def networks(self, now: float) -> list[Network]:
+    def networks(self, now: float) -> list[Prefix]:
         return [n for n, t in self.entries.items() if t is None or t > now]
 
     def failed(self, now: float, error: str, retry_in: float) -> None:

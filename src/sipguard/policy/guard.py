@@ -16,6 +16,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 
 from sipguard.core import Network
+from sipguard.policy.blocklist import Prefix, parse_prefix
 
 # The same bounds a rule may ask for (detect/spec.py: ipv4_prefix 8-32, ipv6_prefix 16-128):
 # anything wider is not a source of attack but most of the Internet.
@@ -68,6 +69,7 @@ class Request:
     bans: tuple[Ban, ...] = ()  # ban, reconcile
     networks: tuple[Network, ...] = ()  # unban, allow, feed
     names: tuple[str, ...] = ()  # feeds; feed and feed_list: one name
+    entries: tuple[Prefix, ...] = ()  # feed
 
 
 _FIELDS: dict[str, frozenset[str]] = {
@@ -110,11 +112,21 @@ def parse_request(value: object) -> Request:
             raise Refused("too-many", f"{len(names)} feeds (at most {MAX_FEEDS})")
         return Request(known, names=tuple(_feed_name(x) for x in names))
     if known == "feed":
-        nets = tuple(_network(x) for x in _items(value, "networks"))
-        return Request(known, networks=nets, names=(_feed_name(value.get("name")),))
+        entries = tuple(_prefix(x) for x in _items(value, "networks"))
+        return Request(known, entries=entries, names=(_feed_name(value.get("name")),))
     if known == "feed_list":
         return Request(known, names=(_feed_name(value.get("name")),))
     return Request(known)
+
+
+def _prefix(value: object) -> Prefix:
+    """A feed entry: like _network, on integers (a feed may send 100,000 at once)."""
+    p = parse_prefix(value) if isinstance(value, str) and len(value) <= MAX_TEXT else None
+    if p is None:
+        raise Refused("bad-network", f"not an address or network: {_show(value)}")
+    if p[2] < MIN_PREFIX[p[0]]:
+        raise Refused("bad-network", f"{value}: prefix shorter than /{MIN_PREFIX[p[0]]}")
+    return p
 
 
 def _feed_name(value: object) -> str:
