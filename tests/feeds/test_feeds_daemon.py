@@ -39,11 +39,11 @@ def test_daemon_loads_feeds_into_kernel_and_exports_bans(netlab, tmp_path: Path)
     web.mkdir()
     (web / "list.txt").write_text("45.1.0.0/16\n198.51.100.9\n203.0.113.0/24\n2001:db8:5::/48\n")
     netlab.popen(
-        pbx,
-        [sys.executable, "-m", "http.server", "8099", "--bind", "127.0.0.1", "-d", str(web)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        pbx, [sys.executable, "-m", "http.server", "8099", "--bind", "127.0.0.1", "-d", str(web)]
     )
+    probe = "import urllib.request as u; u.urlopen('http://127.0.0.1:8099/list.txt', timeout=2)"
+    # up before the daemon's first refresh, which would otherwise wait a minute to retry
+    wait_for(lambda: netlab.run(pbx, [sys.executable, "-c", probe], check=False).returncode == 0)
     local = tmp_path / "local.txt"
     local.write_text("# mine\n192.0.2.77\n")
     (tmp_path / "log").mkdir()
