@@ -140,6 +140,16 @@ def test_feeds_into_kernel_sets_with_errors(netlab, server, tmp_path):
         assert "truncated" in errors["cs"] and "larger than" in errors["local"]
         assert feeds.states["apiban"].next_at >= feeds.states["apiban"].last_attempt + 119
 
+        # APIBAN answers 10 MB of junk, the LAPI a 500: still the last lists
+        junk = os.urandom(10 * 1024 * 1024)
+        server.set(f"/api/{KEY}/banned/101", (200, junk, {}))
+        server.set("/v1/decisions/stream?startup=true", (500, b"oops", {}))
+        await feeds.refresh("apiban")
+        await feeds.refresh("cs")
+        assert fw.list_feed("apiban") == before["apiban"] and fw.list_feed("cs") == before["cs"]
+        assert "larger than" in feeds.states["apiban"].last_error
+        assert feeds.states["cs"].last_error == "HTTP 500"
+
         # 10 MB of junk text under a larger cap: parsed, nothing valid, still the last list
         plain_file.write_bytes(b"<junk>" * (10 * 1024 * 1024 // 6))
         feeds.configs["local"] = FeedConfig(

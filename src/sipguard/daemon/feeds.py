@@ -132,6 +132,9 @@ class Feeds:
                     error=exc,
                     entries=len(state.entries),
                 )
+            except Exception as exc:  # a bug must not stop the daemon's TaskGroup
+                state.failed(now, f"internal error: {exc!r}", min(cfg.interval, RETRY))
+                kv(log, logging.ERROR, "feed refresh crashed", feed=name, error=repr(exc))
             else:
                 state.succeeded(now, cfg.interval)
             if self.loaded.get(name) != state.generation:

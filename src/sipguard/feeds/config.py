@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sipguard.config.errors import ConfigError
+from sipguard.policy.guard import MAX_ENTRIES
 
 KINDS = ("apiban", "plain", "crowdsec")
 NAME = re.compile(r"[a-z][a-z0-9_]{0,14}")  # fits nft set and ipset names with a suffix
@@ -48,7 +49,7 @@ class FeedConfig:
 
 _NUMBERS: dict[str, tuple[type, float, float]] = {
     "interval": (float, 1.0, 7 * 86400.0),
-    "max_entries": (int, 1, 1_000_000),
+    "max_entries": (int, 1, MAX_ENTRIES),  # what the enforcer takes in one request
     "max_bytes": (int, 1024, 256 * 1024 * 1024),
     "timeout": (float, 0.1, 600.0),
 }
