@@ -221,6 +221,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  watching {w['source']} {w['name']}: {w['state']}")
     if st["watch_warning"]:
         print(f"  WARNING: {st['watch_warning']}")
+    for f in st.get("feeds", []):
+        err = f" (last error: {f['last_error']})" if f["last_error"] else ""
+        print(f"  feed {f['name']} ({f['kind']}): {f['in_kernel']} in the kernel set{err}")
     pc = st["pipeline"]
     print(
         f"  pipeline: {pc.get('events', 0)} events, {pc.get('alerts', 0)} alerts,"

@@ -105,6 +105,7 @@ class Daemon:
         private_dir(Path(s.daemon.state_dir))  # 0750, tightened if looser: it holds the evidence
         firewall = self.firewall or build_firewall(s, self.dry_run, self.netns)
         self.enforcer = Enforcer(firewall, None, [])
+        self.feeds = Feeds(self.enforcer, lambda: self.enforcer.allowed)
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store
         self.allow = AllowListing(s.allow, self.store, self.enforcer.io, self._set_allowed)
@@ -120,7 +121,6 @@ class Daemon:
         fraud_engine = build_fraud_engine(s)  # and so does a bad [fraud] / [daemon.fraud]
         if fraud_engine is not None:
             self.fraud = FraudRuntime(self, fraud_engine)
-        self.feeds = Feeds(self.enforcer, lambda: self.enforcer.allowed)
         self._feed_configs = self._feed_settings(s)  # a bad [[feeds]] stops the start
 
     def _feed_settings(self, s: Settings) -> tuple[list[FeedConfig], dict[str, str]]:
@@ -131,8 +131,7 @@ class Daemon:
     async def _set_allowed(self, allowed: list[Network]) -> list[Network]:
         self.processing.set_allowed(allowed)
         lifted = await self.enforcer.set_allowed(allowed)
-        if hasattr(self, "feeds"):  # the first allow-list arrives while building
-            self.feeds.allow_changed()
+        self.feeds.allow_changed()
         return lifted
 
     # ---- start / stop --------------------------------------------------------------------
