@@ -94,6 +94,7 @@ class Feeds:
 
     async def run(self) -> None:
         while True:
+            self._wake.clear()  # before the work: a wake-up during it is not lost
             now = self._clock()
             due = [n for n, s in self.states.items() if s.next_at <= now]
             for name in due:
@@ -103,7 +104,6 @@ class Feeds:
                     await self._load(name)
             pending = [s.next_at for s in self.states.values()]
             wait = min(pending) - self._clock() if pending else 3600.0
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.05, min(wait, 60.0)))
             except TimeoutError:
@@ -111,9 +111,11 @@ class Feeds:
 
     async def refresh(self, name: str) -> None:
         """Fetch one feed now; on success its set is reloaded when the entries changed."""
-        cfg, state = self.configs[name], self.states[name]
+        cfg = self.configs[name]
         async with self._locks[name]:
             now = self._clock()
+            # the thread works on a copy: `status` reads the state on the loop meanwhile
+            state = self.states[name].copy()
             try:
                 await asyncio.to_thread(
                     refresh, cfg, state, self.keys.get(name, ""), now, self._get
@@ -137,6 +139,9 @@ class Feeds:
                 kv(log, logging.ERROR, "feed refresh crashed", feed=name, error=repr(exc))
             else:
                 state.succeeded(now, cfg.interval)
+            if self.configs.get(name) != cfg:
+                return  # reconfigured meanwhile: this result belongs to the old feed
+            self.states[name] = state  # kept on failure too: pages already read stay
             if self.loaded.get(name) != state.generation:
                 await self._load(name)
 

@@ -8,7 +8,7 @@ last time the feed named them; CrowdSec replaces on a startup answer and applies
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sipguard.policy.blocklist import Prefix
 
@@ -29,6 +29,9 @@ class FeedState:
     last_error: str = ""
     next_at: float = 0.0  # when the next refresh is due
     counts: dict[str, int] = field(default_factory=dict)
+
+    def copy(self) -> FeedState:
+        return replace(self, entries=dict(self.entries), counts=dict(self.counts))
 
     def count(self, key: str, n: int = 1) -> None:
         if n:
