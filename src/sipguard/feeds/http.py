@@ -30,6 +30,18 @@ class Answer:
 
 Getter = Callable[[str, Mapping[str, str], float, int], Answer]
 
+# http(s) only: urlopen's default opener would also follow a redirect to ftp://
+_OPENER = urllib.request.OpenerDirector()
+for _handler in (
+    urllib.request.ProxyHandler(),  # honours https_proxy/no_proxy like other tools
+    urllib.request.HTTPHandler(),
+    urllib.request.HTTPSHandler(),
+    urllib.request.HTTPRedirectHandler(),
+    urllib.request.HTTPDefaultErrorHandler(),
+    urllib.request.HTTPErrorProcessor(),
+):
+    _OPENER.add_handler(_handler)
+
 
 def http_get(url: str, headers: Mapping[str, str], timeout: float, max_bytes: int) -> Answer:
     """GET `url`; the whole exchange must finish within `timeout` seconds (a server that drips
@@ -38,7 +50,7 @@ def http_get(url: str, headers: Mapping[str, str], timeout: float, max_bytes: in
     deadline = time.monotonic() + timeout
     try:
         try:
-            resp = urllib.request.urlopen(req, timeout=timeout)
+            resp = _OPENER.open(req, timeout=timeout)
         except urllib.error.HTTPError as err:  # 304, 4xx, 5xx: answers with a body
             resp = err
         with resp:
