@@ -51,6 +51,11 @@ def register(sub: Any) -> None:
     )
     p = control("bans", cmd_bans, "active bans")
     p.add_argument("--json", action="store_true", help="JSON with the evidence")
+    p.add_argument(
+        "--format",
+        choices=("txt", "json"),
+        help="export: txt = one address/CIDR a line; json = APIBAN-like {ipaddress, ID}",
+    )
     p = control("ban", cmd_ban, "ban an address or CIDR now")
     p.add_argument("addr")
     p.add_argument("--for", dest="duration", default="1h", help="90s, 10m, 1h, 1d, permanent")
@@ -216,6 +221,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  watching {w['source']} {w['name']}: {w['state']}")
     if st["watch_warning"]:
         print(f"  WARNING: {st['watch_warning']}")
+    for f in st.get("feeds", []):
+        err = f" (last error: {f['last_error']})" if f["last_error"] else ""
+        print(f"  feed {f['name']} ({f['kind']}): {f['in_kernel']} in the kernel set{err}")
     pc = st["pipeline"]
     print(
         f"  pipeline: {pc.get('events', 0)} events, {pc.get('alerts', 0)} alerts,"
@@ -226,6 +234,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_bans(args: argparse.Namespace) -> int:
     bans = _request(args, "bans", {"evidence": bool(args.json)})
+    if args.format:
+        print(export_bans(bans, args.format, time.time()), end="")
+        return 0
     if args.json:
         print(json.dumps(bans, indent=2))
         return 0
@@ -236,6 +247,15 @@ def cmd_bans(args: argparse.Namespace) -> int:
     for b in bans:
         print(f"{b['network']:<24} {b['rule']:<24} {_left(b['remaining']):>10}  {b['reason']}")
     return 0
+
+
+def export_bans(bans: list[dict[str, Any]], fmt: str, now: float) -> str:
+    """Active bans for other tools: a plain list (a /32 or /128 written as the address), or
+    APIBAN's answer shape so an APIBAN client can read it (ID: when the export was made)."""
+    addrs = [str(b["network"]).removesuffix("/32").removesuffix("/128") for b in bans]
+    if fmt == "txt":
+        return "".join(f"{a}\n" for a in addrs)
+    return json.dumps({"ipaddress": addrs, "ID": str(int(now))}, indent=1) + "\n"
 
 
 def cmd_ban(args: argparse.Namespace) -> int:

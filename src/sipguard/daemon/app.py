@@ -34,16 +34,19 @@ from sipguard.daemon.build import (
     build_profiles,
     build_rules,
     build_sensor_config,
+    config_file,
 )
 from sipguard.daemon.commands import Commands, Report
 from sipguard.daemon.control import ControlServer
 from sipguard.daemon.dashboard import build_dashboard, web_config
 from sipguard.daemon.enforcer import Enforcer
+from sipguard.daemon.feeds import Feeds, build_feeds, read_key
 from sipguard.daemon.fraud import CurrentAmi, FraudComponent, build_fraud_engine
 from sipguard.daemon.logs import kv
 from sipguard.daemon.processing import Processing, log_alert
 from sipguard.daemon.runners import SourceContext, StoreCheckpoints
 from sipguard.daemon.sources import Sources, changed, nothing_watched
+from sipguard.feeds.config import FeedConfig
 from sipguard.fraud.engine import FraudEngine
 from sipguard.store import Store, private_dir
 from sipguard.web import WebServer
@@ -94,6 +97,7 @@ class Daemon:
         private_dir(Path(s.daemon.state_dir))  # 0750, tightened if looser: it holds the evidence
         firewall = self.firewall or build_firewall(s, self.dry_run, self.netns)
         self.enforcer = Enforcer(firewall, None, [])
+        self.feeds = Feeds(self.enforcer, lambda: self.enforcer.allowed)
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store
         self.allow = AllowListing(s.allow, self.store, self.enforcer.io, self._set_allowed)
@@ -109,6 +113,7 @@ class Daemon:
         fraud_engine = build_fraud_engine(s)  # and so does a bad [fraud] / [daemon.fraud]
         if fraud_engine is not None:
             self.processing.fraud = self._fraud(s, fraud_engine)
+        self._feed_configs = self._feed_settings(s)  # a bad [[feeds]] stops the start
 
     def _fraud(self, settings: Settings, engine: FraudEngine) -> FraudComponent:
         """The fraud stage's component: the daemon's policy decides, its one AMI client acts."""
@@ -118,9 +123,16 @@ class Daemon:
             settings, engine, p.policy, p.alert, p.pipeline.recent.append, ami, self.simulate
         )
 
+    def _feed_settings(self, s: Settings) -> tuple[list[FeedConfig], dict[str, str]]:
+        configs = build_feeds(s)
+        file = s.origins.get("feeds") or config_file(s)
+        return configs, {c.name: read_key(c, file) for c in configs if c.enabled}
+
     async def _set_allowed(self, allowed: list[Network]) -> list[Network]:
         self.processing.set_allowed(allowed)
-        return await self.enforcer.set_allowed(allowed)
+        lifted = await self.enforcer.set_allowed(allowed)
+        self.feeds.allow_changed()
+        return lifted
 
     # ---- start / stop --------------------------------------------------------------------
     async def run(self) -> int:
@@ -130,10 +142,13 @@ class Daemon:
         if s.web.enabled:
             web_config(s)  # a dashboard without its password (or certificate) never starts
         await self._build()
-        self.commands = Commands(self.enforcer, self.store, self.allow, self.status, self.reload)
+        self.commands = Commands(
+            self.enforcer, self.store, self.allow, self.status, self.reload, self.feeds
+        )
         # the dashboard; more routes (e.g. /metrics) join with self.web.add_route(...) here
         self.web = build_dashboard(s, self.commands, self.processing, self.enforcer, self.store)
         await self.enforcer.start(time.time())
+        await self.feeds.configure(*self._feed_configs)
         await self.control.start()
         if self.web is not None:
             await self.web.start()
@@ -162,6 +177,7 @@ class Daemon:
                     tg.create_task(self.enforcer.run()),
                     tg.create_task(self._ticker()),
                     tg.create_task(self.processing.event_worker()),
+                    tg.create_task(self.feeds.run()),
                 ]
                 self.sources.apply(s, self.processing.fraud is not None)
                 tg.create_task(self._announce_watch())
@@ -255,6 +271,7 @@ class Daemon:
             "reloads": dict(self.reloads, last_error=self.last_reload_error),
             "control": {"requests": self.control.requests, "refused": self.control.refused},
             "fraud": fraud.status() if (fraud := self.processing.fraud) else {"enabled": False},
+            "feeds": self.feeds.status(),
         }
 
     # ---- reload --------------------------------------------------------------------------
@@ -275,6 +292,7 @@ class Daemon:
                 or self.simulate != simulate
             )
             fraud_engine = build_fraud_engine(new) if fraud_changed else None
+            feeds = self._feed_settings(new)
         except (ConfigError, ValueError, OSError) as exc:
             self.reloads["failed"] += 1
             self.last_reload_error = str(exc)
@@ -286,6 +304,7 @@ class Daemon:
         lifted = await self.allow.set(new.allow, allowed)
         if fraud_changed:
             await self._replace_fraud(fraud_engine)
+        await self.feeds.configure(*feeds)
         restart = changed(old, new) | ({"fraud"} if fraud_changed else set())
         self.sources.apply(new, self.processing.fraud is not None, restart)
         if (

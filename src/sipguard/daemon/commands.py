@@ -12,6 +12,7 @@ from sipguard.core import Action, Decision, Network
 from sipguard.daemon.allow import AllowListing, overlaps_any
 from sipguard.daemon.control import Reply, RequestError
 from sipguard.daemon.enforcer import Enforcer, forced
+from sipguard.daemon.feeds import Feeds
 from sipguard.store import Store
 
 Report = dict[str, object]
@@ -63,14 +64,17 @@ class Commands:
         allow: AllowListing,
         status: Callable[[], Report],
         reload: Callable[[], Awaitable[Report]],
+        feeds: Feeds | None = None,
     ) -> None:
         self.enforcer, self.store, self.allow = enforcer, store, allow
         self._status, self._reload = status, reload
+        self.feeds = feeds
 
     async def handle(self, cmd: str, args: dict[str, object]) -> Reply:
         fn = getattr(self, f"cmd_{cmd}", None)
         if fn is None:
             known = "status, bans, ban, unban, allow, allow_list, unallow, explain, reload"
+            known += ", feeds_status, feeds_refresh"
             raise RequestError(f"unknown command {cmd!r} (known: {known})")
         reply: Reply = await fn(args)
         return reply
@@ -155,6 +159,15 @@ class Commands:
             "history": [decision_view(h, now) for h in history[-20:]],
             "events": [e.to_dict() for e in events[-MAX_EXPLAIN_EVENTS:]],
         }
+
+    async def cmd_feeds_status(self, args: dict[str, object]) -> list[dict[str, object]]:
+        return self.feeds.status() if self.feeds is not None else []
+
+    async def cmd_feeds_refresh(self, args: dict[str, object]) -> list[dict[str, object]]:
+        name = args.get("name")
+        if self.feeds is None or (name is not None and name not in self.feeds.configs):
+            raise RequestError(f"no feed named {str(name)[:40]!r}")
+        return await self.feeds.refresh_all(str(name) if name else None)
 
     async def cmd_reload(self, args: dict[str, object]) -> Report:
         return await self._reload()
