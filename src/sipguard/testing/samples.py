@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from importlib.abc import Traversable
 from pathlib import Path
 
-from sipguard.config.rules import load_rule_file, rule_dirs
+from sipguard.config.rules import load_rule_file, load_rules, rule_dirs
 from sipguard.core.alerts import Alert
 from sipguard.core.events import Event, Origin
 from sipguard.detect import Engine, RuleSpec
@@ -91,8 +91,11 @@ def run_samples(rule: RuleSpec, samples: Traversable | Path) -> SampleResult:
             continue
         result.events.extend(normalizer.feed_chunk(f.read_bytes(), f.name, 1))
     result.events.extend(normalizer.flush())
-    engine = Engine([rule])
-    result.alerts = engine.feed_many(result.events)
+    # a response rule (filter.account_alerted_by) runs beside the rule it waits for; only the
+    # rule under test's own alerts are compared
+    needed = [] if rule.account_alerted_by is None else load_rules(only=[rule.account_alerted_by])
+    engine = Engine([rule, *needed])
+    result.alerts = [a for a in engine.feed_many(result.events) if a.rule == rule.id]
     got = set(result.alert_keys())
     result.expected = set(_str_list(expected, "alerts"))
     if got != result.expected:
