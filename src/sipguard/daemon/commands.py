@@ -28,6 +28,21 @@ def parse_network(text: object) -> Network:
         raise RequestError(f"not an address or CIDR: {text!r}") from None
 
 
+def parse_account(text: object) -> str | None:
+    """`explain` takes an address or an account: "account:1001", or any text that is not an
+    address or CIDR (names of accounts are never addresses)."""
+    if not isinstance(text, str) or not text or len(text) > 80:
+        return None
+    name = text.strip().removeprefix("account:")
+    if name != text.strip():
+        return name or None
+    try:
+        ip_network(name, strict=False)
+        return None
+    except ValueError:
+        return name if name.isprintable() and " " not in name else None
+
+
 def parse_for(value: object) -> float | None:
     """`--for 1h` -> seconds; "permanent" -> None."""
     from sipguard.detect.durations import PERMANENT, parse_duration
@@ -99,6 +114,7 @@ class Commands:
             "reloads": dict(d.reloads, last_error=d.last_reload_error),
             "control": {"requests": d.control.requests, "refused": d.control.refused},
             "recent_alerts": list(p.recent)[-20:],
+            "accounts_under_attack": [a.to_dict() for a in self._account_alerts(now)],
             "fraud": d.fraud.status() if d.fraud is not None else {"enabled": False},
         }
 
@@ -163,8 +179,38 @@ class Commands:
         lifted = await self.d.allow([net])
         return {"allowed": str(net), "unbanned": [str(n) for n in lifted]}
 
+    def _account_alerts(self, now: float) -> list[Any]:
+        """Accounts under an account-keyed alert (detect/accounts.py), newest first."""
+        watch = getattr(self.d.pipeline.engine, "accounts", None)
+        return list(watch.alerts(now)) if watch is not None else []
+
+    def _explain_account(self, account: str) -> dict[str, Any]:
+        """`explain ACCOUNT`: its alert (how many sources, until when), the alerts that named
+        it lately, and the active bans whose evidence tried it."""
+        now = time.time()
+        alert = next((a for a in self._account_alerts(now) if a.account == account), None)
+        key = f"account:{account}"
+        recent = [r for r in self.d.pipeline.recent if r["key"] == key]
+        bans = [
+            decision_view(d, now)
+            for d in self.d.enforcer.snapshot()
+            if any(e.account == account for e in d.evidence)
+        ]
+        if alert is None and not recent and not bans:
+            raise RequestError(f"nothing known about account {account!r}")
+        return {
+            "account": account,
+            "under_attack": alert.to_dict() if alert is not None else None,
+            "alerts": recent[-20:],
+            "bans": bans,
+        }
+
     async def cmd_explain(self, args: dict[str, Any]) -> dict[str, Any]:
-        net = parse_network(args.get("addr"))
+        what = args.get("addr")
+        account = parse_account(what)
+        if account is not None:
+            return self._explain_account(account)
+        net = parse_network(what)
         enf, now = self.d.enforcer, time.time()
         active = enf.active.get(net)
         if active is None:  # an address inside a banned CIDR or /64
@@ -178,10 +224,14 @@ class Commands:
         allowed = overlaps_any(net, enf.allowed)
         if active is None and not history:
             raise RequestError(f"nothing known about {net}")
+        # every rule that fired on the running ban: its own, and those that joined it
+        since = active.start if active is not None else None
+        fired = [h.rule for h in history if since is not None and h.start >= since]
         return {
             "address": str(net),
             "allow_listed": str(allowed) if allowed is not None else None,
             "active": decision_view(active, now) if active is not None else None,
+            "rules": list(dict.fromkeys(fired)),
             "history": [decision_view(h, now) for h in history[-20:]],
             "events": [e.to_dict() for e in events[-MAX_EXPLAIN_EVENTS:]],
         }

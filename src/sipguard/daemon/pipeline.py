@@ -96,9 +96,11 @@ class Pipeline:
             }
         )
         if decision is None or decision.action is not Action.BAN:
+            # an account under attack (no network to ban) is as loud as a ban: warning
+            loud = decision is not None or alert.severity in ("high", "critical")
             kv(
                 log,
-                logging.WARNING if decision is not None else logging.INFO,
+                logging.WARNING if loud else logging.INFO,
                 "alert",
                 rule=alert.rule,
                 key=alert.key,
