@@ -260,6 +260,17 @@ class Daemon:
         done = await self.enforcer.ban(decisions)
         self._dirty_offences.update(d.network for d in done if d.origin == "local")
 
+    async def _lock_accounts(self) -> None:
+        """Accounts whose alert's profile says lock_account: the AMI lock (actions/ami.py)."""
+        locks = self.pipeline.locks
+        actions = self.fraud.actions if self.fraud is not None else None
+        while locks:
+            account, rule = locks.popleft()
+            if actions is None:
+                kv(log, logging.WARNING, "account lock needs AMI actions", account=account)
+                continue
+            await actions.lock(account, rule)
+
     async def _save_offences(self) -> None:
         """Persist the escalation history of the networks banned since the last save. Runs on
         the tick (every minute) and at stop: a kill -9 loses at most a minute of escalation."""
@@ -298,6 +309,7 @@ class Daemon:
                     await self._enforce(decisions)
                 await self.enforcer.retry()
                 await self.enforcer.expire(now)
+                await self._lock_accounts()
                 if now - last_save > 60:
                     last_save = now
                     await self._save_offences()

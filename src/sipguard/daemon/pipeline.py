@@ -41,6 +41,9 @@ class Pipeline:
         self.policy = policy
         self.counts: Counter[str] = Counter()
         self.recent: deque[dict[str, Any]] = deque(maxlen=100)  # last alerts, for `status`
+        # (account, rule) to lock through AMI, from profiles with lock_account; the daemon
+        # drains it on its tick (bounded: a lock is idempotent, the newest matter)
+        self.locks: deque[tuple[str, str]] = deque(maxlen=1000)
 
     def lines(self, data: bytes, source: str, first_line_no: int, now: float) -> list[Decision]:
         self.counts["batches"] += 1
@@ -84,6 +87,10 @@ class Pipeline:
         return out
 
     def _record(self, alert: Alert, decision: Decision | None) -> None:
+        lock = getattr(self.policy, "lock", None)
+        account = lock(alert) if decision is None and lock is not None else None
+        if account is not None:
+            self.locks.append((account, alert.rule))
         action = decision.action.value if decision is not None else "none"
         self.counts[f"decisions_{action}"] += 1
         self.recent.append(

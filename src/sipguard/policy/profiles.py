@@ -32,6 +32,7 @@ class Profile:
     factor: float = 2.0
     max: float | None = None
     forget_after: float = DEFAULT_FORGET_AFTER  # offences older than this no longer count
+    lock_account: bool = False  # an account-keyed alert locks the account (AMI, Policy.lock)
 
     def duration(self, level: int) -> float | None:
         """Ban seconds for an offence at `level` (0 = first offence); None = permanent."""
@@ -62,7 +63,7 @@ def _seconds(key: str, value: object, allow_permanent: bool = False) -> float | 
 def profile_from_dict(name: str, data: Mapping[str, object], key: str = "") -> Profile:
     """One `[profiles.NAME]` table. Keys: action, durations | base+factor+max, forget_after."""
     key = key or f"profiles.{name}"
-    allowed = {"action", "durations", "base", "factor", "max", "forget_after"}
+    allowed = {"action", "durations", "base", "factor", "max", "forget_after", "lock_account"}
     extra = sorted(set(data) - allowed)
     if extra:
         raise PolicyError(f"{key}.{extra[0]}", "unknown key")
@@ -72,6 +73,9 @@ def profile_from_dict(name: str, data: Mapping[str, object], key: str = "") -> P
     action = Action(str(action_text))
     forget = _seconds(f"{key}.forget_after", data.get("forget_after", DEFAULT_FORGET_AFTER))
     assert forget is not None
+    lock = data.get("lock_account", False)
+    if not isinstance(lock, bool):
+        raise PolicyError(f"{key}.lock_account", f"needs true or false, got {lock!r}")
     if "base" in data:
         if "durations" in data:
             raise PolicyError(f"{key}.durations", "use either durations or base/factor/max")
@@ -84,12 +88,12 @@ def profile_from_dict(name: str, data: Mapping[str, object], key: str = "") -> P
         ):
             raise PolicyError(f"{key}.factor", f"needs a number from 1 to 100, got {factor!r}")
         cap = _seconds(f"{key}.max", data["max"]) if "max" in data else None
-        return Profile(name, action, (), base, float(factor), cap, forget)
+        return Profile(name, action, (), base, float(factor), cap, forget, lock)
     raw = data.get("durations", ["10m", "1h", "1d", "1w"] if action is Action.BAN else ["0s"])
     if not isinstance(raw, list) or not raw or len(raw) > 50:
         raise PolicyError(f"{key}.durations", "needs a list of 1 to 50 durations")
     steps = tuple(_seconds(f"{key}.durations[{i}]", v, True) for i, v in enumerate(raw))
-    return Profile(name, action, steps, forget_after=forget)
+    return Profile(name, action, steps, forget_after=forget, lock_account=lock)
 
 
 def profiles_from_dict(data: Mapping[str, object], key: str = "profiles") -> dict[str, Profile]:
