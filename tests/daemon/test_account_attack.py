@@ -9,28 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
+from test_daemon import make_config
 
 from sipguard.cli.main import main
 from sipguard.daemon.control import ControlError
 from sipguard.daemon.harness import DaemonProc, append, pjsip_failure, wait_for
-
-
-def make_config(tmp: Path) -> Path:
-    cfg = tmp / "etc" / "sipguard.toml"
-    cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(
-        f"""
-[daemon]
-state_dir = "{tmp}/state"
-control_socket = "{tmp}/ctl.sock"
-tick_interval = 0.2
-[sources.logs]
-paths = ["{tmp}/log/messages"]
-poll_interval = 0.2
-"""
-    )
-    return cfg
-
 
 pytestmark = pytest.mark.slow
 
