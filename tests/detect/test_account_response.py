@@ -147,3 +147,18 @@ class _Passthrough:
 
     def tick(self, now: float) -> list[Event]:
         return []
+
+
+def test_a_source_registered_on_the_account_gets_the_higher_threshold_there_only() -> None:
+    eng = shipped("password-guessing", "password-guessing-known-source")
+    office = "203.0.113.40"
+    eng.feed(ev(Kind.AUTH_SUCCESS, office, "2001", T0), T0)
+    burst = [fail(office, "2001", T0 + 10 + i) for i in range(10)]
+    assert alerts(eng, burst) == [], "10 quick failures on its own account: under 15"
+    more = [fail(office, "2001", T0 + 20 + i) for i in range(6)]
+    assert alerts(eng, more) == [("password-guessing-known-source", office)]
+    # on an account it never authenticated on, the ordinary threshold: banned at 5
+    eng2 = shipped("password-guessing", "password-guessing-known-source")
+    eng2.feed(ev(Kind.AUTH_SUCCESS, office, "2001", T0), T0)
+    other = [fail(office, "2009", T0 + 10 + i) for i in range(5)]
+    assert alerts(eng2, other) == [("password-guessing", office)]

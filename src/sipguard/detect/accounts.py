@@ -6,6 +6,8 @@ Two named filter conditions a rule may use (`rule.toml` `[filter]`):
   event's account (as far as this engine has seen). A phone that registered once keeps the
   ordinary thresholds for its own account when it mistypes; it gains nothing for other accounts,
   and events for unknown accounts always count (there is no account it could have used).
+- `authenticated = true`: the opposite, for a rule that gives such a source (an office behind
+  NAT, its phones on the account they registered) a higher threshold on that account only.
 - `account_alerted_by = "RULE"`: the event's account is under an alert of that account-keyed
   rule (the distributed attack), which lasts while attempts on the account go on and for the
   rule's window after the last one. A rule with this condition is the response: a lower
@@ -96,7 +98,9 @@ class AccountWatch:
             rule.account_alerted_by, event
         ):
             return False
-        return not rule.unauthenticated or self.never_authenticated(event)
+        if rule.unauthenticated or rule.authenticated:
+            return self.never_authenticated(event) is rule.unauthenticated
+        return True
 
     def never_authenticated(self, event: Event) -> bool:
         if event.kind is Kind.UNKNOWN_ACCOUNT or event.ip is None or event.account is None:

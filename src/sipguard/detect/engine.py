@@ -126,7 +126,7 @@ class Engine:
         # named conditions on remembered state (detect/accounts.py): successes are tracked only
         # when a rule asks about them, alerts of the rules a response rule names are recorded
         self.accounts = AccountWatch()
-        self._track_auth = any(r.unauthenticated for r in self.rules)
+        self._track_auth = any(r.unauthenticated or r.authenticated for r in self.rules)
         self._watched = frozenset(
             r.account_alerted_by for r in self.rules if r.account_alerted_by is not None
         )
@@ -158,7 +158,7 @@ class Engine:
     def _tests(self, rule: RuleSpec) -> tuple[Callable[[Event], bool], ...]:
         """The rule's matchers' tests, then its named conditions on remembered state."""
         tests = [m.test for m in rule.matchers]
-        if rule.account_alerted_by is not None or rule.unauthenticated:
+        if rule.account_alerted_by is not None or rule.unauthenticated or rule.authenticated:
             tests.append(partial(self.accounts.admits, rule))
         return tuple(tests)
 

@@ -55,6 +55,7 @@ class RuleSpec:
     noun: str = ""  # how the reason names the events: "wrong passwords"
     # named conditions on what the engine remembers (detect/accounts.py)
     unauthenticated: bool = False  # only sources never authenticated on the event's account
+    authenticated: bool = False  # only sources that authenticated on the event's account
     account_alerted_by: str | None = None  # only accounts under this rule's alert
 
     def matches(self, event: Event) -> bool:
@@ -164,7 +165,8 @@ def rule_from_dict(data: Mapping[str, object], lists: Mapping[str, Sequence[str]
     if not isinstance(raw_match, list):
         raise RuleError("filter.match", "needs a list of tables ([[filter.match]])")
     matchers = tuple(build_matcher(m, f"filter.match[{i}]", lists) for i, m in enumerate(raw_match))
-    extra = sorted(set(flt) - {"kinds", "match", "unauthenticated", "account_alerted_by"})
+    conditions = {"unauthenticated", "authenticated", "account_alerted_by"}
+    extra = sorted(set(flt) - {"kinds", "match", *conditions})
     if extra:
         raise RuleError(f"filter.{extra[0]}", "unknown key")
     alerted_by = flt.get("account_alerted_by")
@@ -206,6 +208,7 @@ def rule_from_dict(data: Mapping[str, object], lists: Mapping[str, Sequence[str]
         evidence=_int("bucket.evidence", bucket_t.get("evidence", MAX_EVIDENCE), 1, 200),
         noun=str(data.get("noun", "")),
         unauthenticated=bool(_bool("filter.unauthenticated", flt.get("unauthenticated", False))),
+        authenticated=bool(_bool("filter.authenticated", flt.get("authenticated", False))),
         account_alerted_by=alerted_by,
     )
     extra = sorted(set(bucket_t) - {"type", "threshold", "window", "field", "evidence"})
@@ -232,6 +235,8 @@ def _table(data: Mapping[str, object], key: str, required: bool = True) -> Mappi
 
 
 def _check_consistent(rule: RuleSpec) -> None:
+    if rule.unauthenticated and rule.authenticated:
+        raise RuleError("filter.authenticated", "cannot be true with unauthenticated")
     if rule.group_by is GroupBy.ACCOUNT_DISTINCT_SOURCES and rule.bucket is not BucketKind.DISTINCT:
         raise RuleError("bucket.type", "account_distinct_sources needs a distinct bucket")
 
