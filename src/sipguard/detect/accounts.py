@@ -19,7 +19,9 @@ Pure and bounded: a clock is passed in, both tables are LRU with a hard cap.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sipguard.core.events import Event, Kind
 from sipguard.detect.spec import RuleSpec
@@ -60,21 +62,25 @@ class AccountWatch:
         self.max_authenticated = max_authenticated
         self.max_attacked = max_attacked
         self.now = 0.0  # the engine's clock, set on each feed(): the conditions read it
-        self._authenticated: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._authenticated: OrderedDict[tuple[int, int, str], float] = OrderedDict()
         self._attacked: OrderedDict[str, AccountAlert] = OrderedDict()
+        self._asked: Event | None = None  # the last event never_authenticated() answered
+        self._answer = True
 
     # -- what feeds it ----------------------------------------------------------------------
     def authenticated(self, event: Event, now: float) -> None:
         """A successful authentication (Kind.AUTH_SUCCESS) of the account from the source."""
-        if event.ip is None or event.account is None:
+        ip = event.ip
+        if ip is None or event.account is None:
             return
-        key = (str(event.ip), event.account)
+        key = (int(ip), ip.version, event.account)
         table = self._authenticated
         if key in table:
             table.move_to_end(key)
         elif len(table) >= self.max_authenticated:
             table.popitem(last=False)
         table[key] = now
+        self._asked = None  # an answer given before this success may have changed
 
     def alerted(self, rule: RuleSpec, account: str, sources: int, time: float, why: str) -> None:
         """An account-keyed alert a response rule waits for: the account is under attack."""
@@ -92,20 +98,36 @@ class AccountWatch:
         table[alert.account] = alert
 
     # -- the conditions -----------------------------------------------------------------------
+    def tests(self, rule: RuleSpec) -> list[Callable[[Event], bool]]:
+        """The rule's named conditions as tests of one event (the engine runs them after the
+        rule's matchers, in this order: an attempt on an attacked account extends its alert)."""
+        out: list[Callable[[Event], bool]] = []
+        if rule.account_alerted_by is not None:
+            out.append(partial(self.under_alert, rule.account_alerted_by))
+        if rule.unauthenticated:
+            out.append(self.never_authenticated)
+        if rule.authenticated:
+            out.append(self.authenticated_on)
+        return out
+
     def admits(self, rule: RuleSpec, event: Event) -> bool:
         """The rule's named conditions hold for the event (its matchers are checked apart)."""
-        if rule.account_alerted_by is not None and not self.under_alert(
-            rule.account_alerted_by, event
-        ):
-            return False
-        if rule.unauthenticated or rule.authenticated:
-            return self.never_authenticated(event) is rule.unauthenticated
-        return True
+        return all(test(event) for test in self.tests(rule))
 
     def never_authenticated(self, event: Event) -> bool:
-        if event.kind is Kind.UNKNOWN_ACCOUNT or event.ip is None or event.account is None:
-            return True
-        return (str(event.ip), event.account) not in self._authenticated
+        if event is self._asked:  # several rules ask about one event in a row
+            return self._answer
+        ip = event.ip
+        if event.kind is Kind.UNKNOWN_ACCOUNT or ip is None or event.account is None:
+            answer = True
+        else:
+            # the address as an int (with its version): str() of an address costs ~5 us
+            answer = (int(ip), ip.version, event.account) not in self._authenticated
+        self._asked, self._answer = event, answer
+        return answer
+
+    def authenticated_on(self, event: Event) -> bool:
+        return not self.never_authenticated(event)
 
     def under_alert(self, rule: str, event: Event) -> bool:
         """True while the event's account is under `rule`'s alert; an attempt extends it."""

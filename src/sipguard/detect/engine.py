@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 from ipaddress import IPv4Network, IPv6Network
 
 from sipguard.core.alerts import Alert, Network
@@ -157,10 +156,7 @@ class Engine:
 
     def _tests(self, rule: RuleSpec) -> tuple[Callable[[Event], bool], ...]:
         """The rule's matchers' tests, then its named conditions on remembered state."""
-        tests = [m.test for m in rule.matchers]
-        if rule.account_alerted_by is not None or rule.unauthenticated or rule.authenticated:
-            tests.append(partial(self.accounts.admits, rule))
-        return tuple(tests)
+        return (*(m.test for m in rule.matchers), *self.accounts.tests(rule))
 
     def _source(self, ip: IPAddress, pair: int) -> str:
         v4, v6 = self._prefixes[pair]
