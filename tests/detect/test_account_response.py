@@ -3,7 +3,6 @@ attack: `unauthenticated` and `account_alerted_by`, with the shipped rules where
 
 from __future__ import annotations
 
-from dataclasses import replace
 from ipaddress import ip_address
 
 import pytest
@@ -120,33 +119,6 @@ def test_bad_conditions_name_their_key(flt: dict[str, object], key: str) -> None
     with pytest.raises(RuleError) as err:
         rule_from_dict(data, {})
     assert err.value.key == key
-
-
-def test_a_lock_account_profile_queues_the_account_for_the_daemon() -> None:
-    from sipguard.daemon.pipeline import Pipeline
-    from sipguard.policy import Policy, profiles_from_dict
-
-    rules = [
-        replace(r, profile="lock") if r.id == "distributed-account-attack" else r
-        for r in load_rules(only=["distributed-account-attack", "account-under-attack"])
-    ]
-    profiles = profiles_from_dict({"lock": {"action": "alert", "lock_account": True}})
-    pipe = Pipeline(_Passthrough(), Engine(rules), Policy(profiles))
-    pipe.direct(fail("198.51.100.1", "1001", T0), T0)
-    assert not pipe.locks
-    assert pipe.direct(fail("198.51.100.2", "1001", T0 + 1), T0 + 1) == []
-    assert list(pipe.locks) == [("1001", "distributed-account-attack")]
-
-
-class _Passthrough:
-    def feed_chunk(self, data: bytes, source: str, first_line_no: int) -> list[Event]:
-        return []
-
-    def accept(self, event: Event) -> list[Event]:
-        return [event]
-
-    def tick(self, now: float) -> list[Event]:
-        return []
 
 
 def test_a_source_registered_on_the_account_gets_the_higher_threshold_there_only() -> None:
