@@ -45,7 +45,8 @@ def test_scan_decides_every_slow_attacker_and_no_phone(
     for ip in attackers:
         assert ip in decided, f"slow attacker {ip} has no decision"
         assert decided[ip]["events"] >= 20 and decided[ip]["auth_successes"] == 0
-        assert decided[ip]["decision"]["action"] == "simulate"
+        decision = decided[ip]["decision"]
+        assert decision["action"] == "ban" and decision["simulated"] is True
     assert not phones & set(decided), "a phone that mistyped was decided"
 
 
