@@ -1,4 +1,4 @@
-"""A profile with lock_account = true on an account-keyed rule: the daemon's alert observer
+"""A profile with actions = ["lock"] on an account-keyed rule: the daemon's alert observer
 queues the account, and the tick locks it through the AMI actions (actions/ami.py)."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def processing(simulate: bool = False) -> Processing:
         replace(r, profile="lock") if r.id == "distributed-account-attack" else r
         for r in load_rules(only=["distributed-account-attack", "account-under-attack"])
     ]
-    profiles = profiles_from_dict({"lock": {"action": "alert", "lock_account": True}})
+    profiles = profiles_from_dict({"lock": {"action": "alert", "actions": ["lock"]}})
     policy = Policy(profiles, simulate=simulate)
     pipeline = Pipeline(LogNormalizer(default_year=2026), Engine(rules), policy)
     return Processing(pipeline, policy, None, None, 10)  # type: ignore[arg-type]

@@ -197,13 +197,11 @@ def test_v6_group_overlapping_the_allow_list_narrows_to_the_attacker() -> None:
     assert d2 is not None and d2.action is Action.ALLOWED
 
 
-def test_lock_account_is_profile_data_for_account_alerts_only() -> None:
-    profiles = profiles_from_dict({"account-attack": {"action": "alert", "lock_account": True}})
+def test_lock_is_a_profile_action_for_account_alerts_only() -> None:
+    profiles = profiles_from_dict({"account-attack": {"action": "alert", "actions": ["lock"]}})
     policy = Policy(profiles)
     assert policy.lock(alert(None, "account-attack")) == "1001"
     assert policy.decide(alert(None, "account-attack"), T0) is None  # nothing to ban
     assert policy.lock(alert(None, "alert")) is None, "the shipped alert profile never locks"
     assert policy.lock(alert("203.0.113.5/32", "account-attack")) is None, "a source alert"
     assert Policy(profiles, simulate=True).lock(alert(None, "account-attack")) is None
-    with pytest.raises(PolicyError, match=r"profiles.x.lock_account: needs true or false"):
-        profiles_from_dict({"x": {"lock_account": "yes"}})

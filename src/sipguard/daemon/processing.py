@@ -61,8 +61,8 @@ class Processing:
         # events from AMI (through the normalizer) and the packet sensor (straight to detection)
         self._events: asyncio.Queue[tuple[Event, bool]] = asyncio.Queue(maxsize=queue_size)
         self._dirty_offences: set[Network] = set()
-        # (account, rule) to lock through AMI, from profiles with lock_account (Policy.lock);
-        # drained on the tick (bounded: a lock is idempotent, the newest matter)
+        # (account, rule) to lock through AMI, from profiles whose actions list "lock"
+        # (Policy.lock); drained on the tick (bounded: a lock is idempotent, the newest matter)
         self.locks: deque[tuple[str, str]] = deque(maxlen=1000)
         pipeline.on_alert = self.observe
 
@@ -137,7 +137,7 @@ class Processing:
             await self._enforce(decisions)
 
     async def lock_accounts(self, actions: AccountLocker | None) -> None:
-        """Accounts whose alert's profile says lock_account: the AMI lock (actions/ami.py)."""
+        """Accounts whose alert's profile lists "lock": the AMI lock (actions/ami.py)."""
         while self.locks:
             account, rule = self.locks.popleft()
             if actions is None:
