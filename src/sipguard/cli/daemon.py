@@ -78,7 +78,7 @@ def register(sub: Any) -> None:
     p = control("unallow", cmd_unallow, "remove a runtime allow-list entry")
     p.add_argument("cidr")
     p = control("explain", cmd_explain, "the rule, events and log lines behind a ban")
-    p.add_argument("addr")
+    p.add_argument("addr", help="an address or CIDR, or an account (account:NAME)")
     p.add_argument("--json", action="store_true")
     control("reload", cmd_reload, "re-read the configuration (like SIGHUP)")
 
@@ -229,7 +229,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"  pipeline: {pc.get('events', 0)} events, {pc.get('alerts', 0)} alerts,"
         f" {st['queue']['dropped']} dropped"
     )
+    for a in st.get("accounts_under_attack", []):
+        print(_account_line(a))
     return 0
+
+
+def _account_line(a: dict[str, Any]) -> str:
+    """One account under attack: which, from how many sources, since and until when."""
+    return (
+        f"  ATTACK on account {a['account']!r}: {a['sources']} sources ({a['rule']},"
+        f" {a['severity']}), since {_when(a['since'])}, lower thresholds until {_when(a['until'])}"
+    )
 
 
 def cmd_bans(args: argparse.Namespace) -> int:
@@ -307,11 +317,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
+    if "account" in r:
+        return _explain_account(r)
     if r["allow_listed"]:
         print(f"{r['address']} is on the allow-list ({r['allow_listed']})")
     a = r["active"]
     if a:
         print(f"{a['network']} banned by rule {a['rule']} ({a['origin']}), level {a['level']}")
+        if len(r.get("rules", [])) > 1:
+            print(f"  rules:   {', '.join(r['rules'])} fired")
         print(f"  why:     {a['reason']}")
         print(f"  since:   {_when(a['start'])}; expires {_when(a['expires'])}")
     else:
@@ -328,6 +342,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print(f"    {e['kind']:<18} {where}")
             if origin.get("text"):
                 print(f"      {origin['text']}")
+    return 0
+
+
+def _explain_account(r: dict[str, Any]) -> int:
+    a = r["under_attack"]
+    print(_account_line(a).strip() if a else f"account {r['account']!r} is not under attack now")
+    if a:
+        print(f"  why:     {a['reason']}")
+    for x in r["alerts"]:
+        print(f"    {_when(x['time'])}  {x['rule']}: {x['reason']}")
+    for b in r["bans"]:
+        print(f"  banned {b['network']} by rule {b['rule']}: {b['reason']}")
     return 0
 
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from sipguard import __version__
+from sipguard.actions.ami import AmiFraudActions
 from sipguard.config.errors import ConfigError
 from sipguard.config.settings import Settings, load_settings
 from sipguard.core import Network
@@ -43,7 +44,7 @@ from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.feeds import Feeds, build_feeds, read_key
 from sipguard.daemon.fraud import CurrentAmi, FraudComponent, build_fraud_engine
 from sipguard.daemon.logs import kv
-from sipguard.daemon.processing import Processing, log_alert
+from sipguard.daemon.processing import Processing
 from sipguard.daemon.runners import SourceContext, StoreCheckpoints
 from sipguard.daemon.sources import Sources, changed, nothing_watched
 from sipguard.feeds.config import FeedConfig
@@ -78,6 +79,7 @@ class Daemon:
         self._background: set[asyncio.Future[Report]] = set()
         self.sources = Sources(self._source_context)
         self.web: WebServer | None = None  # the dashboard, when [web] is enabled
+        self._ami_actions: AmiFraudActions | None = None  # account locks without fraud
 
     # ---- wiring --------------------------------------------------------------------------
     def _source_context(self, settings: Settings) -> SourceContext:
@@ -104,7 +106,7 @@ class Daemon:
         allowed = await self.allow.build()
         offences = await self.enforcer.io(self.store.load_offences)
         policy = build_policy(s, allowed, self.simulate, offences)
-        pipeline = build_pipeline(s, policy, on_alert=log_alert)
+        pipeline = build_pipeline(s, policy)  # Processing observes its alerts
         self.processing = Processing(
             pipeline, policy, self.enforcer, self.store, s.daemon.queue_size
         )
@@ -122,6 +124,19 @@ class Daemon:
         return FraudComponent(
             settings, engine, p.policy, p.alert, p.pipeline.recent.append, ami, self.simulate
         )
+
+    def _locker(self) -> AmiFraudActions | None:
+        """Who locks accounts for a profile's "lock" action: the fraud component's AMI actions
+        when it runs (one record of what was done), else the daemon's own AMI connection."""
+        fraud = self.processing.fraud
+        if fraud is not None and fraud.actions is not None:
+            return fraud.actions
+        if not self.settings.sources.ami.enabled:
+            return None
+        if self._ami_actions is None:
+            ami = CurrentAmi(lambda: self.sources.objects.get("ami"))
+            self._ami_actions = AmiFraudActions(ami, dry_run=self.simulate)
+        return self._ami_actions
 
     def _feed_settings(self, s: Settings) -> tuple[list[FeedConfig], dict[str, str]]:
         configs = build_feeds(s)
@@ -143,7 +158,13 @@ class Daemon:
             web_config(s)  # a dashboard without its password (or certificate) never starts
         await self._build()
         self.commands = Commands(
-            self.enforcer, self.store, self.allow, self.status, self.reload, self.feeds
+            self.enforcer,
+            self.store,
+            self.allow,
+            self.status,
+            self.reload,
+            self.feeds,
+            self.processing.account,
         )
         # the dashboard; more routes (e.g. /metrics) join with self.web.add_route(...) here
         self.web = build_dashboard(s, self.commands, self.processing, self.enforcer, self.store)
@@ -232,6 +253,7 @@ class Daemon:
                 await self.processing.tick(now)
                 await self.enforcer.retry()
                 await self.enforcer.expire(now)
+                await self.processing.lock_accounts(self._locker())
                 if now - last_save > 60:
                     last_save = now
                     await self.processing.save_offences()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
+from typing import Protocol
 
 from sipguard.core import Action, Alert, Decision, Event, Network
 from sipguard.core.ami import AmiMessage
@@ -30,13 +32,19 @@ log = logging.getLogger("sipguard.pipeline")
 SLICE_BYTES = 32 * 1024  # log data parsed between two chances to enforce (~150 Asterisk lines)
 
 
+class AccountLocker(Protocol):
+    async def lock(self, account: str, rule: str, calls: tuple[str, ...] = ()) -> bool: ...
+
+
 def log_alert(alert: Alert, decision: Decision | None) -> None:
     """The pipeline's alert observer: bans are logged by the enforcer, the rest here."""
     if decision is None or decision.action is not Action.BAN:
         action = decision.action.value if decision is not None else "none"
+        # an account under attack (no network to ban) is as loud as a ban: warning
+        loud = decision is not None or alert.severity in ("high", "critical")
         kv(
             log,
-            logging.WARNING if decision is not None else logging.INFO,
+            logging.WARNING if loud else logging.INFO,
             "alert",
             rule=alert.rule,
             key=alert.key,
@@ -58,6 +66,17 @@ class Processing:
         self._events: asyncio.Queue[tuple[Event, bool]] = asyncio.Queue(maxsize=queue_size)
         self._dirty_offences: set[Network] = set()
         self.fraud: FraudComponent | None = None  # the fraud stage, when [daemon.fraud] is on
+        # (account, rule) to lock through AMI, from profiles whose actions list "lock"
+        # (Policy.lock); drained on the tick (bounded: a lock is idempotent, the newest matter)
+        self.locks: deque[tuple[str, str]] = deque(maxlen=1000)
+        pipeline.on_alert = self.observe
+
+    def observe(self, alert: Alert, decision: Decision | None) -> None:
+        """The pipeline's alert observer: the log line, and the account lock a profile asks."""
+        log_alert(alert, decision)
+        account = self.policy.lock(alert) if decision is None else None
+        if account is not None:
+            self.locks.append((account, alert.rule))
 
     # ---- settings ------------------------------------------------------------------------
     def reconfigure(self, engine: Engine, profiles: dict[str, Profile], simulate: bool) -> None:
@@ -137,6 +156,25 @@ class Processing:
         if decisions:
             await self._enforce(decisions)
 
+    async def lock_accounts(self, actions: AccountLocker | None) -> None:
+        """Accounts whose alert's profile lists "lock": the AMI lock (actions/ami.py)."""
+        while self.locks:
+            account, rule = self.locks.popleft()
+            if actions is None:
+                kv(log, logging.WARNING, "account lock needs AMI actions", account=account)
+                continue
+            await actions.lock(account, rule)
+
+    def account(self, account: str, now: float) -> dict[str, object]:
+        """What detection knows of an account, for `explain ACCOUNT`."""
+        watch = self.pipeline.detector.accounts
+        alert = watch.alert_for(account, now)
+        key = f"account:{account}"
+        return {
+            "under_attack": alert.to_dict() if alert is not None else None,
+            "alerts": [r for r in self.pipeline.recent if r["key"] == key][-20:],
+        }
+
     async def _enforce(self, decisions: list[Decision]) -> None:
         done = await self.enforcer.ban(decisions)
         self._dirty_offences.update(d.network for d in done if d.origin == "local")
@@ -162,6 +200,7 @@ class Processing:
             "engine": p.detector.stats.as_dict(),
             "queue": {"events_waiting": self._events.qsize(), "dropped": self.drops},
             "recent_alerts": list(p.recent)[-20:],
+            "accounts_under_attack": [a.to_dict() for a in p.detector.accounts.alerts(time.time())],
         }
 
 
