@@ -40,9 +40,11 @@ from sipguard.daemon.control import ControlServer
 from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.fraud import FraudRuntime, build_fraud_engine
 from sipguard.daemon.logs import kv
-from sipguard.daemon.processing import Processing, log_alert
+from sipguard.daemon.outputs import Outputs, metrics_listen, notify_config
+from sipguard.daemon.processing import Processing
 from sipguard.daemon.runners import SourceContext, StoreCheckpoints
 from sipguard.daemon.sources import Sources, changed, nothing_watched
+from sipguard.notify import Notifier
 from sipguard.pipeline import Pipeline
 from sipguard.store import Store, private_dir
 
@@ -86,6 +88,10 @@ class Daemon:
     async def external_alert(self, alert: Alert) -> None:
         await self.processing.alert(alert)
 
+    @property
+    def notifier(self) -> Notifier | None:
+        return self.outputs.notifier
+
     # ---- wiring --------------------------------------------------------------------------
     def _source_context(self, settings: Settings) -> SourceContext:
         return SourceContext(
@@ -101,14 +107,18 @@ class Daemon:
         s = self.settings
         private_dir(Path(s.daemon.state_dir))  # 0750, tightened if looser: it holds the evidence
         firewall = self.firewall or build_firewall(s, self.dry_run, self.netns)
+        self.outputs = Outputs(s)  # metrics and notifications: a bad [notify] stops the start
         self.enforcer = Enforcer(firewall, None, [])
+        self.enforcer.latency = self.outputs.latency
+        self.enforcer.on_banned.append(self.outputs.on_banned)
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store
         self.allow = AllowListing(s.allow, self.store, self.enforcer.io, self._set_allowed)
         allowed = await self.allow.build()
         offences = await self.enforcer.io(self.store.load_offences)
         policy = build_policy(s, allowed, self.simulate, offences)
-        pipeline = build_pipeline(s, policy, on_alert=log_alert)
+        pipeline = build_pipeline(s, policy, on_alert=self.outputs.on_alert)
+        pipeline.on_event = self.outputs.tally.event
         self.processing = Processing(
             pipeline, policy, self.enforcer, self.store, s.daemon.queue_size
         )
@@ -131,6 +141,7 @@ class Daemon:
         self.commands = Commands(self.enforcer, self.store, self.allow, self.status, self.reload)
         await self.enforcer.start(time.time())
         await self.control.start()
+        await self.outputs.start(self.status, self.enforcer.active.values)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -155,6 +166,9 @@ class Daemon:
                     tg.create_task(self.enforcer.run()),
                     tg.create_task(self._ticker()),
                     tg.create_task(self.processing.event_worker()),
+                    tg.create_task(
+                        self.outputs.run(self._log_patterns, self._ami_connected, self._errors)
+                    ),
                 ]
                 self.sources.apply(s, self.fraud is not None)
                 tg.create_task(self._announce_watch())
@@ -167,6 +181,7 @@ class Daemon:
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.control.close()
+            await self.outputs.close()
             if self.fraud is not None:
                 await self.fraud.close()  # the learned baseline survives the restart
             await self.processing.save_offences()
@@ -177,6 +192,20 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    # ---- what the health checks read -----------------------------------------------------
+    def _log_patterns(self) -> list[str]:
+        logs = self.settings.sources.logs
+        return list(logs.paths) if logs.enabled else []
+
+    def _ami_connected(self) -> bool | None:
+        if not self.settings.sources.ami.enabled:
+            return None
+        view = self.sources.views.get("ami")
+        return view is not None and view.reading is not None and view.reading()
+
+    def _errors(self) -> int:
+        return self.enforcer.errors
 
     async def _handle(self, cmd: str, args: dict[str, object]) -> object:
         # the socket is checked free before the components exist; commands arrive after
@@ -246,6 +275,7 @@ class Daemon:
             "reloads": dict(self.reloads, last_error=self.last_reload_error),
             "control": {"requests": self.control.requests, "refused": self.control.refused},
             "fraud": self.fraud.status() if self.fraud is not None else {"enabled": False},
+            **self.outputs.status(),
         }
 
     # ---- reload --------------------------------------------------------------------------
@@ -256,6 +286,9 @@ class Daemon:
             allowed = await self.allow.build(new.allow)
             rules = build_rules(new)
             build_sensor_config(new)
+            notify_config(new)
+            if new.metrics.enabled:
+                metrics_listen(new)
             simulate = self.cli_simulate or new.daemon.simulate
             profiles = build_profiles(new)
             old = self.settings
@@ -275,6 +308,7 @@ class Daemon:
         self.simulate = simulate
         self.processing.reconfigure(build_engine(new, rules), profiles, simulate)
         lifted = await self.allow.set(new.allow, allowed)
+        self.outputs.reconfigure(new)
         if fraud_changed:
             await self._replace_fraud(fraud_engine)
         restart = changed(old, new) | ({"fraud"} if fraud_changed else set())

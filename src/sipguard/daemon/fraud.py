@@ -231,6 +231,11 @@ class FraudRuntime:
                 "action": "alert",
             }
         )
+        notifier = self.d.notifier
+        if notifier is not None:  # the daemon's notifier: routes, severity, retries
+            notifier.fraud(
+                incident.rule, incident.account, incident.severity, incident.reason, incident.calls
+            )
         if self._apprise is not None:
             try:
                 sent = self._apprise(incident)

@@ -81,7 +81,7 @@ class Processing:
             part = data[pos:end]
             decisions = self.pipeline.lines(part, batch.source, line_no, time.time())
             if decisions:
-                pending.append(asyncio.ensure_future(self._enforce(decisions)))
+                pending.append(asyncio.ensure_future(self._enforce(decisions, batch.read_at)))
                 await asyncio.sleep(0)  # let the enforcer hand them to the I/O thread now
             line_no += part.count(b"\n")
             pos = end
@@ -117,8 +117,8 @@ class Processing:
         if decisions:
             await self._enforce(decisions)
 
-    async def _enforce(self, decisions: list[Decision]) -> None:
-        done = await self.enforcer.ban(decisions)
+    async def _enforce(self, decisions: list[Decision], read_at: float | None = None) -> None:
+        done = await self.enforcer.ban(decisions, read_at=read_at)
         self._dirty_offences.update(d.network for d in done if d.origin == "local")
 
     # ---- persistence ---------------------------------------------------------------------
