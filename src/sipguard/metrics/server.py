@@ -20,9 +20,10 @@ READ_TIMEOUT = 5.0
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    """ "127.0.0.1:9877", "[::1]:9877" -> (host, port); ValueError naming what is wrong."""
+    """ "127.0.0.1:9877", "[::1]:9877" -> (host, port); port 0 = any free port (status shows
+    it). ValueError naming what is wrong."""
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"expected HOST:PORT, got {value!r}")
     return host.strip("[]"), int(port)
 

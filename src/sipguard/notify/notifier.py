@@ -26,6 +26,7 @@ from sipguard.notify.config import NotifyConfig, Route
 log = logging.getLogger("sipguard.notify")
 DIGEST_ADDRESSES = 20  # addresses named in a digest; the rest are counted
 MAX_BACKOFF = 60.0
+OUTCOMES = ("queued", "sent", "failed", "retried", "dropped")
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class Notifier:
         self.config = config
         self._send = send
         self._clock = clock
-        self.counts: Counter[str] = Counter()
+        # per message: queued or dropped; per route it goes to: sent or failed (after retries)
+        self.counts: Counter[str] = Counter(dict.fromkeys(OUTCOMES, 0))
         self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=config.queue_size)
         self._bans = 0
         self._ban_rules: Counter[str] = Counter()
