@@ -106,3 +106,24 @@ def test_server_answers_metrics_and_survives_garbage():
     assert answers[3] == b"" and answers[4] == b""  # closed, counted
     assert answers[5].startswith(b"HTTP/1.1 200 OK")  # still serving
     assert server.scrapes == 2 and server.bad_requests == 2
+
+
+def test_the_grafana_dashboard_queries_only_exported_metrics():
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
+    exprs = [t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p["targets"]]
+    used = {name for e in exprs for name in re.findall(r"sipguard_\w+", e)}
+    from sipguard.core import Alert, Event, Kind, Service
+
+    latency, tally = Latency(), Tally()
+    latency.observe(0.01)
+    tally.event(Event(0.0, Kind.WRONG_PASSWORD, Service.PJSIP))
+    d = bans()[0]
+    tally.alert(Alert("r", 0.0, "k", d.network, "default", "x"), d)
+    view = MetricsView(lambda: STATUS, bans, tally, latency)
+    exported = set(samples(render(DaemonCollector(view)).decode()))
+    names = {name for name, _ in exported}
+    assert used and used <= names, used - names
