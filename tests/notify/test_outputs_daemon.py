@@ -11,28 +11,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sipguard.daemon.harness import DaemonProc, append, pjsip_failure, wait_for
+from sipguard.daemon.harness import DaemonProc, append, pjsip_failure, wait_for, write_config
 
 pytestmark = pytest.mark.slow
 
 
 def start(tmp: Path, extra: str) -> DaemonProc:
-    (tmp / "log").mkdir()
-    (tmp / "log" / "messages").touch()
-    cfg = tmp / "sipguard.toml"
-    cfg.write_text(
-        f"""
-[daemon]
-state_dir = "{tmp}/state"
-control_socket = "{tmp}/ctl.sock"
-tick_interval = 0.2
-[sources.logs]
-paths = ["{tmp}/log/messages"]
-poll_interval = 0.1
-{extra}
-"""
-    )
-    return DaemonProc(cfg, tmp / "ctl.sock", ["--dry-run"]).start()
+    return DaemonProc(write_config(tmp, extra), tmp / "ctl.sock", ["--dry-run"]).start()
 
 
 def addr(i: int) -> str:

@@ -11,7 +11,7 @@ address or an account.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +26,13 @@ from prometheus_client.registry import Collector
 
 from sipguard.core import Decision
 from sipguard.metrics.latency import Latency
-from sipguard.metrics.tally import Tally, origin_class
+from sipguard.metrics.tally import ORIGIN_CLASSES, Tally, origin_class
 
 # sensor counters that are verdicts on packets (the rest are its state and bookkeeping)
 SENSOR_VERDICTS = ("accepted", "dropped", "trusted", "in_dialog", "response", "tls_accepted")
 # normalizer counters of input it could not use: hostile or broken lines, counted not fatal
+# the notifier's outcomes (its own tuple lives in sipguard.notify, which metrics must not import)
+NOTIFY_OUTCOMES = ("queued", "sent", "failed", "retried", "dropped")
 NORMALIZER_REJECTS = ("malformed", "too_long", "binary", "tampering", "unlinked", "evicted")
 
 
@@ -45,13 +47,33 @@ class MetricsView:
     notify: Callable[[], Mapping[str, int]] = dict  # the notifier's counters (none: empty)
 
 
-def _counter(name: str, doc: str, labels: list[str] | None = None) -> CounterMetricFamily:
-    # prometheus_client adds `_total` to a counter's samples itself
-    return CounterMetricFamily(f"sipguard_{name}", doc, labels=labels)
+Rows = Iterable[tuple[Sequence[str], Any]]  # (label values, number) per sample
+
+
+def _family(
+    cls: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    doc: str,
+    labels: Sequence[str],
+    rows: Rows,
+) -> Metric:
+    """One family from its samples (a counter's samples get `_total` from prometheus_client)."""
+    family = cls(f"sipguard_{name}", doc, labels=list(labels))
+    for values, n in rows:
+        family.add_metric(list(values), _num(n))
+    return family
+
+
+def _counter(name: str, doc: str, labels: Sequence[str], rows: Rows) -> Metric:
+    return _family(CounterMetricFamily, name, doc, labels, rows)
+
+
+def _gauge(name: str, doc: str, labels: Sequence[str], rows: Rows) -> Metric:
+    return _family(GaugeMetricFamily, name, doc, labels, rows)
 
 
 def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    return float(value) if isinstance(value, int | float) else 0.0  # True counts 1 (up)
 
 
 class DaemonCollector(Collector):
@@ -71,59 +93,73 @@ class DaemonCollector(Collector):
     # ---- detection -----------------------------------------------------------------------
     def _pipeline(self, status: Mapping[str, Any]) -> Iterator[Metric]:
         tally = self.view.tally
-        events = _counter("events", "Events normalized, by kind and service", ["kind", "service"])
-        for (kind, service), n in sorted(tally.events.items()):
-            events.add_metric([str(kind), str(service)], n)
-        yield events
-        rejects = _counter(
-            "lines_rejected", "Input lines the normalizer could not use, by reason", ["reason"]
-        )
         normalizer = status.get("normalizer") or {}
-        for reason in NORMALIZER_REJECTS:
-            rejects.add_metric([reason], _num(normalizer.get(reason)))
-        yield rejects
-        lines = _counter("lines", "Log lines read by the normalizer")
-        lines.add_metric([], _num(normalizer.get("lines")))
-        yield lines
-        alerts = _counter("alerts", "Alerts raised, by rule", ["rule"])
-        for rule, n in sorted(tally.alerts.items()):
-            alerts.add_metric([rule], n)
-        yield alerts
-        decisions = _counter(
-            "decisions", "Decisions made on alerts, by origin and action", ["origin", "action"]
-        )
-        for (origin, action), n in sorted(tally.decisions.items()):
-            decisions.add_metric([origin, action], n)
-        yield decisions
         engine = status.get("engine") or {}
-        keys = GaugeMetricFamily("sipguard_engine_keys", "Grouping keys the rules track now")
-        keys.add_metric([], _num(status.get("engine_keys")))
-        yield keys
-        evicted = _counter("engine_evicted_keys", "Tracked keys dropped by the size cap")
-        evicted.add_metric([], _num(engine.get("evicted")))
-        yield evicted
         queue = status.get("queue") or {}
-        drops = _counter("queue_dropped", "Events dropped because the event queue was full")
-        drops.add_metric([], _num(queue.get("dropped")))
-        yield drops
-        waiting = GaugeMetricFamily("sipguard_queue_events", "Events waiting in the event queue")
-        waiting.add_metric([], _num(queue.get("events_waiting")))
-        yield waiting
+        yield _counter(
+            "events",
+            "Events normalized, by kind and service",
+            ["kind", "service"],
+            (((str(k), str(s)), n) for (k, s), n in sorted(tally.events.items())),
+        )
+        yield _counter(
+            "lines", "Log lines read by the normalizer", [], [((), normalizer.get("lines"))]
+        )
+        yield _counter(
+            "lines_rejected",
+            "Input lines the normalizer could not use, by reason",
+            ["reason"],
+            (((r,), normalizer.get(r)) for r in NORMALIZER_REJECTS),
+        )
+        yield _counter(
+            "alerts",
+            "Alerts raised, by rule",
+            ["rule"],
+            (((r,), n) for r, n in sorted(tally.alerts.items())),
+        )
+        yield _counter(
+            "decisions",
+            "Decisions made on alerts, by origin and action",
+            ["origin", "action"],
+            sorted(tally.decisions.items()),
+        )
+        yield _gauge(
+            "engine_keys",
+            "Grouping keys the rules track now",
+            [],
+            [((), status.get("engine_keys"))],
+        )
+        yield _counter(
+            "engine_evicted_keys",
+            "Tracked keys dropped by the size cap",
+            [],
+            [((), engine.get("evicted"))],
+        )
+        yield _counter(
+            "queue_dropped",
+            "Events dropped because the event queue was full",
+            [],
+            [((), queue.get("dropped"))],
+        )
+        yield _gauge(
+            "queue_events",
+            "Events waiting in the event queue",
+            [],
+            [((), queue.get("events_waiting"))],
+        )
 
     # ---- enforcement ---------------------------------------------------------------------
     def _bans(self, status: Mapping[str, Any]) -> Iterator[Metric]:
         by: Counter[tuple[str, str]] = Counter()
         for d in self.view.active():
             by[(origin_class(d.origin), f"ipv{d.network.version}")] += 1
-        active = GaugeMetricFamily(
-            "sipguard_active_bans",
+        every = [(o, f) for o in ORIGIN_CLASSES for f in ("ipv4", "ipv6")]
+        yield _gauge(
+            "active_bans",
             "Bans in the kernel set, by origin and family",
-            labels=["origin", "family"],
+            ["origin", "family"],
+            ((key, by[key]) for key in every),
         )
-        for origin in ("local", "manual", "fleet", "feed"):
-            for family in ("ipv4", "ipv6"):
-                active.add_metric([origin, family], by[(origin, family)])
-        yield active
         latency = self.view.latency
         hist = HistogramMetricFamily(
             "sipguard_ban_latency_seconds",
@@ -132,66 +168,90 @@ class DaemonCollector(Collector):
         hist.add_metric([], latency.cumulative(), sum_value=latency.sum)
         yield hist
         fw = status.get("firewall") or {}
-        errors = _counter("kernel_errors", "Firewall changes the kernel (or the store) refused")
-        errors.add_metric([], _num(fw.get("errors")))
-        yield errors
-        refused = _counter("bans_refused_allow_listed", "Bans refused by the allow-list")
-        refused.add_metric([], _num(fw.get("refused_allow_listed")))
-        yield refused
-        calls = _counter("firewall_calls", "Kernel set changes made, by operation", ["op"])
-        for op in ("add", "remove"):
-            calls.add_metric([op], _num((fw.get(op) or {}).get("count")))
-        yield calls
+        yield _counter(
+            "kernel_errors",
+            "Firewall changes the kernel (or the store) refused",
+            [],
+            [((), fw.get("errors"))],
+        )
+        yield _counter(
+            "bans_refused_allow_listed",
+            "Bans refused by the allow-list",
+            [],
+            [((), fw.get("refused_allow_listed"))],
+        )
+        yield _counter(
+            "firewall_calls",
+            "Kernel set changes made, by operation",
+            ["op"],
+            (((op,), (fw.get(op) or {}).get("count")) for op in ("add", "remove")),
+        )
 
     # ---- sources -------------------------------------------------------------------------
     def _sources(self, sources: Mapping[str, Any]) -> Iterator[Metric]:
-        up = GaugeMetricFamily("sipguard_source_up", "1 when the source reads", labels=["source"])
-        restarts = _counter(
-            "source_restarts", "Times a source crashed and was restarted", ["source"]
+        entries = sorted(sources.items())
+        yield _gauge(
+            "source_up",
+            "1 when the source reads",
+            ["source"],
+            (((name,), e.get("state") == "running") for name, e in entries),
         )
-        stats = GaugeMetricFamily(
-            "sipguard_source_stat",
+        yield _counter(
+            "source_restarts",
+            "Times a source crashed and was restarted",
+            ["source"],
+            (((name,), e.get("restarts")) for name, e in entries),
+        )
+        yield _gauge(
+            "source_stat",
             "What each source counts (lines, reconnects, ...)",
-            labels=["source", "stat"],
+            ["source", "stat"],
+            (((name, str(k)), v) for name, e in entries for k, v in sorted(_stats(e).items())),
         )
-        verdicts = _counter("sensor_verdicts", "Packets the sensor judged, by verdict", ["verdict"])
-        bypass = _counter(
+        sensor = _stats(sources.get("sensor") or {})
+        yield _counter(
+            "sensor_verdicts",
+            "Packets the sensor judged, by verdict",
+            ["verdict"],
+            (((v,), sensor.get(v)) for v in SENSOR_VERDICTS),
+        )
+        yield _counter(
             "sensor_fail_open_bypassed",
             "Packets that passed unjudged because the sensor's queue was full",
+            [],
+            [((), sensor.get("bypassed_fail_open"))],
         )
-        for name, entry in sorted(sources.items()):
-            up.add_metric([name], 1.0 if entry.get("state") == "running" else 0.0)
-            restarts.add_metric([name], _num(entry.get("restarts")))
-            st = entry.get("stats") or {}
-            for key, value in sorted(st.items()):
-                stats.add_metric([name, str(key)], _num(value))
-            if name == "sensor":
-                for verdict in SENSOR_VERDICTS:
-                    verdicts.add_metric([verdict], _num(st.get(verdict)))
-                bypass.add_metric([], _num(st.get("bypassed_fail_open")))
-        yield from (up, restarts, stats, verdicts, bypass)
 
     # ---- fraud and notifications ---------------------------------------------------------
     def _fraud(self, fraud: Mapping[str, Any]) -> Iterator[Metric]:
-        hits = _counter("fraud_alerts", "Toll-fraud rule hits, by rule", ["rule"])
-        for rule, n in sorted((fraud.get("hits") or {}).items()):
-            hits.add_metric([str(rule)], _num(n))
-        yield hits
-        actions = _counter(
-            "fraud_actions", "Fraud actions taken (hangup, lock), by result", ["action"]
+        yield _counter(
+            "fraud_alerts",
+            "Toll-fraud rule hits, by rule",
+            ["rule"],
+            (((str(r),), n) for r, n in sorted((fraud.get("hits") or {}).items())),
         )
-        for action, n in sorted((fraud.get("actions") or {}).items()):
-            actions.add_metric([str(action)], _num(n))
-        yield actions
-        incidents = _counter("fraud_incidents", "Fraud incidents reported")
-        incidents.add_metric([], _num(fraud.get("incidents")))
-        yield incidents
+        yield _counter(
+            "fraud_actions",
+            "Fraud actions taken (hangup, lock), by result",
+            ["action"],
+            (((str(a),), n) for a, n in sorted((fraud.get("actions") or {}).items())),
+        )
+        yield _counter(
+            "fraud_incidents", "Fraud incidents reported", [], [((), fraud.get("incidents"))]
+        )
 
     def _notify(self, counts: Mapping[str, int]) -> Iterator[Metric]:
-        family = _counter("notifications", "Notifications, by outcome", ["outcome"])
-        for outcome in ("queued", "sent", "failed", "retried", "dropped"):
-            family.add_metric([outcome], counts.get(outcome, 0))
-        yield family
+        yield _counter(
+            "notifications",
+            "Notifications, by outcome",
+            ["outcome"],
+            (((o,), counts.get(o, 0)) for o in NOTIFY_OUTCOMES),
+        )
+
+
+def _stats(entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    stats = entry.get("stats")
+    return stats if isinstance(stats, Mapping) else {}
 
 
 def render(collector: DaemonCollector) -> bytes:
