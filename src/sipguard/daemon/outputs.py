@@ -61,7 +61,7 @@ class Outputs:
         config = notify_config(settings)
         self.notifier: Notifier | None = None
         if config.routes:
-            self.notifier = Notifier(config, sender or apprise_sender())
+            self.notifier = Notifier(config, sender or apprise_sender(config.routes))
         self.health = HealthWatch(config.log_silence)
         self.server: MetricsServer | None = None
         self.collector: DaemonCollector | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,7 +18,9 @@ SEND_TIMEOUT = 15.0  # seconds apprise may spend on one route (connect + read)
 _TYPES = {"low": "info", "medium": "warning", "high": "failure", "critical": "failure"}
 
 
-def apprise_sender(timeout: float = SEND_TIMEOUT) -> Sender:
+def apprise_sender(routes: Iterable[Route] = (), timeout: float = SEND_TIMEOUT) -> Sender:
+    """`routes` are set up at once: apprise loads its plugins on first use, seconds of CPU
+    that would otherwise run (holding the GIL) while the daemon bans its first attackers."""
     import apprise
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sipguard-notify")
@@ -41,6 +44,9 @@ def apprise_sender(timeout: float = SEND_TIMEOUT) -> Sender:
             timeout=timeout,
         )
         return bool(result)
+
+    for route in routes:
+        client(route)
 
     async def send(route: Route, message: Message) -> bool:
         loop = asyncio.get_running_loop()
