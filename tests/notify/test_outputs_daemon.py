@@ -149,3 +149,32 @@ urls = ["{hanging.url}"]
     assert total(samples, "sipguard_ban_latency_seconds_count") == 20
     assert p99_bucket <= 0.25  # line read -> kernel, inside the daemon, while the send hangs
     assert waits[-1] < 1.0  # as seen from outside (includes the follower's poll and our polling)
+
+
+def test_a_distributed_attack_on_an_account_is_sent_at_once(tmp_path, webhook):
+    d = start(
+        tmp_path,
+        f"""
+[notify]
+digest_interval = 60
+[[notify.route]]
+urls = ["{webhook.url}"]
+kinds = ["attack"]
+min_severity = "high"
+""",
+    )
+    try:
+        t0 = time.monotonic()
+        attack(tmp_path, [addr(i) for i in range(6)], 1)  # six sources, one try each
+        wait_for(lambda: webhook.received, timeout=10)
+        took = time.monotonic() - t0
+        time.sleep(1)
+        banned = d.banned()
+    finally:
+        d.stop()
+    assert [m["title"] for m in webhook.received] == [
+        "sipguard: distributed attack on account:1001"
+    ]
+    assert "distributed-account-attack" in webhook.received[0]["message"]
+    assert banned == set()  # no source crossed its own threshold: nothing to ban
+    assert took < 5  # at once, not with the next digest (60 s)
