@@ -178,3 +178,46 @@ min_severity = "high"
     assert "distributed-account-attack" in webhook.received[0]["message"]
     assert banned == set()  # no source crossed its own threshold: nothing to ban
     assert took < 5  # at once, not with the next digest (60 s)
+
+
+def test_ami_lost_is_a_source_notification(tmp_path, webhook):
+    import asyncio
+    import threading
+
+    from sipguard.testing.ami_server import AmiServer
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def on_loop(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(10)
+
+    ami = on_loop(AmiServer(users={"sipguard": "s3cret"}).start())
+    d = start(
+        tmp_path,
+        f"""
+[sources.ami]
+enabled = true
+port = {ami.port}
+username = "sipguard"
+secret = "s3cret"
+[notify]
+[[notify.route]]
+urls = ["{webhook.url}"]
+kinds = ["source"]
+""",
+    )
+    try:
+        wait_for(lambda: d.request("status")["sources"]["ami"].get("connected"), 10)
+        time.sleep(6)  # one health check sees it connected
+        assert webhook.received == []
+        on_loop(ami.close())  # Asterisk goes away
+        wait_for(lambda: webhook.received, timeout=15)
+        time.sleep(6)  # still down at the next check: not sent again
+    finally:
+        d.stop()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+    assert [m["title"] for m in webhook.received] == ["sipguard: AMI disconnected"]
