@@ -221,3 +221,37 @@ kinds = ["source"]
         thread.join(5)
         loop.close()
     assert [m["title"] for m in webhook.received] == ["sipguard: AMI disconnected"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ('[metrics]\nenabled = true\nlisten = "127.0.0.1:{busy}"', "metrics.listen: cannot listen"),
+        ('[metrics]\nenabled = true\nlisten = "9877"', "metrics.listen: expected HOST:PORT"),
+        ("[notify]\ndigest = 5", "notify.digest: unknown key"),
+        ('[[notify.route]]\nurls = ["json://x"]\nkinds = ["bans"]', "notify.route[0].kinds"),
+    ],
+)
+def test_bad_outputs_settings_stop_the_start_with_one_line(tmp_path, extra, error):
+    import socket
+    import subprocess
+    import sys
+
+    from sipguard.daemon.harness import SRC
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        text = extra.replace("{busy}", str(busy.getsockname()[1]))
+        cfg = write_config(tmp_path, text)
+        res = subprocess.run(
+            [sys.executable, "-m", "sipguard", "run", "--config", str(cfg), "--dry-run"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"},
+        )
+    errors = [line for line in res.stderr.splitlines() if "error" in line]
+    assert res.returncode == 2, res.stderr
+    assert len(errors) == 1 and error in errors[0] and str(cfg) in errors[0], res.stderr
+    assert "Traceback" not in res.stderr

@@ -140,8 +140,8 @@ class Daemon:
         await self._build()
         self.commands = Commands(self.enforcer, self.store, self.allow, self.status, self.reload)
         await self.enforcer.start(time.time())
+        await self.outputs.start(self.status, lambda: self.enforcer.active.values())
         await self.control.start()
-        await self.outputs.start(self.status, self.enforcer.active.values)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -313,8 +313,12 @@ class Daemon:
             await self._replace_fraud(fraud_engine)
         restart = changed(old, new) | ({"fraud"} if fraud_changed else set())
         self.sources.apply(new, self.fraud is not None, restart)
-        if old.firewall != new.firewall or old.daemon.control_socket != new.daemon.control_socket:
-            kv(log, logging.WARNING, "firewall/socket settings change on the next restart")
+        if (
+            old.firewall != new.firewall
+            or old.daemon.control_socket != new.daemon.control_socket
+            or old.metrics != new.metrics
+        ):
+            kv(log, logging.WARNING, "firewall/socket/metrics settings change on the next restart")
         self.reloads["ok"] += 1
         kv(log, logging.INFO, "configuration reloaded", files=",".join(new.files), rules=len(rules))
         return {"reloaded": True, "rules": len(rules), "allow": len(allowed), "lifted": len(lifted)}

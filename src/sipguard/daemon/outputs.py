@@ -58,6 +58,7 @@ class Outputs:
         self.tally = Tally()
         self.latency = Latency()
         self.listen = metrics_listen(settings) if settings.metrics.enabled else None
+        self.file = config_file(settings)  # named in a "cannot listen" error
         config = notify_config(settings)
         self.notifier: Notifier | None = None
         if config.routes:
@@ -102,7 +103,11 @@ class Outputs:
         if self.listen is not None:
             collector = self.collector
             self.server = MetricsServer(*self.listen, lambda: render(collector))
-            await self.server.start()
+            try:
+                await self.server.start()
+            except OSError as exc:  # port taken, address not on this host: one line, no trace
+                reason = f"cannot listen on {settings_listen(self.listen)}: {exc.strerror or exc}"
+                raise ConfigError(self.file, "metrics.listen", reason) from None
             kv(
                 log,
                 logging.INFO,
@@ -148,6 +153,11 @@ class Outputs:
             "notify": dict(self.notifier.counts) if self.notifier is not None else None,
             "ban_latency_p99": self.latency.quantile(0.99),
         }
+
+
+def settings_listen(listen: tuple[str, int]) -> str:
+    host, port = listen
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _probe(patterns: list[str]) -> tuple[dict[str, int], bool]:
