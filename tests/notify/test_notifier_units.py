@@ -143,3 +143,16 @@ def test_health_watch_reports_each_condition_once():
     kernel = h.check(503, {}, False, True, 2)
     assert [(m.kind, m.severity) for m in kernel] == [("kernel", "critical")]
     assert h.check(504, {}, False, True, 2) == []
+
+
+def test_notify_urls_are_masked_when_settings_are_shown(tmp_path):
+    from sipguard.config.settings import load_settings
+
+    cfg = tmp_path / "sipguard.toml"
+    cfg.write_text('[[notify.route]]\nurls = ["mailtos://me:s3cret@example.org"]\n')
+    settings = load_settings(cfg)
+    assert settings.notify["route"][0]["urls"] == ["mailtos://me:s3cret@example.org"]
+    shown = settings.to_dict()
+    assert shown["notify"]["route"][0]["urls"] == ["********"]
+    assert "s3cret" not in repr(shown)
+    assert settings.notify["route"][0]["urls"][0].endswith("@example.org")  # not changed
