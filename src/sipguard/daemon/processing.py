@@ -51,7 +51,8 @@ class Processing:
         self.store = store
         self.drops = 0
         # events from AMI (through the normalizer) and the packet sensor (straight to detection)
-        self._events: asyncio.Queue[tuple[Event, bool]] = asyncio.Queue(maxsize=queue_size)
+        # (event, direct, when it arrived: monotonic, where its ban latency starts)
+        self._events: asyncio.Queue[tuple[Event, bool, float]] = asyncio.Queue(maxsize=queue_size)
         self._dirty_offences: set[Network] = set()
 
     # ---- settings ------------------------------------------------------------------------
@@ -90,7 +91,7 @@ class Processing:
 
     def queue_event(self, event: Event, direct: bool) -> None:
         try:
-            self._events.put_nowait((event, direct))
+            self._events.put_nowait((event, direct, time.monotonic()))
         except asyncio.QueueFull:
             self.drops += 1  # counted, reported by `status`
 
@@ -102,13 +103,13 @@ class Processing:
 
     async def event_worker(self) -> None:
         while True:
-            event, direct = await self._events.get()
+            event, direct, read_at = await self._events.get()
             try:
                 now = time.time()
                 pipeline = self.pipeline
                 decisions = pipeline.direct(event, now) if direct else pipeline.event(event, now)
                 if decisions:
-                    await self._enforce(decisions)
+                    await self._enforce(decisions, read_at)
             except Exception as exc:
                 kv(log, logging.ERROR, "event processing failed", error=exc)
 

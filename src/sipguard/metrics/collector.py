@@ -163,7 +163,7 @@ class DaemonCollector(Collector):
         latency = self.view.latency
         hist = HistogramMetricFamily(
             "sipguard_ban_latency_seconds",
-            "From the log line being read to the address being in the kernel set",
+            "From the line being read (the event received) to the address being in the kernel set",
         )
         hist.add_metric([], latency.cumulative(), sum_value=latency.sum)
         yield hist
