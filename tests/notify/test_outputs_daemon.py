@@ -3,6 +3,7 @@ notifications to real receivers (aiosmtpd, an HTTP webhook, one that hangs)."""
 
 from __future__ import annotations
 
+import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -50,8 +51,16 @@ def total(samples: dict[Any, float], name: str, **labels: str) -> float:
     )
 
 
-def test_metrics_move_by_exactly_the_events_sent(tmp_path):
-    d = start(tmp_path, '[metrics]\nenabled = true\nlisten = "127.0.0.1:0"')
+@pytest.mark.parametrize("web", [False, True])
+def test_metrics_move_by_exactly_the_events_sent(tmp_path, web):
+    """With the dashboard on too (it observes the same pipeline), the counts are the same."""
+    extra = '[metrics]\nenabled = true\nlisten = "127.0.0.1:0"\n'
+    if web:
+        with socket.socket() as s:  # a free port for the dashboard
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        extra += f'[web]\nenabled = true\nport = {port}\nasterisk_config = ""\n'
+    d = start(tmp_path, extra)
     try:
         url = f"http://{d.request('status')['metrics']['listen']}/metrics"
         before = scrape(url)
@@ -233,7 +242,6 @@ kinds = ["source"]
     ],
 )
 def test_bad_outputs_settings_stop_the_start_with_one_line(tmp_path, extra, error):
-    import socket
     import subprocess
     import sys
 

@@ -37,6 +37,7 @@ from sipguard.daemon.build import (
 )
 from sipguard.daemon.commands import Commands, Report
 from sipguard.daemon.control import ControlServer
+from sipguard.daemon.dashboard import build_dashboard, web_config
 from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.fraud import FraudRuntime, build_fraud_engine
 from sipguard.daemon.logs import kv
@@ -47,6 +48,7 @@ from sipguard.daemon.sources import Sources, changed, nothing_watched
 from sipguard.notify import Notifier
 from sipguard.pipeline import Pipeline
 from sipguard.store import Store, private_dir
+from sipguard.web import WebServer
 
 log = logging.getLogger("sipguard.daemon")
 
@@ -75,6 +77,7 @@ class Daemon:
         self._background: set[asyncio.Future[Report]] = set()
         self.sources = Sources(self._source_context)
         self.fraud: FraudRuntime | None = None  # toll-fraud watcher, when [daemon.fraud] is on
+        self.web: WebServer | None = None  # the dashboard, when [web] is enabled
 
     # ---- what the fraud runtime reads of the daemon ---------------------------------------
     @property
@@ -137,11 +140,17 @@ class Daemon:
         s = self.settings
         self.control = ControlServer(s.daemon.control_socket, self._handle, s.daemon.socket_group)
         await self.control.check_free()
+        if s.web.enabled:
+            web_config(s)  # a dashboard without its password (or certificate) never starts
         await self._build()
         self.commands = Commands(self.enforcer, self.store, self.allow, self.status, self.reload)
+        # the dashboard; more routes (e.g. /metrics) join with self.web.add_route(...) here
+        self.web = build_dashboard(s, self.commands, self.processing, self.enforcer, self.store)
         await self.enforcer.start(time.time())
         await self.outputs.start(self.status, lambda: self.enforcer.active.values())
         await self.control.start()
+        if self.web is not None:
+            await self.web.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -158,6 +167,7 @@ class Daemon:
             allow=len(self.allow.networks),
             socket=s.daemon.control_socket,
             fraud=self.fraud is not None,
+            web=f"{s.web.listen}:{self.web.port}" if self.web is not None else "off",
         )
         try:
             async with asyncio.TaskGroup() as tg:
@@ -182,6 +192,8 @@ class Daemon:
                 loop.remove_signal_handler(sig)
             await self.control.close()
             await self.outputs.close()
+            if self.web is not None:
+                await self.web.close()
             if self.fraud is not None:
                 await self.fraud.close()  # the learned baseline survives the restart
             await self.processing.save_offences()
@@ -316,9 +328,14 @@ class Daemon:
         if (
             old.firewall != new.firewall
             or old.daemon.control_socket != new.daemon.control_socket
+            or old.web != new.web
             or old.metrics != new.metrics
         ):
-            kv(log, logging.WARNING, "firewall/socket/metrics settings change on the next restart")
+            kv(
+                log,
+                logging.WARNING,
+                "firewall/socket/web/metrics settings change on the next restart",
+            )
         self.reloads["ok"] += 1
         kv(log, logging.INFO, "configuration reloaded", files=",".join(new.files), rules=len(rules))
         return {"reloaded": True, "rules": len(rules), "allow": len(allowed), "lifted": len(lifted)}
