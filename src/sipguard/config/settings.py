@@ -124,6 +124,12 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = False  # serve Prometheus metrics at http://<listen>/metrics
+    listen: str = "127.0.0.1:9877"  # HOST:PORT; beyond loopback, firewall it to the scraper
+
+
+@dataclass(frozen=True)
 class SourcesSettings:
     logs: LogSettings = field(default_factory=LogSettings)
     journald: JournaldSettings = field(default_factory=JournaldSettings)
@@ -153,6 +159,7 @@ class Settings:
     firewall: FirewallSettings = field(default_factory=FirewallSettings)
     allow: AllowSettings = field(default_factory=AllowSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     profiles: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     sensor: dict[str, Any] = field(default_factory=dict)
@@ -160,6 +167,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     probe: dict[str, Any] = field(default_factory=dict)  # `sipguard probe` (targets, numbers)
     feeds: list[dict[str, Any]] = field(default_factory=list)  # [[feeds]]: sipguard.feeds.config
+    notify: dict[str, Any] = field(default_factory=dict)  # notification routes (sipguard.notify)
     files: tuple[str, ...] = ()  # the files that were read, in order
     # "rules.ID" / "profiles.NAME" -> the file that set it last, for errors found later
     origins: dict[str, str] = field(default_factory=dict)
@@ -178,11 +186,14 @@ class Settings:
             d["web"]["password_hash"] = "********"
         if mask_secrets:  # notification URLs carry passwords and tokens
             d["daemon"]["fraud"]["notify"] = ["********" for _ in d["daemon"]["fraud"]["notify"]]
+            for route in d["notify"].get("route", []):
+                if isinstance(route, dict) and isinstance(route.get("urls"), list):
+                    route["urls"] = ["********" for _ in route["urls"]]
         return d
 
 
 # keys whose values are free-form tables, validated by the subsystem that uses them
-_RAW_TABLES = {"profiles", "rules", "sensor", "fraud", "probe", "feeds"}
+_RAW_TABLES = {"profiles", "rules", "sensor", "fraud", "probe", "feeds", "notify"}
 _CHOICES = {
     "daemon.log_format": {"kv", "json"},
     "daemon.log_level": {"debug", "info", "warning", "error"},
@@ -252,7 +263,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         for table in ("rules", "profiles"):
             for name in data.get(table, {}):
                 origins[f"{table}.{name}"] = str(f)
-        for table in ("sensor", "fraud", "probe", "feeds"):
+        for table in ("sensor", "fraud", "probe", "feeds", "notify"):
             if table in data:
                 origins[table] = str(f)
     extra = {"files": tuple(str(f) for f in files), "origins": origins}

@@ -44,11 +44,13 @@ from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.feeds import Feeds, build_feeds, read_key
 from sipguard.daemon.fraud import CurrentAmi, FraudComponent, build_fraud_engine
 from sipguard.daemon.logs import kv
+from sipguard.daemon.outputs import Outputs, metrics_listen, notify_config
 from sipguard.daemon.processing import Processing
 from sipguard.daemon.runners import SourceContext, StoreCheckpoints
 from sipguard.daemon.sources import Sources, changed, nothing_watched
 from sipguard.feeds.config import FeedConfig
 from sipguard.fraud.engine import FraudEngine
+from sipguard.notify import Notifier
 from sipguard.store import Store, private_dir
 from sipguard.web import WebServer
 
@@ -81,6 +83,10 @@ class Daemon:
         self.web: WebServer | None = None  # the dashboard, when [web] is enabled
         self._ami_actions: AmiFraudActions | None = None  # account locks without fraud
 
+    @property
+    def notifier(self) -> Notifier | None:
+        return self.outputs.notifier
+
     # ---- wiring --------------------------------------------------------------------------
     def _source_context(self, settings: Settings) -> SourceContext:
         return SourceContext(
@@ -98,15 +104,20 @@ class Daemon:
         s = self.settings
         private_dir(Path(s.daemon.state_dir))  # 0750, tightened if looser: it holds the evidence
         firewall = self.firewall or build_firewall(s, self.dry_run, self.netns)
+        self.outputs = Outputs(s)  # metrics and notifications: a bad [notify] stops the start
         self.enforcer = Enforcer(firewall, None, [])
         self.feeds = Feeds(self.enforcer, lambda: self.enforcer.allowed)
+        self.enforcer.latency = self.outputs.latency
+        self.enforcer.on_banned.append(self.outputs.on_banned)
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store
         self.allow = AllowListing(s.allow, self.store, self.enforcer.io, self._set_allowed)
         allowed = await self.allow.build()
         offences = await self.enforcer.io(self.store.load_offences)
         policy = build_policy(s, allowed, self.simulate, offences)
-        pipeline = build_pipeline(s, policy)  # Processing observes its alerts
+        # Processing observes its alerts (account locks), then metrics and notifications do
+        pipeline = build_pipeline(s, policy, on_alert=self.outputs.on_alert)
+        pipeline.on_event = self.outputs.tally.event
         self.processing = Processing(
             pipeline, policy, self.enforcer, self.store, s.daemon.queue_size
         )
@@ -121,9 +132,11 @@ class Daemon:
         """The fraud stage's component: the daemon's policy decides, its one AMI client acts."""
         p = self.processing
         ami = CurrentAmi(lambda: self.sources.objects.get("ami"))
-        return FraudComponent(
+        fraud = FraudComponent(
             settings, engine, p.policy, p.alert, p.pipeline.recent.append, ami, self.simulate
         )
+        fraud.notifier = self.outputs.notifier
+        return fraud
 
     def _locker(self) -> AmiFraudActions | None:
         """Who locks accounts for a profile's "lock" action: the fraud component's AMI actions
@@ -170,6 +183,7 @@ class Daemon:
         self.web = build_dashboard(s, self.commands, self.processing, self.enforcer, self.store)
         await self.enforcer.start(time.time())
         await self.feeds.configure(*self._feed_configs)
+        await self.outputs.start(self.status, lambda: self.enforcer.active.values())
         await self.control.start()
         if self.web is not None:
             await self.web.start()
@@ -199,6 +213,9 @@ class Daemon:
                     tg.create_task(self._ticker()),
                     tg.create_task(self.processing.event_worker()),
                     tg.create_task(self.feeds.run()),
+                    tg.create_task(
+                        self.outputs.run(self._log_patterns, self._ami_connected, self._errors)
+                    ),
                 ]
                 self.sources.apply(s, self.processing.fraud is not None)
                 tg.create_task(self._announce_watch())
@@ -211,6 +228,7 @@ class Daemon:
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.control.close()
+            await self.outputs.close()
             if self.web is not None:
                 await self.web.close()
             if self.processing.fraud is not None:
@@ -223,6 +241,20 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    # ---- what the health checks read -----------------------------------------------------
+    def _log_patterns(self) -> list[str]:
+        logs = self.settings.sources.logs
+        return list(logs.paths) if logs.enabled else []
+
+    def _ami_connected(self) -> bool | None:
+        if not self.settings.sources.ami.enabled:
+            return None
+        view = self.sources.views.get("ami")
+        return view is not None and view.reading is not None and view.reading()
+
+    def _errors(self) -> int:
+        return self.enforcer.errors
 
     async def _handle(self, cmd: str, args: dict[str, object]) -> object:
         # the socket is checked free before the components exist; commands arrive after
@@ -294,6 +326,7 @@ class Daemon:
             "control": {"requests": self.control.requests, "refused": self.control.refused},
             "fraud": fraud.status() if (fraud := self.processing.fraud) else {"enabled": False},
             "feeds": self.feeds.status(),
+            **self.outputs.status(),
         }
 
     # ---- reload --------------------------------------------------------------------------
@@ -304,6 +337,9 @@ class Daemon:
             allowed = await self.allow.build(new.allow)
             rules = build_rules(new)
             build_sensor_config(new)
+            notify_config(new)
+            if new.metrics.enabled:
+                metrics_listen(new)
             simulate = self.cli_simulate or new.daemon.simulate
             profiles = build_profiles(new)
             old = self.settings
@@ -324,6 +360,7 @@ class Daemon:
         self.simulate = simulate
         self.processing.reconfigure(build_engine(new, rules), profiles, simulate)
         lifted = await self.allow.set(new.allow, allowed)
+        self.outputs.reconfigure(new)
         if fraud_changed:
             await self._replace_fraud(fraud_engine)
         await self.feeds.configure(*feeds)
@@ -333,8 +370,13 @@ class Daemon:
             old.firewall != new.firewall
             or old.daemon.control_socket != new.daemon.control_socket
             or old.web != new.web
+            or old.metrics != new.metrics
         ):
-            kv(log, logging.WARNING, "firewall/socket/web settings change on the next restart")
+            kv(
+                log,
+                logging.WARNING,
+                "firewall/socket/web/metrics settings change on the next restart",
+            )
         self.reloads["ok"] += 1
         kv(log, logging.INFO, "configuration reloaded", files=",".join(new.files), rules=len(rules))
         return {"reloaded": True, "rules": len(rules), "allow": len(allowed), "lifted": len(lifted)}

@@ -17,7 +17,7 @@ from sipguard.daemon.build import config_file
 from sipguard.daemon.commands import Commands
 from sipguard.daemon.control import RequestError
 from sipguard.daemon.enforcer import Enforcer
-from sipguard.daemon.processing import Processing
+from sipguard.daemon.processing import Processing, log_alert
 from sipguard.store import Store
 from sipguard.web import LiveStats, WebConfig, WebConfigError, WebServer
 
@@ -93,15 +93,23 @@ def build_dashboard(
     config = web_config(settings)
     live = LiveStats()
     pipeline = processing.pipeline
-    pipeline.on_event = live.on_event
+    # the observers already there (Processing's account locks, then metrics, notifications and
+    # the log line: daemon/outputs.py) keep running; the dashboard's join them
+    earlier_event, earlier_alert = pipeline.on_event, pipeline.on_alert
 
-    observed = pipeline.on_alert  # Processing's observer (log line, account locks) goes on
+    def on_event(event: Event) -> None:
+        if earlier_event is not None:
+            earlier_event(event)
+        live.on_event(event)
 
     def on_alert(alert: Alert, decision: Decision | None) -> None:
-        if observed is not None:
-            observed(alert, decision)
+        if earlier_alert is not None:
+            earlier_alert(alert, decision)
+        else:
+            log_alert(alert, decision)
         live.on_alert(alert, decision)
 
+    pipeline.on_event = on_event
     pipeline.on_alert = on_alert
 
     def login_failed(event: Event) -> None:

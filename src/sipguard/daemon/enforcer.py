@@ -22,10 +22,13 @@ from typing import Any, TypeVar
 from sipguard.core import Action, Decision, Network
 from sipguard.daemon.allow import overlaps_any
 from sipguard.daemon.logs import kv
+from sipguard.metrics import Latency
 
 log = logging.getLogger("sipguard.enforce")
 T = TypeVar("T")
 MAX_RETRY = 100_000  # failed bans kept for retry (the newest win)
+# bans waiting for the I/O thread: the decisions, who waits for them, when their line was read
+_Pending = tuple[list[Decision], "asyncio.Future[list[Decision]]", float | None]
 
 
 class Timing:
@@ -65,9 +68,12 @@ class Enforcer:
         self.remove_timing = Timing()
         self._retry: list[Decision] = []
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sipguard-io")
-        self._queue: asyncio.Queue[tuple[list[Decision], asyncio.Future[list[Decision]]]] = (
-            asyncio.Queue()
-        )
+        # observers of each batch of bans now in the kernel (the notifier's digest)
+        self.on_banned: list[Callable[[list[Decision]], None]] = []
+        # line read -> in the kernel set, for the bans whose caller says when it read the line
+        self.latency: Latency | None = None
+        self._added_at = 0.0  # monotonic time the last batch went into the kernel
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn on the I/O thread (the store and the firewall live there)."""
@@ -103,7 +109,7 @@ class Enforcer:
             batch = [await self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            decisions = [d for ds, _ in batch for d in ds]
+            decisions = [d for ds, _, _ in batch for d in ds]
             try:
                 done = await self.io(self._commit, decisions)
             except Exception as exc:
@@ -116,13 +122,33 @@ class Enforcer:
                 done = []
             for d in done:
                 self.active[d.network] = d
-            for _, fut in batch:
+            if done:
+                self._observe(batch, done)
+            for _, fut, _ in batch:
                 if not fut.done():
                     fut.set_result(done)
 
-    async def ban(self, decisions: Sequence[Decision], force: bool = False) -> list[Decision]:
+    def _observe(self, batch: list[_Pending], done: list[Decision]) -> None:
+        if self.latency is not None:
+            banned = {d.network for d in done}
+            for ds, _, read_at in batch:
+                if read_at is None:
+                    continue
+                n = sum(1 for d in ds if d.network in banned)
+                if n:
+                    self.latency.observe(self._added_at - read_at, n)
+        for observer in self.on_banned:
+            try:
+                observer(done)
+            except Exception as exc:  # an observer's bug must not stop enforcement
+                kv(log, logging.ERROR, "ban observer failed", error=exc)
+
+    async def ban(
+        self, decisions: Sequence[Decision], force: bool = False, read_at: float | None = None
+    ) -> list[Decision]:
         """Queue bans and wait until they are in the kernel and the store. Non-ban decisions and
-        allow-listed networks are dropped here (the second allow-list check, after policy)."""
+        allow-listed networks are dropped here (the second allow-list check, after policy).
+        `read_at` (monotonic): when the line behind them was read, for the latency histogram."""
         todo: list[Decision] = []
         for d in decisions:
             if d.action is not Action.BAN:
@@ -136,7 +162,7 @@ class Enforcer:
         if not todo:
             return []
         fut: asyncio.Future[list[Decision]] = asyncio.get_running_loop().create_future()
-        await self._queue.put((todo, fut))
+        await self._queue.put((todo, fut, read_at))
         return await fut
 
     def _commit(self, decisions: list[Decision]) -> list[Decision]:
@@ -158,6 +184,7 @@ class Enforcer:
         if todo:
             t0 = time.perf_counter()
             sent = set(self.firewall.add(todo, now))
+            self._added_at = time.monotonic()
             self.add_timing.add(time.perf_counter() - t0)
             # the enforcer process may refuse some (its own allow-list, this host's addresses):
             # those are not bans, so the store does not record them as such
@@ -192,7 +219,7 @@ class Enforcer:
             return 0
         todo, self._retry = self._retry, []
         fut: asyncio.Future[list[Decision]] = asyncio.get_running_loop().create_future()
-        await self._queue.put((todo, fut))
+        await self._queue.put((todo, fut, None))
         return len(todo)
 
     async def unban(self, networks: Sequence[Network], reason: str) -> list[Network]:

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
 from sipguard.actions.ami import AmiFraudActions, AmiLike
 from sipguard.config.errors import ConfigError
@@ -172,6 +172,14 @@ class CurrentAmi:
 
 Ban = Callable[[Alert], Awaitable[None]]  # an alert to the policy and the enforcer
 Notify = Callable[[FraudAlert], Awaitable[None]]
+
+
+class FraudNotifier(Protocol):
+    """The daemon's notifier as the fraud component uses it (sipguard.notify.Notifier)."""
+
+    def fraud(
+        self, rule: str, account: str, severity: str, reason: str, calls: list[str]
+    ) -> None: ...
 Record = Callable[[dict[str, str | float]], None]  # `status`'s recent alerts
 MAX_TASKS = 1000  # pending action tasks; beyond that alerts are still recorded, not acted on
 TICK = 1.0  # running costs are checked every second
@@ -202,6 +210,8 @@ class FraudComponent:
         self.path = Path(settings.daemon.state_dir) / BASELINE_FILE if keep_baseline else None
         self.counts: Counter[str] = Counter()
         self.dropped_actions = 0
+        # the daemon's notifier (routes, severity, retries), set by the composition root
+        self.notifier: FraudNotifier | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._saved: Baseline | None = None
         self._configure(settings, engine, simulate)
@@ -290,6 +300,9 @@ class FraudComponent:
                 "action": "alert",
             }
         )
+        if self.notifier is not None:  # the daemon's notifier: routes, severity, retries
+            account = alert.key.removeprefix("account:")
+            self.notifier.fraud(alert.rule, account, alert.severity, alert.reason, list(fa.calls))
         if self.notify is not None:
             try:
                 await self.notify(fa)

@@ -29,6 +29,29 @@ def pjsip_failure(ip: str, n: int, account: str = "1001", port: int = 5301) -> s
     )
 
 
+def write_config(tmp: Path, extra: str = "", logs: Sequence[str] = ("messages",)) -> Path:
+    """A daemon configuration for a test: state, socket and Asterisk logs under `tmp` (the log
+    files are created empty), quick ticks and polls, then `extra` TOML."""
+    (tmp / "log").mkdir(exist_ok=True)
+    for name in logs:
+        (tmp / "log" / name).touch()
+    paths = ", ".join(f'"{tmp}/log/{name}"' for name in logs)
+    cfg = tmp / "sipguard.toml"
+    cfg.write_text(
+        f"""
+[daemon]
+state_dir = "{tmp}/state"
+control_socket = "{tmp}/ctl.sock"
+tick_interval = 0.2
+[sources.logs]
+paths = [{paths}]
+poll_interval = 0.1
+{extra}
+"""
+    )
+    return cfg
+
+
 def append(path: Path, text: str) -> None:
     with path.open("a") as f:
         f.write(text)

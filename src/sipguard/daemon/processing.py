@@ -63,17 +63,24 @@ class Processing:
         self.store = store
         self.drops = 0
         # events from AMI (through the normalizer) and the packet sensor (straight to detection)
-        self._events: asyncio.Queue[tuple[Event, bool]] = asyncio.Queue(maxsize=queue_size)
+        # (event, direct, when it arrived: monotonic, where its ban latency starts)
+        self._events: asyncio.Queue[tuple[Event, bool, float]] = asyncio.Queue(maxsize=queue_size)
         self._dirty_offences: set[Network] = set()
         self.fraud: FraudComponent | None = None  # the fraud stage, when [daemon.fraud] is on
         # (account, rule) to lock through AMI, from profiles whose actions list "lock"
         # (Policy.lock); drained on the tick (bounded: a lock is idempotent, the newest matter)
         self.locks: deque[tuple[str, str]] = deque(maxlen=1000)
+        # observers set before this one (metrics, notifications: they write the log line) go on
+        self._then = pipeline.on_alert
         pipeline.on_alert = self.observe
 
     def observe(self, alert: Alert, decision: Decision | None) -> None:
-        """The pipeline's alert observer: the log line, and the account lock a profile asks."""
-        log_alert(alert, decision)
+        """The pipeline's alert observer: the observers before it (or the log line), then the
+        account lock a profile asks."""
+        if self._then is not None:
+            self._then(alert, decision)
+        else:
+            log_alert(alert, decision)
         account = self.policy.lock(alert) if decision is None else None
         if account is not None:
             self.locks.append((account, alert.rule))
@@ -105,7 +112,7 @@ class Processing:
             part = data[pos:end]
             decisions = self.pipeline.lines(part, batch.source, line_no, time.time())
             if decisions:
-                pending.append(asyncio.ensure_future(self._enforce(decisions)))
+                pending.append(asyncio.ensure_future(self._enforce(decisions, batch.read_at)))
                 await asyncio.sleep(0)  # let the enforcer hand them to the I/O thread now
             line_no += part.count(b"\n")
             pos = end
@@ -129,7 +136,7 @@ class Processing:
 
     def queue_event(self, event: Event, direct: bool) -> None:
         try:
-            self._events.put_nowait((event, direct))
+            self._events.put_nowait((event, direct, time.monotonic()))
         except asyncio.QueueFull:
             self.drops += 1  # counted, reported by `status`
 
@@ -141,13 +148,13 @@ class Processing:
 
     async def event_worker(self) -> None:
         while True:
-            event, direct = await self._events.get()
+            event, direct, read_at = await self._events.get()
             try:
                 now = time.time()
                 pipeline = self.pipeline
                 decisions = pipeline.direct(event, now) if direct else pipeline.event(event, now)
                 if decisions:
-                    await self._enforce(decisions)
+                    await self._enforce(decisions, read_at)
             except Exception as exc:
                 kv(log, logging.ERROR, "event processing failed", error=exc)
 
@@ -175,8 +182,8 @@ class Processing:
             "alerts": [r for r in self.pipeline.recent if r["key"] == key][-20:],
         }
 
-    async def _enforce(self, decisions: list[Decision]) -> None:
-        done = await self.enforcer.ban(decisions)
+    async def _enforce(self, decisions: list[Decision], read_at: float | None = None) -> None:
+        done = await self.enforcer.ban(decisions, read_at=read_at)
         self._dirty_offences.update(d.network for d in done if d.origin == "local")
 
     # ---- persistence ---------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sipguard.core.checkpoint import Checkpoint as Checkpoint  # one type, re-exported
@@ -15,12 +16,14 @@ class LineBatch:
 
     `data` holds complete lines, each ending in b"\\n" (a source never emits half a line).
     `first_line_no` is the 1-based number of the first line within its file, so an event
-    can point back to the exact line that caused it.
+    can point back to the exact line that caused it. `read_at` (monotonic) is when the source
+    read them: the start of the ban latency the daemon measures.
     """
 
     source: str
     first_line_no: int
     data: bytes
+    read_at: float = field(default_factory=time.monotonic, compare=False)
 
     def lines(self) -> list[bytes]:
         """The lines without their newline."""
