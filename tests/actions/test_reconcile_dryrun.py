@@ -15,7 +15,7 @@ from sipguard.actions import (
     make_firewall,
     parse_ports,
 )
-from sipguard.actions.base import timeouts
+from sipguard.actions.protocol import timeouts
 from sipguard.core.alerts import Action, Decision
 from sipguard.policy.reconcile import collapse, diff, diff_timed
 

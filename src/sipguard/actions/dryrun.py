@@ -10,7 +10,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sipguard.actions.base import Firewall, FirewallConfig, ReconcileResult
+from sipguard.actions.ports import FirewallConfig
+from sipguard.actions.protocol import Firewall, ReconcileResult
 from sipguard.core.alerts import Decision, Network
 
 log = logging.getLogger("sipguard.firewall")

@@ -24,13 +24,10 @@ from collections.abc import Sequence
 from ipaddress import ip_address
 from typing import Any
 
-from sipguard.actions.base import (
-    Firewall,
-    FirewallConfig,
-    FirewallError,
-    as_network,
-)
+from sipguard.actions.errors import FirewallError
 from sipguard.actions.libnft import NftRunner
+from sipguard.actions.ports import FirewallConfig
+from sipguard.actions.protocol import Firewall, as_network
 from sipguard.core.alerts import Network
 from sipguard.policy.reconcile import collapse
 
