@@ -20,8 +20,6 @@ from sipguard.config.errors import ConfigError
 from sipguard.core.events import Event
 from sipguard.data import scanner_signatures
 from sipguard.sensor.config import SensorConfig, parse_sensor_config
-from sipguard.sensor.nfq import NfqSensor
-from sipguard.sensor.workers import run_workers
 
 
 def register(subparsers: Any) -> None:
@@ -94,10 +92,16 @@ def load_config(args: argparse.Namespace) -> SensorConfig:
 
 
 def cmd_sensor(args: argparse.Namespace) -> int:
+    # imported here for start-up: `sipguard --help` imports every command module, and these pull
+    # in asyncio (nfq) and multiprocessing (workers)
+    from sipguard.sensor.nfq import NfqSensor
+
     config = load_config(args)
     if not 1 <= args.verdict_batch <= 4096:
         raise CliError(f"--verdict-batch {args.verdict_batch}: must be 1 to 4096")
     if config.workers > 1:
+        from sipguard.sensor.workers import run_workers
+
         return run_workers(config, args)
 
     def emit(event: Event) -> None:
