@@ -51,14 +51,15 @@ def test_the_tree_keeps_every_contract() -> None:
     assert "KEPT" in proc.stdout
 
 
-def test_every_package_has_a_place_in_the_layers() -> None:
-    # a new package must be placed (and so constrained) deliberately, not left out of the contract
-    layers = _contracts()["packages"]["layers"]
+@pytest.mark.parametrize("contract", ["packages", "pure", "audit"])
+def test_every_package_has_a_place_in_the_layers(contract: str) -> None:
+    # a new package must be placed (and so constrained) deliberately, not left out of a contract
+    layers = _contracts()[contract]["layers"]
     assert isinstance(layers, list)
     placed = {name for layer in layers for name in re.findall(r"[a-z_]+", layer)}
     src = ROOT / "src" / "sipguard"
     packages = {p.parent.name for p in src.glob("*/__init__.py")} | {"__main__"}
-    assert packages <= placed, f"not in the 'packages' contract: {sorted(packages - placed)}"
+    assert packages <= placed, f"not in the {contract!r} contract: {sorted(packages - placed)}"
 
 
 @pytest.mark.parametrize(
