@@ -49,9 +49,20 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="ban even if on the allow-list")
     p = control("unban", cmd_unban, "lift a ban")
     p.add_argument("addr")
-    p = control("allow", cmd_allow, "add a CIDR to the allow-list (and lift its bans)")
-    p.add_argument("cidr")
+    p = control(
+        "allow", cmd_allow, "add a CIDR to the allow-list (and lift its bans), list or remove"
+    )
+    p.add_argument("cidr", nargs="?", help="address or CIDR to allow")
     p.add_argument("--note", default="")
+    p.add_argument(
+        "--list", action="store_true", help="list the allow-list and where each entry comes from"
+    )
+    p.add_argument(
+        "--remove", metavar="CIDR", help="remove a runtime entry (added by `sipguard allow`)"
+    )
+    p.add_argument("--json", action="store_true", help="with --list: JSON")
+    p = control("unallow", cmd_unallow, "remove a runtime allow-list entry")
+    p.add_argument("cidr")
     p = control("explain", cmd_explain, "the rule, events and log lines behind a ban")
     p.add_argument("addr")
     p.add_argument("--json", action="store_true")
@@ -164,9 +175,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     fw = st["firewall"]["add"]
     print(f"  kernel:   {fw['count']} add batches, mean {fw['mean_ms']} ms, max {fw['max_ms']} ms")
     for name, s in st["sources"].items():
-        state = "running" if s["running"] else "down"
         err = f" (last error: {s['last_error']})" if s["last_error"] else ""
-        print(f"  source {name}: {state}, {s['restarts']} restarts{err}")
+        print(f"  source {name}: {s['state']}, {s['restarts']} restarts{err}")
+    for w in st["watching"]:
+        print(f"  watching {w['source']} {w['name']}: {w['state']}")
+    if st["watch_warning"]:
+        print(f"  WARNING: {st['watch_warning']}")
     pc = st["pipeline"]
     print(
         f"  pipeline: {pc.get('events', 0)} events, {pc.get('alerts', 0)} alerts,"
@@ -203,9 +217,33 @@ def cmd_unban(args: argparse.Namespace) -> int:
 
 
 def cmd_allow(args: argparse.Namespace) -> int:
+    if args.list:
+        if args.cidr or args.remove:
+            raise CliError("allow --list takes no CIDR")
+        entries = _request(args, "allow_list")
+        if args.json:
+            print(json.dumps(entries, indent=2))
+            return 0
+        for e in entries:
+            fixed = "" if e["origin"] == "runtime" else "  (not removable at runtime)"
+            print(f"{e['network']:<44} {e['origin']}{fixed}")
+        return 0
+    if args.remove:
+        if args.cidr:
+            raise CliError("allow --remove CIDR takes no second CIDR")
+        args.cidr = args.remove
+        return cmd_unallow(args)
+    if not args.cidr:
+        raise CliError("allow: give a CIDR, --list or --remove CIDR")
     r = _request(args, "allow", {"cidr": args.cidr, "note": args.note})
     lifted = f"; lifted bans: {', '.join(r['unbanned'])}" if r["unbanned"] else ""
     print(f"allowed {r['allowed']}{lifted}")
+    return 0
+
+
+def cmd_unallow(args: argparse.Namespace) -> int:
+    r = _request(args, "unallow", {"cidr": args.cidr})
+    print(f"removed {r['removed']} from the allow-list")
     return 0
 
 

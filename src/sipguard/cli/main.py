@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "sipguard.cli.sensor",  # sensor
     "sipguard.cli.audit",  # audit, harden
     "sipguard.cli.fraud",  # fraud scan
+    "sipguard.cli.probe",  # probe
 )
 
 
@@ -32,7 +33,10 @@ COMMAND_MODULES = {
     "scan": "sipguard.cli.scan",
     "rules": "sipguard.cli.rules",
     **dict.fromkeys(
-        ("run", "config", "status", "bans", "ban", "unban", "allow", "explain", "reload"),
+        (
+            *("run", "config", "status", "bans", "ban", "unban"),
+            *("allow", "unallow", "explain", "reload"),
+        ),
         "sipguard.cli.daemon",
     ),
     "firewall": "sipguard.cli.firewall",
@@ -40,6 +44,7 @@ COMMAND_MODULES = {
     "audit": "sipguard.cli.audit",
     "harden": "sipguard.cli.audit",
     "fraud": "sipguard.cli.fraud",
+    "probe": "sipguard.cli.probe",
 }
 
 

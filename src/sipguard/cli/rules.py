@@ -14,8 +14,9 @@ from typing import TextIO
 
 from sipguard.cli.main import CliError
 from sipguard.config.errors import ConfigError
-from sipguard.core.events import Event
+from sipguard.core import Alert, Decision, Event
 from sipguard.detect import Engine, RuleSpec, format_duration
+from sipguard.pipeline import Pipeline, Unjudged
 from sipguard.report.render import printable
 
 
@@ -131,40 +132,52 @@ def run_test(args: argparse.Namespace) -> int:
     if rule is None:
         raise CliError(f"{args.rule}: no such rule (known: {', '.join(rules)})")
     rule = rule.with_overrides({"enabled": True})
-    normalizer = LogNormalizer(default_year=args.year or time.gmtime().tm_year)
-    engine = Engine([rule])
     out = sys.stdout
+    shown = _Shown(rule, out)
+    normalizer = LogNormalizer(default_year=args.year or time.gmtime().tm_year)
+    # replay time (None): each event is judged at its own time, as `scan` does
+    pipeline = Pipeline(
+        normalizer, Engine([rule]), Unjudged(), on_event=shown.event, on_alert=shown.alert
+    )
     print(f"rule {rule.id}: {rule.summary()}, profile {rule.profile}", file=out)
-    lines = with_events = alerts = 0
+    lines = with_events = 0
     with _open(args.file) as f:
         # bounded reads: a gigabyte without a newline arrives in 1 MiB pieces, not at once
         for line_no, raw in enumerate(iter(lambda: f.readline(1 << 20), b""), start=1):
             lines += 1
             line = raw if raw.endswith(b"\n") else raw + b"\n"
-            events = normalizer.feed_chunk(line, args.file, line_no)
+            events = pipeline.normalize(line, args.file, line_no)
             if events or args.all:
                 text = raw.rstrip(b"\r\n")[:200].decode("utf-8", "replace")
                 print(f"{line_no}: {printable(text)}", file=out)
             with_events += bool(events)
-            alerts += _show(rule, engine, events, line_no, out)
+            shown.line_no = line_no
+            pipeline.events(events, None)
     tail = normalizer.flush()
     if tail:
         print("end of input (events held back for linking):", file=out)
-    alerts += _show(rule, engine, tail, 0, out)
-    print(f"{lines} lines, {with_events} gave events, {alerts} alerts", file=out)
+    shown.line_no = 0
+    pipeline.events(tail, None)
+    print(f"{lines} lines, {with_events} gave events, {shown.alerts} alerts", file=out)
     return 0
 
 
-def _show(rule: RuleSpec, engine: Engine, events: list[Event], line_no: int, out: TextIO) -> int:
-    raised = 0
-    for e in events:
-        where = f" (from line {e.origin.line_no})" if e.origin.line_no != line_no else ""
-        reason = why_not(rule, e)
+class _Shown:
+    """Prints each event the pipeline judges (with why the rule took it or not) and each alert."""
+
+    def __init__(self, rule: RuleSpec, out: TextIO) -> None:
+        self.rule, self.out = rule, out
+        self.line_no = 0  # the line being fed; 0 at the end of input
+        self.alerts = 0
+
+    def event(self, e: Event) -> None:
+        where = f" (from line {e.origin.line_no})" if e.origin.line_no != self.line_no else ""
+        reason = why_not(self.rule, e)
         verdict = "matched" if reason is None else f"ignored: {reason}"
-        if reason is None and e.ip is None and rule.group_by.value != "account":
+        if reason is None and e.ip is None and self.rule.group_by.value != "account":
             verdict += ", but has no source address: not counted"
-        print(f"    event {_event_text(e)}{where}: {verdict}", file=out)
-        for a in engine.feed(e, e.time):
-            raised += 1
-            print(f"    ALERT {a.key} -> profile {a.profile}: {printable(a.reason)}", file=out)
-    return raised
+        print(f"    event {_event_text(e)}{where}: {verdict}", file=self.out)
+
+    def alert(self, a: Alert, decision: Decision | None) -> None:
+        self.alerts += 1
+        print(f"    ALERT {a.key} -> profile {a.profile}: {printable(a.reason)}", file=self.out)

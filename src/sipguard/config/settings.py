@@ -97,8 +97,11 @@ class PortSettings:
 class FirewallSettings:
     backend: str = "nftables"  # nftables | iptables | dry-run
     table: str = "sipguard"
+    # "all": a ban drops every packet of the source (every port and protocol); "ports": only
+    # the [firewall.ports] list. Default "all": see docs/firewall.md for why.
+    scope: str = "all"
     ports: PortSettings = field(default_factory=PortSettings)
-    all_ports: bool = False
+    all_ports: bool = False  # older spelling of scope = "all"; true still means all
     flush_conntrack: bool = True
 
 
@@ -133,6 +136,7 @@ class Settings:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     sensor: dict[str, Any] = field(default_factory=dict)
     fraud: dict[str, Any] = field(default_factory=dict)
+    probe: dict[str, Any] = field(default_factory=dict)  # `sipguard probe` (targets, numbers)
     files: tuple[str, ...] = ()  # the files that were read, in order
     # "rules.ID" / "profiles.NAME" -> the file that set it last, for errors found later
     origins: dict[str, str] = field(default_factory=dict)
@@ -153,12 +157,13 @@ class Settings:
 
 
 # keys whose values are free-form tables, validated by the subsystem that uses them
-_RAW_TABLES = {"profiles", "rules", "sensor", "fraud"}
+_RAW_TABLES = {"profiles", "rules", "sensor", "fraud", "probe"}
 _CHOICES = {
     "daemon.log_format": {"kv", "json"},
     "daemon.log_level": {"debug", "info", "warning", "error"},
     "sources.ami.auth": {"md5", "plain"},
     "firewall.backend": {"nftables", "iptables", "dry-run"},
+    "firewall.scope": {"all", "ports"},
 }
 
 
@@ -199,7 +204,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         for table in ("rules", "profiles"):
             for name in data.get(table, {}):
                 origins[f"{table}.{name}"] = str(f)
-        for table in ("sensor", "fraud"):
+        for table in ("sensor", "fraud", "probe"):
             if table in data:
                 origins[table] = str(f)
     extra = {"files": tuple(str(f) for f in files), "origins": origins}

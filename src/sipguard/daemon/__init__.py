@@ -4,14 +4,12 @@ supervises the sources, enforces decisions and answers the control socket."""
 from sipguard.daemon.app import Daemon
 from sipguard.daemon.control import ControlError, ControlServer, RequestError, request
 from sipguard.daemon.enforcer import Enforcer
-from sipguard.daemon.pipeline import Pipeline
 
 __all__ = [
     "ControlError",
     "ControlServer",
     "Daemon",
     "Enforcer",
-    "Pipeline",
     "RequestError",
     "request",
 ]

@@ -1,12 +1,15 @@
-"""`sipguard run`: the daemon, one asyncio TaskGroup.
+"""`sipguard run`: the composition root. Builds each component once, wires them, runs them in
+one asyncio TaskGroup:
 
-    sources (supervised) --LineBatch/Event--> Pipeline --Decision--> Enforcer --> kernel + store
-    ticker: normalizer/engine time-outs, expiry       control socket: status, bans, ban, ...
+    Sources (supervised) --LineBatch/Event--> Processing (the pure Pipeline) --Decision-->
+    Enforcer --> kernel + Store          ControlServer -> Commands (status, bans, allow, ...)
+    ticker: normalizer/engine time-outs, expiry, offence saves, store pruning
 
-Log batches are processed before the follower saves its offset (the follower awaits `emit`), so
+Log batches are processed before the follower saves its offset (the follower awaits `lines`), so
 a restart neither misses nor double-counts a line. AMI events go through a bounded queue whose
-overflow is counted. SIGHUP reloads (a bad file keeps the running configuration); SIGTERM and
-SIGINT stop cleanly and leave the bans in the kernel.
+overflow is counted. SIGHUP reloads (a bad file keeps the running configuration), handing each
+component its new settings through its own method; SIGTERM and SIGINT stop cleanly and leave the
+bans in the kernel.
 """
 
 from __future__ import annotations
@@ -16,32 +19,34 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from functools import partial
 from pathlib import Path
-from typing import Any
 
+from sipguard import __version__
 from sipguard.config.errors import ConfigError
 from sipguard.config.settings import Settings, load_settings
-from sipguard.core import Alert, Decision, Event, Network
-from sipguard.daemon.allow import build_allow_networks
+from sipguard.core import Alert, Network
+from sipguard.daemon.allow import AllowListing
 from sipguard.daemon.build import (
     build_engine,
     build_firewall,
     build_pipeline,
+    build_policy,
     build_profiles,
     build_rules,
     build_sensor_config,
 )
+from sipguard.daemon.commands import Commands, Report
 from sipguard.daemon.control import ControlServer
 from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.fraud import FraudRuntime, build_fraud_engine
 from sipguard.daemon.logs import kv
-from sipguard.daemon.runners import run_ami, run_fraud, run_journald, run_logs, run_sensor
-from sipguard.daemon.supervise import SourceState, supervise
+from sipguard.daemon.processing import Processing, log_alert
+from sipguard.daemon.runners import SourceContext, StoreCheckpoints
+from sipguard.daemon.sources import Sources, changed, nothing_watched
+from sipguard.pipeline import Pipeline
+from sipguard.store import Store
 
 log = logging.getLogger("sipguard.daemon")
-SLICE_BYTES = 32 * 1024  # log data parsed between two chances to enforce (~150 Asterisk lines)
 
 
 class Daemon:
@@ -60,58 +65,68 @@ class Daemon:
         self.simulate = simulate or settings.daemon.simulate
         self.netns = netns
         self.started = time.time()
-        self.sources: dict[str, SourceState] = {}
-        self.source_objects: dict[str, Any] = {}  # the running follower / AMI client, for status
-        self.drops = 0
         self.reloads = {"ok": 0, "failed": 0}
         self.last_reload_error = ""
         self._stop = asyncio.Event()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._background: set[asyncio.Future[Any]] = set()
-        self._tg: asyncio.TaskGroup | None = None
-        # events from AMI (through the normalizer) and the packet sensor (straight to the engine)
-        self._events: asyncio.Queue[tuple[Event, bool]] = asyncio.Queue(
-            maxsize=settings.daemon.queue_size
-        )
-        self._dirty_offences: set[Network] = set()
-        # decisions and evidence are written on the enforcer's I/O thread, checkpoints on the
-        # loop: the store is one connection behind a lock, safe to share
-        self.store: Any = None
+        self._background: set[asyncio.Future[Report]] = set()
+        self.sources = Sources(self._source_context)
         self.fraud: FraudRuntime | None = None  # toll-fraud watcher, when [daemon.fraud] is on
 
-    # ---- start / stop -------------------------------------------------------------------
-    async def run(self) -> int:
-        from sipguard.store import Store
+    # ---- what the fraud runtime reads of the daemon ---------------------------------------
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.processing.pipeline
 
-        s = self.settings
-        from sipguard.daemon.commands import Commands
+    @property
+    def source_objects(self) -> dict[str, object]:
+        return self.sources.objects
 
-        self.control = ControlServer(
-            s.daemon.control_socket, Commands(self).handle, s.daemon.socket_group
+    async def external_alert(self, alert: Alert) -> None:
+        await self.processing.alert(alert)
+
+    # ---- wiring --------------------------------------------------------------------------
+    def _source_context(self, settings: Settings) -> SourceContext:
+        return SourceContext(
+            settings=settings,
+            checkpoints=StoreCheckpoints(self.store),
+            lines=self.processing.lines,
+            queue_event=self.processing.queue_event,
+            fraud=lambda: self.fraud,
+            register=self.sources.register,
         )
-        await self.control.check_free()
+
+    async def _build(self) -> None:
+        s = self.settings
         Path(s.daemon.state_dir).mkdir(parents=True, exist_ok=True)
-        firewall = build_firewall(s, self.dry_run, self.netns)
-        self.enforcer = Enforcer(firewall, None, [])
+        self.enforcer = Enforcer(build_firewall(s, self.dry_run, self.netns), None, [])
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store
-        runtime_allow = await self.enforcer.io(self.store.allowlist)
-        allowed = await asyncio.to_thread(
-            build_allow_networks,
-            s.allow.networks,
-            s.allow.hosts,
-            s.allow.own_addresses,
-            runtime_allow,
-        )
-        self.enforcer.allowed = allowed
+        self.allow = AllowListing(s.allow, self.store, self.enforcer.io, self._set_allowed)
+        allowed = await self.allow.build()
         offences = await self.enforcer.io(self.store.load_offences)
-        self.pipeline = build_pipeline(s, allowed, self.simulate, offences)
+        policy = build_policy(s, allowed, self.simulate, offences)
+        pipeline = build_pipeline(s, policy, on_alert=log_alert)
+        self.processing = Processing(
+            pipeline, policy, self.enforcer, self.store, s.daemon.queue_size
+        )
+        await self.allow.set(s.allow, allowed)
         build_sensor_config(s)  # a bad [sensor] table stops the start, like any config error
         fraud_engine = build_fraud_engine(s)  # and so does a bad [fraud] / [daemon.fraud]
         if fraud_engine is not None:
             self.fraud = FraudRuntime(self, fraud_engine)
-        now = time.time()
-        await self.enforcer.start(now)
+
+    async def _set_allowed(self, allowed: list[Network]) -> list[Network]:
+        self.processing.set_allowed(allowed)
+        return await self.enforcer.set_allowed(allowed)
+
+    # ---- start / stop --------------------------------------------------------------------
+    async def run(self) -> int:
+        s = self.settings
+        self.control = ControlServer(s.daemon.control_socket, self._handle, s.daemon.socket_group)
+        await self.control.check_free()
+        await self._build()
+        self.commands = Commands(self.enforcer, self.store, self.allow, self.status, self.reload)
+        await self.enforcer.start(time.time())
         await self.control.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
@@ -126,30 +141,32 @@ class Daemon:
             backend="dry-run" if self.dry_run else s.firewall.backend,
             simulate=self.simulate,
             bans=len(self.enforcer.active),
-            allow=len(allowed),
+            allow=len(self.allow.networks),
             socket=s.daemon.control_socket,
             fraud=self.fraud is not None,
         )
         try:
             async with asyncio.TaskGroup() as tg:
-                self._tg = tg
+                self.sources.attach(tg)
                 workers = [
                     tg.create_task(self.enforcer.run()),
                     tg.create_task(self._ticker()),
-                    tg.create_task(self._event_worker()),
+                    tg.create_task(self.processing.event_worker()),
                 ]
-                self._start_sources()
+                self.sources.apply(s, self.fraud is not None)
+                tg.create_task(self._announce_watch())
                 await self._stop.wait()
-                for t in [*workers, *self._tasks.values()]:
+                for t in workers:
                     t.cancel()
+                self.sources.cancel_all()
         finally:
-            self._tg = None
+            self.sources.attach(None)
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.control.close()
             if self.fraud is not None:
                 await self.fraud.close()  # the learned baseline survives the restart
-            await self._save_offences()
+            await self.processing.save_offences()
             await self.enforcer.io(self.store.close)
             await self.enforcer.close()  # closes the firewall handle; the bans stay in the kernel
             kv(log, logging.INFO, "sipguard stopped", bans_left_in_kernel=len(self.enforcer.active))
@@ -158,168 +175,82 @@ class Daemon:
     def stop(self) -> None:
         self._stop.set()
 
+    async def _handle(self, cmd: str, args: dict[str, object]) -> object:
+        # the socket is checked free before the components exist; commands arrive after
+        return await self.commands.handle(cmd, args)
+
     def _reload_soon(self) -> None:
         task = asyncio.ensure_future(self.reload())
         self._background.add(task)  # keep a reference until it is done
         task.add_done_callback(self._background.discard)
 
-    # ---- sources ------------------------------------------------------------------------
-    def _start_sources(self) -> None:
-        src = self.settings.sources
-        wanted: dict[str, Callable[[], Awaitable[None]]] = {}
-        if src.logs.enabled and src.logs.paths:
-            wanted["logs"] = partial(run_logs, self)
-        if src.ami.enabled:
-            wanted["ami"] = partial(run_ami, self)
-        if src.journald.enabled:
-            wanted["journald"] = partial(run_journald, self)
-        if self.settings.sensor:
-            wanted["sensor"] = partial(run_sensor, self)
-        if self.fraud is not None:
-            wanted["fraud"] = partial(run_fraud, self)
-        for name, runner in wanted.items():
-            self._spawn(name, runner)
-
-    def _spawn(self, name: str, runner: Callable[[], Awaitable[None]]) -> None:
-        assert self._tg is not None
-        state = self.sources.setdefault(name, SourceState(name))
-        self._tasks[name] = self._tg.create_task(supervise(state, runner), name=f"source-{name}")
-
-    def _restart_sources(self, old: Settings) -> None:
-        """After a reload: restart only the sources whose settings changed."""
-        if self._tg is None:
-            return
-        for name in ("logs", "ami", "journald", "sensor"):
-            if name == "sensor":
-                if old.sensor == self.settings.sensor:
-                    continue
-            elif getattr(old.sources, name) == getattr(self.settings.sources, name):
-                continue
-            task = self._tasks.pop(name, None)
-            if task is not None:
-                task.cancel()
-            self.sources.pop(name, None)
-            kv(log, logging.INFO, "source settings changed, restarting", source=name)
-        started = set(self._tasks)
-        self._tasks = {n: t for n, t in self._tasks.items() if not t.done()}
-        self._start_sources_missing(started)
-
-    def _start_sources_missing(self, running: set[str]) -> None:
-        src = self.settings.sources
-        if "logs" not in running and src.logs.enabled and src.logs.paths:
-            self._spawn("logs", partial(run_logs, self))
-        if "ami" not in running and src.ami.enabled:
-            self._spawn("ami", partial(run_ami, self))
-        if "journald" not in running and src.journald.enabled:
-            self._spawn("journald", partial(run_journald, self))
-        if "sensor" not in running and self.settings.sensor:
-            self._spawn("sensor", partial(run_sensor, self))
-
-    def queue_event(self, event: Event, direct: bool) -> None:
-        try:
-            self._events.put_nowait((event, direct))
-        except asyncio.QueueFull:
-            self.drops += 1  # counted, reported by `status`
-
-    # ---- processing ---------------------------------------------------------------------
-    async def lines(self, batch: Any) -> None:
-        """A batch of whole log lines. Returns once its bans are in the kernel and the store,
-        so the follower's checkpoint after this call never covers an unenforced line.
-
-        A big batch (a burst, or catching up after a restart) is processed in slices, and each
-        slice's bans go to the enforcer at once: the first attacker in a 1 MiB chunk is banned
-        while the rest of the chunk is still being parsed."""
-        data, line_no, pending = batch.data, batch.first_line_no, []
-        pos = 0
-        while pos < len(data):
-            end = data.rfind(b"\n", pos, pos + SLICE_BYTES) + 1 or len(data)
-            if end <= pos:  # one line longer than a slice (the follower bounds lines anyway)
-                end = data.find(b"\n", pos) + 1 or len(data)
-            part = data[pos:end]
-            decisions = self.pipeline.lines(part, batch.source, line_no, time.time())
-            if decisions:
-                pending.append(asyncio.ensure_future(self._enforce(decisions)))
-                await asyncio.sleep(0)  # let the enforcer hand them to the I/O thread now
-            line_no += part.count(b"\n")
-            pos = end
-        if pending:
-            await asyncio.gather(*pending)
-
-    async def external_alert(self, alert: Alert) -> None:
-        """An alert from the fraud watcher: policy (allow-list, escalation), then the kernel."""
-        decisions = self.pipeline.alert(alert, time.time())
-        if decisions:
-            await self._enforce(decisions)
-
-    async def event(self, event: Event) -> None:
-        decisions = self.pipeline.event(event, time.time())
-        if decisions:
-            await self._enforce(decisions)
-
-    async def _enforce(self, decisions: list[Decision]) -> None:
-        done = await self.enforcer.ban(decisions)
-        self._dirty_offences.update(d.network for d in done if d.origin == "local")
-
-    async def _save_offences(self) -> None:
-        """Persist the escalation history of the networks banned since the last save. Runs on
-        the tick (every minute) and at stop: a kill -9 loses at most a minute of escalation."""
-        if not self._dirty_offences:
-            return
-        from sipguard.detect import network_key
-
-        keys = {network_key(n) for n in self._dirty_offences}
-        self._dirty_offences.clear()
-        policy: Any = self.pipeline.policy
-        exported = policy.history.export()
-        data = {k: exported[k] for k in keys if k in exported}
-        await self.enforcer.io(_save_offences, self.store, data)
-
-    async def _event_worker(self) -> None:
-        while True:
-            event, direct = await self._events.get()
-            try:
-                if direct:
-                    decisions = self.pipeline.direct(event, time.time())
-                    if decisions:
-                        await self._enforce(decisions)
-                else:
-                    await self.event(event)
-            except Exception as exc:
-                kv(log, logging.ERROR, "event processing failed", error=exc)
+    async def _announce_watch(self) -> None:
+        """Name what is watched once the sources had a moment to open their files, and warn
+        loudly when nothing can be read."""
+        await asyncio.sleep(0.5)
+        for w in self.sources.watching(self.settings):
+            kv(log, logging.INFO, "watching", source=w["source"], name=w["name"], state=w["state"])
+        warning = nothing_watched(self.sources.watching(self.settings))
+        if warning is not None:
+            kv(log, logging.WARNING, warning)
 
     async def _ticker(self) -> None:
         last_prune = last_save = 0.0
+        was_blind = False
         while True:
             await asyncio.sleep(self.settings.daemon.tick_interval)
             now = time.time()
             try:
-                decisions = self.pipeline.tick(now)
-                if decisions:
-                    await self._enforce(decisions)
+                await self.processing.tick(now)
                 await self.enforcer.retry()
                 await self.enforcer.expire(now)
                 if now - last_save > 60:
                     last_save = now
-                    await self._save_offences()
+                    await self.processing.save_offences()
+                    blind = nothing_watched(self.sources.watching(self.settings))
+                    if blind is not None and not was_blind and now - self.started > 60:
+                        kv(log, logging.WARNING, blind)
+                    was_blind = blind is not None
                 if now - last_prune > 3600:
                     last_prune = now
                     await self.enforcer.io(self.store.prune, now, self.settings.store.keep_days)
             except Exception as exc:
                 kv(log, logging.ERROR, "tick failed", error=exc)
 
-    # ---- reload -------------------------------------------------------------------------
-    async def reload(self) -> dict[str, Any]:
+    # ---- status --------------------------------------------------------------------------
+    def status(self) -> Report:
+        s, now = self.settings, time.time()
+        watch = self.sources.watching(s)
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": round(now - self.started, 1),
+            "config": list(s.files) or ["<embedded defaults>"],
+            "backend": "dry-run" if self.dry_run else s.firewall.backend,
+            "simulate": self.simulate,
+            "active_bans": len(self.enforcer.active),
+            "allow_list": [str(n) for n in self.enforcer.allowed],
+            "sources": self.sources.status(s),
+            "watching": watch,
+            "watch_warning": nothing_watched(watch),
+            **self.processing.status(),
+            "firewall": {
+                "add": self.enforcer.add_timing.to_dict(),
+                "remove": self.enforcer.remove_timing.to_dict(),
+                "errors": self.enforcer.errors,
+                "refused_allow_listed": self.enforcer.refused_allowed,
+            },
+            "reloads": dict(self.reloads, last_error=self.last_reload_error),
+            "control": {"requests": self.control.requests, "refused": self.control.refused},
+            "fraud": self.fraud.status() if self.fraud is not None else {"enabled": False},
+        }
+
+    # ---- reload --------------------------------------------------------------------------
+    async def reload(self) -> Report:
         """Re-read the configuration. Anything wrong: keep running as before, say why (one line)."""
         try:
             new = await asyncio.to_thread(load_settings, self.config_path)
-            runtime_allow = await self.enforcer.io(self.store.allowlist)
-            allowed = await asyncio.to_thread(
-                build_allow_networks,
-                new.allow.networks,
-                new.allow.hosts,
-                new.allow.own_addresses,
-                runtime_allow,
-            )
+            allowed = await self.allow.build(new.allow)
             rules = build_rules(new)
             build_sensor_config(new)
             simulate = self.cli_simulate or new.daemon.simulate
@@ -337,57 +268,25 @@ class Daemon:
             self.last_reload_error = str(exc)
             kv(log, logging.ERROR, "reload failed, keeping the running configuration", error=exc)
             return {"reloaded": False, "error": str(exc)}
-        from sipguard.policy import AllowList
-
         old, self.settings = self.settings, new
         self.simulate = simulate
-        self.pipeline.engine = build_engine(new, rules)
-        # the policy keeps its offence history and running bans; only its settings change
-        policy: Any = self.pipeline.policy
-        policy.profiles, policy.simulate = profiles, simulate
-        policy.allowlist = AllowList(allowed)
-        lifted = await self.enforcer.set_allowed(allowed)
-        self._restart_sources(old)
+        self.processing.reconfigure(build_engine(new, rules), profiles, simulate)
+        lifted = await self.allow.set(new.allow, allowed)
         if fraud_changed:
-            await self._restart_fraud(fraud_engine)
+            await self._replace_fraud(fraud_engine)
+        restart = changed(old, new) | ({"fraud"} if fraud_changed else set())
+        self.sources.apply(new, self.fraud is not None, restart)
         if old.firewall != new.firewall or old.daemon.control_socket != new.daemon.control_socket:
             kv(log, logging.WARNING, "firewall/socket settings change on the next restart")
         self.reloads["ok"] += 1
         kv(log, logging.INFO, "configuration reloaded", files=",".join(new.files), rules=len(rules))
         return {"reloaded": True, "rules": len(rules), "allow": len(allowed), "lifted": len(lifted)}
 
-    async def _restart_fraud(self, engine: Any) -> None:
-        """New fraud settings: stop the watcher (saving its baseline), start one on the new
-        engine, which loads that baseline. Calls in progress right now are not tracked further."""
-        task = self._tasks.pop("fraud", None)
-        if task is not None:
-            task.cancel()
-        self.sources.pop("fraud", None)
+    async def _replace_fraud(self, engine: object | None) -> None:
+        """New fraud settings: stop the watcher (saving its baseline), make one on the new
+        engine, which loads that baseline (the sources' apply starts it). Calls in progress
+        right now are not tracked further."""
         if self.fraud is not None:
             await self.fraud.close()
         self.fraud = FraudRuntime(self, engine) if engine is not None else None
-        if self.fraud is not None and self._tg is not None:
-            self._spawn("fraud", partial(run_fraud, self))
         kv(log, logging.INFO, "fraud settings changed", fraud=self.fraud is not None)
-
-    async def allow(self, networks: list[Network]) -> list[Network]:
-        from sipguard.policy import AllowList
-
-        runtime_allow = await self.enforcer.io(self.store.allowlist)
-        s = self.settings
-        allowed = await asyncio.to_thread(
-            build_allow_networks,
-            s.allow.networks,
-            s.allow.hosts,
-            s.allow.own_addresses,
-            runtime_allow,
-        )
-        policy: Any = self.pipeline.policy
-        policy.allowlist = AllowList(allowed)
-        return await self.enforcer.set_allowed(allowed)
-
-
-def _save_offences(store: Any, data: Any) -> None:
-    if isinstance(data, dict):
-        for key, times in data.items():
-            store.save_offences(key, times)

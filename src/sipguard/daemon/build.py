@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from sipguard.config.errors import ConfigError
 from sipguard.config.settings import Settings
 from sipguard.core import Network
-from sipguard.daemon.pipeline import Pipeline
+from sipguard.detect import Engine, RuleSpec
+from sipguard.pipeline import AlertObserver, Normalizer, Pipeline
+from sipguard.policy import Policy, Profile
+
+if TYPE_CHECKING:
+    from sipguard.actions import Firewall
+    from sipguard.sensor.config import SensorConfig
 
 
 def config_file(settings: Settings, key: str = "") -> str:
@@ -22,7 +28,7 @@ def config_file(settings: Settings, key: str = "") -> str:
     return settings.files[-1] if settings.files else "<defaults>"
 
 
-def build_rules(settings: Settings) -> list[Any]:
+def build_rules(settings: Settings) -> list[RuleSpec]:
     from sipguard.config.rules import load_rules
 
     # load_rules names the rule file for its own errors and `overrides_source` for ours
@@ -34,7 +40,7 @@ def build_rules(settings: Settings) -> list[Any]:
         raise
 
 
-def build_profiles(settings: Settings) -> dict[str, Any]:
+def build_profiles(settings: Settings) -> dict[str, Profile]:
     from sipguard.policy import PolicyError, profiles_from_dict
 
     try:
@@ -44,15 +50,18 @@ def build_profiles(settings: Settings) -> dict[str, Any]:
 
 
 def build_policy(
-    settings: Settings, allowed: Sequence[Network], simulate: bool, offences: Any = None
-) -> Any:
-    from sipguard.policy import AllowList, OffenceHistory, Policy
+    settings: Settings,
+    allowed: Sequence[Network],
+    simulate: bool,
+    offences: Mapping[str, list[float]] | None = None,
+) -> Policy:
+    from sipguard.policy import AllowList, OffenceHistory
 
     history = OffenceHistory.load(offences) if offences else None
     return Policy(build_profiles(settings), AllowList(list(allowed)), simulate, history)
 
 
-def build_normalizer(settings: Settings) -> Any:
+def build_normalizer(settings: Settings) -> Normalizer:
     """The C normalizer when built (a flood costs the PBX host a tenth of the CPU), else Python:
     the same events either way (tests/core/test_fastlog_equivalence.py, daemon interleavings)."""
     from sipguard.core.asterisk.fast import make_normalizer
@@ -62,23 +71,17 @@ def build_normalizer(settings: Settings) -> Any:
 
 
 def build_pipeline(
-    settings: Settings, allowed: Sequence[Network], simulate: bool, offences: Any = None
+    settings: Settings, policy: Policy, on_alert: AlertObserver | None = None
 ) -> Pipeline:
-    return Pipeline(
-        build_normalizer(settings),
-        build_engine(settings),
-        build_policy(settings, allowed, simulate, offences),
-    )
+    return Pipeline(build_normalizer(settings), build_engine(settings), policy, on_alert=on_alert)
 
 
-def build_engine(settings: Settings, rules: list[Any] | None = None) -> Any:
-    from sipguard.detect import Engine
-
+def build_engine(settings: Settings, rules: list[RuleSpec] | None = None) -> Engine:
     rules = build_rules(settings) if rules is None else rules
     return Engine(rules, max_keys=max(1, settings.daemon.max_tracked))
 
 
-def build_sensor_config(settings: Settings) -> Any:
+def build_sensor_config(settings: Settings) -> SensorConfig | None:
     """The `[sensor]` table validated by the sensor's own parser; None when there is none (the
     packet sensor runs inside the daemon only when the table is present)."""
     if not settings.sensor:
@@ -90,7 +93,7 @@ def build_sensor_config(settings: Settings) -> Any:
     return parse_sensor_config(settings.sensor, file=file, signatures=scanner_signatures())
 
 
-def build_firewall(settings: Settings, dry_run: bool, netns: str | None = None) -> Any:
+def build_firewall(settings: Settings, dry_run: bool, netns: str | None = None) -> Firewall:
     from sipguard.actions import FirewallConfig, Ports, make_firewall
 
     fw = settings.firewall
@@ -98,7 +101,7 @@ def build_firewall(settings: Settings, dry_run: bool, netns: str | None = None) 
         cfg = FirewallConfig(
             table=fw.table,
             ports=Ports(udp=fw.ports.udp, tcp=fw.ports.tcp),
-            all_ports=fw.all_ports,
+            all_ports=fw.all_ports or fw.scope == "all",
             flush_conntrack=fw.flush_conntrack,
             netns=netns,
         )

@@ -1,20 +1,19 @@
-"""What the control socket can be asked: status, bans, ban, unban, allow, explain, reload."""
+"""What the control socket can be asked: status, bans, ban, unban, allow (add, list, remove),
+explain, reload. `Commands` is handed the components it acts on, not the daemon."""
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Awaitable, Callable
 from ipaddress import ip_network
-from typing import TYPE_CHECKING, Any
 
-from sipguard import __version__
 from sipguard.core import Action, Decision, Network
-from sipguard.daemon.allow import overlaps_any
-from sipguard.daemon.control import RequestError
-from sipguard.daemon.enforcer import forced
+from sipguard.daemon.allow import AllowListing, overlaps_any
+from sipguard.daemon.control import Reply, RequestError
+from sipguard.daemon.enforcer import Enforcer, forced
+from sipguard.store import Store
 
-if TYPE_CHECKING:
-    from sipguard.daemon.app import Daemon
+Report = dict[str, object]
 
 MAX_EXPLAIN_EVENTS = 200
 
@@ -45,8 +44,8 @@ def parse_for(value: object) -> float | None:
     return seconds
 
 
-def decision_view(d: Decision, now: float, evidence: bool = False) -> dict[str, Any]:
-    out = d.to_dict()
+def decision_view(d: Decision, now: float, evidence: bool = False) -> dict[str, object]:
+    out: dict[str, object] = dict(d.to_dict())
     if not evidence:
         out.pop("evidence", None)
         out["events"] = len(d.evidence)
@@ -54,82 +53,40 @@ def decision_view(d: Decision, now: float, evidence: bool = False) -> dict[str, 
     return out
 
 
-def _as_dict(stats: Any) -> dict[str, Any]:
-    as_dict = getattr(stats, "as_dict", None)
-    return dict(as_dict()) if callable(as_dict) else {}
-
-
 class Commands:
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+    def __init__(
+        self,
+        enforcer: Enforcer,
+        store: Store,
+        allow: AllowListing,
+        status: Callable[[], Report],
+        reload: Callable[[], Awaitable[Report]],
+    ) -> None:
+        self.enforcer, self.store, self.allow = enforcer, store, allow
+        self._status, self._reload = status, reload
 
-    async def handle(self, cmd: str, args: dict[str, Any]) -> Any:
+    async def handle(self, cmd: str, args: dict[str, object]) -> Reply:
         fn = getattr(self, f"cmd_{cmd}", None)
         if fn is None:
-            known = "status, bans, ban, unban, allow, explain, reload"
+            known = "status, bans, ban, unban, allow, allow_list, unallow, explain, reload"
             raise RequestError(f"unknown command {cmd!r} (known: {known})")
-        return await fn(args)
+        reply: Reply = await fn(args)
+        return reply
 
-    async def cmd_status(self, args: dict[str, Any]) -> dict[str, Any]:
-        d, now = self.d, time.time()
-        p = d.pipeline
-        stats = getattr(p.normalizer, "stats", None)
-        engine_size = getattr(p.engine, "state_size", lambda: None)()
-        return {
-            "version": __version__,
-            "pid": os.getpid(),
-            "uptime": round(now - d.started, 1),
-            "config": list(d.settings.files) or ["<embedded defaults>"],
-            "backend": "dry-run" if d.dry_run else d.settings.firewall.backend,
-            "simulate": d.simulate,
-            "active_bans": len(d.enforcer.active),
-            "allow_list": [str(n) for n in d.enforcer.allowed],
-            "sources": {name: self._source(name, s.to_dict()) for name, s in d.sources.items()},
-            "pipeline": dict(p.counts),
-            "normalizer": stats.as_dict() if stats is not None else {},
-            "engine_keys": engine_size,
-            "engine": _as_dict(getattr(p.engine, "stats", None)),
-            "queue": {"events_waiting": d._events.qsize(), "dropped": d.drops},
-            "firewall": {
-                "add": d.enforcer.add_timing.to_dict(),
-                "remove": d.enforcer.remove_timing.to_dict(),
-                "errors": d.enforcer.errors,
-                "refused_allow_listed": d.enforcer.refused_allowed,
-            },
-            "reloads": dict(d.reloads, last_error=d.last_reload_error),
-            "control": {"requests": d.control.requests, "refused": d.control.refused},
-            "recent_alerts": list(p.recent)[-20:],
-            "fraud": d.fraud.status() if d.fraud is not None else {"enabled": False},
-        }
+    async def cmd_status(self, args: dict[str, object]) -> Report:
+        return self._status()
 
-    def _source(self, name: str, state: dict[str, Any]) -> dict[str, Any]:
-        """The supervisor's view plus what the source itself counts."""
-        obj = self.d.source_objects.get(name)
-        stats = getattr(obj, "stats", None)
-        if callable(stats):  # the packet sensor computes its counters on demand
-            stats = stats()
-        if isinstance(stats, dict):
-            state["stats"] = dict(stats)
-        if name == "logs" and obj is not None:
-            state["inotify"] = bool(getattr(obj, "inotify_active", False))
-        if name == "ami" and obj is not None:
-            connected = getattr(obj, "connected", None)
-            state["connected"] = bool(connected.is_set()) if connected is not None else None
-            err = getattr(obj, "last_error", None)
-            state["ami_error"] = str(err) if err is not None else ""
-        return state
-
-    async def cmd_bans(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+    async def cmd_bans(self, args: dict[str, object]) -> list[dict[str, object]]:
         now = time.time()
         evidence = bool(args.get("evidence"))
-        return [decision_view(x, now, evidence) for x in self.d.enforcer.snapshot()]
+        return [decision_view(x, now, evidence) for x in self.enforcer.snapshot()]
 
-    async def cmd_ban(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_ban(self, args: dict[str, object]) -> dict[str, object]:
         net = parse_network(args.get("addr"))
         seconds = parse_for(args.get("for"))
         force = bool(args.get("force"))
         reason = str(args.get("reason") or "manual ban")[:500]
-        hit = overlaps_any(net, self.d.enforcer.allowed)
+        hit = overlaps_any(net, self.enforcer.allowed)
         if hit is not None and not force:
             raise RequestError(f"{net} is on the allow-list ({hit}); use --force to ban it anyway")
         now = time.time()
@@ -144,28 +101,38 @@ class Commands:
         )
         if force:
             decision = forced(decision)
-        done = await self.d.enforcer.ban([decision], force=force)
+        done = await self.enforcer.ban([decision], force=force)
         if not done:
             raise RequestError(f"{net} was not banned")
         return decision_view(done[0], now)
 
-    async def cmd_unban(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_unban(self, args: dict[str, object]) -> dict[str, object]:
         net = parse_network(args.get("addr"))
-        if net not in self.d.enforcer.active:
+        if net not in self.enforcer.active:
             raise RequestError(f"{net} is not banned")
-        await self.d.enforcer.unban([net], str(args.get("reason") or "manual unban")[:500])
+        await self.enforcer.unban([net], str(args.get("reason") or "manual unban")[:500])
         return {"unbanned": str(net)}
 
-    async def cmd_allow(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_allow(self, args: dict[str, object]) -> Report:
         net = parse_network(args.get("cidr"))
         note = str(args.get("note") or "")[:500]
-        await self.d.enforcer.io(self.d.store.allowlist_add, str(net), note)
-        lifted = await self.d.allow([net])
+        lifted = await self.allow.add(net, note)
         return {"allowed": str(net), "unbanned": [str(n) for n in lifted]}
 
-    async def cmd_explain(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_allow_list(self, args: dict[str, object]) -> list[dict[str, str]]:
+        return await self.allow.entries()
+
+    async def cmd_unallow(self, args: dict[str, object]) -> Report:
+        net = parse_network(args.get("cidr"))
+        try:
+            await self.allow.remove(net)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+        return {"removed": str(net)}
+
+    async def cmd_explain(self, args: dict[str, object]) -> dict[str, object]:
         net = parse_network(args.get("addr"))
-        enf, now = self.d.enforcer, time.time()
+        enf, now = self.enforcer, time.time()
         active = enf.active.get(net)
         if active is None:  # an address inside a banned CIDR or /64
             for n, dec in enf.active.items():
@@ -173,8 +140,8 @@ class Commands:
                     active = dec
                     break
         key = active.network if active is not None else net
-        history = await enf.io(self.d.store.decision_history, key)
-        events = await enf.io(self.d.store.events_for, key)
+        history = await enf.io(self.store.decision_history, key)
+        events = await enf.io(self.store.events_for, key)
         allowed = overlaps_any(net, enf.allowed)
         if active is None and not history:
             raise RequestError(f"nothing known about {net}")
@@ -186,5 +153,5 @@ class Commands:
             "events": [e.to_dict() for e in events[-MAX_EXPLAIN_EVENTS:]],
         }
 
-    async def cmd_reload(self, args: dict[str, Any]) -> dict[str, Any]:
-        return await self.d.reload()
+    async def cmd_reload(self, args: dict[str, object]) -> Report:
+        return await self._reload()

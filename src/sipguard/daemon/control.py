@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ log = logging.getLogger("sipguard.control")
 
 MAX_REQUEST = 64 * 1024  # bytes in one request line
 MAX_RESPONSE = 64 * 1024 * 1024  # `bans --json` on a busy host can be large
-Handler = Callable[[str, dict[str, Any]], Awaitable[Any]]
+#: a command's result: anything json.dumps takes (dicts, lists, strings, numbers)
+Reply = object
+Handler = Callable[[str, dict[str, object]], Awaitable[Reply]]
 
 
 class ControlError(Exception):
@@ -145,7 +147,7 @@ class ControlServer:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def _answer(self, line: bytes) -> dict[str, Any]:
+    async def _answer(self, line: bytes) -> dict[str, object]:
         self.requests += 1
         try:
             req = json.loads(line)
@@ -165,7 +167,7 @@ class ControlServer:
             return {"ok": False, "error": f"internal error: {exc}"}
 
 
-async def _send(writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
+async def _send(writer: asyncio.StreamWriter, obj: dict[str, object]) -> None:
     writer.write(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
     await writer.drain()
 
@@ -181,7 +183,9 @@ async def _alive(path: str) -> bool:
     return True
 
 
-def request(path: str, cmd: str, args: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+def request(
+    path: str, cmd: str, args: Mapping[str, object] | None = None, timeout: float = 10.0
+) -> Any:  # the decoded JSON answer: its shape is the command's
     """Send one command to the running daemon and return its result (blocking; for the CLI)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)

@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sipguard.daemon.control import ControlError, request
 
+T = TypeVar("T")
 SRC = str(Path(__file__).resolve().parents[2])  # the directory holding the sipguard package
 
 
@@ -33,7 +34,7 @@ def append(path: Path, text: str) -> None:
         f.write(text)
 
 
-def wait_for(cond: Any, timeout: float = 10.0, every: float = 0.02) -> Any:
+def wait_for(cond: Callable[[], T], timeout: float = 10.0, every: float = 0.02) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = cond()
@@ -73,7 +74,7 @@ class DaemonProc:
         except ControlError:
             return False
 
-    def request(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
+    def request(self, cmd: str, args: Mapping[str, object] | None = None) -> Any:  # decoded JSON
         return request(str(self.socket), cmd, args, timeout=10)
 
     def send(self, sig: int) -> None:

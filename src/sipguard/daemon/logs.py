@@ -8,13 +8,12 @@ import logging
 import os
 import sys
 import time
-from typing import Any
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS["error"] = logging.ERROR
 
 
-def kv(logger: logging.Logger, level: int, msg: str, /, **fields: Any) -> None:
+def kv(logger: logging.Logger, level: int, msg: str, /, **fields: object) -> None:
     """Log `msg` with structured fields."""
     if logger.isEnabledFor(level):
         logger.log(level, msg, extra={"fields": fields})
@@ -42,7 +41,7 @@ class KeyValueFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        d: dict[str, Any] = {
+        d: dict[str, object] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -54,7 +53,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(d, default=str)
 
 
-def _quote(value: Any) -> str:
+def _quote(value: object) -> str:
     s = str(value)
     if s and not any(c in s for c in ' "=\n\t\\'):
         return s

@@ -1,62 +1,100 @@
-"""The daemon's sources, each an `async def run_X(daemon)` the supervisor keeps running.
+"""The daemon's sources, each an `async def run_X(ctx)` the supervisor keeps running.
 
-Log lines (files, journald) are awaited through `daemon.lines`, so a source's checkpoint never
-gets ahead of enforcement. AMI and packet-sensor events go through the daemon's bounded event
-queue (overflow is counted): AMI through the normalizer (a log line and its AMI twin count
-once), sensor events straight to the engine. The AMI client also feeds the fraud watcher, whose
-own source (`run_fraud`) runs its ticks, CDR files and baseline saves.
+A runner sees only its `SourceContext`: the settings, the checkpoints, where lines and events go,
+the fraud watcher (if any) and where to register what it runs (for `status`). Log lines (files,
+journald) are awaited through `ctx.lines`, so a source's checkpoint never gets ahead of
+enforcement. AMI and packet-sensor events go through the bounded event queue (`ctx.queue_event`,
+overflow counted): AMI through the normalizer (a log line and its AMI twin count once), sensor
+events straight to detection. The AMI client also feeds the fraud watcher, whose own source
+(`run_fraud`) runs its ticks, CDR files and baseline saves.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from sipguard.config.settings import Settings
+from sipguard.core import Event
+from sipguard.core.ami import AmiMessage
 from sipguard.daemon.build import build_sensor_config
+from sipguard.sources import Checkpoint, Emit
+from sipguard.store import Store
 
 if TYPE_CHECKING:
-    from sipguard.daemon.app import Daemon
+    from sipguard.daemon.fraud import FraudRuntime
 
 
 class StoreCheckpoints:
     """The followers' CheckpointStore, backed by the SQLite store."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
-    def get(self, source: str) -> Any:
+    def get(self, source: str) -> Checkpoint | None:
         return self.store.get_offset(source)
 
-    def set(self, source: str, cp: Any) -> None:
+    def set(self, source: str, cp: Checkpoint) -> None:
         self.store.set_offset(source, cp)
 
 
-async def run_logs(daemon: Daemon) -> None:
+@dataclass(frozen=True)
+class SourceView:
+    """What `status` reads of a running source, built by its runner from the concrete object."""
+
+    stats: Callable[[], Mapping[str, int]]
+    #: extra status fields ({"inotify": True}, {"connected": False, "ami_error": "..."})
+    details: Callable[[], dict[str, object]] = dict
+    #: for a source that can run without reading anything (AMI before it connects)
+    reading: Callable[[], bool] | None = None
+    problem: Callable[[], str] = str  # why it does not read, "" when it does
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    settings: Settings
+    checkpoints: StoreCheckpoints
+    lines: Emit
+    queue_event: Callable[[Event, bool], None]
+    fraud: Callable[[], FraudRuntime | None]
+    #: the running follower / client / sensor (the fraud watcher acts through the AMI client)
+    register: Callable[[str, object, SourceView], None]
+
+
+Runner = Callable[[SourceContext], Awaitable[None]]
+
+
+async def run_logs(ctx: SourceContext) -> None:
     from sipguard.sources.follow import FileFollower
 
-    cfg = daemon.settings.sources.logs
+    cfg = ctx.settings.sources.logs
     follower = FileFollower(
         cfg.paths,
-        StoreCheckpoints(daemon.store),
+        ctx.checkpoints,
         poll_interval=cfg.poll_interval,
         from_end_if_new=cfg.from_end_if_new,
     )
-    daemon.source_objects["logs"] = follower
-    await follower.run(daemon.lines)
+    ctx.register(
+        "logs",
+        follower,
+        SourceView(lambda: follower.stats, lambda: {"inotify": follower.inotify_active}),
+    )
+    await follower.run(ctx.lines)
 
 
-async def run_journald(daemon: Daemon) -> None:
+async def run_journald(ctx: SourceContext) -> None:
     from sipguard.sources.journald import JournaldSource
 
-    identifier = daemon.settings.sources.journald.identifier
-    source = JournaldSource(identifier, StoreCheckpoints(daemon.store))
-    daemon.source_objects["journald"] = source
-    await source.run(daemon.lines)
+    source = JournaldSource(ctx.settings.sources.journald.identifier, ctx.checkpoints)
+    ctx.register("journald", source, SourceView(lambda: source.stats))
+    await source.run(ctx.lines)
 
 
-async def run_ami(daemon: Daemon) -> None:
+async def run_ami(ctx: SourceContext) -> None:
     from sipguard.sources.ami import AmiClient, ami_security_events
 
-    cfg = daemon.settings.sources.ami
+    cfg = ctx.settings.sources.ami
     client = AmiClient(
         cfg.host,
         cfg.port,
@@ -67,33 +105,45 @@ async def run_ami(daemon: Daemon) -> None:
         keepalive=cfg.keepalive,
     )
 
-    async def on_event(msg: Any) -> None:
+    async def on_event(msg: AmiMessage) -> None:
         # one client, two consumers: the fraud watcher first (a hangup must not wait behind the
         # security-event queue), then the security events through the normalizer
-        fraud = daemon.fraud
+        fraud = ctx.fraud()
         if fraud is not None:
             fraud.on_event(msg)
         event = ami_security_events(msg)
         if event is not None:
-            daemon.queue_event(event, direct=False)
+            ctx.queue_event(event, False)
 
-    daemon.source_objects["ami"] = client
+    def problem() -> str:
+        return str(client.last_error) if client.last_error is not None else ""
+
+    def details() -> dict[str, object]:
+        return {"connected": client.connected.is_set(), "ami_error": problem()}
+
+    ctx.register(
+        "ami", client, SourceView(lambda: client.stats, details, client.connected.is_set, problem)
+    )
     await client.run(on_event)
 
 
-async def run_sensor(daemon: Daemon) -> None:
+async def run_sensor(ctx: SourceContext) -> None:
     """The NFQUEUE packet sensor, when the config has a `[sensor]` table."""
+    from sipguard.sensor.nfq import NfqSensor
     from sipguard.sensor.nfq import run_sensor as run_nfq
 
-    config = build_sensor_config(daemon.settings)
+    config = build_sensor_config(ctx.settings)
+    if config is None:
+        return
 
-    def ready(sensor: Any) -> None:
-        daemon.source_objects["sensor"] = sensor
+    def ready(sensor: NfqSensor) -> None:
+        ctx.register("sensor", sensor, SourceView(sensor.stats))
 
-    await run_nfq(config, lambda e: daemon.queue_event(e, direct=True), on_ready=ready)
+    await run_nfq(config, lambda e: ctx.queue_event(e, True), on_ready=ready)
 
 
-async def run_fraud(daemon: Daemon) -> None:
+async def run_fraud(ctx: SourceContext) -> None:
     """The toll-fraud watcher's timers and CDR files (its AMI events come through run_ami)."""
-    if daemon.fraud is not None:
-        await daemon.fraud.run()
+    fraud = ctx.fraud()
+    if fraud is not None:
+        await fraud.run()

@@ -71,6 +71,16 @@ class Policy:
         # running bans decided here: key -> (expires, level); bounded like the history
         self._running: OrderedDict[str, tuple[float | None, int]] = OrderedDict()
 
+    def reconfigure(self, profiles: Mapping[str, Profile], simulate: bool) -> None:
+        """New settings (a reload): the offence history and the running bans are kept."""
+        self.profiles = dict(profiles)
+        if "default" not in self.profiles:
+            self.profiles["default"] = DEFAULT_PROFILES["default"]
+        self.simulate = simulate
+
+    def set_allowlist(self, allowlist: AllowList) -> None:
+        self.allowlist = allowlist
+
     def unknown_profiles(self, names: Iterable[str]) -> list[str]:
         """Profile names (from rules) this policy does not define; check them at start-up,
         since `decide` quietly falls back to "default" for an unknown name."""

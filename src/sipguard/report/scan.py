@@ -8,11 +8,10 @@ lines; the search for candidate lines inside a chunk is the normalizer's (C-spee
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import cast
 
-from sipguard.core.alerts import Alert
-from sipguard.core.events import Event
 from sipguard.detect import Engine, RuleSpec
+from sipguard.pipeline import Normalizer, Pipeline
 from sipguard.policy import Policy
 from sipguard.report.aggregate import ScanReport
 
@@ -97,18 +96,20 @@ def _lines(view: memoryview) -> int:
 
 
 class Scanner:
+    """Files through one `Pipeline` in replay time (each event judged at its own time), the
+    report watching every event and every alert with its (simulated) decision."""
+
     def __init__(
         self,
         rules: Iterable[RuleSpec],
         year: int,
         policy: Policy | None = None,
-        normalizer: Any = None,
+        normalizer: Normalizer | None = None,
     ) -> None:
         from sipguard.core.asterisk.fast import FastNormalizer, make_normalizer
 
         if normalizer is None:
             normalizer = make_normalizer(year)  # the C normalizer when built: same events
-        self.normalizer = normalizer
         # The C normalizer takes memoryviews (no copy of each read); both count the lines of
         # every piece in stats.lines, so the splitter need not count them again
         self._views = self._counts_lines = isinstance(normalizer, FastNormalizer)
@@ -116,10 +117,14 @@ class Scanner:
             from sipguard.core.asterisk.normalizer import LogNormalizer
 
             self._counts_lines = isinstance(normalizer, LogNormalizer)
-        self.engine = Engine(rules)
-        self.policy = policy or Policy(simulate=True)
         self.report = ScanReport()
-        self.latest = 0.0
+        self.pipeline = Pipeline(
+            normalizer,
+            Engine(rules),
+            policy or Policy(simulate=True),
+            on_event=self.report.add_event,
+            on_alert=self.report.add_alert,
+        )
         self.cut_lines = 0
         self.files: list[str] = []
 
@@ -141,50 +146,30 @@ class Scanner:
         """The pieces of one read, then one expire(): a read gives one piece, or two when
         its first line is completed apart (views), and expiring between those two would
         count differently (stats.expired) than expiring once per read."""
-        normalizer = self.normalizer
+        pipeline = self.pipeline
+        stats = pipeline.normalizer.stats
         fed = False
         for piece, first in pieces:
+            # memoryviews come only with views=True, i.e. only to the C normalizer, which
+            # reads any buffer: the protocol names bytes, what both normalizers take
+            data = cast(bytes, piece)
             if splitter.count_lines:
-                events = normalizer.feed_chunk(piece, source, first)
+                pipeline.lines(data, source, first, None)
             else:
-                before = normalizer.stats.lines
-                events = normalizer.feed_chunk(piece, source, first)
-                splitter.advance(normalizer.stats.lines - before)
-            self._events(events)
+                before = stats.lines
+                pipeline.lines(data, source, first, None)
+                splitter.advance(stats.lines - before)
             fed = True
         if fed:
-            self.engine.expire(self.latest)
-
-    def feed_lines(self, data: bytes, source: str, first_line_no: int) -> None:
-        self._events(self.normalizer.feed_chunk(data, source, first_line_no))
-        self.engine.expire(self.latest)
-
-    def _events(self, events: Iterable[Event]) -> None:
-        add_event, feed = self.report.add_event, self.engine.feed
-        latest = self.latest
-        for event in events:
-            time = event.time
-            if time > latest:  # max(latest, time)
-                latest = time
-            add_event(event)
-            alerts = feed(event, time)
-            if alerts:
-                self._alerts(alerts)
-        self.latest = latest
-
-    def _alerts(self, alerts: list[Alert]) -> None:
-        report, policy = self.report, self.policy
-        for alert in alerts:
-            report.add_alert(alert, policy.decide(alert, alert.time))
+            pipeline.expire(pipeline.latest)
 
     def finish(self) -> ScanReport:
-        self._events(self.normalizer.flush())
-        stats = getattr(self.normalizer, "stats", None)
-        normalizer_stats = stats.as_dict() if stats is not None else {}
+        pipeline = self.pipeline
+        pipeline.flush(None)
         self.report.stats = {
             "files": list(self.files),
-            "normalizer": normalizer_stats,
-            "engine": self.engine.stats.as_dict(),
+            "normalizer": pipeline.normalizer.stats.as_dict(),
+            "engine": pipeline.detector.stats.as_dict(),
             "cut_long_lines": self.cut_lines,
         }
         return self.report

@@ -22,6 +22,7 @@ from sipguard.config.rules import load_rule_file, rule_dirs
 from sipguard.core.alerts import Alert
 from sipguard.core.events import Event, Origin
 from sipguard.detect import Engine, RuleSpec
+from sipguard.pipeline import Pipeline, Unjudged
 
 EXPECTED = "expected.toml"
 DEFAULT_YEAR = 2026
@@ -80,6 +81,15 @@ def run_samples(rule: RuleSpec, samples: Traversable | Path) -> SampleResult:
     if not inputs:
         result.problems.append("no sample input files")
     normalizer = LogNormalizer(default_year=int(year) if isinstance(year, int) else DEFAULT_YEAR)
+    # one normalizer for all inputs (a log line and its AMI twin count once), one rule, no
+    # policy: replay time (None) judges each event at its own time
+    pipeline = Pipeline(
+        normalizer,
+        Engine([rule]),
+        Unjudged(),
+        on_event=result.events.append,
+        on_alert=lambda alert, _decision: result.alerts.append(alert),
+    )
     for f in inputs:
         if f.name.endswith(".jsonl"):
             for no, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
@@ -87,12 +97,10 @@ def run_samples(rule: RuleSpec, samples: Traversable | Path) -> SampleResult:
                     event = Event.from_dict(json.loads(line))
                     # evidence points at the sample line the event came from
                     event = replace(event, origin=Origin(f.name, no, line[:512]))
-                    result.events.extend(normalizer.accept(event))
+                    pipeline.event(event, None)
             continue
-        result.events.extend(normalizer.feed_chunk(f.read_bytes(), f.name, 1))
-    result.events.extend(normalizer.flush())
-    engine = Engine([rule])
-    result.alerts = engine.feed_many(result.events)
+        pipeline.lines(f.read_bytes(), f.name, 1, None)
+    pipeline.flush(None)
     got = set(result.alert_keys())
     result.expected = set(_str_list(expected, "alerts"))
     if got != result.expected:
