@@ -17,7 +17,7 @@ from sipguard.actions import (
 )
 from sipguard.actions.protocol import timeouts
 from sipguard.core.alerts import Action, Decision
-from sipguard.policy.reconcile import collapse, diff, diff_timed
+from sipguard.core.reconcile import collapse, diff, diff_timed
 
 N = ip_network
 T0 = 1_700_000_000.0

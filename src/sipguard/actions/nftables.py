@@ -30,7 +30,7 @@ from sipguard.actions.libnft import NftRunner
 from sipguard.actions.ports import FirewallConfig
 from sipguard.actions.protocol import Firewall, as_network
 from sipguard.core.alerts import Network
-from sipguard.policy.reconcile import collapse
+from sipguard.core.reconcile import collapse
 
 SINGLE = {4: "ban4", 6: "ban6"}
 NETS = {4: "ban4net", 6: "ban6net"}

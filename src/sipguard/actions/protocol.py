@@ -10,7 +10,7 @@ from ipaddress import ip_network
 from sipguard.actions.conntrack import Flusher
 from sipguard.actions.ports import FirewallConfig
 from sipguard.core.alerts import Action, Decision, Network
-from sipguard.policy.reconcile import collapse, diff_timed
+from sipguard.core.reconcile import collapse, diff_timed
 
 
 @dataclass(frozen=True, slots=True)
