@@ -51,6 +51,11 @@ class DaemonSettings:
     state_dir: str = "/var/lib/sipguard"
     control_socket: str = "/run/sipguard/control.sock"
     socket_group: str = ""  # group whose members may use the control socket (root always may)
+    # the parsing process (logs, AMI, CDRs) runs as this user when set; `groups` are extra
+    # groups it keeps, e.g. ["adm", "asterisk"] to read Asterisk's logs (see daemon/privsep.py)
+    user: str = ""
+    group: str = ""
+    groups: list[str] = field(default_factory=list)
     log_format: str = "kv"  # kv | json
     log_level: str = "info"  # debug | info | warning | error
     simulate: bool = False  # report what would be banned, ban nothing

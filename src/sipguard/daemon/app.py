@@ -57,8 +57,10 @@ class Daemon:
         dry_run: bool = False,
         simulate: bool = False,
         netns: str | None = None,
+        firewall: object | None = None,
     ) -> None:
         self.settings = settings
+        self.firewall = firewall  # the enforcer process's client (privsep); None: build one
         self.config_path = config_path
         self.dry_run = dry_run
         self.cli_simulate = simulate  # --simulate wins over the file, across reloads
@@ -98,7 +100,8 @@ class Daemon:
     async def _build(self) -> None:
         s = self.settings
         Path(s.daemon.state_dir).mkdir(parents=True, exist_ok=True)
-        self.enforcer = Enforcer(build_firewall(s, self.dry_run, self.netns), None, [])
+        firewall = self.firewall or build_firewall(s, self.dry_run, self.netns)
+        self.enforcer = Enforcer(firewall, None, [])
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store
         self.allow = AllowListing(s.allow, self.store, self.enforcer.io, self._set_allowed)

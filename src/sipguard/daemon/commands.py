@@ -74,7 +74,8 @@ class Commands:
         return reply
 
     async def cmd_status(self, args: dict[str, object]) -> Report:
-        return self._status()
+        # the enforcer process's counters come over the channel, on the enforcer's I/O thread
+        return {**self._status(), "enforcer": await self.enforcer.firewall_status()}
 
     async def cmd_bans(self, args: dict[str, object]) -> list[dict[str, object]]:
         now = time.time()
