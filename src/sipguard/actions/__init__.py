@@ -12,7 +12,7 @@ from sipguard.actions.ipset import IpsetFirewall
 from sipguard.actions.libnft import libnftables_available
 from sipguard.actions.nftables import NftablesFirewall
 from sipguard.actions.ports import FirewallConfig, Ports, parse_ports
-from sipguard.actions.protocol import Firewall, ReconcileResult
+from sipguard.actions.protocol import Firewall, ReconcileResult, timeouts
 from sipguard.actions.tools import run_tool
 
 BACKENDS = ("nftables", "iptables", "dry-run", "auto")
@@ -53,4 +53,5 @@ __all__ = [
     "parse_ports",
     "pick_backend",
     "run_tool",
+    "timeouts",
 ]
