@@ -10,13 +10,13 @@ from typing import Any
 
 from sipguard.cli.main import CliError
 from sipguard.config.errors import ConfigError
-from sipguard.config.settings import Settings, load_settings, render_toml
+from sipguard.config.settings import CONFIG_HELP, Settings, load_settings, render_toml
 
 
 def register(sub: Any) -> None:
     def add(name: str, func: Any, help: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--config", metavar="PATH", help="sipguard.toml (default /etc/sipguard)")
+        p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
         p.set_defaults(func=func)
         return p
 
@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="COMMAND")
     p = cfg_sub.add_parser("check", help="validate and print the effective configuration")
-    p.add_argument("--config", metavar="PATH", help="sipguard.toml (default /etc/sipguard)")
+    p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of TOML")
     p.set_defaults(func=cmd_config_check)
 
@@ -46,7 +46,9 @@ def register(sub: Any) -> None:
         return p
 
     p = control("status", cmd_status, "the running daemon's state")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--json", action="store_true", help="JSON; without a daemon {running: false} and exit 3"
+    )
     p = control("bans", cmd_bans, "active bans")
     p.add_argument("--json", action="store_true", help="JSON with the evidence")
     p = control("ban", cmd_ban, "ban an address or CIDR now")
@@ -186,9 +188,16 @@ def _left(seconds: float | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    st = _request(args, "status")
+    try:
+        st = _request(args, "status")
+    except CliError as exc:
+        if not args.json:
+            raise
+        # scripts asked for JSON: they get JSON, and the exit status says it is not running
+        print(json.dumps({"running": False, "error": str(exc)}))
+        return 3
     if args.json:
-        print(json.dumps(st, indent=2))
+        print(json.dumps({"running": True, **st}, indent=2))  # one key tells scripts either way
         return 0
     print(f"sipguard {st['version']} pid {st['pid']} up {st['uptime']:.0f}s")
     print(f"  config:   {', '.join(st['config'])}")

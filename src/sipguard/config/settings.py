@@ -172,17 +172,40 @@ _CHOICES = {
 }
 
 
+#: what every --config option says (one text, so the commands cannot disagree)
+CONFIG_HELP = (
+    "sipguard.toml, or a directory holding sipguard.toml and/or conf.d/*.toml "
+    f"(default {DEFAULT_CONFIG.parent})"
+)
+
+
+#: for the commands that read only the main file's table (the sensor's), and no default file
+MAIN_CONFIG_HELP = "sipguard.toml, or the directory holding it"
+
+
+def main_file(path: str | Path) -> Path:
+    """The main file --config names: the path itself, or sipguard.toml in a directory."""
+    p = Path(path)
+    return p / DEFAULT_CONFIG.name if p.is_dir() else p
+
+
 def config_files(path: str | Path | None) -> list[Path]:
-    """The main file then conf.d/*.toml beside it, in name order. A missing default file is fine."""
-    main = Path(path) if path is not None else DEFAULT_CONFIG
+    """The main file then conf.d/*.toml beside it, in name order. A missing default file is fine.
+
+    A directory (`--config /etc/sipguard`): its sipguard.toml and conf.d/, either may be absent.
+    """
+    given_dir = path is not None and Path(path).is_dir()
+    main = main_file(path) if path is not None else DEFAULT_CONFIG
     files: list[Path] = []
     if main.is_file():
         files.append(main)
-    elif path is not None:
-        raise ConfigError(str(main), "", "no such file")
+    elif path is not None and not given_dir:
+        raise ConfigError(str(main), "", "no such file or directory")
     confd = main.parent / "conf.d"
     if confd.is_dir():
         files.extend(sorted(p for p in confd.glob("*.toml") if p.is_file()))
+    if given_dir and not files:
+        raise ConfigError(str(path), "", f"no {main.name} and no conf.d/*.toml in this directory")
     return files
 
 

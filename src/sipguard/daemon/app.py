@@ -44,7 +44,7 @@ from sipguard.daemon.processing import Processing, log_alert
 from sipguard.daemon.runners import SourceContext, StoreCheckpoints
 from sipguard.daemon.sources import Sources, changed, nothing_watched
 from sipguard.pipeline import Pipeline
-from sipguard.store import Store
+from sipguard.store import Store, private_dir
 
 log = logging.getLogger("sipguard.daemon")
 
@@ -99,7 +99,7 @@ class Daemon:
 
     async def _build(self) -> None:
         s = self.settings
-        Path(s.daemon.state_dir).mkdir(parents=True, exist_ok=True)
+        private_dir(Path(s.daemon.state_dir))  # 0750, tightened if looser: it holds the evidence
         firewall = self.firewall or build_firewall(s, self.dry_run, self.netns)
         self.enforcer = Enforcer(firewall, None, [])
         self.store = await self.enforcer.io(Store.open, s.database)
