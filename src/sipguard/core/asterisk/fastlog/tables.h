@@ -21,7 +21,10 @@
     X(TOLL_FRAUD) \
     X(CHALLENGE_SENT) \
     X(AUTH_SUCCESS) \
-    X(AMI_LOGIN_SUCCESS)
+    X(AMI_LOGIN_SUCCESS) \
+    X(CALL_START) \
+    X(CALL_ANSWER) \
+    X(CALL_END)
 
 /* core.events.Service members, in order: X(NAME) */
 #define FASTLOG_SERVICES(X) \
