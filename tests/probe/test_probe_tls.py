@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import subprocess
 import threading
 from pathlib import Path
 
@@ -13,31 +12,7 @@ import pytest
 
 from sipguard.cli.main import main
 from sipguard.core.sip import parse_message
-
-
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=pbx.example.test",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+from sipguard.testing.certs import self_signed as _self_signed
 
 
 def _serve(srv: socket.socket, ctx: ssl.SSLContext, stop: threading.Event) -> None:

@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "sipguard.cli.sensor",  # sensor
     "sipguard.cli.audit",  # audit, harden
     "sipguard.cli.fraud",  # fraud scan
+    "sipguard.cli.web",  # web-password
     "sipguard.cli.probe",  # probe
 )
 
@@ -44,6 +45,7 @@ COMMAND_MODULES = {
     "audit": "sipguard.cli.audit",
     "harden": "sipguard.cli.audit",
     "fraud": "sipguard.cli.fraud",
+    "web-password": "sipguard.cli.web",
     "probe": "sipguard.cli.probe",
 }
 

@@ -131,6 +131,22 @@ class SourcesSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """`[web]`: the dashboard (sipguard.web), served by the daemon."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1"  # any other address requires password_hash
+    port: int = 8080
+    user: str = "admin"
+    password_hash: str = ""  # scrypt$N$r$p$salt$hash, from `sipguard web-password`
+    tls_cert: str = ""  # PEM files; without them, put a TLS reverse proxy in front
+    tls_key: str = ""
+    session_hours: float = 12.0
+    login_attempts: int = 5  # failed logins per source per minute before refusing
+    asterisk_config: str = "/etc/asterisk"  # audited for the Audit page ("" = no audit)
+
+
+@dataclass(frozen=True)
 class Settings:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     sources: SourcesSettings = field(default_factory=SourcesSettings)
@@ -141,6 +157,7 @@ class Settings:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     sensor: dict[str, Any] = field(default_factory=dict)
     fraud: dict[str, Any] = field(default_factory=dict)
+    web: WebSettings = field(default_factory=WebSettings)
     probe: dict[str, Any] = field(default_factory=dict)  # `sipguard probe` (targets, numbers)
     files: tuple[str, ...] = ()  # the files that were read, in order
     # "rules.ID" / "profiles.NAME" -> the file that set it last, for errors found later
@@ -156,6 +173,8 @@ class Settings:
         d.pop("origins")
         if mask_secrets and d["sources"]["ami"]["secret"]:
             d["sources"]["ami"]["secret"] = "********"
+        if mask_secrets and d["web"]["password_hash"]:
+            d["web"]["password_hash"] = "********"
         if mask_secrets:  # notification URLs carry passwords and tokens
             d["daemon"]["fraud"]["notify"] = ["********" for _ in d["daemon"]["fraud"]["notify"]]
         return d
@@ -304,7 +323,7 @@ def _check_value(hint: Any, value: Any, key: str, file: str) -> None:
         raise ConfigError(file, key, f"must be one of {', '.join(sorted(_CHOICES[key]))}")
     if hint in (int, float) and value < 0:
         raise ConfigError(file, key, "must not be negative")
-    if key == "sources.ami.port" and not 0 < value < 65536:
+    if key in ("sources.ami.port", "web.port") and not 0 < value < 65536:
         raise ConfigError(file, key, "must be a port number 1-65535")
     if key == "firewall.table" and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,19}", value):
         raise ConfigError(file, key, "must be a letter then up to 19 letters, digits or _")

@@ -30,6 +30,7 @@ class Kind(StrEnum):
     LOG_TAMPERING = "log_tampering"
     SENSOR_DROP = "sensor_drop"
     TOLL_FRAUD = "toll_fraud"  # a working account used for abuse (fraud detectors)
+    WEB_LOGIN_FAILED = "web_login_failed"  # a wrong password on sipguard's own dashboard
     # context, not attacks on their own
     CHALLENGE_SENT = "challenge_sent"
     AUTH_SUCCESS = "auth_success"
@@ -56,6 +57,7 @@ ATTACK_KINDS: frozenset[Kind] = frozenset(
         Kind.LOG_TAMPERING,
         Kind.SENSOR_DROP,
         Kind.TOLL_FRAUD,
+        Kind.WEB_LOGIN_FAILED,
     }
 )
 
@@ -70,6 +72,7 @@ class Service(StrEnum):
     SECURITY = "security"  # the security log, when the Service field is unknown
     PJPROJECT = "pjproject"
     SENSOR = "sensor"
+    WEB = "web"  # sipguard's dashboard
     UNKNOWN = "unknown"
 
 

@@ -37,6 +37,7 @@ from sipguard.daemon.build import (
 )
 from sipguard.daemon.commands import Commands, Report
 from sipguard.daemon.control import ControlServer
+from sipguard.daemon.dashboard import build_dashboard, web_config
 from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.fraud import FraudRuntime, build_fraud_engine
 from sipguard.daemon.logs import kv
@@ -45,6 +46,7 @@ from sipguard.daemon.runners import SourceContext, StoreCheckpoints
 from sipguard.daemon.sources import Sources, changed, nothing_watched
 from sipguard.pipeline import Pipeline
 from sipguard.store import Store, private_dir
+from sipguard.web import WebServer
 
 log = logging.getLogger("sipguard.daemon")
 
@@ -73,6 +75,7 @@ class Daemon:
         self._background: set[asyncio.Future[Report]] = set()
         self.sources = Sources(self._source_context)
         self.fraud: FraudRuntime | None = None  # toll-fraud watcher, when [daemon.fraud] is on
+        self.web: WebServer | None = None  # the dashboard, when [web] is enabled
 
     # ---- what the fraud runtime reads of the daemon ---------------------------------------
     @property
@@ -127,10 +130,16 @@ class Daemon:
         s = self.settings
         self.control = ControlServer(s.daemon.control_socket, self._handle, s.daemon.socket_group)
         await self.control.check_free()
+        if s.web.enabled:
+            web_config(s)  # a dashboard without its password (or certificate) never starts
         await self._build()
         self.commands = Commands(self.enforcer, self.store, self.allow, self.status, self.reload)
+        # the dashboard; more routes (e.g. /metrics) join with self.web.add_route(...) here
+        self.web = build_dashboard(s, self.commands, self.processing, self.enforcer, self.store)
         await self.enforcer.start(time.time())
         await self.control.start()
+        if self.web is not None:
+            await self.web.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -147,6 +156,7 @@ class Daemon:
             allow=len(self.allow.networks),
             socket=s.daemon.control_socket,
             fraud=self.fraud is not None,
+            web=f"{s.web.listen}:{self.web.port}" if self.web is not None else "off",
         )
         try:
             async with asyncio.TaskGroup() as tg:
@@ -167,6 +177,8 @@ class Daemon:
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.control.close()
+            if self.web is not None:
+                await self.web.close()
             if self.fraud is not None:
                 await self.fraud.close()  # the learned baseline survives the restart
             await self.processing.save_offences()
@@ -279,8 +291,12 @@ class Daemon:
             await self._replace_fraud(fraud_engine)
         restart = changed(old, new) | ({"fraud"} if fraud_changed else set())
         self.sources.apply(new, self.fraud is not None, restart)
-        if old.firewall != new.firewall or old.daemon.control_socket != new.daemon.control_socket:
-            kv(log, logging.WARNING, "firewall/socket settings change on the next restart")
+        if (
+            old.firewall != new.firewall
+            or old.daemon.control_socket != new.daemon.control_socket
+            or old.web != new.web
+        ):
+            kv(log, logging.WARNING, "firewall/socket/web settings change on the next restart")
         self.reloads["ok"] += 1
         kv(log, logging.INFO, "configuration reloaded", files=",".join(new.files), rules=len(rules))
         return {"reloaded": True, "rules": len(rules), "allow": len(allowed), "lifted": len(lifted)}

@@ -44,6 +44,7 @@ _NOUNS: dict[Kind, str] = {
     Kind.LIMIT: "limit events",
     Kind.LOG_TAMPERING: "tampered log lines",
     Kind.SENSOR_DROP: "sensor drops",
+    Kind.WEB_LOGIN_FAILED: "failed dashboard logins",
 }
 
 

@@ -1,4 +1,5 @@
-"""Renders a ScanReport as text (rich tables), JSON (one object) or CSV (one row per attacker)."""
+"""Renders a ScanReport as text (rich tables), JSON (one object), CSV (one row per attacker) or
+HTML (a self-contained page with charts, report/html.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from sipguard.report.aggregate import (
     shown_action,
 )
 
-FORMATS = ("text", "json", "csv")
+FORMATS = ("text", "json", "csv", "html")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
@@ -39,6 +40,10 @@ def render(report: ScanReport, fmt: str, out: IO[str]) -> None:
         render_json(report, out)
     elif fmt == "csv":
         render_csv(report, out)
+    elif fmt == "html":
+        from sipguard.report.html import render_html
+
+        render_html(report, out)
     else:
         from sipguard.report.text import render_text  # rich, imported only for text output
 

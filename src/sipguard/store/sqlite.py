@@ -336,6 +336,25 @@ class Store:
             cur = c.execute("DELETE FROM allowlist WHERE cidr = ?", (normalise_allow(cidr),))
             return cur.rowcount > 0
 
+    # actions by people ------------------------------------------------------------------
+
+    def record_action(self, when: float, who: str, action: str, target: str, result: str) -> None:
+        """One thing someone did (dashboard ban, unban, allow, login), kept with who did it."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO actions (time, who, action, target, result) VALUES (?, ?, ?, ?, ?)",
+                (when, who[:64], action[:32], target[:100], result[:500]),
+            )
+
+    def actions(self, limit: int = 100) -> list[dict[str, object]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT time, who, action, target, result FROM actions ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        keys = ("time", "who", "action", "target", "result")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
     # housekeeping -------------------------------------------------------------------------
 
     def prune(self, now: float, keep_days: float) -> int:
@@ -348,6 +367,7 @@ class Store:
                 (cutoff, cutoff),
             )
             c.execute("DELETE FROM evidence WHERE decision_id IS NULL AND time < ?", (cutoff,))
+            c.execute("DELETE FROM actions WHERE time < ?", (cutoff,))
             return int(cur.rowcount)
 
     def close(self) -> None:

@@ -19,6 +19,7 @@
     X(LOG_TAMPERING) \
     X(SENSOR_DROP) \
     X(TOLL_FRAUD) \
+    X(WEB_LOGIN_FAILED) \
     X(CHALLENGE_SENT) \
     X(AUTH_SUCCESS) \
     X(AMI_LOGIN_SUCCESS) \
@@ -35,6 +36,7 @@
     X(SECURITY) \
     X(PJPROJECT) \
     X(SENSOR) \
+    X(WEB) \
     X(UNKNOWN)
 
 /* link names: security.EVENT_KINDS, then the address lines' Registration and Call */
