@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 
 from sipguard.actions.conntrack import Flusher
+from sipguard.actions.errors import FirewallError
 from sipguard.actions.ports import FirewallConfig
 from sipguard.core.alerts import Action, Decision, Network
 from sipguard.core.reconcile import collapse, diff_timed
@@ -77,6 +78,20 @@ class Firewall(ABC):
         if self._flusher is None:
             self._flusher = Flusher(self.cfg.netns)
         self._flusher.submit(networks)
+
+    # ---- blocklist feeds: one kernel set per feed, replaced whole -------------------------
+    def set_feeds(self, names: Sequence[str]) -> None:
+        """Create the sets and drop rules of exactly these feeds; other feeds' sets go."""
+        raise FirewallError(f"{self.name}: blocklist feeds are not supported")
+
+    def load_feed(self, name: str, entries: Sequence[str]) -> int:
+        """Atomically replace feed `name`'s set by `entries` ("192.0.2.7", "198.51.100.0/24",
+        no overlaps; texts, not objects: 100,000 ipaddress objects alone cost a second)."""
+        raise FirewallError(f"{self.name}: blocklist feeds are not supported")
+
+    def list_feed(self, name: str) -> set[Network]:
+        """What the kernel holds for feed `name`."""
+        raise FirewallError(f"{self.name}: blocklist feeds are not supported")
 
     def wait_flushed(self, timeout: float = 10.0) -> bool:
         """Block until queued conntrack flushes are done (tests, shutdown); False on timeout."""
