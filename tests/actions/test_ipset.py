@@ -8,7 +8,7 @@ from ipaddress import ip_network
 import pytest
 
 from sipguard.actions import FirewallConfig, FirewallError, IpsetFirewall
-from sipguard.actions.base import flush_conntrack
+from sipguard.actions.tools import flush_conntrack
 from sipguard.core.alerts import Action, Decision
 
 pytestmark = pytest.mark.netns

@@ -15,9 +15,9 @@ from sipguard.actions import (
     make_firewall,
     parse_ports,
 )
-from sipguard.actions.base import timeouts
+from sipguard.actions.protocol import timeouts
 from sipguard.core.alerts import Action, Decision
-from sipguard.policy.reconcile import collapse, diff, diff_timed
+from sipguard.core.reconcile import collapse, diff, diff_timed
 
 N = ip_network
 T0 = 1_700_000_000.0

@@ -24,6 +24,7 @@ from sipguard.core.asterisk import fast
 from sipguard.core.asterisk.candidate import Candidate
 from sipguard.core.asterisk.normalizer import (
     MAX_LINE,
+    NO_PHRASES,
     PHRASES,
     LogNormalizer,
     decode_line,
@@ -40,7 +41,7 @@ if _fastlog is None:
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "/var/log/asterisk/full"
 FINDERS = ["simd", "scalar"]
-ALL_PHRASES = [*PHRASES, "No closing bracket", "No field 'From'", "No registration for peer"]
+ALL_PHRASES = [*PHRASES, *NO_PHRASES]
 LINE = (
     "[2026-11-22 01:37:07.992] NOTICE[18562] res_pjsip/pjsip_distributor.c: Request 'REGISTER' "
     "from '\"1001\" <sip:1001@127.0.0.1>' failed for '127.0.0.1:5301' (callid: 1951665900) - "

@@ -6,18 +6,14 @@ fw.init(); fw.add(decisions, now); fw.reconcile(active, now); fw.teardown()
 
 import shutil
 
-from sipguard.actions.base import (
-    Firewall,
-    FirewallConfig,
-    FirewallError,
-    Ports,
-    ReconcileResult,
-    parse_ports,
-)
 from sipguard.actions.dryrun import DryRunFirewall
+from sipguard.actions.errors import FirewallError
 from sipguard.actions.ipset import IpsetFirewall
 from sipguard.actions.libnft import libnftables_available
 from sipguard.actions.nftables import NftablesFirewall
+from sipguard.actions.ports import FirewallConfig, Ports, parse_ports
+from sipguard.actions.protocol import Firewall, ReconcileResult, timeouts
+from sipguard.actions.tools import run_tool
 
 BACKENDS = ("nftables", "iptables", "dry-run", "auto")
 
@@ -56,4 +52,6 @@ __all__ = [
     "make_firewall",
     "parse_ports",
     "pick_backend",
+    "run_tool",
+    "timeouts",
 ]

@@ -18,8 +18,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
-from sipguard.actions.base import flush_conntrack
 from sipguard.actions.libnft import in_netns
+from sipguard.actions.tools import flush_conntrack
 from sipguard.core.alerts import Network
 
 log = logging.getLogger("sipguard.firewall")

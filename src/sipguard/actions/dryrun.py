@@ -10,7 +10,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sipguard.actions.base import Firewall, FirewallConfig, ReconcileResult, as_network
+from sipguard.actions.ports import FirewallConfig
+from sipguard.actions.protocol import Firewall, ReconcileResult, as_network
 from sipguard.core.alerts import Decision, Network
 
 log = logging.getLogger("sipguard.firewall")

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sipguard.actions.base import Firewall, FirewallConfig, FirewallError, as_network, run_tool
+from sipguard.actions.errors import FirewallError
+from sipguard.actions.ports import FirewallConfig
+from sipguard.actions.protocol import Firewall, as_network
+from sipguard.actions.tools import run_tool
 from sipguard.core.alerts import Network
 
 _MAX_LIST_LINES = 5_000_000

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sipguard.actions.base import FirewallError, run_tool
+from sipguard.actions.errors import FirewallError
+from sipguard.actions.tools import run_tool
 
 _NFT_CTX_OUTPUT_JSON = 1 << 4  # enum nft_output_flags: NFT_CTX_OUTPUT_JSON
 _NFT_CTX_DEFAULT = 0

@@ -26,15 +26,12 @@ from collections.abc import Sequence
 from ipaddress import ip_address
 from typing import Any
 
-from sipguard.actions.base import (
-    Firewall,
-    FirewallConfig,
-    FirewallError,
-    as_network,
-)
+from sipguard.actions.errors import FirewallError
 from sipguard.actions.libnft import NftRunner
+from sipguard.actions.ports import FirewallConfig
+from sipguard.actions.protocol import Firewall, as_network
 from sipguard.core.alerts import Network
-from sipguard.policy.reconcile import collapse
+from sipguard.core.reconcile import collapse
 
 SINGLE = {4: "ban4", 6: "ban6"}
 NETS = {4: "ban4net", 6: "ban6net"}

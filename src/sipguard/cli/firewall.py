@@ -1,4 +1,4 @@
-"""`sipguard firewall remove | list` (and `render`, added by the sensor package when installed).
+"""`sipguard firewall remove | list | render` (`render` is the sensor package's kernel-only mode).
 
 These talk to the kernel directly, not through the daemon: `remove` must work when the daemon is
 stopped or broken, and `list` shows what the kernel really holds.
@@ -14,6 +14,8 @@ from typing import Any
 
 from sipguard.actions import BACKENDS, FirewallConfig, FirewallError, make_firewall
 from sipguard.cli.main import CliError
+from sipguard.sensor.render import register_render
+from sipguard.sensor.teardown import remove_all
 
 KERNEL_BACKENDS = [b for b in BACKENDS if b not in ("dry-run", "auto")]
 
@@ -32,12 +34,7 @@ def register(subparsers: Any) -> None:
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=cmd_list)
 
-    try:
-        from sipguard.sensor.render import register_render
-    except ImportError:
-        pass
-    else:
-        register_render(fw_sub)
+    register_render(fw_sub)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -75,11 +72,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def _remove_sensor_objects(netns: str | None) -> list[str]:
-    """The sensor's queue rules and rendered kernel-only rules, when that part is installed."""
-    try:
-        from sipguard.sensor.teardown import remove_all
-    except ImportError:
-        return []
+    """The sensor's queue rules and the rendered kernel-only rules."""
     return remove_all(netns)
 
 

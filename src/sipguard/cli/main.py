@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from sipguard import __version__
+from sipguard.config.errors import UserError
 
 SUBCOMMAND_MODULES = (
     "sipguard.cli.scan",  # scan
@@ -51,8 +52,8 @@ COMMAND_MODULES = {
 }
 
 
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
+# defined below cli so that what the CLI drives can raise it without importing cli
+CliError = UserError
 
 
 def require(module: str, extra: str, system: str = "") -> None:

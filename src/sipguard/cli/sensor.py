@@ -14,7 +14,7 @@ import time
 import tomllib
 from typing import Any
 
-from sipguard.actions.base import FirewallError
+from sipguard.actions import FirewallError
 from sipguard.cli.main import CliError, require
 from sipguard.config.errors import ConfigError
 from sipguard.config.settings import MAIN_CONFIG_HELP, main_file
@@ -95,6 +95,8 @@ def load_config(args: argparse.Namespace) -> SensorConfig:
 
 
 def cmd_sensor(args: argparse.Namespace) -> int:
+    # imported here for start-up: `sipguard --help` imports every command module, and these pull
+    # in asyncio (nfq) and multiprocessing (workers)
     from sipguard.sensor.nfq import NfqSensor
 
     require("netfilterqueue", "sensor", "libnetfilter-queue1")  # else a traceback at bind time

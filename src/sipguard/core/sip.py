@@ -14,6 +14,9 @@ from functools import lru_cache
 
 __all__ = [
     "COMPACT_FORMS",
+    "REQUEST_LINE",
+    "STATUS_LINE",
+    "TOKEN",
     "Limits",
     "NameAddr",
     "SipMessage",
@@ -70,15 +73,20 @@ COMPACT_FORMS: dict[str, str] = {
     "d": "request-disposition",
 }
 
-# token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" )
-_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
-# Request-Line = Method SP Request-URI SP SIP-Version CRLF
-# SIP-Version  = "SIP" "/" 1*DIGIT "." 1*DIGIT
-_REQUEST_LINE = re.compile(rf"({_TOKEN}) (\S+) (SIP/[0-9]+\.[0-9]+)")
-# Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF ; Status-Code = 3DIGIT
-_STATUS_LINE = re.compile(r"(SIP/[0-9]+\.[0-9]+) ([1-6][0-9][0-9]) ?([^\r\n]*)")
+# The start-line grammar, public so that other parsers of the same bytes (the sensor's verdict
+# fast path) accept exactly what parse_message accepts. Use them with fullmatch on a start-line
+# without its CRLF.
+#: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" ), as a
+#: regex source string (compile it as str or encode it for bytes)
+TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+#: Request-Line = Method SP Request-URI SP SIP-Version ; SIP-Version = "SIP/" 1*DIGIT "." 1*DIGIT
+#: groups: (method, request-uri, version)
+REQUEST_LINE = re.compile(rf"({TOKEN}) (\S+) (SIP/[0-9]+\.[0-9]+)")
+#: Status-Line = SIP-Version SP Status-Code SP Reason-Phrase ; Status-Code = 3DIGIT
+#: groups: (version, status code, reason phrase)
+STATUS_LINE = re.compile(r"(SIP/[0-9]+\.[0-9]+) ([1-6][0-9][0-9]) ?([^\r\n]*)")
 # message-header = field-name HCOLON field-value ; HCOLON = *( SP / HTAB ) ":" SWS
-_HEADER_NAME = re.compile(_TOKEN)
+_HEADER_NAME = re.compile(TOKEN)
 # hostname    = *( domainlabel "." ) toplabel [ "." ]
 # domainlabel = alphanum / alphanum *( alphanum / "-" ) alphanum
 # IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT
@@ -480,12 +488,12 @@ def parse_message(
     status: int | None = None
     reason = ""
     if start.startswith("SIP/"):
-        sm = _STATUS_LINE.fullmatch(start)
+        sm = STATUS_LINE.fullmatch(start)
         if sm is None:
             raise SipParseError("bad_status_line", start)
         version, status, reason = sm.group(1), int(sm.group(2)), sm.group(3)
     else:
-        rm = _REQUEST_LINE.fullmatch(start)
+        rm = REQUEST_LINE.fullmatch(start)
         if rm is None:
             raise SipParseError("bad_request_line", start)
         method, request_uri, version = rm.group(1), rm.group(2), rm.group(3)

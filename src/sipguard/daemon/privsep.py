@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from ipaddress import ip_network
 from typing import Any
 
-from sipguard.actions.base import Firewall, FirewallError, ReconcileResult, timeouts
+from sipguard.actions import Firewall, FirewallError, ReconcileResult, timeouts
 from sipguard.core import Action, Decision, Network
 from sipguard.daemon import channel
 from sipguard.daemon.logs import kv

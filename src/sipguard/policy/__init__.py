@@ -1,6 +1,7 @@
 """Alerts to decisions: profiles, allow-list, escalation, simulation. Pure (core, detect only).
 
-`reconcile` (set algebra for reconcilers) lives beside this and is imported from its module.
+The set algebra of reconcilers (kernel sets, fleet) is `sipguard.core.reconcile`: the adapters
+that use it may import only core.
 """
 
 from sipguard.detect.durations import format_duration, parse_duration

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from socket import AF_INET, inet_pton
 
-from sipguard.policy.reconcile import Network
+from sipguard.core.reconcile import Network
 
 Prefix = tuple[int, int, int]  # (4 | 6, first address as an int, prefix length)
 BITS = {4: 32, 6: 128}

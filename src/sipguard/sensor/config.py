@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from sipguard.config.errors import ConfigError
+from sipguard.data import scanner_signatures
 
 Network = IPv4Network | IPv6Network
 
@@ -125,8 +126,6 @@ def parse_sensor_config(
     """Validate the `[sensor]` table. `signatures` are the scanner signatures to start from
     (default: the list shipped in sipguard.data); the table's `signatures` list adds to them."""
     if signatures is None:
-        from sipguard.data import scanner_signatures
-
         signatures = scanner_signatures()
     for key in table:
         if key not in KNOWN_KEYS:

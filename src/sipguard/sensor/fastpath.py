@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 
-from sipguard.core.sip import _REQUEST_LINE, _STATUS_LINE, COMPACT_FORMS, Limits
+from sipguard.core.sip import COMPACT_FORMS, REQUEST_LINE, STATUS_LINE, TOKEN, Limits
 
 __all__ = ["FastHead", "scan_head"]
 
-# token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" )
-_TOKEN = re.compile(rb"[A-Za-z0-9\-.!%*_+`'~]+")
+# the same token grammar as the full parser's, on bytes
+_TOKEN = re.compile(TOKEN.encode("ascii"))
 
 # raw field-name as it appears before ":" -> lower-case full name. Phones reuse a dozen
 # spellings, so after the first packets every line costs one dict lookup (bounded).
@@ -66,10 +66,10 @@ def scan_head(data: bytes, limits: Limits, stream: bool = False) -> FastHead | N
     start = lines[0].decode("ascii")
     method = uri = None
     if start.startswith("SIP/"):
-        if _STATUS_LINE.fullmatch(start) is None:
+        if STATUS_LINE.fullmatch(start) is None:
             return None
     else:
-        m = _REQUEST_LINE.fullmatch(start)
+        m = REQUEST_LINE.fullmatch(start)
         if m is None:
             return None
         method, uri = m.group(1), m.group(2)

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from sipguard.actions.base import FirewallError
+from sipguard.actions import FirewallError
 from sipguard.core.clock import Clock, SystemClock
 from sipguard.core.events import Event
 from sipguard.sensor.config import SensorConfig

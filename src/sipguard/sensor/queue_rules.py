@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sipguard.actions.base import FirewallError, run_tool
+from sipguard.actions import FirewallError, run_tool
 from sipguard.actions.libnft import NftRunner
 from sipguard.sensor.config import SensorConfig
 

@@ -18,13 +18,17 @@ from __future__ import annotations
 import argparse
 import configparser
 import sys
+import tomllib
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
-from sipguard.config.errors import ConfigError
+from sipguard.actions import FirewallError, run_tool
+from sipguard.config.errors import ConfigError, UserError
 from sipguard.config.settings import MAIN_CONFIG_HELP, main_file
+from sipguard.data import scanner_signatures
+from sipguard.sensor.config import parse_sensor_config
 
 __all__ = ["BaseRules", "read_rtp_range", "register_render", "render_iptables", "render_nft"]
 
@@ -153,8 +157,6 @@ def render_iptables(rules: BaseRules, version: int) -> str:
 
 def apply(rules: BaseRules, netns: str | None = None) -> None:
     """Load both pieces: the nft table in one transaction, then iptables-restore --noflush."""
-    from sipguard.actions.base import run_tool
-
     run_tool(["nft", "-f", "-"], netns, stdin=render_nft(rules))
     _remove_jumps(rules, netns)
     run_tool(["iptables-restore", "-w", "--noflush"], netns, stdin=render_iptables(rules, 4))
@@ -162,8 +164,6 @@ def apply(rules: BaseRules, netns: str | None = None) -> None:
 
 
 def _remove_jumps(rules: BaseRules, netns: str | None) -> None:
-    from sipguard.actions.base import FirewallError, run_tool
-
     ports = ",".join(str(p) for p in rules.sip_ports)
     for tool in ("iptables", "ip6tables"):
         jump = [
@@ -213,14 +213,9 @@ def register_render(firewall_subparsers: Any) -> None:
 
 
 def build_rules(args: argparse.Namespace) -> BaseRules:
-    from sipguard.data import scanner_signatures
-    from sipguard.sensor.config import parse_sensor_config
-
     table: dict[str, Any] = {}
     file = str(main_file(args.config)) if args.config else "command line"
     if args.config:
-        import tomllib
-
         try:
             with open(file, "rb") as fh:
                 section = tomllib.load(fh).get("sensor", {})
@@ -247,13 +242,10 @@ def build_rules(args: argparse.Namespace) -> BaseRules:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from sipguard.actions.base import FirewallError
-    from sipguard.cli.main import CliError
-
     try:
         rules = build_rules(args)
     except ConfigError as exc:
-        raise CliError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     texts = {
         "sipguard-base.nft": render_nft(rules),
         "sipguard-domain.v4": render_iptables(rules, 4),
@@ -272,7 +264,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         try:
             apply(rules, args.netns)
         except FirewallError as exc:
-            raise CliError(f"firewall render --apply: {exc}") from exc
+            raise UserError(f"firewall render --apply: {exc}") from exc
         print(
             "applied: nft table inet sipguard_base, iptables chain sipguard-domain", file=sys.stderr
         )

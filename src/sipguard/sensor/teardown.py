@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from sipguard.actions.base import FirewallError, run_tool
+from sipguard.actions import FirewallError, run_tool
 from sipguard.sensor.queue_rules import CHAIN_IN, CHAIN_OUT
 from sipguard.sensor.queue_rules import TABLE as SENSOR_TABLE
 from sipguard.sensor.render import BASE_TABLE, DOMAIN_CHAIN

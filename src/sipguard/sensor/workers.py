@@ -17,18 +17,17 @@ import sys
 import time
 from typing import Any
 
-from sipguard.actions.base import FirewallError
-from sipguard.cli.main import CliError
+from sipguard.actions import FirewallError
+from sipguard.config.errors import UserError
 from sipguard.core.events import Event
 from sipguard.sensor.config import SensorConfig
+from sipguard.sensor.nfq import NfqSensor
 from sipguard.sensor.queue_rules import QueueRules
 
 
 def _worker(
     config: SensorConfig, queue: int, quiet: bool, max_len: int, ready: Any, batch: int = 64
 ) -> None:
-    from sipguard.sensor.nfq import NfqSensor
-
     def emit(event: Event) -> None:
         if not quiet:
             sys.stdout.write(json.dumps(event.to_dict()) + "\n")
@@ -69,7 +68,7 @@ def run_workers(config: SensorConfig, args: argparse.Namespace) -> int:
         deadline = time.monotonic() + 20
         while len(bound) < len(procs):
             if time.monotonic() > deadline or not any(p.is_alive() for p in procs):
-                raise CliError(f"sensor: workers did not bind queues {first}-{last} (root?)")
+                raise UserError(f"sensor: workers did not bind queues {first}-{last} (root?)")
             try:
                 bound.add(ready.get(timeout=0.2))
             except Exception:  # queue.Empty
@@ -77,7 +76,7 @@ def run_workers(config: SensorConfig, args: argparse.Namespace) -> int:
         try:
             mode = rules.install()
         except FirewallError as exc:
-            raise CliError(f"sensor: installing the queue rules: {exc}") from exc
+            raise UserError(f"sensor: installing the queue rules: {exc}") from exc
         print(f"sipguard sensor: running on queue {first}-{last} ({len(procs)} workers, rules "
               f"via {mode}), domains {', '.join(sorted(config.domains))}",
               file=sys.stderr, flush=True)  # fmt: skip

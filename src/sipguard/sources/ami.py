@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from sipguard.core.ami import AmiFramer, AmiMessage, build_action, md5_key
+from sipguard.core.asterisk.security import security_event
 from sipguard.core.events import Event, Origin
 
 log = logging.getLogger(__name__)
@@ -331,9 +332,6 @@ def ami_security_events(msg: AmiMessage, now: float | None = None) -> Event | No
     """
     if not msg.is_event or "security" not in (msg.get("Privilege") or "").split(","):
         return None
-    # imported here: the normalizer is a sibling package that only this adapter needs
-    from sipguard.core.asterisk import security_event
-
     fields = {"SecurityEvent": msg.name}
     for k, v in msg.fields:
         if k.lower() not in ("event", "privilege"):

@@ -95,6 +95,8 @@ class FastNormalizer:
         def fallback(
             raw: bytes, source: str, line_no: int, last_time: float
         ) -> tuple[Candidate | None, bool, float | None]:
+            # imported at the first fallback line, for start-up: the Python grammars compile
+            # ~60 regexes that a scan of an ordinary log never needs
             from sipguard.core.asterisk.normalizer import decode_line, parse_candidate
             from sipguard.core.asterisk.prefix import TimeParser
 
@@ -118,6 +120,7 @@ class FastNormalizer:
         return out
 
     def accept(self, event: Event) -> list[Event]:
+        # here for start-up, like the fallback's imports (security.py compiles its regexes)
         from sipguard.core.asterisk.security import EVENT_KINDS
 
         name = event.detail.split(" ", 1)[0]
@@ -144,6 +147,7 @@ def make_normalizer(
     """The C normalizer when built (and `native`), else the Python one: same results."""
     if native and available():
         return FastNormalizer(default_year, tz)
+    # here for start-up: with the C normalizer built, the Python grammars are never compiled
     from sipguard.core.asterisk.normalizer import LogNormalizer
 
     return LogNormalizer(default_year=default_year, tz=tz)

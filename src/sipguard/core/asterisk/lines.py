@@ -20,19 +20,20 @@ from sipguard.core.events import Kind, Origin, Service
 _FAILED_FOR = "' failed for '"
 _TOKENS = re.compile(r"[^<:\"]{1,256}?\s*(?=<)")
 _FALLBACK = re.compile(r"' failed for '([^']{1,100})' \(callid: ")
-_PJSIP_REASON = re.compile(
-    r"\) - (No matching endpoint found|Failed to authenticate|Error to authenticate"
-    r"|Not match Endpoint ACL|Not match Endpoint Contact ACL)( after \d+ tries in [\d.]+ ms)?$"
-)
-_PJSIP_KINDS = {
+# PJSIP and chan_sip failure reasons -> kinds. Public: the C normalizer's tables are generated
+# from them (hatch_build.render_tables -> fastlog/tables.h).
+PJSIP_KINDS = {
     "No matching endpoint found": Kind.UNKNOWN_ACCOUNT,
     "Failed to authenticate": Kind.WRONG_PASSWORD,
     "Error to authenticate": Kind.WRONG_PASSWORD,
     "Not match Endpoint ACL": Kind.ACL_DENIED,
     "Not match Endpoint Contact ACL": Kind.ACL_DENIED,
 }
+_PJSIP_REASON = re.compile(
+    rf"\) - ({'|'.join(map(re.escape, PJSIP_KINDS))})( after \d+ tries in [\d.]+ ms)?$"
+)
 _REGISTRATION = re.compile(r"Registration from '(.*)' failed for '([^']{1,90})' - ([^']{1,80})$")
-_CHAN_SIP_KINDS = {
+CHAN_SIP_KINDS = {
     "Wrong password": Kind.WRONG_PASSWORD,
     "No matching peer found": Kind.UNKNOWN_ACCOUNT,
     "Username/auth name mismatch": Kind.AUTH_NAME_MISMATCH,
@@ -96,7 +97,7 @@ def _pjsip_request(msg: str, time: float, origin: Origin) -> Candidate | None:
     if msg.startswith(" (callid: ", end + 1):
         callid = msg[end + 11 : reason.start()] or None
     ev = make_event(
-        _PJSIP_KINDS[reason.group(1)],
+        PJSIP_KINDS[reason.group(1)],
         Service.PJSIP,
         time,
         origin,
@@ -155,7 +156,7 @@ def parse_message(
             return None, True
         display, user = name_addr(m.group(1))
         reason = m.group(3)
-        kind = _CHAN_SIP_KINDS.get(reason, Kind.REQUEST_NOT_ALLOWED)
+        kind = CHAN_SIP_KINDS.get(reason, Kind.REQUEST_NOT_ALLOWED)
         ev = make_event(
             kind,
             Service.CHAN_SIP,

@@ -37,7 +37,9 @@ PHRASES = (
     "Added contact '",
     "rejected because extension",
 )
-_NO = "No (?:closing bracket|field 'From'|registration for peer)"
+#: lines that start "No " (found with one regex: see _FIND_NO)
+NO_PHRASES = ("No closing bracket", "No field 'From'", "No registration for peer")
+_NO = "No (?:" + "|".join(re.escape(p.removeprefix("No ")) for p in NO_PHRASES) + ")"
 _FINDS = tuple(p.encode() for p in PHRASES)
 # sre scans an alternation of different first letters slowly (each byte tries each branch), but a
 # literal (prefix) at memchr speed: so one pass per phrase beats one regex over the chunk.

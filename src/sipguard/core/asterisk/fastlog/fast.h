@@ -20,18 +20,18 @@
 #include <Python.h>
 #include <stdint.h>
 
+#include "tables.h" /* generated from the Python tables: kinds, services, links, phrases */
+
 #define FAST_MAX_LINE 8192   /* normalizer.MAX_LINE */
 #define FAST_ORIGIN_TEXT 512 /* normalizer.ORIGIN_TEXT */
 
 /* ---- Kind and Service: indices into KIND[] / SERVICE[] (the Python enum members) ---------- */
-enum {
-    K_WRONG_PASSWORD, K_UNKNOWN_ACCOUNT, K_AUTH_NAME_MISMATCH, K_ACL_DENIED, K_CALL_REJECTED,
-    K_REQUEST_NOT_ALLOWED, K_MALFORMED_REQUEST, K_SCANNER_PROBE, K_CHALLENGE_UNANSWERED,
-    K_AMI_LOGIN_FAILED, K_LIMIT, K_LOG_TAMPERING, K_SENSOR_DROP, K_TOLL_FRAUD,
-    K_CHALLENGE_SENT, K_AUTH_SUCCESS, K_AMI_LOGIN_SUCCESS,
-    NKINDS
-};
-enum { S_CHAN_SIP, S_PJSIP, S_IAX2, S_AMI, S_SECURITY, S_PJPROJECT, S_SENSOR, S_UNKNOWN, NSERVICES };
+#define FASTLOG_K_ENUM(name) K_##name,
+enum { FASTLOG_KINDS(FASTLOG_K_ENUM) NKINDS };
+#undef FASTLOG_K_ENUM
+#define FASTLOG_S_ENUM(name) S_##name,
+enum { FASTLOG_SERVICES(FASTLOG_S_ENUM) NSERVICES };
+#undef FASTLOG_S_ENUM
 
 extern PyObject *KIND[NKINDS];        /* borrowed, alive for the module's life */
 extern PyObject *SERVICE[NSERVICES];
@@ -74,14 +74,14 @@ PyObject *str_from(const char *s, Py_ssize_t n);
 /* ---- candidates (candidate.Candidate in C) ------------------------------------------------ */
 enum { CH_LOG = 0, CH_SECURITY = 1 };
 /* Link names: what an address-less line may look for, and what an address line is called.
- * The first 14 are the security event names (security.EVENT_KINDS order). */
-enum {
-    L_InvalidAccountID, L_ChallengeResponseFailed, L_InvalidPassword, L_FailedACL,
-    L_RequestBadFormat, L_RequestNotAllowed, L_RequestNotSupported, L_AuthMethodNotAllowed,
-    L_InvalidTransport, L_SessionLimit, L_MemoryLimit, L_LoadAverageLimit, L_ChallengeSent,
-    L_SuccessfulAuth, L_Registration, L_Call,
-    NLINKS
-};
+ * The security event names come first (security.EVENT_KINDS order), so L_<event name> is also
+ * the index of the event in FASTLOG_SECURITY_EVENTS. */
+#define FASTLOG_L_ENUM(name) L_##name,
+enum { FASTLOG_LINKS(FASTLOG_L_ENUM) NLINKS };
+#undef FASTLOG_L_ENUM
+#define FASTLOG_E_ENUM(name, kind) E_##name,
+enum { FASTLOG_SECURITY_EVENTS(FASTLOG_E_ENUM) NSECURITY_EVENTS }; /* the first link names */
+#undef FASTLOG_E_ENUM
 #define LINK_BIT(i) (1u << (i))
 extern const char *const LINK_NAMES[NLINKS];
 int link_index(const char *s, Py_ssize_t n); /* -1 if not a link name */

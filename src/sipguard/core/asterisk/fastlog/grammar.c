@@ -108,13 +108,8 @@ typedef struct {
     int kind;
 } reason_kind;
 
-static const reason_kind PJSIP_REASONS[] = {
-    {"No matching endpoint found", K_UNKNOWN_ACCOUNT},
-    {"Failed to authenticate", K_WRONG_PASSWORD},
-    {"Error to authenticate", K_WRONG_PASSWORD},
-    {"Not match Endpoint ACL", K_ACL_DENIED},
-    {"Not match Endpoint Contact ACL", K_ACL_DENIED},
-};
+#define REASON_KIND(text, kind) {text, K_##kind},
+static const reason_kind PJSIP_REASONS[] = {FASTLOG_PJSIP_REASONS(REASON_KIND)};
 
 /* _PJSIP_REASON.search(msg, from): `\) - (reason)( after \d+ tries in [\d.]+ ms)?$`. The match can
  * only be at the end (no reason or suffix holds ')'), so it is read backwards. Returns the start
@@ -190,13 +185,8 @@ static int pjsip_request(const fast_prefix *p, const char *msg, Py_ssize_t n, Py
 
 /* ---- chan_sip `Registration from '…' failed for '…' - reason` -------------------------------- */
 
-static const reason_kind CHAN_SIP_REASONS[] = {
-    {"Wrong password", K_WRONG_PASSWORD},
-    {"No matching peer found", K_UNKNOWN_ACCOUNT},
-    {"Username/auth name mismatch", K_AUTH_NAME_MISMATCH},
-    {"Device does not match ACL", K_ACL_DENIED},
-    {"ACL error (permit/deny)", K_ACL_DENIED},
-};
+static const reason_kind CHAN_SIP_REASONS[] = {FASTLOG_CHAN_SIP_REASONS(REASON_KIND)};
+#undef REASON_KIND
 
 static int registration(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObject *origin,
                         fast_cand *out) {

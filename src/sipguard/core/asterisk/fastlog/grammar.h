@@ -198,7 +198,7 @@ enum {
     GS_REGISTERED, GS_FAKE_AUTH, GS_TIMED_OUT, GS_NO_AORS, GS_ADDED_CONTACT,
     GS_AMI_FAILED, GS_AMI_NO_USER, GS_AMI_LOGGED_ON,
     GS_EVENT,                          /* + a security event's link name (L_InvalidAccountID..) */
-    NGS = GS_EVENT + L_SuccessfulAuth + 1
+    NGS = GS_EVENT + NSECURITY_EVENTS
 };
 extern PyObject *GRAMMAR_STR[NGS];
 

@@ -9,22 +9,11 @@
 static const struct {
     const char *name;
     int kind;
-} EVENT_KINDS[L_SuccessfulAuth + 1] = {
-    /* LINK_NAMES order: the index is also the link name */
-    {"InvalidAccountID", K_UNKNOWN_ACCOUNT},
-    {"ChallengeResponseFailed", K_WRONG_PASSWORD},
-    {"InvalidPassword", K_WRONG_PASSWORD},
-    {"FailedACL", K_ACL_DENIED},
-    {"RequestBadFormat", K_MALFORMED_REQUEST},
-    {"RequestNotAllowed", K_REQUEST_NOT_ALLOWED},
-    {"RequestNotSupported", K_REQUEST_NOT_ALLOWED},
-    {"AuthMethodNotAllowed", K_REQUEST_NOT_ALLOWED},
-    {"InvalidTransport", K_REQUEST_NOT_ALLOWED},
-    {"SessionLimit", K_LIMIT},
-    {"MemoryLimit", K_LIMIT},
-    {"LoadAverageLimit", K_LIMIT},
-    {"ChallengeSent", K_CHALLENGE_SENT},
-    {"SuccessfulAuth", K_AUTH_SUCCESS},
+} EVENT_KINDS[NSECURITY_EVENTS] = {
+/* LINK_NAMES order: the index is also the link name */
+#define EVENT_KIND(name, kind) {#name, K_##kind},
+    FASTLOG_SECURITY_EVENTS(EVENT_KIND)
+#undef EVENT_KIND
 };
 
 static int64_t days_from_civil(int64_t y, int m, int d) { /* days since 1970-01-01 */
@@ -163,7 +152,7 @@ int grammar_security(const fast_prefix *p, const char *msg, Py_ssize_t n, PyObje
         py_space((unsigned char)name[name_len - 1]))
         return GRAM_FALLBACK; /* "" reads Event=, spaces are stripped: rare, leave to Python */
     int link = -1;
-    for (int k = 0; k <= L_SuccessfulAuth; k++)
+    for (int k = 0; k < NSECURITY_EVENTS; k++)
         if ((Py_ssize_t)strlen(EVENT_KINDS[k].name) == name_len &&
             memcmp(EVENT_KINDS[k].name, name, (size_t)name_len) == 0)
             link = k;

@@ -9,22 +9,12 @@
 PyObject *KIND[NKINDS];
 PyObject *SERVICE[NSERVICES];
 
-const char *const LINK_NAMES[NLINKS] = {
-    "InvalidAccountID", "ChallengeResponseFailed", "InvalidPassword", "FailedACL",
-    "RequestBadFormat", "RequestNotAllowed", "RequestNotSupported", "AuthMethodNotAllowed",
-    "InvalidTransport", "SessionLimit", "MemoryLimit", "LoadAverageLimit", "ChallengeSent",
-    "SuccessfulAuth", "Registration", "Call",
-};
-
-static const char *const KIND_ATTRS[NKINDS] = {
-    "WRONG_PASSWORD", "UNKNOWN_ACCOUNT", "AUTH_NAME_MISMATCH", "ACL_DENIED", "CALL_REJECTED",
-    "REQUEST_NOT_ALLOWED", "MALFORMED_REQUEST", "SCANNER_PROBE", "CHALLENGE_UNANSWERED",
-    "AMI_LOGIN_FAILED", "LIMIT", "LOG_TAMPERING", "SENSOR_DROP", "TOLL_FRAUD",
-    "CHALLENGE_SENT", "AUTH_SUCCESS", "AMI_LOGIN_SUCCESS",
-};
-static const char *const SERVICE_ATTRS[NSERVICES] = {
-    "CHAN_SIP", "PJSIP", "IAX2", "AMI", "SECURITY", "PJPROJECT", "SENSOR", "UNKNOWN",
-};
+#define NAME_TEXT(name) #name,
+const char *const LINK_NAMES[NLINKS] = {FASTLOG_LINKS(NAME_TEXT)};
+/* the attribute names of the Kind and Service members */
+static const char *const KIND_ATTRS[NKINDS] = {FASTLOG_KINDS(NAME_TEXT)};
+static const char *const SERVICE_ATTRS[NSERVICES] = {FASTLOG_SERVICES(NAME_TEXT)};
+#undef NAME_TEXT
 static const char *const EVENT_FIELDS[NFIELDS] = {
     "time", "kind", "service", "ip", "port", "transport", "account", "target", "user_agent",
     "call_id", "detail", "origin", "call",

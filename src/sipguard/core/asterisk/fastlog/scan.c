@@ -19,11 +19,11 @@
 #define SCAN_HAVE_AVX2 1
 #endif
 
-/* normalizer.PHRASES and the three literal forms of normalizer._NO. fp is the offset of the
- * 3-byte fingerprint the filter looks for, bucket its teddy bucket. Both were chosen by a search
- * for the fewest filter hits on 20 MB of the generated bench logs, with windows without spaces
- * (word-boundary windows such as "n f" are rare there but common in other English text): 4x
- * fewer hits than the rarest window per phrase with naive buckets. */
+/* normalizer.PHRASES and normalizer.NO_PHRASES (tables.h). fp is the offset of the 3-byte
+ * fingerprint the filter looks for, bucket its teddy bucket (hatch_build.PHRASE_TUNING). Both
+ * were chosen by a search for the fewest filter hits on 20 MB of the generated bench logs, with
+ * windows without spaces (word-boundary windows such as "n f" are rare there but common in other
+ * English text): 4x fewer hits than the rarest window per phrase with naive buckets. */
 typedef struct {
     const char *text;
     int len;
@@ -31,25 +31,8 @@ typedef struct {
     int bucket;
 } phrase;
 
-#define P(s, fp, b) {s, (int)sizeof(s) - 1, fp, b}
-static const phrase PHRASES[] = {
-    P("failed", 0, 0),                      /* fai */
-    P("SecurityEvent=", 6, 5),              /* tyE */
-    P("to authenticate ", 4, 3),            /* uth */
-    P("fake auth rejection", 0, 0),         /* fak */
-    P("username mismatch", 4, 6),           /* nam */
-    P("missing 'sip:'", 11, 5),             /* p:' */
-    P("non-critical invite", 2, 3),         /* n-c */
-    P("no configured AORs", 15, 7),         /* ORs */
-    P("logged on from", 1, 4),              /* ogg */
-    P("bytes packet from", 0, 3),           /* byt */
-    P("Registered SIP '", 1, 2),            /* egi */
-    P("Added contact '", 1, 1),             /* dde */
-    P("rejected because extension", 0, 0),  /* rej */
-    P("No closing bracket", 3, 6),          /* clo */
-    P("No field 'From'", 3, 2),             /* fie */
-    P("No registration for peer", 4, 2),    /* egi */
-};
+#define P(s, fp, b) {s, (int)sizeof(s) - 1, fp, b},
+static const phrase PHRASES[] = {FASTLOG_PHRASES(P)};
 #undef P
 #define NPHRASES ((int)(sizeof(PHRASES) / sizeof(PHRASES[0])))
 #define FP_LEN 3

@@ -1,79 +1,17 @@
-"""What every firewall backend shares: configuration, the interface, errors, small helpers."""
+"""The interface every firewall backend implements, and the bookkeeping they share."""
 
 from __future__ import annotations
 
-import logging
-import re
-import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from ipaddress import IPv4Network, IPv6Network, ip_network
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from ipaddress import ip_network
 
+from sipguard.actions.conntrack import Flusher
+from sipguard.actions.errors import FirewallError
+from sipguard.actions.ports import FirewallConfig
 from sipguard.core.alerts import Action, Decision, Network
-from sipguard.policy.reconcile import collapse, diff_timed
-
-if TYPE_CHECKING:
-    from sipguard.actions.conntrack import Flusher
-
-log = logging.getLogger("sipguard.firewall")
-
-_PORT_LIST = re.compile(r"^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*$")
-# subprocess calls to nft/iptables/ipset/conntrack must never hang the daemon's worker thread
-CMD_TIMEOUT = 30.0
-
-
-class FirewallError(Exception):
-    """The kernel (or the tool in front of it) refused a change; the message is theirs."""
-
-
-@dataclass(frozen=True, slots=True)
-class Ports:
-    """Protected ports as "5060-5061,4569" strings; "" protects nothing on that protocol."""
-
-    udp: str = "5060-5061,4569"
-    tcp: str = "5060-5061"
-
-    def __post_init__(self) -> None:
-        for proto in ("udp", "tcp"):
-            parse_ports(getattr(self, proto), proto)
-
-    def ranges(self, proto: str) -> list[tuple[int, int]]:
-        return parse_ports(getattr(self, proto), proto)
-
-
-def parse_ports(spec: str, what: str = "ports") -> list[tuple[int, int]]:
-    """ "5060-5061,4569" -> [(5060, 5061), (4569, 4569)]; ValueError names what is wrong."""
-    spec = spec.replace(" ", "")
-    if not spec:
-        return []
-    if len(spec) > 1000 or not _PORT_LIST.match(spec):
-        raise ValueError(f"{what}: expected ports like '5060-5061,4569', got {spec[:60]!r}")
-    out = []
-    for part in spec.split(","):
-        lo_s, _, hi_s = part.partition("-")
-        lo, hi = int(lo_s), int(hi_s or lo_s)
-        if not (1 <= lo <= hi <= 65535):
-            raise ValueError(f"{what}: port range {part!r} is out of 1-65535 or reversed")
-        out.append((lo, hi))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class FirewallConfig:
-    table: str = "sipguard"  # nft table name; iptables chain and ipset names derive from it
-    ports: Ports = field(default_factory=Ports)
-    all_ports: bool = False  # drop everything from a banned source, not just SIP/IAX
-    flush_conntrack: bool = True
-    netns: str | None = None  # run inside this named network namespace (tests, containers)
-    prefer_cli: bool = False  # nftables: use the `nft` command even when libnftables loads
-
-    def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,19}", self.table):
-            raise ValueError(f"table: {self.table!r} must be a letter then up to 19 [A-Za-z0-9_]")
-        if self.netns is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.netns):
-            raise ValueError(f"netns: {self.netns!r} is not a namespace name")
+from sipguard.core.reconcile import collapse, diff_timed
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,56 +36,6 @@ def timeouts(decisions: Sequence[Decision], now: float) -> dict[Network, int | N
             secs = None if prev is None or secs is None else max(prev, secs)
         out[d.network] = secs
     return out
-
-
-def netns_prefix(netns: str | None) -> list[str]:
-    return ["ip", "netns", "exec", netns] if netns else []
-
-
-def run_tool(argv: Sequence[str], netns: str | None, stdin: str | None = None) -> str:
-    """Run one tool (argv list, never a shell); FirewallError with its stderr on failure."""
-    full = [*netns_prefix(netns), *argv]
-    try:
-        proc = subprocess.run(
-            full, input=stdin, capture_output=True, text=True, timeout=CMD_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise FirewallError(f"{argv[0]}: {exc}") from exc
-    if proc.returncode != 0:
-        msg = (proc.stderr or proc.stdout).strip().replace("\n", "; ")
-        raise FirewallError(f"{' '.join(argv[:3])}: {msg[:2000]}")
-    return proc.stdout
-
-
-def flush_conntrack(networks: Sequence[Network], netns: str | None) -> int:
-    """Delete the conntrack entries whose original source is in one of `networks`.
-
-    Runs after the drop is in the kernel, so the flow cannot be recreated. Missing entries are
-    normal ("0 flow entries have been deleted" exits 1) and are not errors. Returns how many
-    networks had entries deleted.
-    """
-    flushed = 0
-    for net in networks:
-        fam = "ipv4" if net.version == 4 else "ipv6"
-        argv = ["conntrack", "-D", "-f", fam, "-s", str(net.network_address)]
-        if net.prefixlen != net.max_prefixlen:
-            argv += ["--mask-src", str(net.netmask)]
-        try:
-            proc = subprocess.run(
-                [*netns_prefix(netns), *argv],
-                capture_output=True,
-                text=True,
-                timeout=CMD_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            log.warning("conntrack flush of %s failed: %s", net, exc)
-            continue
-        if proc.returncode == 0:
-            flushed += 1
-        elif "0 flow entries" not in proc.stderr:
-            log.warning("conntrack flush of %s failed: %s", net, proc.stderr.strip()[:300])
-    return flushed
 
 
 def as_network(value: str) -> Network:
@@ -187,9 +75,6 @@ class Firewall(ABC):
         Off the ban path on purpose: the drop is already in the kernel (and runs before
         conntrack), while one ctnetlink dump walks the whole conntrack hash (~10 ms here).
         """
-        # imported here: conntrack -> libnft -> base would be a cycle at module load
-        from sipguard.actions.conntrack import Flusher
-
         if self._flusher is None:
             self._flusher = Flusher(self.cfg.netns)
         self._flusher.submit(networks)
@@ -253,11 +138,3 @@ class Firewall(ABC):
 
 def _sort_key(n: Network) -> tuple[int, int, int]:
     return (n.version, int(n.network_address), n.prefixlen)
-
-
-def is_v4(n: Network) -> bool:
-    return isinstance(n, IPv4Network)
-
-
-def is_v6(n: Network) -> bool:
-    return isinstance(n, IPv6Network)
