@@ -37,7 +37,8 @@ pytestmark = pytest.mark.slow
 # every `sipguard WORD` of the README -> covered below (the test fails on a new one)
 COVERED = {
     "scan", "rules", "run", "status", "bans", "ban", "unban", "allow", "explain", "reload",
-    "config", "firewall", "sensor", "audit", "harden", "fraud",
+    "config", "firewall", "sensor", "audit", "harden", "fraud", "web-password", "probe", "feeds",
+    "unallow",
 }  # fmt: skip
 
 
@@ -135,6 +136,15 @@ def test_offline_commands(installed: Path, tmp_path: Path) -> None:
     res = sg(installed, "fraud", "scan", str(cdr))
     assert res.returncode in (0, 1) and "Traceback" not in res.stderr, res.stderr
     assert sg(installed, "fraud", "watch", "--help").returncode == 0
+    argv = [str(installed / "sipguard/.venv/bin/sipguard"), "web-password"]
+    env = {"PATH": SYSTEM_PATH, "HOME": os.environ.get("HOME", "/root")}
+    res = subprocess.run(
+        argv, input="a long dashboard pass\n", capture_output=True, text=True, env=env, timeout=60
+    )
+    assert res.returncode == 0 and res.stdout.startswith("scrypt"), res.stdout + res.stderr
+    # the probe refuses a target that is neither this host nor declared as ours, sending nothing
+    res = sg(installed, "probe", "203.0.113.5")
+    assert res.returncode == 2 and "refusing to probe 203.0.113.5" in res.stderr, res.stderr
 
 
 def test_kernel_commands_in_a_namespace(installed: Path) -> None:
@@ -202,7 +212,13 @@ def test_daemon_and_control_commands(installed: Path, tmp_path: Path) -> None:
         assert "203.0.113.9" in sg(installed, "bans", *ctl).stdout
         assert "manual ban" in sg(installed, "explain", "203.0.113.9", *ctl).stdout
         assert sg(installed, "unban", "203.0.113.9", *ctl).returncode == 0
+        assert sg(installed, "ban", "203.0.113.10", "--for", "1h", *ctl).returncode == 0
+        assert sg(installed, "bans", "--format", "txt", *ctl).stdout.split() == ["203.0.113.10"]
         assert sg(installed, "allow", "192.0.2.0/24", *ctl).returncode == 0
+        assert "192.0.2.0/24" in sg(installed, "allow", "--list", *ctl).stdout
+        assert sg(installed, "unallow", "192.0.2.0/24", *ctl).returncode == 0
+        assert "192.0.2.0/24" not in sg(installed, "allow", "--list", *ctl).stdout
+        assert sg(installed, "feeds", "status", *ctl).returncode == 0
         assert sg(installed, "reload", *ctl).stdout.startswith("reloaded")
     finally:
         proc.send_signal(signal.SIGTERM)
