@@ -27,7 +27,12 @@ STATUS = {
         },
     },
     "fraud": {"hits": {"spend": 1}, "actions": {"hangup_ok": 1}, "incidents": 1},
-}
+    "feeds": [
+        {"name": "apiban", "in_kernel": 812, "last_ok": 1700000000.0,
+         "counts": {"refreshes": 4, "failures": 1}},
+        {"name": "voipbl", "in_kernel": 0, "last_ok": None, "counts": {"failures": 3}},
+    ],
+}  # fmt: skip
 
 
 def bans() -> list[Decision]:
@@ -58,6 +63,12 @@ def test_collector_reads_the_status_and_bans():
     assert got[("sipguard_queue_dropped_total", frozenset())] == 3
     assert got[("sipguard_kernel_errors_total", frozenset())] == 1
     assert got[("sipguard_source_up", frozenset({("source", "sensor")}))] == 0
+    assert got[("sipguard_feed_entries", frozenset({("feed", "apiban")}))] == 812
+    ok, error = ("outcome", "ok"), ("outcome", "error")
+    assert got[("sipguard_feed_refreshes_total", frozenset({("feed", "apiban"), ok}))] == 4
+    assert got[("sipguard_feed_refreshes_total", frozenset({("feed", "voipbl"), error}))] == 3
+    never = ("sipguard_feed_last_success_timestamp_seconds", frozenset({("feed", "voipbl")}))
+    assert got[never] == 0
     assert got[("sipguard_source_restarts_total", frozenset({("source", "sensor")}))] == 2
     assert got[("sipguard_sensor_verdicts_total", frozenset({("verdict", "accepted")}))] == 7
     assert got[("sipguard_sensor_fail_open_bypassed_total", frozenset())] == 5

@@ -88,6 +88,7 @@ class DaemonCollector(Collector):
         yield from self._bans(status)
         yield from self._sources(status.get("sources") or {})
         yield from self._fraud(status.get("fraud") or {})
+        yield from self._feeds(status.get("feeds") or [])
         yield from self._notify(self.view.notify())
 
     # ---- detection -----------------------------------------------------------------------
@@ -238,6 +239,33 @@ class DaemonCollector(Collector):
         )
         yield _counter(
             "fraud_incidents", "Fraud incidents reported", [], [((), fraud.get("incidents"))]
+        )
+
+    # ---- blocklist feeds (labels: the configured feed names, a bounded set) ----------------
+    def _feeds(self, feeds: Iterable[Mapping[str, Any]]) -> Iterator[Metric]:
+        rows = [f for f in feeds if isinstance(f, Mapping) and f.get("name")]
+        counts = [(f, f.get("counts") or {}) for f in rows]
+        yield _gauge(
+            "feed_entries",
+            "Entries of each blocklist feed in its kernel set (allow-list cut out)",
+            ["feed"],
+            (((str(f["name"]),), f.get("in_kernel")) for f in rows),
+        )
+        yield _counter(
+            "feed_refreshes",
+            "Blocklist feed refreshes, by feed and outcome (a failure keeps the last list)",
+            ["feed", "outcome"],
+            (
+                ((str(f["name"]), outcome), c.get(key, 0))
+                for f, c in counts
+                for outcome, key in (("ok", "refreshes"), ("error", "failures"))
+            ),
+        )
+        yield _gauge(
+            "feed_last_success_timestamp_seconds",
+            "When each feed last refreshed successfully (0: never)",
+            ["feed"],
+            (((str(f["name"]),), f.get("last_ok") or 0) for f in rows),
         )
 
     def _notify(self, counts: Mapping[str, int]) -> Iterator[Metric]:
