@@ -38,6 +38,7 @@ from sipguard.daemon.build import (
 from sipguard.daemon.commands import Commands, Report
 from sipguard.daemon.control import ControlServer
 from sipguard.daemon.enforcer import Enforcer
+from sipguard.daemon.fleet import FleetRuntime, build_fleet
 from sipguard.daemon.fraud import FraudRuntime, build_fraud_engine
 from sipguard.daemon.logs import kv
 from sipguard.daemon.processing import Processing, log_alert
@@ -71,6 +72,7 @@ class Daemon:
         self._background: set[asyncio.Future[Report]] = set()
         self.sources = Sources(self._source_context)
         self.fraud: FraudRuntime | None = None  # toll-fraud watcher, when [daemon.fraud] is on
+        self.fleet: FleetRuntime | None = None  # decisions shared over Redis, when [fleet] is on
 
     # ---- what the fraud runtime reads of the daemon ---------------------------------------
     @property
@@ -114,6 +116,7 @@ class Daemon:
         fraud_engine = build_fraud_engine(s)  # and so does a bad [fraud] / [daemon.fraud]
         if fraud_engine is not None:
             self.fraud = FraudRuntime(self, fraud_engine)
+        self.fleet = await build_fleet(s, self.enforcer, lambda: self.processing.policy.allowlist)
 
     async def _set_allowed(self, allowed: list[Network]) -> list[Network]:
         self.processing.set_allowed(allowed)
@@ -144,6 +147,7 @@ class Daemon:
             allow=len(self.allow.networks),
             socket=s.daemon.control_socket,
             fraud=self.fraud is not None,
+            fleet=self.fleet.cfg.node if self.fleet is not None else "off",
         )
         try:
             async with asyncio.TaskGroup() as tg:
@@ -153,6 +157,8 @@ class Daemon:
                     tg.create_task(self._ticker()),
                     tg.create_task(self.processing.event_worker()),
                 ]
+                if self.fleet is not None:
+                    workers.append(tg.create_task(self.fleet.run()))
                 self.sources.apply(s, self.fraud is not None)
                 tg.create_task(self._announce_watch())
                 await self._stop.wait()
@@ -243,6 +249,7 @@ class Daemon:
             "reloads": dict(self.reloads, last_error=self.last_reload_error),
             "control": {"requests": self.control.requests, "refused": self.control.refused},
             "fraud": self.fraud.status() if self.fraud is not None else {"enabled": False},
+            "fleet": self.fleet.status() if self.fleet is not None else {"enabled": False},
         }
 
     # ---- reload --------------------------------------------------------------------------
@@ -276,6 +283,8 @@ class Daemon:
             await self._replace_fraud(fraud_engine)
         restart = changed(old, new) | ({"fraud"} if fraud_changed else set())
         self.sources.apply(new, self.fraud is not None, restart)
+        if old.fleet != new.fleet:
+            kv(log, logging.WARNING, "fleet settings change on the next restart")
         if old.firewall != new.firewall or old.daemon.control_socket != new.daemon.control_socket:
             kv(log, logging.WARNING, "firewall/socket settings change on the next restart")
         self.reloads["ok"] += 1

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sipguard.core import Action, Decision, Network
 from sipguard.daemon.allow import overlaps_any
@@ -53,6 +53,14 @@ class Timing:
         }
 
 
+class DecisionListener(Protocol):
+    """Told what went into the kernel and what an operator took out (the fleet shares them)."""
+
+    def banned(self, decisions: Sequence[Decision], extended: set[Network]) -> None: ...
+
+    def unbanned(self, decisions: Sequence[Decision], now: float) -> None: ...
+
+
 class Enforcer:
     def __init__(self, firewall: Any, store: Any, allowed: Sequence[Network]) -> None:
         self.firewall = firewall
@@ -64,6 +72,7 @@ class Enforcer:
         self.add_timing = Timing()
         self.remove_timing = Timing()
         self._retry: list[Decision] = []
+        self.listeners: list[DecisionListener] = []
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sipguard-io")
         self._queue: asyncio.Queue[tuple[list[Decision], asyncio.Future[list[Decision]]]] = (
             asyncio.Queue()
@@ -113,8 +122,11 @@ class Enforcer:
                 del self._retry[:-MAX_RETRY]
                 kv(log, logging.ERROR, "ban failed, will retry", error=exc, count=len(decisions))
                 done = []
+            extended = {d.network for d in done if d.network in self.active}
             for d in done:
                 self.active[d.network] = d
+            for listener in self.listeners:
+                listener.banned(done, extended)
             for _, fut in batch:
                 if not fut.done():
                     fut.set_result(done)
@@ -177,11 +189,18 @@ class Enforcer:
         await self._queue.put((todo, fut))
         return len(todo)
 
-    async def unban(self, networks: Sequence[Network], reason: str) -> list[Network]:
+    async def unban(
+        self, networks: Sequence[Network], reason: str, tell: bool = True
+    ) -> list[Network]:
+        """Lift bans. `tell`: an operator's unban, which the listeners hear of (not an
+        allow-list change or a fleet unban, which every node works out for itself)."""
         now = time.time()
-        removed = [n for n in networks if self.active.pop(n, None) is not None]
+        popped = [d for d in (self.active.pop(n, None) for n in networks) if d is not None]
         await self.io(self._remove, list(networks), now, reason)
-        return removed
+        if tell and popped:
+            for listener in self.listeners:
+                listener.unbanned(popped, now)
+        return [d.network for d in popped]
 
     def _remove(self, networks: list[Network], now: float, reason: str) -> None:
         if not networks:
@@ -214,7 +233,7 @@ class Enforcer:
             if d.origin != "manual-force" and overlaps_any(n, self.allowed) is not None
         ]
         if lifted:
-            await self.unban(lifted, "allow-listed")
+            await self.unban(lifted, "allow-listed", tell=False)
         return lifted
 
     async def close(self) -> None:

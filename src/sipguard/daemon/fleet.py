@@ -1,0 +1,378 @@
+"""The fleet inside the daemon: one more sink and source of decisions.
+
+    Enforcer --banned/unbanned (local, manual)--> FleetRuntime.sender --XADD--> Redis
+                                                    \\-- Redis away: SQLite outbox, drained later
+    Redis --snapshot, then XREAD from the checkpoint--> verify (wire) --> admit (allow-list,
+        local unban, remaining time, quorum) --> Enforcer.ban (origin "fleet:<node>")
+
+A decision that came from the fleet is never published again (its origin says so). The stream
+position and the replay guard are saved together after each applied batch, so a restarted node
+goes on from there: nothing lost, nothing applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from sipguard.config.errors import ConfigError
+from sipguard.config.settings import Settings
+from sipguard.core import Decision, Network
+from sipguard.daemon.enforcer import Enforcer
+from sipguard.daemon.logs import kv
+from sipguard.fleet.config import FleetConfig, load_fleet_config
+from sipguard.fleet.link import STREAM_START, FleetLink, Outgoing, id_after, sentinel_target
+from sipguard.fleet.wire import (
+    FleetMessage,
+    Quorum,
+    Rejected,
+    ReplayGuard,
+    SeqClock,
+    admit,
+    from_decision,
+    latest_per_target,
+    shared,
+    sign,
+    verify,
+)
+from sipguard.policy import AllowList
+from sipguard.store.fleet import FleetState
+
+log = logging.getLogger("sipguard.fleet")
+READ_COUNT = 5000  # stream entries per XREAD: a 10,000-ban burst is two reads
+BLOCK_MS = 1000
+OUTBOX_BATCH = 2000
+MAX_BACKOFF = 30.0
+MAX_PENDING = 100_000  # messages in memory before they go to the outbox regardless
+MAX_UNBANNED = 100_000  # local unbans of fleet bans remembered (oldest forgotten first)
+RangeSink = Callable[[str, str], None]  # (number prefix, label) -> fraud hotlist
+
+
+class FleetRuntime:
+    def __init__(
+        self,
+        cfg: FleetConfig,
+        enforcer: Enforcer,
+        state: FleetState,
+        allowed: Callable[[], AllowList],
+    ) -> None:
+        self.cfg, self.enforcer, self.state = cfg, enforcer, state
+        self.allowed = allowed  # the policy's allow-list right now
+        self.link = FleetLink(cfg)
+        self.reader = FleetLink(cfg)  # XREAD blocks: its own connection
+        self.seq = SeqClock()
+        self.guard = ReplayGuard(cfg.max_age)
+        self.quorum = Quorum(cfg.quorum, cfg.quorum_window)
+        self.unbanned_locally: dict[Network, float] = {}
+        self.on_range: RangeSink | None = None
+        self.counts: Counter[str] = Counter()
+        self.connected = False
+        self.consuming = False
+        self.last_error = ""
+        self.lag = 0.0  # seconds from the deciding node's decision to it applied here
+        self.position = STREAM_START
+        self.outbox = 0
+        self._pending: list[Outgoing] = []
+        self._wake = asyncio.Event()
+
+    # ---- local decisions out ---------------------------------------------------------------
+    def banned(self, decisions: Sequence[Decision], extended: set[Network]) -> None:
+        for d in decisions:
+            if shared(d):
+                self._queue("extend" if d.network in extended else "ban", d)
+
+    def unbanned(self, decisions: Sequence[Decision], now: float) -> None:
+        for d in decisions:
+            if shared(d):
+                self._queue("unban", d)
+            else:  # an operator lifted a fleet ban here: later copies of it stay lifted here
+                self.unbanned_locally.pop(d.network, None)
+                self.unbanned_locally[d.network] = now
+                while len(self.unbanned_locally) > MAX_UNBANNED:
+                    self.unbanned_locally.pop(next(iter(self.unbanned_locally)))
+
+    def publish_range(self, prefix: str, label: str, expires: float | None) -> None:
+        """Fraud intelligence: a destination number range that raised a fraud alert here."""
+        if not self.cfg.share:
+            return
+        now = time.time()
+        msg = FleetMessage(
+            "range",
+            self.cfg.node,
+            self.seq.next(now),
+            now,
+            prefix.lstrip("+"),
+            rule="fraud",
+            reason=label,
+            start=now,
+            expires=expires,
+        )
+        self._send(msg)
+
+    def _queue(self, kind: str, d: Decision) -> None:
+        if not self.cfg.share:
+            return
+        now = time.time()
+        self._send(from_decision(d, kind, self.cfg.node, self.seq.next(now), now))
+
+    def _send(self, msg: FleetMessage) -> None:
+        try:
+            signed = sign(msg, self.cfg.key)
+        except Rejected:
+            self.counts["not_sent_oversized"] += 1
+            return
+        self._pending.append(Outgoing(msg.kind, msg.target, signed, msg.expires))
+        self.counts["queued"] += 1
+        self._wake.set()
+
+    async def sender(self) -> None:
+        """Sends what was decided here; on any Redis trouble keeps it in the outbox and tries
+        again with backoff (0.5 s doubling to 30 s). The outbox goes first: order is kept."""
+        self.outbox = await self.enforcer.io(self.state.outbox_size)
+        backoff = 0.5
+        self._wake.set()  # connect now: `status` says at once whether Redis answers
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.link.open()
+                self._up()
+                await self._drain_outbox()
+                while self._pending:
+                    batch, self._pending = (
+                        self._pending[:OUTBOX_BATCH],
+                        self._pending[OUTBOX_BATCH:],
+                    )
+                    try:
+                        await self.link.publish(batch)
+                    except BaseException:
+                        self._pending[:0] = batch
+                        raise
+                    self.counts["published"] += len(batch)
+                backoff = 0.5
+            except (RedisError, OSError, ValueError) as exc:
+                self._down(exc)
+                await self._to_outbox()
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+                self._wake.set()
+            if len(self._pending) > MAX_PENDING:
+                await self._to_outbox()
+
+    async def _to_outbox(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            dropped = await self.enforcer.io(self.state.outbox_add, [o.signed for o in batch])
+            self.counts["outbox_dropped"] += dropped
+            self.outbox = await self.enforcer.io(self.state.outbox_size)
+
+    async def _drain_outbox(self) -> None:
+        while self.outbox:
+            rows = await self.enforcer.io(self.state.outbox_peek, OUTBOX_BATCH)
+            if not rows:
+                self.outbox = 0
+                return
+            out = []
+            for _, raw in rows:
+                m = verify(raw, self.cfg.key)  # ours, signed with the same key
+                out.append(Outgoing(m.kind, m.target, raw, m.expires))
+            await self.link.publish(out)
+            await self.enforcer.io(self.state.outbox_done, rows[-1][0])
+            self.counts["published"] += len(out)
+            self.counts["outbox_sent"] += len(out)
+            self.outbox = await self.enforcer.io(self.state.outbox_size)
+
+    def _up(self) -> None:
+        if not self.connected:
+            kv(log, logging.INFO, "fleet connected", node=self.cfg.node, outbox=self.outbox)
+        self.connected = True
+
+    def _down(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        if self.connected:
+            kv(log, logging.WARNING, "fleet unreachable, local protection goes on", error=exc)
+        self.connected = False
+        self.counts["errors"] += 1
+
+    # ---- fleet decisions in ----------------------------------------------------------------
+    async def consumer(self) -> None:
+        """Snapshot on the first start (or when the stream was trimmed past our position),
+        then the stream from the saved position; reconnects with backoff."""
+        saved = await self.enforcer.io(self.state.get, "guard")
+        if isinstance(saved, dict):
+            self.guard.load(saved)
+        position = await self.enforcer.io(self.state.get, "position")
+        self.position = position if isinstance(position, str) else ""
+        backoff = 0.5
+        while True:
+            try:
+                await self.reader.open()
+                self.consuming = True
+                self._up()
+                first = await self.reader.first_id()
+                if not self.position or (first is not None and id_after(first, self.position)):
+                    await self._from_snapshot()
+                while True:
+                    entries = await self.reader.read(self.position, BLOCK_MS, READ_COUNT)
+                    if entries:
+                        await self._apply([(i, raw) for i, raw in entries], entries[-1][0])
+                    backoff = 0.5
+            except (RedisError, OSError) as exc:
+                self.consuming = False
+                self._down(exc)
+                await self.reader.close()
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+
+    async def _from_snapshot(self) -> None:
+        last_id, raws = await self.reader.snapshot()
+        msgs = []
+        for raw in raws:
+            try:
+                msgs.append(verify(raw, self.cfg.key))
+            except Rejected as exc:
+                self.counts[exc.reason] += 1
+        ordered = sorted(latest_per_target(msgs), key=lambda m: m.seq)
+        await self._apply_messages(ordered, last_id)
+        kv(log, logging.INFO, "fleet snapshot applied", entries=len(raws), position=last_id)
+
+    async def _apply(self, entries: list[tuple[str, bytes | None]], last_id: str) -> None:
+        msgs: list[FleetMessage] = []
+        for _id, raw in entries:
+            if raw is None:
+                self.counts["unsigned"] += 1
+                continue
+            try:
+                msgs.append(verify(raw, self.cfg.key))
+            except Rejected as exc:
+                self.counts[exc.reason] += 1
+                kv(log, logging.WARNING, "fleet message dropped", reason=exc, entry=_id)
+        await self._apply_messages(msgs, last_id)
+
+    async def _apply_messages(self, msgs: list[FleetMessage], last_id: str) -> None:
+        now = time.time()
+        bans: dict[Network, Decision] = {}
+        unbans: list[Network] = []
+        allow = self.allowed()
+        for m in msgs:
+            if m.node == self.cfg.node:
+                self.counts["own"] += 1  # our own, read back: never applied twice (no echo)
+                continue
+            try:
+                self.guard.check(m, now)
+            except Rejected as exc:
+                self.counts[exc.reason] += 1
+                continue
+            self.guard.accept(m)
+            if not self.cfg.consume:
+                continue
+            try:
+                self._admit(m, now, allow, bans, unbans)
+            except Rejected as exc:
+                self.counts[exc.reason] += 1
+            except ValueError:
+                self.counts["malformed"] += 1
+            self.lag = max(0.0, now - m.sent)
+        if unbans:
+            lifted = await self.enforcer.unban(unbans, "unbanned by the fleet", tell=False)
+            self.counts["unbans_applied"] += len(lifted)
+        if bans:
+            done = await self.enforcer.ban(list(bans.values()))
+            self.counts["bans_applied"] += len(done)
+        self.position = last_id
+        await self.enforcer.io(self.state.put, {"position": last_id, "guard": self.guard.export()})
+
+    def _admit(
+        self,
+        m: FleetMessage,
+        now: float,
+        allow: AllowList,
+        bans: dict[Network, Decision],
+        unbans: list[Network],
+    ) -> None:
+        if m.kind == "range":
+            if self.on_range is not None:
+                self.on_range(m.target, m.reason or f"fleet:{m.node}")
+            self.counts["ranges_applied"] += 1
+            return
+        if m.kind == "unban":
+            net = m.network()
+            bans.pop(net, None)
+            self.quorum.forget(m.target)
+            active = self.enforcer.active.get(net)
+            if active is not None and active.origin.startswith("fleet:"):
+                unbans.append(net)  # a ban decided here, or by hand, stays
+            return
+        decision = admit(m, now, allow, self.unbanned_locally)
+        if not self.quorum.report(m.target, m.node, m.sent, now):
+            raise Rejected("quorum_pending")
+        active = self.enforcer.active.get(decision.network)
+        if active is not None and (
+            active.expires is None
+            or (decision.expires is not None and active.expires >= decision.expires)
+        ):
+            self.counts["already_banned"] += 1  # a longer ban is in place: keep it
+            return
+        bans[decision.network] = decision
+
+    # ---- run, status -----------------------------------------------------------------------
+    async def run(self) -> None:
+        self.enforcer.listeners.append(self)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.sender())
+                if self.cfg.consume:
+                    tg.create_task(self.consumer())
+                tg.create_task(self._pruner())
+        finally:
+            self.enforcer.listeners.remove(self)
+            await self.link.close()
+            await self.reader.close()
+            await self._to_outbox()  # a stop with Redis away keeps what was not sent
+
+    async def _pruner(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            if self.connected and self.cfg.share:
+                try:
+                    await self.link.prune(time.time())
+                except (RedisError, OSError) as exc:
+                    self._down(exc)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "enabled": True,
+            "node": self.cfg.node,
+            "connected": self.connected and (self.consuming or not self.cfg.consume),
+            "share": self.cfg.share,
+            "consume": self.cfg.consume,
+            "quorum": self.cfg.quorum,
+            "lag_seconds": round(self.lag, 3),
+            "outbox": self.outbox + len(self._pending),
+            "position": self.position,
+            "last_error": self.last_error,
+            "counts": dict(self.counts),
+        }
+
+
+async def build_fleet(
+    settings: Settings, enforcer: Enforcer, allowed: Callable[[], AllowList]
+) -> FleetRuntime | None:
+    """The fleet runtime for `[fleet]`, or None when it is off (ConfigError when it is wrong)."""
+    file = settings.files[-1] if settings.files else "<defaults>"
+    cfg = load_fleet_config(settings.fleet, file)
+    if cfg is None:
+        return None
+    try:  # a sentinel URL without a service name is found now, not at the first use
+        if cfg.url.startswith(("sentinel://", "sentinels://")):
+            sentinel_target(cfg.url)
+    except ValueError as exc:
+        raise ConfigError(file, "fleet.url", str(exc)) from None
+    state = await enforcer.io(FleetState, enforcer.store)
+    return FleetRuntime(cfg, enforcer, state, allowed)
