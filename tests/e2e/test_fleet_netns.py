@@ -141,6 +141,8 @@ def test_fleet_bans_everywhere_in_the_kernel(fleet: Fleet, tmp_path: Path) -> No
     wait_for(lambda: all(f"{ip}/32" in origins(pbx2) for ip in batch), 10)
     pbx3.start()
     wait_for(lambda: {f"{ip}/32" for ip in batch} <= fleet.kset(3), 10)
+    wait_for(lambda: fleet_status(pbx3)["counts"].get("bans_applied", 0) >= 20, 5)
+    time.sleep(0.5)
     st3 = fleet_status(pbx3)
     assert st3["counts"]["bans_applied"] == 20, st3  # what it missed, nothing more or twice
     history = pbx3.request("explain", {"addr": batch[0]})["history"]
@@ -160,6 +162,8 @@ def test_fleet_bans_everywhere_in_the_kernel(fleet: Fleet, tmp_path: Path) -> No
     want = {f"{ip}/32" for ip in batch + late}
     wait_for(lambda: want <= fleet.kset(2) and want <= fleet.kset(3), 40)
     assert int(fleet.redis.cli("HLEN", "sipguard:active")) >= len(want) + 1  # AOF kept the rest
+    wait_for(lambda: fleet_status(pbx3)["counts"].get("bans_applied", 0) >= 30, 5)
+    time.sleep(0.5)
     assert fleet_status(pbx3)["counts"]["bans_applied"] == 30
 
     # --- stream entries without a valid signature: counted, never applied

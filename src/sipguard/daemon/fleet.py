@@ -51,6 +51,7 @@ OUTBOX_BATCH = 2000
 MAX_BACKOFF = 30.0
 MAX_PENDING = 100_000  # messages in memory before they go to the outbox regardless
 MAX_UNBANNED = 100_000  # local unbans of fleet bans remembered (oldest forgotten first)
+MAX_RANGES = 100_000  # fraud number ranges kept from the fleet (oldest forgotten first)
 RangeSink = Callable[[str, str], None]  # (number prefix, label) -> fraud hotlist
 
 
@@ -70,7 +71,9 @@ class FleetRuntime:
         self.guard = ReplayGuard(cfg.max_age)
         self.quorum = Quorum(cfg.quorum, cfg.quorum_window)
         self.unbanned_locally: dict[Network, float] = {}
-        self.on_range: RangeSink | None = None
+        # fraud intelligence from other nodes: E.164 digit prefix -> (label, node, expiry)
+        self.ranges: dict[str, tuple[str, str, float | None]] = {}
+        self.on_range: RangeSink | None = None  # the fraud engine's hotlist, when one runs
         self.counts: Counter[str] = Counter()
         self.connected = False
         self.consuming = False
@@ -297,8 +300,15 @@ class FleetRuntime:
         unbans: list[Network],
     ) -> None:
         if m.kind == "range":
+            if m.expires is not None and m.expires <= now:
+                raise Rejected("expired", m.target)
+            label = m.reason or f"fleet:{m.node}"
+            self.ranges.pop(m.target, None)
+            self.ranges[m.target] = (label, m.node, m.expires)
+            while len(self.ranges) > MAX_RANGES:
+                self.ranges.pop(next(iter(self.ranges)))
             if self.on_range is not None:
-                self.on_range(m.target, m.reason or f"fleet:{m.node}")
+                self.on_range(m.target, label)
             self.counts["ranges_applied"] += 1
             return
         if m.kind == "unban":
@@ -320,6 +330,11 @@ class FleetRuntime:
             self.counts["already_banned"] += 1  # a longer ban is in place: keep it
             return
         bans[decision.network] = decision
+
+    def hotlist(self, now: float) -> dict[str, str]:
+        """The number ranges other nodes reported, unexpired: prefix -> label (for the fraud
+        rules' hotlist, as `[daemon.fraud] hotlist` rows are)."""
+        return {p: lab for p, (lab, _n, exp) in self.ranges.items() if exp is None or exp > now}
 
     # ---- run, status -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -356,6 +371,7 @@ class FleetRuntime:
             "lag_seconds": round(self.lag, 3),
             "outbox": self.outbox + len(self._pending),
             "position": self.position,
+            "fraud_ranges": len(self.ranges),
             "last_error": self.last_error,
             "counts": dict(self.counts),
         }
