@@ -73,6 +73,7 @@ class Enforcer:
         self.remove_timing = Timing()
         self._retry: list[Decision] = []
         self.listeners: list[DecisionListener] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by run(), for the listeners
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sipguard-io")
         self._queue: asyncio.Queue[tuple[list[Decision], asyncio.Future[list[Decision]]]] = (
             asyncio.Queue()
@@ -107,6 +108,7 @@ class Enforcer:
 
     async def run(self) -> None:
         """The batching worker: one task, for the daemon's TaskGroup."""
+        self._loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
             while not self._queue.empty():
@@ -122,11 +124,8 @@ class Enforcer:
                 del self._retry[:-MAX_RETRY]
                 kv(log, logging.ERROR, "ban failed, will retry", error=exc, count=len(decisions))
                 done = []
-            extended = {d.network for d in done if d.network in self.active}
             for d in done:
                 self.active[d.network] = d
-            for listener in self.listeners:
-                listener.banned(done, extended)
             for _, fut in batch:
                 if not fut.done():
                     fut.set_result(done)
@@ -163,6 +162,9 @@ class Enforcer:
         t0 = time.perf_counter()
         self.firewall.add(todo, now)
         self.add_timing.add(time.perf_counter() - t0)
+        if self.listeners and self._loop is not None:  # told once the kernel has them, not
+            # after the disk sync: the fleet's latency is what another PBX waits
+            self._loop.call_soon_threadsafe(self._tell_banned, todo)
         with self.store.transaction():  # one commit (one disk sync) for the whole batch
             for d in todo:
                 self.store.save_decision(d)  # with its evidence
@@ -179,6 +181,12 @@ class Enforcer:
                 reason=d.reason,
             )
         return todo
+
+    def _tell_banned(self, decisions: list[Decision]) -> None:
+        # runs on the loop before `run` records the batch: still active = extended
+        extended = {d.network for d in decisions if d.network in self.active}
+        for listener in self.listeners:
+            listener.banned(decisions, extended)
 
     async def retry(self) -> int:
         """Queue the bans that failed earlier once more (called from the daemon's tick)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,6 +46,7 @@ from sipguard.store.fleet import FleetState
 
 log = logging.getLogger("sipguard.fleet")
 READ_COUNT = 5000  # stream entries per XREAD: a 10,000-ban burst is two reads
+MAX_INFLIGHT = 4  # applied batches on their way to the kernel while the next one is read
 BLOCK_MS = 1000
 OUTBOX_BATCH = 2000
 MAX_BACKOFF = 30.0
@@ -79,9 +80,11 @@ class FleetRuntime:
         self.consuming = False
         self.last_error = ""
         self.lag = 0.0  # seconds from the deciding node's decision to it applied here
-        self.position = STREAM_START
+        self.position = STREAM_START  # the stream id applied and saved
+        self.cursor = ""  # the stream id read (its bans may still be on their way in)
         self.outbox = 0
         self._pending: list[Outgoing] = []
+        self._inflight: deque[asyncio.Future[None]] = deque()
         self._wake = asyncio.Event()
 
     # ---- local decisions out ---------------------------------------------------------------
@@ -211,7 +214,7 @@ class FleetRuntime:
         if isinstance(saved, dict):
             self.guard.load(saved)
         position = await self.enforcer.io(self.state.get, "position")
-        self.position = position if isinstance(position, str) else ""
+        self.position = self.cursor = position if isinstance(position, str) else ""
         backoff = 0.5
         while True:
             try:
@@ -219,10 +222,10 @@ class FleetRuntime:
                 self.consuming = True
                 self._up()
                 first = await self.reader.first_id()
-                if not self.position or (first is not None and id_after(first, self.position)):
+                if not self.cursor or (first is not None and id_after(first, self.cursor)):
                     await self._from_snapshot()
                 while True:
-                    entries = await self.reader.read(self.position, BLOCK_MS, READ_COUNT)
+                    entries = await self.reader.read(self.cursor, BLOCK_MS, READ_COUNT)
                     if entries:
                         await self._apply([(i, raw) for i, raw in entries], entries[-1][0])
                     backoff = 0.5
@@ -283,13 +286,30 @@ class FleetRuntime:
                 self.counts["malformed"] += 1
             self.lag = max(0.0, now - m.sent)
         if unbans:
+            await self._settle(0)  # the bans read before go in first: an unban never overtakes
             lifted = await self.enforcer.unban(unbans, "unbanned by the fleet", tell=False)
             self.counts["unbans_applied"] += len(lifted)
+        # the next read overlaps this batch's kernel and disk work; the enforcer and its one I/O
+        # thread keep the order, so each saved position covers only what is already applied
+        self.cursor = last_id
+        job = self._commit(list(bans.values()), last_id, self.guard.export())
+        self._inflight.append(asyncio.ensure_future(job))
+        await self._settle(MAX_INFLIGHT)
+
+    async def _commit(self, bans: list[Decision], last_id: str, guard: dict[str, int]) -> None:
         if bans:
-            done = await self.enforcer.ban(list(bans.values()))
-            self.counts["bans_applied"] += len(done)
+            wanted = {d.network for d in bans}
+            done = await self.enforcer.ban(bans)
+            self.counts["bans_applied"] += sum(
+                1 for d in done if d.network in wanted and d.origin.startswith("fleet:")
+            )
+        await self.enforcer.io(self.state.put, {"position": last_id, "guard": guard})
         self.position = last_id
-        await self.enforcer.io(self.state.put, {"position": last_id, "guard": self.guard.export()})
+
+    async def _settle(self, keep: int) -> None:
+        """Wait until at most `keep` applied batches are still on their way to the kernel."""
+        while self._inflight and (len(self._inflight) > keep or self._inflight[0].done()):
+            await self._inflight.popleft()
 
     def _admit(
         self,
@@ -346,6 +366,8 @@ class FleetRuntime:
                     tg.create_task(self.consumer())
                 tg.create_task(self._pruner())
         finally:
+            for job in self._inflight:
+                job.cancel()
             self.enforcer.listeners.remove(self)
             await self.link.close()
             await self.reader.close()
