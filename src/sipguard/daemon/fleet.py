@@ -1,6 +1,6 @@
 """The fleet inside the daemon: one more sink and source of decisions.
 
-    Enforcer --banned/unbanned (local, manual)--> FleetRuntime.sender --XADD--> Redis
+    Enforcer --banned/unbanned (local, manual)--> FleetSender (fleet_out) --XADD--> Redis
                                                     \\-- Redis away: SQLite outbox, drained later
     Redis --snapshot, then XREAD from the checkpoint--> verify (wire) --> admit (allow-list,
         local unban, remaining time, quorum) --> Enforcer.ban (origin "fleet:<node>")
@@ -25,9 +25,10 @@ from sipguard.config.errors import ConfigError
 from sipguard.config.settings import Settings
 from sipguard.core import Decision, Network
 from sipguard.daemon.enforcer import Enforcer
+from sipguard.daemon.fleet_out import FleetSender
 from sipguard.daemon.logs import kv
 from sipguard.fleet.config import FleetConfig, load_fleet_config
-from sipguard.fleet.link import STREAM_START, FleetLink, Outgoing, id_after, sentinel_target
+from sipguard.fleet.link import STREAM_START, FleetLink, id_after, sentinel_target
 from sipguard.fleet.wire import (
     FleetMessage,
     Quorum,
@@ -38,7 +39,6 @@ from sipguard.fleet.wire import (
     from_decision,
     latest_per_target,
     shared,
-    sign,
     verify,
 )
 from sipguard.policy import AllowList
@@ -48,9 +48,7 @@ log = logging.getLogger("sipguard.fleet")
 READ_COUNT = 5000  # stream entries per XREAD: a 10,000-ban burst is two reads
 MAX_INFLIGHT = 4  # applied batches on their way to the kernel while the next one is read
 BLOCK_MS = 1000
-OUTBOX_BATCH = 2000
 MAX_BACKOFF = 30.0
-MAX_PENDING = 100_000  # messages in memory before they go to the outbox regardless
 MAX_UNBANNED = 100_000  # local unbans of fleet bans remembered (oldest forgotten first)
 MAX_RANGES = 100_000  # fraud number ranges kept from the fleet (oldest forgotten first)
 RangeSink = Callable[[str, str], None]  # (number prefix, label) -> fraud hotlist
@@ -66,7 +64,8 @@ class FleetRuntime:
     ) -> None:
         self.cfg, self.enforcer, self.state = cfg, enforcer, state
         self.allowed = allowed  # the policy's allow-list right now
-        self.link = FleetLink(cfg)
+        self.counts: Counter[str] = Counter()
+        self.out = FleetSender(cfg, enforcer.io, state, self.counts)
         self.reader = FleetLink(cfg)  # XREAD blocks: its own connection
         self.seq = SeqClock()
         self.guard = ReplayGuard(cfg.max_age)
@@ -75,17 +74,11 @@ class FleetRuntime:
         # fraud intelligence from other nodes: E.164 digit prefix -> (label, node, expiry)
         self.ranges: dict[str, tuple[str, str, float | None]] = {}
         self.on_range: RangeSink | None = None  # the fraud engine's hotlist, when one runs
-        self.counts: Counter[str] = Counter()
-        self.connected = False
         self.consuming = False
-        self.last_error = ""
         self.lag = 0.0  # seconds from the deciding node's decision to it applied here
         self.position = STREAM_START  # the stream id applied and saved
         self.cursor = ""  # the stream id read (its bans may still be on their way in)
-        self.outbox = 0
-        self._pending: list[Outgoing] = []
         self._inflight: deque[asyncio.Future[None]] = deque()
-        self._wake = asyncio.Event()
 
     # ---- local decisions out ---------------------------------------------------------------
     def banned(self, decisions: Sequence[Decision], extended: set[Network]) -> None:
@@ -119,92 +112,13 @@ class FleetRuntime:
             start=now,
             expires=expires,
         )
-        self._send(msg)
+        self.out.send(msg)
 
     def _queue(self, kind: str, d: Decision) -> None:
         if not self.cfg.share:
             return
         now = time.time()
-        self._send(from_decision(d, kind, self.cfg.node, self.seq.next(now), now))
-
-    def _send(self, msg: FleetMessage) -> None:
-        try:
-            signed = sign(msg, self.cfg.key)
-        except Rejected:
-            self.counts["not_sent_oversized"] += 1
-            return
-        self._pending.append(Outgoing(msg.kind, msg.target, signed, msg.expires))
-        self.counts["queued"] += 1
-        self._wake.set()
-
-    async def sender(self) -> None:
-        """Sends what was decided here; on any Redis trouble keeps it in the outbox and tries
-        again with backoff (0.5 s doubling to 30 s). The outbox goes first: order is kept."""
-        self.outbox = await self.enforcer.io(self.state.outbox_size)
-        backoff = 0.5
-        self._wake.set()  # connect now: `status` says at once whether Redis answers
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.link.open()
-                self._up()
-                await self._drain_outbox()
-                while self._pending:
-                    batch, self._pending = (
-                        self._pending[:OUTBOX_BATCH],
-                        self._pending[OUTBOX_BATCH:],
-                    )
-                    try:
-                        await self.link.publish(batch)
-                    except BaseException:
-                        self._pending[:0] = batch
-                        raise
-                    self.counts["published"] += len(batch)
-                backoff = 0.5
-            except (RedisError, OSError, ValueError) as exc:
-                self._down(exc)
-                await self._to_outbox()
-                await asyncio.sleep(backoff)
-                backoff = min(MAX_BACKOFF, backoff * 2)
-                self._wake.set()
-            if len(self._pending) > MAX_PENDING:
-                await self._to_outbox()
-
-    async def _to_outbox(self) -> None:
-        if self._pending:
-            batch, self._pending = self._pending, []
-            dropped = await self.enforcer.io(self.state.outbox_add, [o.signed for o in batch])
-            self.counts["outbox_dropped"] += dropped
-            self.outbox = await self.enforcer.io(self.state.outbox_size)
-
-    async def _drain_outbox(self) -> None:
-        while self.outbox:
-            rows = await self.enforcer.io(self.state.outbox_peek, OUTBOX_BATCH)
-            if not rows:
-                self.outbox = 0
-                return
-            out = []
-            for _, raw in rows:
-                m = verify(raw, self.cfg.key)  # ours, signed with the same key
-                out.append(Outgoing(m.kind, m.target, raw, m.expires))
-            await self.link.publish(out)
-            await self.enforcer.io(self.state.outbox_done, rows[-1][0])
-            self.counts["published"] += len(out)
-            self.counts["outbox_sent"] += len(out)
-            self.outbox = await self.enforcer.io(self.state.outbox_size)
-
-    def _up(self) -> None:
-        if not self.connected:
-            kv(log, logging.INFO, "fleet connected", node=self.cfg.node, outbox=self.outbox)
-        self.connected = True
-
-    def _down(self, exc: BaseException) -> None:
-        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
-        if self.connected:
-            kv(log, logging.WARNING, "fleet unreachable, local protection goes on", error=exc)
-        self.connected = False
-        self.counts["errors"] += 1
+        self.out.send(from_decision(d, kind, self.cfg.node, self.seq.next(now), now))
 
     # ---- fleet decisions in ----------------------------------------------------------------
     async def consumer(self) -> None:
@@ -220,7 +134,7 @@ class FleetRuntime:
             try:
                 await self.reader.open()
                 self.consuming = True
-                self._up()
+                self.out.up()
                 first = await self.reader.first_id()
                 if not self.cursor or (first is not None and id_after(first, self.cursor)):
                     await self._from_snapshot()
@@ -231,7 +145,7 @@ class FleetRuntime:
                     backoff = 0.5
             except (RedisError, OSError) as exc:
                 self.consuming = False
-                self._down(exc)
+                self.out.down(exc)
                 await self.reader.close()
                 await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
@@ -361,7 +275,7 @@ class FleetRuntime:
         self.enforcer.listeners.append(self)
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.sender())
+                tg.create_task(self.out.run())
                 if self.cfg.consume:
                     tg.create_task(self.consumer())
                 tg.create_task(self._pruner())
@@ -369,48 +283,53 @@ class FleetRuntime:
             for job in self._inflight:
                 job.cancel()
             self.enforcer.listeners.remove(self)
-            await self.link.close()
             await self.reader.close()
-            await self._to_outbox()  # a stop with Redis away keeps what was not sent
+            await self.out.close()
 
     async def _pruner(self) -> None:
         while True:
             await asyncio.sleep(60)
-            if self.connected and self.cfg.share:
+            if self.out.connected and self.cfg.share:
                 try:
-                    await self.link.prune(time.time())
+                    await self.out.link.prune(time.time())
                 except (RedisError, OSError) as exc:
-                    self._down(exc)
+                    self.out.down(exc)
 
     def status(self) -> dict[str, Any]:
         return {
             "enabled": True,
             "node": self.cfg.node,
-            "connected": self.connected and (self.consuming or not self.cfg.consume),
+            "connected": self.out.connected and (self.consuming or not self.cfg.consume),
             "share": self.cfg.share,
             "consume": self.cfg.consume,
             "quorum": self.cfg.quorum,
             "lag_seconds": round(self.lag, 3),
-            "outbox": self.outbox + len(self._pending),
+            "outbox": self.out.waiting,
             "position": self.position,
             "fraud_ranges": len(self.ranges),
-            "last_error": self.last_error,
+            "last_error": self.out.last_error,
             "counts": dict(self.counts),
         }
+
+
+def check_fleet(settings: Settings) -> FleetConfig | None:
+    """`[fleet]` with its files read and checked; None when off; ConfigError (one line)."""
+    file = settings.files[-1] if settings.files else "<defaults>"
+    cfg = load_fleet_config(settings.fleet, file)
+    try:  # a sentinel URL without a service name is found now, not at the first use
+        if cfg is not None and cfg.url.startswith(("sentinel://", "sentinels://")):
+            sentinel_target(cfg.url)
+    except ValueError as exc:
+        raise ConfigError(file, "fleet.url", str(exc)) from None
+    return cfg
 
 
 async def build_fleet(
     settings: Settings, enforcer: Enforcer, allowed: Callable[[], AllowList]
 ) -> FleetRuntime | None:
     """The fleet runtime for `[fleet]`, or None when it is off (ConfigError when it is wrong)."""
-    file = settings.files[-1] if settings.files else "<defaults>"
-    cfg = load_fleet_config(settings.fleet, file)
+    cfg = check_fleet(settings)
     if cfg is None:
         return None
-    try:  # a sentinel URL without a service name is found now, not at the first use
-        if cfg.url.startswith(("sentinel://", "sentinels://")):
-            sentinel_target(cfg.url)
-    except ValueError as exc:
-        raise ConfigError(file, "fleet.url", str(exc)) from None
     state = await enforcer.io(FleetState, enforcer.store)
     return FleetRuntime(cfg, enforcer, state, allowed)
