@@ -58,6 +58,11 @@ def reason(raw: bytes, key: bytes = KEY) -> str:
 def test_round_trip() -> None:
     m = msg()
     assert verify(sign(m, KEY), KEY) == m
+    assert verify(sign(m, KEY), KEY, own="pbx2") == m
+    with pytest.raises(Rejected) as exc:  # this node's own message, read back
+        verify(sign(m, KEY), KEY, own="pbx1")
+    assert exc.value.reason == "own"
+    assert m.network() is m.network()  # parsed once per address
 
 
 def test_forged_unsigned_oversized_malformed() -> None:

@@ -141,7 +141,7 @@ class FleetRuntime:
                 while True:
                     entries = await self.reader.read(self.cursor, BLOCK_MS, READ_COUNT)
                     if entries:
-                        await self._apply([(i, raw) for i, raw in entries], entries[-1][0])
+                        await self._apply_messages(self._verified(entries), entries[-1][0])
                     backoff = 0.5
             except (RedisError, OSError) as exc:
                 self.consuming = False
@@ -152,28 +152,25 @@ class FleetRuntime:
 
     async def _from_snapshot(self) -> None:
         last_id, raws = await self.reader.snapshot()
-        msgs = []
-        for raw in raws:
-            try:
-                msgs.append(verify(raw, self.cfg.key))
-            except Rejected as exc:
-                self.counts[exc.reason] += 1
+        msgs = self._verified([("snapshot", raw) for raw in raws])
         ordered = sorted(latest_per_target(msgs), key=lambda m: m.seq)
         await self._apply_messages(ordered, last_id)
         kv(log, logging.INFO, "fleet snapshot applied", entries=len(raws), position=last_id)
 
-    async def _apply(self, entries: list[tuple[str, bytes | None]], last_id: str) -> None:
+    def _verified(self, entries: list[tuple[str, bytes | None]]) -> list[FleetMessage]:
+        """The entries that are good messages from other nodes; the rest counted (and logged,
+        except this node's own, read back)."""
         msgs: list[FleetMessage] = []
-        for _id, raw in entries:
-            if raw is None:
-                self.counts["unsigned"] += 1
-                continue
+        for entry, raw in entries:
             try:
-                msgs.append(verify(raw, self.cfg.key))
+                if raw is None:
+                    raise Rejected("unsigned", "no message field")
+                msgs.append(verify(raw, self.cfg.key, own=self.cfg.node))
             except Rejected as exc:
                 self.counts[exc.reason] += 1
-                kv(log, logging.WARNING, "fleet message dropped", reason=exc, entry=_id)
-        await self._apply_messages(msgs, last_id)
+                if exc.reason != "own":
+                    kv(log, logging.WARNING, "fleet message dropped", reason=exc, entry=entry)
+        return msgs
 
     async def _apply_messages(self, msgs: list[FleetMessage], last_id: str) -> None:
         now = time.time()

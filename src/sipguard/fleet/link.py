@@ -97,16 +97,31 @@ class FleetLink:
         """All of `items` in one transaction: the stream and the snapshot never disagree."""
         cfg = self.cfg
         pipe = self.client.pipeline(transaction=True)
-        for it in items:
+        active: dict[str, bytes] = {}
+        expiry: dict[str, float | str] = {}
+        gone: list[str] = []
+        ranges: dict[str, bytes] = {}
+        for it in items:  # one XADD each; the snapshot keys in one command per batch
             pipe.xadd(cfg.stream, {FIELD: it.signed}, maxlen=cfg.maxlen, approximate=True)
             if it.kind in ("ban", "extend"):
-                pipe.hset(cfg.active, it.target, it.signed)
-                pipe.zadd(cfg.expiry, {it.target: it.expires if it.expires else "+inf"})
+                active[it.target] = it.signed
+                expiry[it.target] = it.expires if it.expires else "+inf"
+                if it.target in gone:
+                    gone.remove(it.target)
             elif it.kind == "unban":
-                pipe.hdel(cfg.active, it.target)
-                pipe.zrem(cfg.expiry, it.target)
+                active.pop(it.target, None)
+                expiry.pop(it.target, None)
+                gone.append(it.target)
             elif it.kind == "range":
-                pipe.hset(cfg.ranges, it.target, it.signed)
+                ranges[it.target] = it.signed
+        if gone:
+            pipe.hdel(cfg.active, *gone)
+            pipe.zrem(cfg.expiry, *gone)
+        if active:
+            pipe.hset(cfg.active, mapping=active)
+            pipe.zadd(cfg.expiry, expiry)
+        if ranges:
+            pipe.hset(cfg.ranges, mapping=ranges)
         await pipe.execute()
 
     async def prune(self, now: float) -> int:
