@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sipguard.config.rules import load_rules, rule_dirs
+from sipguard.config.rules import fraud_rule_dirs, load_fraud_rules, load_rules, rule_dirs
 from sipguard.testing.samples import rule_samples, run_samples
 
 SAMPLES = rule_samples()
@@ -13,7 +13,7 @@ SAMPLES = rule_samples()
 
 def test_every_rule_has_samples_and_all_brief_rules_ship() -> None:
     ids = {rule.id for rule, _ in SAMPLES}
-    assert len(ids) == len(rule_dirs()) >= 11
+    assert len(ids) == len(rule_dirs()) + len(fraud_rule_dirs()) >= 11 + 9
     assert {
         "password-guessing",
         "extension-enumeration",
@@ -27,6 +27,7 @@ def test_every_rule_has_samples_and_all_brief_rules_ship() -> None:
         "acl-denials",
         "log-tampering",
     } <= ids
+    assert {f"fraud-{r.detector.replace('_', '-')}" for r in load_fraud_rules()} <= ids
     for _, samples in SAMPLES:
         assert samples.joinpath("expected.toml").is_file()
 

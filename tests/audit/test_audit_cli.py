@@ -96,3 +96,44 @@ def test_harden_command_reports_and_writes(capsys, tmp_path):
     assert "0 high or critical" in out
     assert (out_dir / "hardening.diff").stat().st_size > 0
     assert run(capsys, "audit", str(out_dir), "--fail-on", "high", "--format", "json")[0] == 0
+
+
+def test_audit_refuses_a_directory_without_asterisk_configuration(capsys, tmp_path):
+    (tmp_path / "sshd_config").write_text("PermitRootLogin no\n")  # an /etc/ssh-like directory
+    for target in (tmp_path, tmp_path / "empty"):
+        target.mkdir(exist_ok=True)
+        code, out, err = run(capsys, "audit", str(target))
+        assert code == 2 and out == ""
+        assert err.startswith(f"sipguard: error: {target}: no Asterisk configuration here")
+        assert "sip.conf" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "harden", str(tmp_path), "--out", str(tmp_path.parent / "o"))
+    assert code == 2 and "no Asterisk configuration" in err
+
+
+def test_audit_on_a_file_says_it_expects_a_directory(capsys):
+    code, _, err = run(capsys, "audit", str(FIXTURES / "chansip" / "sip.conf"))
+    assert code == 2 and "expected a directory of Asterisk configuration" in err
+
+
+def test_audit_help_has_a_description(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["audit", "-h"])
+    out = capsys.readouterr().out
+    assert "hardening guides" in out and "Exit 0" in out
+
+
+def test_harden_in_place_needs_no_out(capsys, tmp_path):
+    import shutil
+
+    src = tmp_path / "asterisk"
+    shutil.copytree(FIXTURES / "chansip", src)
+    code, _, err = run(capsys, "harden", str(src))
+    assert code == 2 and "--out DIR is required (or --in-place" in err
+    code, out, _ = run(capsys, "harden", str(src), "--in-place")
+    assert code == 0, out
+    side = [p for p in tmp_path.iterdir() if p.name.startswith("asterisk-sipguard-")]
+    assert len(side) == 1 and (side[0] / "credentials.csv").stat().st_mode & 0o077 == 0
+    assert f"in {src}\n" in out and f"diff: {side[0] / 'hardening.diff'}" in out
+    assert list(src.glob("*.sipguard-bak"))  # the originals are kept beside the edited files

@@ -231,7 +231,7 @@ def test_crlf_files_keep_their_line_endings():
     )
     assert b"\n" not in out.replace(b"\r\n", b"")
     assert plan.edits.render("logger.conf") == (
-        b"[logfiles]\r\nsecurity => security\r\nmessages => notice"
+        b"[logfiles]\r\nsecurity => security\r\nmessages => notice,security"
     )
 
 
@@ -249,3 +249,58 @@ def test_outputs_are_private_and_second_in_place_run_keeps_first_backup(tmp_path
         assert stat.S_IMODE((tmp_path / name / "hardening.diff").stat().st_mode) == 0o600
     harden_dir(FIXTURES / "chansip", tmp_path / "copy")
     assert stat.S_IMODE((tmp_path / "copy").stat().st_mode) == 0o700
+
+
+def test_manager_permit_everyone_is_replaced_and_the_audit_notices_it(tmp_path, capsys):
+    from sipguard.cli.main import main
+
+    src = tmp_path / "asterisk"
+    src.mkdir()
+    (src / "manager.conf").write_text(
+        "[general]\nenabled=yes\nbindaddr=127.0.0.1\n\n"
+        "[admin]\nsecret=Vb7-pQ2x.Lm9k-Tz4w\ndeny=0.0.0.0/0.0.0.0\n"
+        "permit=0.0.0.0/0.0.0.0 ; everyone\nread=all\nwrite=call\n"
+    )
+    found = [f for f in audit_dir(src)[1] if f.id == "AMI-ACL-OPEN"]
+    assert [(f.file, f.line) for f in found] == [("manager.conf", 8)]
+    assert main(["harden", str(src), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "manager.conf").read_text()
+    assert "permit=0.0.0.0" not in text
+    assert "deny=0.0.0.0/0.0.0.0\npermit=127.0.0.1/255.255.255.255 ; everyone\n" in text
+    assert not [f for f in audit_dir(tmp_path / "out")[1] if f.id.startswith("AMI-ACL")]
+    # without a deny before it: the deny is put first, the permit narrowed
+    head = "[general]\nenabled=no\n[admin]\nsecret=Vb7-pQ2x.Lm9k-Tz4w\n"
+    (src / "manager.conf").write_text(head + "permit=0.0.0.0/0\n")
+    plan_text = _harden_render(src, "manager.conf")
+    assert plan_text == head + "deny=0.0.0.0/0.0.0.0\n" + ("permit=127.0.0.1/255.255.255.255\n")
+    capsys.readouterr()
+
+
+def _harden_render(src, name):
+    from sipguard.audit.harden import plan_hardening
+    from sipguard.audit.loader import DirLoader
+
+    return plan_hardening(parse_tree(DirLoader(src))).edits.render(name).decode()
+
+
+def test_written_logger_conf_sends_security_to_messages(tmp_path):
+    from sipguard.audit.harden import plan_hardening
+    from sipguard.audit.loader import MemoryLoader
+
+    plan = plan_hardening(parse_tree(MemoryLoader({"sip.conf": b"[general]\n"})))
+    written = plan.edits.render("logger.conf").decode()
+    assert "\nmessages => notice,warning,error,security\n" in written
+    assert "\nsecurity => security\n" in written
+
+
+def test_explicit_priorities_note_gives_the_dialplan_lines():
+    from sipguard.audit.harden import plan_hardening
+    from sipguard.audit.harden_dialplan import CHECK_GROUP, SET_GROUP
+    from sipguard.audit.loader import MemoryLoader
+
+    text = b"[o]\nexten => _00.,1,Answer()\nexten => _00.,2,Dial(SIP/t/${EXTEN})\n"
+    plan = plan_hardening(parse_tree(MemoryLoader({"extensions.conf": text})))
+    note = next(n for n in plan.notes if "by hand" in n)
+    assert f"'exten => _00.,2,{SET_GROUP}'" in note
+    assert f"'exten => _00.,3,{CHECK_GROUP}'" in note
+    assert "extensions.conf:3" in note and "add 2 to the priority of that Dial (now 2)" in note

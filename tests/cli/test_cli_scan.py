@@ -57,7 +57,8 @@ def test_attack_found_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert a["events"] == 6 and a["kinds"] == {"wrong_password": 6}
     assert a["accounts"][:2] == ["1000", "1001"] and len(a["accounts"]) == 6
     d = a["decision"]
-    assert d["action"] == "simulate" and d["duration"] == 600 and d["network"] == "127.0.0.1/32"
+    assert d["action"] == "ban" and d["simulated"] is True  # scan shows the decision, simulated
+    assert d["duration"] == 600 and d["network"] == "127.0.0.1/32"
     # six accounts in six seconds: enumeration and guessing fire on the same (5th) event;
     # the second alert finds the ban running and does not escalate
     assert d["rule"] == "extension-enumeration" and d["level"] == 0
@@ -94,9 +95,8 @@ def test_gz_equals_plain_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ]
     assert main(["scan", "--format", "csv", "--year", "2026", str(packed)]) == 1
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert (
-        rows[0]["ip"] == "127.0.0.1" and rows[0]["action"] == "simulate" and rows[0]["ban"] == "10m"
-    )
+    assert rows[0]["ip"] == "127.0.0.1" and rows[0]["action"] == "ban" and rows[0]["ban"] == "10m"
+    assert rows[0]["simulated"] == "yes"
 
 
 def test_rotated_set_read_oldest_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -189,7 +189,9 @@ def test_allow_list_reports_allowed(tmp_path: Path, capsys: pytest.CaptureFixtur
     log.write_text(svcrack() + svcrack("10.1.2.3"))
     code, report = run_json(capsys, "--allow", "127.0.0.0/8", str(log))
     actions = {a["ip"]: a["decision"]["action"] for a in report["attackers"]}
-    assert actions == {"127.0.0.1": "allowed", "10.1.2.3": "simulate"} and code == 1
+    assert actions == {"127.0.0.1": "allowed", "10.1.2.3": "ban"} and code == 1
+    simulated = {a["ip"]: a["decision"]["simulated"] for a in report["attackers"]}
+    assert simulated == {"127.0.0.1": False, "10.1.2.3": True}
     assert main(["scan", "--allow", "nonsense", str(log)]) == 2
     assert "--allow[0]: not an address or network" in capsys.readouterr().err
 
@@ -238,3 +240,92 @@ def test_ipv4_attackers_share_no_address_state(tmp_path: Path) -> None:
     assert v4.to_dict()["addresses"] == ["192.0.2.9"] and not v4.addresses and not v4b.addresses
     assert v6.to_dict()["addresses"] == ["2001:db8:9::1"]
     assert v4.to_dict()["services"] == ["pjsip"]
+
+
+def test_input_that_is_not_an_asterisk_log_is_an_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 200)  # binary, with some newlines in it
+    other = tmp_path / "auth.log"
+    other.write_text("Dec  6 10:00:00 host sshd[1]: Failed password for root from 6.6.6.6\n" * 50)
+    empty = tmp_path / "messages"
+    empty.touch()
+    for path, what in ((junk, " of them binary"), (other, "50 lines")):
+        cmd = [sys.executable, "-m", "sipguard", "scan", str(path)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 2 and res.stdout == ""
+        assert res.stderr.startswith(f"sipguard: error: {path}: nothing in it reads as an Asterisk")
+        assert what in res.stderr and res.stderr.count("\n") == 1
+    # a freshly rotated (empty) log, or a real one without attacks, stays a clean report
+    res = subprocess.run(
+        [sys.executable, "-m", "sipguard", "scan", str(empty)], capture_output=True, timeout=60
+    )
+    assert res.returncode == 0
+    log = tmp_path / "quiet"
+    log.write_text(NOISE)
+    res = subprocess.run(
+        [sys.executable, "-m", "sipguard", "scan", str(log)], capture_output=True, timeout=60
+    )
+    assert res.returncode == 0
+
+
+def test_text_shows_the_simulated_ban_and_multi_line_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sipguard.report.text import reason_lines
+
+    log = tmp_path / "messages"
+    log.write_text(svcrack())
+    assert main(["scan", "--year", "2026", str(log)]) == 1
+    out = capsys.readouterr().out
+    assert "ban 10m (simulated)" in out and "simulate " not in out and "\\x0a" not in out
+    # a reason of several lines prints as lines; control characters within them stay escaped
+    assert reason_lines("5 wrong passwords\r\nlast: \x1b[2J") == [
+        "5 wrong passwords",
+        "last: \\x1b[2J",
+    ]
+
+
+def test_text_fits_an_80_column_terminal_and_wraps(tmp_path: Path) -> None:
+    """Over SSH: a pty of 80 columns; every line fits, long values wrap instead of being cut."""
+    import os
+    import re
+
+    log = tmp_path / "messages"
+    long_v6 = "2001:db8:1234:5678:9abc:def0:1234:5678"
+    log.write_text(NOISE + svcrack() + svcrack(long_v6, 6, 38))
+    env = {**os.environ, "LINES": "40", "TERM": "xterm"}
+    env.pop("COLUMNS", None)
+    cmd = f"stty cols 80; {sys.executable} -m sipguard scan --year 2026 --no-progress {log}"
+    res = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, env=env, timeout=60
+    )
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", res.stdout).replace("\r", "").splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    text = "\n".join(lines)
+    assert "…" not in text and "2001:db8:1234:5678::/64  ban 10m (simulated) by " in text
+    assert "1000, 1001, 1002, 1003, 1004, 1005" in text
+    # a pipe gets whole lines (160 columns), JSON is unchanged by any width
+    piped = subprocess.run(
+        [sys.executable, "-m", "sipguard", "scan", "--year", "2026", str(log)],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in env.items() if k != "COLUMNS"},
+        timeout=60,
+    )
+    assert max(len(line) for line in piped.stdout.splitlines()) > 80
+    assert "┃ source" in piped.stdout
+    narrow_json = subprocess.run(
+        [sys.executable, "-m", "sipguard", "scan", "--year", "2026", "--format", "json", str(log)],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "80"},
+        timeout=60,
+    )
+    wide_json = subprocess.run(
+        [sys.executable, "-m", "sipguard", "scan", "--year", "2026", "--format", "json", str(log)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert narrow_json.stdout == wide_json.stdout and json.loads(wide_json.stdout)["attackers"]

@@ -83,9 +83,8 @@ def test_malformed_rows_are_counted_not_fatal(tmp_path: Path) -> None:
     path = tmp_path / "Master.csv"
     path.write_text("".join([bad_time, bad_int, short, huge, ROW, "\n"]))
     p = CdrParser(CdrLayout(), "UTC", str(path))
-    got: list[tuple] = []  # type: ignore[type-arg]
-    p.read_file(path, lambda *a: got.append(a))
-    assert len(got) == 1 and got[0][0] == "1763805600.26" and got[0][-1] == 5
+    got = list(p.read_file(path))
+    assert len(got) == 1 and got[0][8] == "1763805600.26" and got[0][0] == 5
     assert p.errors["bad_time"] == 1 and p.errors["bad_number"] == 1
     assert p.errors["field_count"] == 2  # the short row and the empty line
     assert p.errors["csv_error"] == 1
@@ -95,7 +94,7 @@ def test_malformed_rows_are_counted_not_fatal(tmp_path: Path) -> None:
 @given(st.lists(st.text(max_size=80), max_size=25))
 def test_garbage_rows_never_crash(cells: list[str]) -> None:
     p = CdrParser(CdrLayout(), "UTC")
-    p.run([cells], lambda *a: None)
+    list(p.records([cells]))
     assert p.rows == 1
 
 

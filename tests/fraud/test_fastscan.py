@@ -1,4 +1,5 @@
-"""The offline hot loop (`fastscan`) against the reference path (`CdrParser.run` + `cdr_call`).
+"""The offline hot loop (`FraudEngine.check` over outbound records) against the reference
+path (every record of `CdrParser.records` through `cdr_call`).
 
 Rows are drawn from a few realistic Master.csv calls and then damaged the ways real files
 are (bad dates, odd characters in the minute, bad numbers, short rows, over-long numbers,
@@ -17,8 +18,6 @@ from hypothesis import strategies as st
 
 from sipguard.fraud.cdr import CdrParser
 from sipguard.fraud.config import build_config
-from sipguard.fraud.fastscan import scan_rows
-from sipguard.fraud.model import Call
 from sipguard.fraud.report import AlertBook
 from sipguard.fraud.scan import build_engine
 from sipguard.fraud.tables import RateTable
@@ -107,18 +106,15 @@ def both(lines: list[str]) -> tuple[Any, Any]:
     results = []
     for eng, fast in ((fast_engine, True), (slow_engine, False)):
         cfg = eng.config
-        parser = CdrParser(cfg.cdr, cfg.timezone, "Master.csv")
         book = AlertBook()
         if fast:
-            eng.on_hit = book.add
-            scan_rows(eng, parser, csv.reader(lines))
+            parser = eng.cdr_parser("Master.csv")
+            eng.check(parser.records(csv.reader(lines)), "Master.csv", on_hit=book.add)
         else:
-
-            def full(*fields: Any, eng: Any = eng, book: AlertBook = book) -> None:
-                for hit in eng.cdr_call(Call(*fields)):
+            parser = CdrParser(cfg.cdr, cfg.timezone, "Master.csv")
+            for rec in parser.records(csv.reader(lines)):
+                for hit in eng.cdr_call(parser.call(rec)):
                     book.add(hit)
-
-            parser.run(csv.reader(lines), full)
         results.append(
             ([i.to_dict() for i in book.sorted()], dict(parser.errors), parser.rows, eng.calls_seen)
         )

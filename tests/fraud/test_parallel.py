@@ -10,6 +10,7 @@ import importlib
 import io
 import json
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,13 @@ import pytest
 import sipguard.fraud.parallel as parallel_module
 from sipguard.cli.main import main
 from sipguard.fraud.config import build_config, load_config
-from sipguard.fraud.gen import Generated, generate
 from sipguard.fraud.parallel import ranges_of, scan_parallel
-from sipguard.fraud.scan import ScanResult, build_engine, scan
+from sipguard.fraud.report import ScanResult
+from sipguard.fraud.scan import build_engine, scan
 from sipguard.fraud.tables import RateTable, load_hotlist, load_rates
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from fraudgen import Generated, generate
 
 COLUMNS = ["accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
            "lastdata", "start", "answer", "end", "duration", "billsec", "disposition",
@@ -137,8 +141,9 @@ def stages(monkeypatch: Any) -> list[str]:
 
 
 def parallel(paths: list[Path], engine: Any, jobs: int) -> ScanResult:
-    incidents, rows, calls, errors = scan_parallel(paths, engine, 86400.0, jobs)
-    return ScanResult(incidents, rows, calls, errors)
+    """scan_parallel, else (rows across lines) the one-process scan, as `scan` does."""
+    done = scan_parallel(paths, engine, 86400.0, jobs)
+    return scan(paths, engine) if done is None else done
 
 
 @pytest.mark.parametrize("jobs", [2, 3])
@@ -184,7 +189,7 @@ def test_with_a_baseline(tmp_path: Path) -> None:
 def test_rows_across_lines_or_cr_fall_back_and_agree(
     tmp_path: Path, odd: str, monkeypatch: Any
 ) -> None:
-    """Byte ranges cannot be parsed apart: every process reads every row instead."""
+    """Byte ranges cannot be parsed apart: one process scans instead (the same loop)."""
     seen = stages(monkeypatch)
     path = write_damaged(tmp_path / "a.csv", 9, 1200)
     text = path.read_text(encoding="utf-8")
@@ -192,7 +197,8 @@ def test_rows_across_lines_or_cr_fall_back_and_agree(
     path.write_text(text[:cut] + odd + text[cut:], encoding="utf-8")
     one = scan([path], small_engine())
     assert report(parallel([path], small_engine(), 2)) == report(one)
-    assert seen == ["_parse_part", "_part"]
+    assert seen == ["_parse_part"]  # stage 1 found the odd row; no part checked calls
+    assert scan_parallel([path], small_engine(), 86400.0, 2) is None
 
 
 def test_ranges_start_at_lines(tmp_path: Path) -> None:

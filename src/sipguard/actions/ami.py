@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sipguard.core.alerts import AccountDecision
+
 log = logging.getLogger(__name__)
 
 LOCK_FAMILY = "sipguard/locked"
@@ -82,6 +84,23 @@ class AmiFraudActions:
             self.locked.add(account)
         self._record("lock", account, rule, calls, ok, err)
         return ok
+
+    async def carry_out(self, decision: AccountDecision, calls: tuple[str, ...] = ()) -> None:
+        """The policy's decision about an account: hang up its live calls, lock it. A
+        simulated decision (simulation mode, an allow-listed source) is only logged."""
+        if decision.simulated:
+            log.warning(
+                "fraud %s %s (rule %s) [simulated]",
+                "+".join(decision.actions),
+                decision.account,
+                decision.rule,
+            )
+            return
+        if "hangup" in decision.actions:
+            for channel in decision.channels:
+                await self.hangup(channel, decision.rule, calls)
+        if "lock" in decision.actions:
+            await self.lock(decision.account, decision.rule, calls)
 
     async def unlock(self, account: str) -> bool:
         ok, err = True, ""

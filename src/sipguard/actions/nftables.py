@@ -7,7 +7,8 @@
       set ban6net { type ipv6_addr; flags interval,timeout; }
       chain prerouting {
         type filter hook prerouting priority -300; policy accept;
-        ip saddr @ban4 meta l4proto udp th dport { 5060-5061, 4569 } counter drop
+        ip saddr @ban4 counter drop                  all_ports (the daemon's default scope)
+        ip saddr @ban4 meta l4proto udp th dport { 5060-5061, 4569 } counter drop   scope "ports"
         ...
       }
     }

@@ -10,6 +10,7 @@ from sipguard.audit.common import (
     has_acl,
     is_loopback,
     is_true,
+    open_permit,
     secret_findings,
     username_findings,
 )
@@ -76,6 +77,18 @@ def check_manager(tree: Tree) -> list[Finding]:
                     user.line,
                     f"{what} has no permit/deny: it may log in from any address",
                     "Add deny=0.0.0.0/0.0.0.0 and permit=127.0.0.1/255.255.255.255.",
+                )
+            )
+        everyone = open_permit(user)
+        if everyone is not None:
+            out.append(
+                Finding(
+                    "AMI-ACL-OPEN",
+                    Severity.HIGH,
+                    everyone.file,
+                    everyone.line,
+                    f"{what} has permit={everyone.value}: the ACL admits every address",
+                    "Remove it; permit only 127.0.0.1/255.255.255.255 and the hosts that need AMI.",
                 )
             )
         out.extend(acl_order(user, "AMI", "manager.conf user"))

@@ -59,6 +59,17 @@ def _covers_everything(value: str) -> bool:
     return net[0].strip() in ("0.0.0.0", "::") and mask.strip() in ("0", "0.0.0.0", "")
 
 
+def open_permit(section: Section) -> Entry | None:
+    """The permit that admits every address, if any: the last rule matching everything wins."""
+    covering = [
+        e
+        for e in section.entries
+        if e.key.lower() in ("permit", "deny") and _covers_everything(e.value)
+    ]
+    last = covering[-1] if covering else None
+    return last if last is not None and last.key.lower() == "permit" else None
+
+
 def acl_order(section: Section, file_id: str, what: str) -> list[Finding]:
     """Asterisk applies permit/deny in order and the last match wins."""
     out: list[Finding] = []

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from sipguard.audit.checks_pjsip import identified_endpoints, outbound_only_auths, split_list
 from sipguard.audit.checks_services import check_logger, check_rtp, http_exposed, weak_pin
 from sipguard.audit.checks_sip import iax_guest_context
-from sipguard.audit.common import NUMERIC, has_acl, is_loopback, is_true, secret_findings
+from sipguard.audit.common import (
+    NUMERIC,
+    has_acl,
+    is_loopback,
+    is_true,
+    open_permit,
+    secret_findings,
+)
 from sipguard.audit.edits import EditSet
 from sipguard.audit.harden_dialplan import add_call_limits, cut_default_paths
 from sipguard.audit.model import Entry, Section, Severity, Tree
@@ -31,6 +38,7 @@ SECRET_LENGTH = 24
 PIN_LENGTH = 8
 CALL_LIMIT = "4"
 MAX_CALL_LIMIT = 10
+LOOPBACK_PERMIT = "127.0.0.1/255.255.255.255"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,12 +302,13 @@ def _harden_services(tree: Tree, plan: Plan) -> None:
         for user in manager.objects():
             if user.name == "general":
                 continue
+            _close_open_permit(user, plan)
             _deny_first(user, edits)
             if not has_acl(user):
                 edits.insert_after(
                     user.file,
                     user.line,
-                    ["deny=0.0.0.0/0.0.0.0", "permit=127.0.0.1/255.255.255.255"],
+                    ["deny=0.0.0.0/0.0.0.0", f"permit={LOOPBACK_PERMIT}"],
                 )
             secret = user.get("secret")
             if secret is not None and _weak(secret, [user.name]) and secret in user.own:
@@ -345,6 +354,23 @@ def _harden_services(tree: Tree, plan: Plan) -> None:
                 )
 
 
+def _close_open_permit(user: Section, plan: Plan) -> None:
+    """`permit=0.0.0.0/0.0.0.0` admits everyone whatever denies precede it: loopback instead."""
+    everyone = open_permit(user)
+    if everyone is None:
+        return
+    if everyone in user.own:
+        plan.edits.set_value(everyone, LOOPBACK_PERMIT)
+    else:  # inherited from a template: a later rule in the user itself overrides it
+        plan.edits.insert_after(
+            user.file, user.line, ["deny=0.0.0.0/0.0.0.0", f"permit={LOOPBACK_PERMIT}"]
+        )
+        plan.notes.append(
+            f"manager.conf [{user.name}]: its template permits every address "
+            f"({everyone.file}:{everyone.line}); overridden in [{user.name}], fix the template too"
+        )
+
+
 def _harden_logger(tree: Tree, plan: Plan) -> None:
     if not check_logger(tree):
         return
@@ -353,10 +379,14 @@ def _harden_logger(tree: Tree, plan: Plan) -> None:
         plan.edits.create(
             "logger.conf",
             "; written by sipguard harden\n[general]\n\n[logfiles]\n"
-            "messages => notice,warning,error\nsecurity => security\n",
+            "messages => notice,warning,error,security\nsecurity => security\n",
         )
         return
     logfiles = logger.section("logfiles")
+    messages = logfiles.get("messages") if logfiles is not None else None
+    if messages is not None and logfiles is not None and messages in logfiles.own:
+        # what the README recommends: the security events beside the failures they explain
+        plan.edits.set_value(messages, messages.value.rstrip(", ") + ",security")
     if logfiles is None:
         plan.edits.append(logger.name, ["[logfiles]", "security => security"])
     else:

@@ -68,9 +68,24 @@ def add_call_limits(tree: Tree, edits: EditSet) -> list[str]:
                 lines = [f"exten => {pattern},1,{SET_GROUP}", f"exten => {pattern},n,{CHECK_GROUP}"]
                 edits.replace_line(dial.file, dial.line, FIRST_PRIORITY.sub(r"\g<1>n\g<2>", raw))
             else:
-                notes.append(
-                    f"[{ctx.name}] {pattern}: explicit priorities, add a GROUP_COUNT limit by hand"
-                )
+                notes.append(_limit_by_hand(ctx.name, pattern, dial.file, dial.line, dial.priority))
                 continue
             edits.insert_after(dial.file, dial.line - 1, lines)
     return notes
+
+
+def _limit_by_hand(context: str, pattern: str, file: str, line: int, priority: str) -> str:
+    """The exact dialplan lines for a limit that could not be added without shifting priorities."""
+    if priority.isdigit():
+        p = int(priority)
+        first, second = str(p), str(p + 1)
+        shift = f"and add 2 to the priority of that Dial (now {p}) and of every later step"
+    else:
+        first, second = priority, "n"
+        shift = "and point any Goto to the Dial's priority at the first of them"
+    return (
+        f"[{context}] {pattern}: explicit priorities, so add this call limit by hand: "
+        f"insert before the Dial at {file}:{line}: "
+        f"'exten => {pattern},{first},{SET_GROUP}' and "
+        f"'exten => {pattern},{second},{CHECK_GROUP}', {shift}"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import IO
 
 from sipguard import __version__
@@ -43,50 +44,74 @@ def to_json(findings: Sequence[Finding]) -> str:
     return json.dumps(doc, indent=2)
 
 
-def to_sarif(findings: Sequence[Finding], base: str = "") -> str:
+@dataclass(frozen=True, slots=True)
+class SarifResult:
+    """One result of any sipguard tool, in the terms SARIF needs (audit and probe share this)."""
+
+    id: str
+    severity: Severity
+    message: str
+    fix: str
+    locations: list[dict[str, object]]
+    properties: dict[str, object] = field(default_factory=dict)
+
+
+def sarif_document(
+    tool: str, results: Sequence[SarifResult], run_extra: dict[str, object] | None = None
+) -> str:
+    """A SARIF 2.1.0 log with one run: one rule per id, one result per finding."""
     rules: dict[str, dict[str, object]] = {}
-    results = []
-    for f in findings:
+    out: list[dict[str, object]] = []
+    for r in results:
         rules.setdefault(
-            f.id,
+            r.id,
             {
-                "id": f.id,
-                "shortDescription": {"text": f.id},
-                "help": {"text": f.fix},
-                "defaultConfiguration": {"level": SARIF_LEVEL[f.severity]},
+                "id": r.id,
+                "shortDescription": {"text": r.id},
+                "help": {"text": r.fix},
+                "defaultConfiguration": {"level": SARIF_LEVEL[r.severity]},
             },
         )
-        results.append(
+        out.append(
             {
-                "ruleId": f.id,
-                "level": SARIF_LEVEL[f.severity],
-                "message": {"text": f"{f.message} Fix: {f.fix}"},
-                "properties": {"severity": f.severity.label},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": f.file, "uriBaseId": "CONFIGDIR"},
-                            "region": {"startLine": max(1, f.line)},
-                        },
-                    }
-                ],
+                "ruleId": r.id,
+                "level": SARIF_LEVEL[r.severity],
+                "message": {"text": f"{r.message} Fix: {r.fix}"},
+                "properties": {"severity": r.severity.label, **r.properties},
+                "locations": r.locations,
             }
         )
     run: dict[str, object] = {
-        "tool": {
-            "driver": {
-                "name": "sipguard-audit",
-                "version": __version__,
-                "rules": list(rules.values()),
-            }
-        },
-        "results": results,
-        "properties": {"score": score(findings)},
+        "tool": {"driver": {"name": tool, "version": __version__, "rules": list(rules.values())}},
+        "results": out,
+        **(run_extra or {}),
     }
+    return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2)
+
+
+def to_sarif(findings: Sequence[Finding], base: str = "") -> str:
+    results = [
+        SarifResult(
+            f.id,
+            f.severity,
+            f.message,
+            f.fix,
+            [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": f.file, "uriBaseId": "CONFIGDIR"},
+                        "region": {"startLine": max(1, f.line)},
+                    },
+                }
+            ],
+        )
+        for f in findings
+    ]
+    extra: dict[str, object] = {"properties": {"score": score(findings)}}
     if base:
         uri = base if base.endswith("/") else base + "/"
-        run["originalUriBaseIds"] = {"CONFIGDIR": {"uri": "file://" + uri}}
-    return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2)
+        extra["originalUriBaseIds"] = {"CONFIGDIR": {"uri": "file://" + uri}}
+    return sarif_document("sipguard-audit", results, extra)
 
 
 def write_text(findings: Sequence[Finding], out: IO[str], colour: bool) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
-from sipguard.audit.model import Severity
+from sipguard.audit.model import Finding, Severity
+from sipguard.audit.parser import TOP_LEVEL
 from sipguard.audit.report import score, to_json, to_sarif, write_text
 from sipguard.audit.writer import audit_dir, harden_dir
 from sipguard.cli.main import CliError
@@ -15,8 +17,16 @@ SEVERITIES = [s.label for s in Severity]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    audit = sub.add_parser("audit", help="audit an Asterisk config directory")
-    audit.add_argument("config_dir", metavar="CONFIG_DIR")
+    audit = sub.add_parser(
+        "audit",
+        help="audit an Asterisk config directory",
+        description="Audit an Asterisk configuration directory (e.g. /etc/asterisk) for every "
+        "weakness the hardening guides name: guest access, weak or numeric credentials, open "
+        "AMI/HTTP, missing ACLs, dialplan paths from guest contexts to paid destinations. "
+        "Exit 0: done (or nothing at --fail-on's level), 1: a finding at --fail-on's level, "
+        "2: error (not a directory, no Asterisk configuration in it).",
+    )
+    audit.add_argument("config_dir", metavar="CONFIG_DIR", help="e.g. /etc/asterisk")
     audit.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     audit.add_argument(
         "--fail-on",
@@ -27,13 +37,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     audit.set_defaults(func=run_audit)
 
-    harden = sub.add_parser("harden", help="write a hardened copy of an Asterisk config directory")
-    harden.add_argument("config_dir", metavar="CONFIG_DIR")
+    harden = sub.add_parser(
+        "harden",
+        help="write a hardened copy of an Asterisk config directory",
+        description="Write a hardened copy of an Asterisk configuration directory (or, with "
+        "--in-place, edit it, keeping the originals), with a diff and the generated credentials, "
+        "then audit the result.",
+    )
+    harden.add_argument("config_dir", metavar="CONFIG_DIR", help="e.g. /etc/asterisk")
     harden.add_argument(
         "--out",
-        required=True,
         metavar="DIR",
-        help="hardened copy, hardening.diff and credentials.csv go here",
+        help="hardened copy, hardening.diff and credentials.csv go here (required unless "
+        "--in-place; then only the diff and credentials, default CONFIG_DIR-sipguard-TIME)",
     )
     harden.add_argument(
         "--logs",
@@ -52,14 +68,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _config_dir(text: str) -> Path:
     path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise CliError(f"{text}: expected a directory of Asterisk configuration (/etc/asterisk)")
     if not path.is_dir():
         raise CliError(f"{text}: config directory not found")
     return path
 
 
+def _audit(path: Path) -> list[Finding]:
+    """The findings, or a CliError when the directory holds no Asterisk configuration at all: a
+    wrong path must not read as a nearly clean PBX."""
+    tree, findings = audit_dir(path)
+    if not tree.configs:
+        raise CliError(f"{path}: no Asterisk configuration here (none of {', '.join(TOP_LEVEL)})")
+    return findings
+
+
 def run_audit(args: argparse.Namespace) -> int:
     path = _config_dir(args.config_dir)
-    _, findings = audit_dir(path)
+    findings = _audit(path)
     if args.format == "json":
         print(to_json(findings))
     elif args.format == "sarif":
@@ -75,11 +102,14 @@ def run_audit(args: argparse.Namespace) -> int:
 
 def run_harden(args: argparse.Namespace) -> int:
     src = _config_dir(args.config_dir)
-    out = Path(args.out)
+    _audit(src)
+    if args.out is None and not args.in_place:
+        raise CliError("--out DIR is required (or --in-place to edit CONFIG_DIR itself)")
+    out = Path(args.out or f"{src.resolve()}-sipguard-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CliError(f"{args.out}: --out must be a new or empty directory")
+        raise CliError(f"{out}: --out must be a new or empty directory")
     if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
-        raise CliError(f"{args.out}: --out must not be inside CONFIG_DIR")
+        raise CliError(f"{out}: --out must not be inside CONFIG_DIR")
     for log in args.logs:
         if not Path(log).is_file():
             raise CliError(f"{log}: log file not found")
@@ -90,7 +120,7 @@ def run_harden(args: argparse.Namespace) -> int:
     print(f"credentials ({len(result.plan.credentials)}): {result.credentials_path} (mode 0600)")
     for note in result.plan.notes:
         print(f"note: {note}")
-    _, after = audit_dir(where)
+    after = _audit(where)
     high = [f for f in after if f.severity >= Severity.HIGH]
     print(f"audit after hardening: score {score(after)}/100, {len(high)} high or critical")
     return 0

@@ -10,13 +10,13 @@ from typing import Any
 
 from sipguard.cli.main import CliError
 from sipguard.config.errors import ConfigError
-from sipguard.config.settings import Settings, load_settings, render_toml
+from sipguard.config.settings import CONFIG_HELP, Settings, load_settings, render_toml
 
 
 def register(sub: Any) -> None:
     def add(name: str, func: Any, help: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--config", metavar="PATH", help="sipguard.toml (default /etc/sipguard)")
+        p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
         p.set_defaults(func=func)
         return p
 
@@ -25,11 +25,18 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--simulate", action="store_true", help="report what would be banned, ban nothing"
     )
+    p.add_argument(
+        "--no-privsep",
+        action="store_true",
+        help="tests/dev only: one process that parses with CAP_NET_ADMIN (default: two)",
+    )
+    # the enforcer starts the parsing process with its end of the channel; not for people
+    p.add_argument("--privsep-fd", default=None, help=argparse.SUPPRESS)
 
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="COMMAND")
     p = cfg_sub.add_parser("check", help="validate and print the effective configuration")
-    p.add_argument("--config", metavar="PATH", help="sipguard.toml (default /etc/sipguard)")
+    p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of TOML")
     p.set_defaults(func=cmd_config_check)
 
@@ -39,7 +46,9 @@ def register(sub: Any) -> None:
         return p
 
     p = control("status", cmd_status, "the running daemon's state")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--json", action="store_true", help="JSON; without a daemon {running: false} and exit 3"
+    )
     p = control("bans", cmd_bans, "active bans")
     p.add_argument("--json", action="store_true", help="JSON with the evidence")
     p = control("ban", cmd_ban, "ban an address or CIDR now")
@@ -81,8 +90,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     from sipguard.daemon.build import build_profiles, build_rules, build_sensor_config
     from sipguard.daemon.fleet import check_fleet
     from sipguard.daemon.fraud import build_fraud_engine
+    from sipguard.daemon.split import identity
 
     try:  # the tables whose owners validate them: rules, profiles, the sensor, fraud, fleet
+        identity(settings)  # [daemon] user/group/groups name accounts that exist
         rules = build_rules(settings)
         build_profiles(settings)
         build_sensor_config(settings)
@@ -105,8 +116,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     setup_logging(settings.daemon.log_format, settings.daemon.log_level)
-    daemon = Daemon(settings, args.config, dry_run=args.dry_run, simulate=args.simulate)
     try:
+        if args.privsep_fd is None and not args.no_privsep:
+            from sipguard.daemon.split import run_enforcer
+
+            return run_enforcer(settings, args.config, args.dry_run, args.simulate)
+        firewall = None
+        if args.privsep_fd is not None:
+            from sipguard.daemon.split import start_parser
+
+            firewall = start_parser(settings, args.privsep_fd)  # before any input is read
+        daemon = Daemon(
+            settings, args.config, dry_run=args.dry_run, simulate=args.simulate, firewall=firewall
+        )
         return asyncio.run(daemon.run())
     except ExceptionGroup as group:
         first = group.exceptions[0]
@@ -125,10 +147,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _start_error(exc: BaseException) -> bool:
     from sipguard.actions import FirewallError
+    from sipguard.daemon.caps import PrivilegeError
     from sipguard.daemon.control import ControlError
     from sipguard.store import StoreError
 
-    return isinstance(exc, ConfigError | FirewallError | StoreError | ControlError)
+    errors = ConfigError | FirewallError | StoreError | ControlError | PrivilegeError
+    return isinstance(exc, errors)
 
 
 def _request(args: argparse.Namespace, cmd: str, payload: dict[str, Any] | None = None) -> Any:
@@ -166,9 +190,16 @@ def _left(seconds: float | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    st = _request(args, "status")
+    try:
+        st = _request(args, "status")
+    except CliError as exc:
+        if not args.json:
+            raise
+        # scripts asked for JSON: they get JSON, and the exit status says it is not running
+        print(json.dumps({"running": False, "error": str(exc)}))
+        return 3
     if args.json:
-        print(json.dumps(st, indent=2))
+        print(json.dumps({"running": True, **st}, indent=2))  # one key tells scripts either way
         return 0
     print(f"sipguard {st['version']} pid {st['pid']} up {st['uptime']:.0f}s")
     print(f"  config:   {', '.join(st['config'])}")
@@ -176,6 +207,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  firewall: {mode}; {st['active_bans']} active bans")
     fw = st["firewall"]["add"]
     print(f"  kernel:   {fw['count']} add batches, mean {fw['mean_ms']} ms, max {fw['max_ms']} ms")
+    enf = st.get("enforcer")
+    if enf:
+        counts = ", ".join(f"{k} {v}" for k, v in enf["counts"].items()) or "no requests"
+        print(f"  enforcer: pid {enf['pid']} ({enf['backend']}); {counts}")
     for name, s in st["sources"].items():
         err = f" (last error: {s['last_error']})" if s["last_error"] else ""
         print(f"  source {name}: {s['state']}, {s['restarts']} restarts{err}")

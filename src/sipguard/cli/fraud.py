@@ -104,6 +104,8 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.baseline:
         engine.load_baseline(_baseline(args.baseline))
     for path in args.cdr:
+        if Path(path).is_dir():
+            raise CliError(f"{path}: is a directory; give the CDR files in it (e.g. Master.csv)")
         if not Path(path).is_file():
             raise CliError(f"{path}: no such file")
     try:
@@ -112,6 +114,13 @@ def run_scan(args: argparse.Namespace) -> int:
         raise CliError(f"{exc.filename}: {exc.strerror}") from None
     except RuntimeError as exc:  # a scan process died (e.g. killed for memory)
         raise CliError(str(exc)) from None
+    if result.rows and not result.parsed:
+        # junk, an Asterisk log, the wrong --config layout: not "0 alerts", which reads as clean
+        names = ", ".join(args.cdr)
+        raise CliError(
+            f"{names}: nothing readable as CDR ({result.rows} rows, none in the layout "
+            "of [fraud.cdr] columns; see docs/fraud.md)"
+        )
     if args.format == "json":
         out = {
             "alerts": [i.to_dict() for i in result.incidents],
@@ -126,26 +135,38 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 def _print_text(result: Any) -> None:
+    """One block per alert, wrapped to the terminal: nothing is cut (`--format json` for
+    machines). Piped output is wrapped at 100 columns."""
+    import shutil
+    import textwrap
     from datetime import UTC, datetime
 
-    from rich.console import Console
-    from rich.table import Table
-
-    width = None if sys.stdout.isatty() else 160  # whole reasons when piped
-    console = Console(file=sys.stdout, highlight=False, width=width)
+    width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+    width = max(40, width)
     malformed = sum(result.errors.values())
-    console.print(
+    summary = (
         f"{result.rows} rows, {result.calls} outbound calls checked, "
         f"{malformed} malformed rows, {len(result.incidents)} alerts"
     )
-    if not result.incidents:
-        return
-    table = Table("first (UTC)", "account", "rule", "severity", "calls", "reason")
+    print(textwrap.fill(summary, width))
+
+    def block(label: str, text: str) -> str:
+        return textwrap.fill(
+            text,
+            width,
+            initial_indent=f"  {label:<8}",
+            subsequent_indent=" " * 10,
+            break_long_words=True,
+            break_on_hyphens=False,
+        )
+
     for inc in result.incidents:
-        when = datetime.fromtimestamp(inc.first, UTC).strftime("%Y-%m-%d %H:%M")
-        calls = ", ".join(inc.calls[:3]) + (f" +{len(inc.calls) - 3}" if len(inc.calls) > 3 else "")
-        table.add_row(when, inc.account, inc.rule, inc.severity, calls, inc.reason)
-    console.print(table)
+        when = datetime.fromtimestamp(inc.first, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        head = f"{when}  {inc.severity.upper()}  {inc.rule}  account {inc.account}"
+        print()
+        print(textwrap.fill(head, width, subsequent_indent="  "))
+        print(block("reason", inc.reason))
+        print(block("calls", f"({len(inc.calls)}) " + " ".join(inc.calls)))
 
 
 def run_watch(args: argparse.Namespace) -> int:

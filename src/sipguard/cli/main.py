@@ -22,6 +22,8 @@ SUBCOMMAND_MODULES = (
     "sipguard.cli.sensor",  # sensor
     "sipguard.cli.audit",  # audit, harden
     "sipguard.cli.fraud",  # fraud scan
+    "sipguard.cli.web",  # web-password
+    "sipguard.cli.probe",  # probe
 )
 
 
@@ -42,11 +44,25 @@ COMMAND_MODULES = {
     "audit": "sipguard.cli.audit",
     "harden": "sipguard.cli.audit",
     "fraud": "sipguard.cli.fraud",
+    "web-password": "sipguard.cli.web",
+    "probe": "sipguard.cli.probe",
 }
 
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
+
+
+def require(module: str, extra: str, system: str = "") -> None:
+    """Import an optional part, or fail with one line saying what to install."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        apt = f" and apt-get install {system}" if system else ""
+        raise CliError(
+            f"{module} is not usable ({exc}): ./install.sh installs it, "
+            f"or pip install 'sipguard[{extra}]'{apt}"
+        ) from None
 
 
 def build_parser(modules: Sequence[str] = SUBCOMMAND_MODULES) -> argparse.ArgumentParser:
@@ -67,6 +83,18 @@ def build_parser(modules: Sequence[str] = SUBCOMMAND_MODULES) -> argparse.Argume
     return parser
 
 
+def chosen_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The deepest subcommand parser that `args` went through (`config check` -> its parser)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name = getattr(args, action.dest, None)
+            if name in action.choices:
+                return chosen_parser(action.choices[name], args)
+    return parser
+
+
 def _modules_for(argv: Sequence[str]) -> Sequence[str]:
     command = next((a for a in argv if not a.startswith("-")), None)
     module = COMMAND_MODULES.get(command or "")
@@ -76,7 +104,9 @@ def _modules_for(argv: Sequence[str]) -> Sequence[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_modules_for(argv))
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the subcommand's own usage, not the top-level one, for `scan --bogus`
+        chosen_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -74,33 +74,48 @@ def run_list(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
+    from sipguard.report.text import NARROW
+
+    width = None if sys.stdout.isatty() else 200  # pipes get whole lines, not 80 columns
+    console = Console(width=width, highlight=False)
+    rows = [_list_row(r) for r in rules]
+    if console.width < NARROW:
+        # eight columns do not fit 80: one block per rule, the wide fields on lines of their own
+        console.print(f"{len(rules)} rules", style="italic")
+        for row in rows:
+            rid, kind, threshold, window, group, profile, severity, events = row
+            console.print(f"[bold]{escape(rid)}[/bold]  {kind}, {threshold} in {window}")
+            console.print(f"    grouping {group}; profile {escape(profile)}; severity {severity}")
+            console.print(escape("    events: " + events.replace("\n", "\n    ")))
+        return 0
     table = Table(title=f"{len(rules)} rules")
     table.add_column("id", no_wrap=True)
     for col in ("kind", "threshold", "window", "grouping", "profile", "severity", "events"):
         table.add_column(col, no_wrap=col != "events")
-    for r in rules:
-        threshold = "first event" if r.bucket.value == "trigger" else str(r.threshold)
-        if r.bucket.value == "distinct":
-            threshold += f" distinct {r.distinct_field or 'source'}s"
-        group = r.group_by.value
-        if group == "source":
-            group += f" (/{r.ipv4_prefix}, /{r.ipv6_prefix})"
-        match = "; ".join(m.describe() for m in r.matchers)
-        table.add_row(
-            escape(r.id) + ("" if r.enabled else " (disabled)"),
-            r.bucket.value,
-            threshold,
-            format_duration(r.window),
-            group,
-            escape(r.profile),
-            r.severity,
-            escape(
-                ", ".join(sorted(k.value for k in r.kinds)) + (f"\nwhere {match}" if match else "")
-            ),
-        )
-    width = None if sys.stdout.isatty() else 200  # pipes get whole lines, not 80 columns
-    Console(width=width, highlight=False).print(table)
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    console.print(table)
     return 0
+
+
+def _list_row(r: RuleSpec) -> tuple[str, str, str, str, str, str, str, str]:
+    threshold = "first event" if r.bucket.value == "trigger" else str(r.threshold)
+    if r.bucket.value == "distinct":
+        threshold += f" distinct {r.distinct_field or 'source'}s"
+    group = r.group_by.value
+    if group == "source":
+        group += f" (/{r.ipv4_prefix}, /{r.ipv6_prefix})"
+    match = "; ".join(m.describe() for m in r.matchers)
+    return (
+        r.id + ("" if r.enabled else " (disabled)"),
+        r.bucket.value,
+        threshold,
+        format_duration(r.window),
+        group,
+        r.profile,
+        r.severity,
+        ", ".join(sorted(k.value for k in r.kinds)) + (f"\nwhere {match}" if match else ""),
+    )
 
 
 def why_not(rule: RuleSpec, event: Event) -> str | None:
@@ -124,7 +139,7 @@ def _event_text(e: Event) -> str:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    from sipguard.cli.scan import _open
+    from sipguard.cli.scan import _check_readable, _open
     from sipguard.core.asterisk import LogNormalizer
 
     rules = {r.id: r for r in _load(args.rules)}
@@ -132,6 +147,7 @@ def run_test(args: argparse.Namespace) -> int:
     if rule is None:
         raise CliError(f"{args.rule}: no such rule (known: {', '.join(rules)})")
     rule = rule.with_overrides({"enabled": True})
+    _check_readable(args.file)  # before the header: an error is then the only output
     out = sys.stdout
     shown = _Shown(rule, out)
     normalizer = LogNormalizer(default_year=args.year or time.gmtime().tm_year)

@@ -22,6 +22,7 @@ from sipguard.cli.main import CliError
 from sipguard.config.errors import ConfigError
 from sipguard.detect.sourcekeys import clear_caches
 from sipguard.policy import AllowList, Policy, PolicyError
+from sipguard.report.aggregate import ScanReport
 from sipguard.report.render import FORMATS, render
 from sipguard.report.scan import CHUNK, Scanner
 
@@ -97,6 +98,37 @@ def _open(path: str) -> Iterator[IO[bytes]]:
             raw.close()
 
 
+class LogSniffer:
+    """Whether anything in the input reads as an Asterisk log line: a file of binary junk or of
+    some other program's text would otherwise pass as a log without attacks.
+
+    Looks at the first lines of each chunk until one line has an Asterisk prefix; a real log
+    has one on almost every line, so after the first chunk this costs nothing."""
+
+    LINES_PER_CHUNK = 200
+
+    def __init__(self, year: int) -> None:
+        from sipguard.core.asterisk.prefix import TimeParser
+
+        self.found = False
+        self._clock = TimeParser(year, None)
+
+    def check(self, data: bytes) -> None:
+        if self.found:
+            return
+        from sipguard.core.asterisk.prefix import split_prefix
+
+        for raw in data.split(b"\n", self.LINES_PER_CHUNK)[: self.LINES_PER_CHUNK]:
+            if split_prefix(raw[:512].decode("utf-8", "replace"), self._clock) is not None:
+                self.found = True
+                return
+
+    def sniffed(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for data in chunks:
+            self.check(data)
+            yield data
+
+
 def _check_readable(path: str) -> None:
     if path != "-" and not os.access(path, os.R_OK):
         reason = "No such file or directory" if not os.path.exists(path) else "Permission denied"
@@ -144,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         if policy.unknown_profiles([rule.profile]):
             raise CliError(f"rule {rule.id}: profile: no such profile {rule.profile!r}")
     scanner = Scanner(rules, year, policy)
+    sniffer = LogSniffer(year)
     # The scan allocates millions of short-lived objects while holding tens of thousands of
     # long-lived aggregates (attackers, buckets, cached keys), and the cycle collector kept
     # rescanning the latter: ~40% of a run with the default thresholds, still ~0.2 s of a
@@ -161,12 +194,14 @@ def run(args: argparse.Namespace) -> int:
         gc.disable()
     try:
         if interactive:
-            _scan_with_progress(scanner, paths)
+            _scan_with_progress(scanner, paths, sniffer)
         else:
             for path in paths:
                 with _open(path) as f:
-                    scanner.feed_file_chunks(path, _chunks(path, f, lambda n: None))
+                    chunks = _chunks(path, f, lambda n: None)
+                    scanner.feed_file_chunks(path, sniffer.sniffed(chunks))
         report = scanner.finish()
+        _refuse_unreadable(report, sniffer, paths)
         render(report, args.format, sys.stdout)
         sys.stdout.flush()
     finally:
@@ -177,7 +212,24 @@ def run(args: argparse.Namespace) -> int:
     return 1 if report.attack_found else 0
 
 
-def _scan_with_progress(scanner: Scanner, paths: list[str]) -> None:
+def _refuse_unreadable(report: ScanReport, sniffer: LogSniffer, paths: list[str]) -> None:
+    """Input with lines, none of them an Asterisk log line and no event: an error, not a clean
+    bill (empty input stays a clean report: a freshly rotated log is empty)."""
+    if sniffer.found:
+        return
+    stats = report.to_dict()["stats"]  # nothing was recognised, so the report is small
+    assert isinstance(stats, dict)
+    norm = dict(stats.get("normalizer") or {})
+    if not norm.get("lines") or norm.get("events"):
+        return
+    binary = f", {norm['binary']} of them binary" if norm.get("binary") else ""
+    raise CliError(
+        f"{', '.join(paths)}: nothing in it reads as an Asterisk log "
+        f"({norm['lines']} lines{binary}); expected e.g. /var/log/asterisk/messages"
+    )
+
+
+def _scan_with_progress(scanner: Scanner, paths: list[str], sniffer: LogSniffer) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -196,4 +248,4 @@ def _scan_with_progress(scanner: Scanner, paths: list[str]) -> None:
             progress.update(task, description=os.path.basename(path))
             with _open(path) as f:
                 chunks = _chunks(path, f, lambda n: progress.advance(task, n))
-                scanner.feed_file_chunks(path, chunks)
+                scanner.feed_file_chunks(path, sniffer.sniffed(chunks))

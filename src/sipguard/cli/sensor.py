@@ -15,8 +15,9 @@ import tomllib
 from typing import Any
 
 from sipguard.actions.base import FirewallError
-from sipguard.cli.main import CliError
+from sipguard.cli.main import CliError, require
 from sipguard.config.errors import ConfigError
+from sipguard.config.settings import MAIN_CONFIG_HELP, main_file
 from sipguard.core.events import Event
 from sipguard.data import scanner_signatures
 from sipguard.sensor.config import SensorConfig, parse_sensor_config
@@ -26,7 +27,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "sensor", help="run the SIP sensor (NFQUEUE): drop scanners, wrong domains, floods"
     )
-    p.add_argument("--config", metavar="FILE", help="sipguard.toml; its [sensor] table is used")
+    p.add_argument(
+        "--config", metavar="PATH", help=MAIN_CONFIG_HELP + "; its [sensor] table is used"
+    )
     p.add_argument("--domain", action="append", default=[], help="secret SIP domain (repeatable)")
     p.add_argument("--queue", type=int, default=None, help="NFQUEUE number (default 0)")
     p.add_argument("--trusted", action="append", default=[], help="trunk address or CIDR")
@@ -48,9 +51,9 @@ def load_config(args: argparse.Namespace) -> SensorConfig:
     table: dict[str, Any] = {}
     file = "command line"
     if args.config:
-        file = args.config
+        file = str(main_file(args.config))
         try:
-            with open(args.config, "rb") as fh:
+            with open(file, "rb") as fh:
                 doc = tomllib.load(fh)
         except OSError as exc:
             raise CliError(f"{args.config}: {exc.strerror}") from exc
@@ -94,6 +97,7 @@ def load_config(args: argparse.Namespace) -> SensorConfig:
 def cmd_sensor(args: argparse.Namespace) -> int:
     from sipguard.sensor.nfq import NfqSensor
 
+    require("netfilterqueue", "sensor", "libnetfilter-queue1")  # else a traceback at bind time
     config = load_config(args)
     if not 1 <= args.verdict_batch <= 4096:
         raise CliError(f"--verdict-batch {args.verdict_batch}: must be 1 to 4096")

@@ -14,9 +14,12 @@ from pathlib import Path
 from sipguard.config.errors import ConfigError
 from sipguard.data import read_lines
 from sipguard.detect import RuleError, RuleSpec, rule_from_dict
+from sipguard.detect.fraudrules import FRAUD_DETECTORS, FraudRuleSpec, fraud_rule_from_dict
 
 MAX_RULE_FILE = 256 * 1024
 OVERRIDES_SOURCE = "sipguard.toml"
+# The fraud rules live one level down, so the log rules' loader never meets them.
+FRAUD_RULES = Path(__file__).resolve().parent.parent / "rules" / "fraud"
 
 
 def shipped_rules_dir() -> Path:
@@ -53,7 +56,7 @@ def rule_dirs(paths: Sequence[str | Path] | None = None) -> list[tuple[str, Path
     return out
 
 
-def load_rule_file(label: str, directory: Path, lists: Mapping[str, list[str]]) -> RuleSpec:
+def _read_rule_file(label: str, directory: Path) -> dict[str, object]:
     file = f"{label}/rule.toml"
     try:
         raw = directory.joinpath("rule.toml").read_bytes()
@@ -65,10 +68,37 @@ def load_rule_file(label: str, directory: Path, lists: Mapping[str, list[str]]) 
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(file, "", f"not valid TOML: {exc}") from None
+    return data
+
+
+def load_rule_file(label: str, directory: Path, lists: Mapping[str, list[str]]) -> RuleSpec:
+    data = _read_rule_file(label, directory)
     try:
         return rule_from_dict(data, lists)
     except RuleError as exc:
-        raise ConfigError(file, exc.key, exc.reason) from None
+        raise ConfigError(f"{label}/rule.toml", exc.key, exc.reason) from None
+
+
+def fraud_rule_dirs(paths: Sequence[str | Path] | None = None) -> list[tuple[str, Path]]:
+    """The fraud rules' directories: `rules/fraud/<id>/` (shipped), or under `paths`."""
+    if paths is None:
+        return [(f"sipguard/rules/fraud/{d.name}", d) for _, d in rule_dirs([FRAUD_RULES])]
+    return rule_dirs(paths)
+
+
+def load_fraud_rule_file(label: str, directory: Path) -> FraudRuleSpec:
+    data = _read_rule_file(label, directory)
+    try:
+        return fraud_rule_from_dict(data)
+    except RuleError as exc:
+        raise ConfigError(f"{label}/rule.toml", exc.key, exc.reason) from None
+
+
+def load_fraud_rules(paths: Sequence[str | Path] | None = None) -> list[FraudRuleSpec]:
+    """Every fraud rule (rules/fraud/<id>/rule.toml), in the detectors' order."""
+    rules = [load_fraud_rule_file(label, d) for label, d in fraud_rule_dirs(paths)]
+    order = list(FRAUD_DETECTORS)
+    return sorted(rules, key=lambda r: order.index(r.detector))
 
 
 def load_rules(
@@ -109,4 +139,13 @@ def load_rules(
     return list(rules.values())
 
 
-__all__ = ["data_lists", "load_rule_file", "load_rules", "rule_dirs", "shipped_rules_dir"]
+__all__ = [
+    "data_lists",
+    "fraud_rule_dirs",
+    "load_fraud_rule_file",
+    "load_fraud_rules",
+    "load_rule_file",
+    "load_rules",
+    "rule_dirs",
+    "shipped_rules_dir",
+]

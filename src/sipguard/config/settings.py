@@ -51,6 +51,11 @@ class DaemonSettings:
     state_dir: str = "/var/lib/sipguard"
     control_socket: str = "/run/sipguard/control.sock"
     socket_group: str = ""  # group whose members may use the control socket (root always may)
+    # the parsing process (logs, AMI, CDRs) runs as this user when set; `groups` are extra
+    # groups it keeps, e.g. ["adm", "asterisk"] to read Asterisk's logs (see daemon/privsep.py)
+    user: str = ""
+    group: str = ""
+    groups: list[str] = field(default_factory=list)
     log_format: str = "kv"  # kv | json
     log_level: str = "info"  # debug | info | warning | error
     simulate: bool = False  # report what would be banned, ban nothing
@@ -97,8 +102,11 @@ class PortSettings:
 class FirewallSettings:
     backend: str = "nftables"  # nftables | iptables | dry-run
     table: str = "sipguard"
+    # "all": a ban drops every packet of the source (every port and protocol); "ports": only
+    # the [firewall.ports] list. Default "all": see docs/firewall.md for why.
+    scope: str = "all"
     ports: PortSettings = field(default_factory=PortSettings)
-    all_ports: bool = False
+    all_ports: bool = False  # older spelling of scope = "all"; true still means all
     flush_conntrack: bool = True
 
 
@@ -141,6 +149,22 @@ class SourcesSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """`[web]`: the dashboard (sipguard.web), served by the daemon."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1"  # any other address requires password_hash
+    port: int = 8080
+    user: str = "admin"
+    password_hash: str = ""  # scrypt$N$r$p$salt$hash, from `sipguard web-password`
+    tls_cert: str = ""  # PEM files; without them, put a TLS reverse proxy in front
+    tls_key: str = ""
+    session_hours: float = 12.0
+    login_attempts: int = 5  # failed logins per source per minute before refusing
+    asterisk_config: str = "/etc/asterisk"  # audited for the Audit page ("" = no audit)
+
+
+@dataclass(frozen=True)
 class Settings:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     sources: SourcesSettings = field(default_factory=SourcesSettings)
@@ -152,6 +176,8 @@ class Settings:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     sensor: dict[str, Any] = field(default_factory=dict)
     fraud: dict[str, Any] = field(default_factory=dict)
+    web: WebSettings = field(default_factory=WebSettings)
+    probe: dict[str, Any] = field(default_factory=dict)  # `sipguard probe` (targets, numbers)
     files: tuple[str, ...] = ()  # the files that were read, in order
     # "rules.ID" / "profiles.NAME" -> the file that set it last, for errors found later
     origins: dict[str, str] = field(default_factory=dict)
@@ -166,6 +192,8 @@ class Settings:
         d.pop("origins")
         if mask_secrets and d["sources"]["ami"]["secret"]:
             d["sources"]["ami"]["secret"] = "********"
+        if mask_secrets and d["web"]["password_hash"]:
+            d["web"]["password_hash"] = "********"
         if mask_secrets:  # a Redis URL may carry a password: redis://user:pass@host
             d["fleet"]["url"] = re.sub(r"//[^@/]*@", "//********@", d["fleet"]["url"])
         if mask_secrets:  # notification URLs carry passwords and tokens
@@ -174,28 +202,52 @@ class Settings:
 
 
 # keys whose values are free-form tables, validated by the subsystem that uses them
-_RAW_TABLES = {"profiles", "rules", "sensor", "fraud"}
+_RAW_TABLES = {"profiles", "rules", "sensor", "fraud", "probe"}
 _CHOICES = {
     "daemon.log_format": {"kv", "json"},
     "daemon.log_level": {"debug", "info", "warning", "error"},
     "sources.ami.auth": {"md5", "plain"},
     "firewall.backend": {"nftables", "iptables", "dry-run"},
+    "firewall.scope": {"all", "ports"},
 }
 _NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as sipguard.fleet.wire.NODE_RE
 _FLEET_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://", "sentinels://")
 
 
+#: what every --config option says (one text, so the commands cannot disagree)
+CONFIG_HELP = (
+    "sipguard.toml, or a directory holding sipguard.toml and/or conf.d/*.toml "
+    f"(default {DEFAULT_CONFIG.parent})"
+)
+
+
+#: for the commands that read only the main file's table (the sensor's), and no default file
+MAIN_CONFIG_HELP = "sipguard.toml, or the directory holding it"
+
+
+def main_file(path: str | Path) -> Path:
+    """The main file --config names: the path itself, or sipguard.toml in a directory."""
+    p = Path(path)
+    return p / DEFAULT_CONFIG.name if p.is_dir() else p
+
+
 def config_files(path: str | Path | None) -> list[Path]:
-    """The main file then conf.d/*.toml beside it, in name order. A missing default file is fine."""
-    main = Path(path) if path is not None else DEFAULT_CONFIG
+    """The main file then conf.d/*.toml beside it, in name order. A missing default file is fine.
+
+    A directory (`--config /etc/sipguard`): its sipguard.toml and conf.d/, either may be absent.
+    """
+    given_dir = path is not None and Path(path).is_dir()
+    main = main_file(path) if path is not None else DEFAULT_CONFIG
     files: list[Path] = []
     if main.is_file():
         files.append(main)
-    elif path is not None:
-        raise ConfigError(str(main), "", "no such file")
+    elif path is not None and not given_dir:
+        raise ConfigError(str(main), "", "no such file or directory")
     confd = main.parent / "conf.d"
     if confd.is_dir():
         files.extend(sorted(p for p in confd.glob("*.toml") if p.is_file()))
+    if given_dir and not files:
+        raise ConfigError(str(path), "", f"no {main.name} and no conf.d/*.toml in this directory")
     return files
 
 
@@ -222,7 +274,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         for table in ("rules", "profiles"):
             for name in data.get(table, {}):
                 origins[f"{table}.{name}"] = str(f)
-        for table in ("sensor", "fraud"):
+        for table in ("sensor", "fraud", "probe"):
             if table in data:
                 origins[table] = str(f)
     extra = {"files": tuple(str(f) for f in files), "origins": origins}
@@ -294,7 +346,7 @@ def _check_value(hint: Any, value: Any, key: str, file: str) -> None:
         raise ConfigError(file, key, f"must be one of {', '.join(sorted(_CHOICES[key]))}")
     if hint in (int, float) and value < 0:
         raise ConfigError(file, key, "must not be negative")
-    if key == "sources.ami.port" and not 0 < value < 65536:
+    if key in ("sources.ami.port", "web.port") and not 0 < value < 65536:
         raise ConfigError(file, key, "must be a port number 1-65535")
     if key == "firewall.table" and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,19}", value):
         raise ConfigError(file, key, "must be a letter then up to 19 letters, digits or _")

@@ -27,9 +27,14 @@ class Alert:
     reason: str  # human sentence: "8 wrong passwords in 60s (threshold 5)"
     events: tuple[Event, ...] = ()  # the evidence, bounded by the engine
     severity: str = "high"  # low | medium | high | critical
+    # an account's alert (the fraud rules): the account, its live calls' channels, and the
+    # actions its profile names (alert, hangup, lock, ban) for the policy to decide on
+    account: str | None = None
+    channels: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "rule": self.rule,
             "time": self.time,
             "key": self.key,
@@ -39,6 +44,11 @@ class Alert:
             "severity": self.severity,
             "events": [e.to_dict() for e in self.events],
         }
+        if self.account is not None:  # only accounts' alerts: others' JSON is unchanged
+            out.update(
+                account=self.account, channels=list(self.channels), actions=list(self.actions)
+            )
+        return out
 
 
 class Action(StrEnum):
@@ -80,4 +90,30 @@ class Decision:
             "level": self.level,
             "origin": self.origin,
             "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDecision:
+    """What to do about an account an alert names: hang up its live calls (`channels`), lock
+    it, notify. `simulated`: decided in simulation mode or for an allow-listed source, so
+    reported but not carried out (a ban of the source stays `Decision`'s)."""
+
+    account: str
+    rule: str
+    reason: str
+    time: float
+    actions: tuple[str, ...]  # "alert", "hangup", "lock"
+    channels: tuple[str, ...] = ()
+    simulated: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "account": self.account,
+            "rule": self.rule,
+            "reason": self.reason,
+            "time": self.time,
+            "actions": list(self.actions),
+            "channels": list(self.channels),
+            "simulated": self.simulated,
         }

@@ -30,10 +30,15 @@ class Kind(StrEnum):
     LOG_TAMPERING = "log_tampering"
     SENSOR_DROP = "sensor_drop"
     TOLL_FRAUD = "toll_fraud"  # a working account used for abuse (fraud detectors)
+    WEB_LOGIN_FAILED = "web_login_failed"  # a wrong password on sipguard's own dashboard
     # context, not attacks on their own
     CHALLENGE_SENT = "challenge_sent"
     AUTH_SUCCESS = "auth_success"
     AMI_LOGIN_SUCCESS = "ami_login_success"
+    # calls (core.calls): what the fraud rules look at; `call` holds the call's facts
+    CALL_START = "call_start"  # an account dials out (checked before it connects)
+    CALL_ANSWER = "call_answer"  # the dialled side answered: running cost starts
+    CALL_END = "call_end"  # hung up, or a finished call's record (CDR)
 
 
 #: Kinds that are failures charged to the source. Successes and challenges are context.
@@ -52,6 +57,7 @@ ATTACK_KINDS: frozenset[Kind] = frozenset(
         Kind.LOG_TAMPERING,
         Kind.SENSOR_DROP,
         Kind.TOLL_FRAUD,
+        Kind.WEB_LOGIN_FAILED,
     }
 )
 
@@ -66,6 +72,7 @@ class Service(StrEnum):
     SECURITY = "security"  # the security log, when the Service field is unknown
     PJPROJECT = "pjproject"
     SENSOR = "sensor"
+    WEB = "web"  # sipguard's dashboard
     UNKNOWN = "unknown"
 
 
@@ -79,6 +86,40 @@ class Origin:
 
 
 NO_ORIGIN = Origin("")
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """The facts of one call that an Event of a CALL_* kind carries (times in POSIX seconds).
+
+    `record`: the event is a finished call's record (a CDR row, AMI `Cdr`), not the end of a
+    call followed live from its dial.
+    """
+
+    uid: str  # Asterisk's Uniqueid (or `file:line` for a CDR without one)
+    channel: str = ""
+    start: float = 0.0
+    answer: float | None = None
+    end: float | None = None
+    billsec: float = 0.0
+    answered: bool = False
+    record: bool = False
+    line_no: int = 0
+    context: str = ""  # the dialplan context the call started in (its direction: inbound?)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "uid": self.uid,
+            "channel": self.channel,
+            "start": self.start,
+            "answer": self.answer,
+            "end": self.end,
+            "billsec": self.billsec,
+            "answered": self.answered,
+            "record": self.record,
+            "line": self.line_no,
+            "context": self.context,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +143,7 @@ class Event:
     call_id: str | None = None  # SIP Call-ID / SecurityEvent SessionID
     detail: str = ""  # the reason as Asterisk gave it ("Wrong password", "FailedACL", ...)
     origin: Origin = field(default=NO_ORIGIN)
+    call: CallInfo | None = None  # CALL_* kinds only
 
     @property
     def is_attack(self) -> bool:
@@ -113,7 +155,7 @@ class Event:
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict (the control API, the store and `--format json` use this)."""
-        return {
+        out: dict[str, object] = {
             "time": self.time,
             "kind": self.kind.value,
             "service": self.service.value,
@@ -131,6 +173,9 @@ class Event:
                 "text": self.origin.text,
             },
         }
+        if self.call is not None:  # only call events have the key: others' JSON is unchanged
+            out["call"] = self.call.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> Event:
@@ -155,7 +200,26 @@ class Event:
                 int(origin.get("line", 0)),
                 str(origin.get("text", "")),
             ),
+            call=_call(d.get("call")),
         )
+
+
+def _call(d: object) -> CallInfo | None:
+    if not isinstance(d, dict):
+        return None
+    answer, end = d.get("answer"), d.get("end")
+    return CallInfo(
+        uid=str(d.get("uid", ""))[:150],
+        channel=str(d.get("channel", ""))[:200],
+        start=float(d.get("start") or 0.0),
+        answer=float(answer) if isinstance(answer, int | float) else None,
+        end=float(end) if isinstance(end, int | float) else None,
+        billsec=float(d.get("billsec") or 0.0),
+        answered=bool(d.get("answered", False)),
+        record=bool(d.get("record", False)),
+        line_no=int(d.get("line") or 0),
+        context=str(d.get("context", ""))[:80],
+    )
 
 
 def _opt_str(v: object) -> str | None:

@@ -37,6 +37,7 @@ from sipguard.daemon.build import (
 )
 from sipguard.daemon.commands import Commands, Report
 from sipguard.daemon.control import ControlServer
+from sipguard.daemon.dashboard import build_dashboard, web_config
 from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.fleet import FleetRuntime, build_fleet
 from sipguard.daemon.fraud import FraudRuntime, build_fraud_engine
@@ -45,7 +46,8 @@ from sipguard.daemon.processing import Processing, log_alert
 from sipguard.daemon.runners import SourceContext, StoreCheckpoints
 from sipguard.daemon.sources import Sources, changed, nothing_watched
 from sipguard.pipeline import Pipeline
-from sipguard.store import Store
+from sipguard.store import Store, private_dir
+from sipguard.web import WebServer
 
 log = logging.getLogger("sipguard.daemon")
 
@@ -58,8 +60,10 @@ class Daemon:
         dry_run: bool = False,
         simulate: bool = False,
         netns: str | None = None,
+        firewall: object | None = None,
     ) -> None:
         self.settings = settings
+        self.firewall = firewall  # the enforcer process's client (privsep); None: build one
         self.config_path = config_path
         self.dry_run = dry_run
         self.cli_simulate = simulate  # --simulate wins over the file, across reloads
@@ -73,6 +77,7 @@ class Daemon:
         self.sources = Sources(self._source_context)
         self.fraud: FraudRuntime | None = None  # toll-fraud watcher, when [daemon.fraud] is on
         self.fleet: FleetRuntime | None = None  # decisions shared over Redis, when [fleet] is on
+        self.web: WebServer | None = None  # the dashboard, when [web] is enabled
 
     # ---- what the fraud runtime reads of the daemon ---------------------------------------
     @property
@@ -99,8 +104,9 @@ class Daemon:
 
     async def _build(self) -> None:
         s = self.settings
-        Path(s.daemon.state_dir).mkdir(parents=True, exist_ok=True)
-        self.enforcer = Enforcer(build_firewall(s, self.dry_run, self.netns), None, [])
+        private_dir(Path(s.daemon.state_dir))  # 0750, tightened if looser: it holds the evidence
+        firewall = self.firewall or build_firewall(s, self.dry_run, self.netns)
+        self.enforcer = Enforcer(firewall, None, [])
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store
         self.allow = AllowListing(s.allow, self.store, self.enforcer.io, self._set_allowed)
@@ -127,10 +133,16 @@ class Daemon:
         s = self.settings
         self.control = ControlServer(s.daemon.control_socket, self._handle, s.daemon.socket_group)
         await self.control.check_free()
+        if s.web.enabled:
+            web_config(s)  # a dashboard without its password (or certificate) never starts
         await self._build()
         self.commands = Commands(self.enforcer, self.store, self.allow, self.status, self.reload)
+        # the dashboard; more routes (e.g. /metrics) join with self.web.add_route(...) here
+        self.web = build_dashboard(s, self.commands, self.processing, self.enforcer, self.store)
         await self.enforcer.start(time.time())
         await self.control.start()
+        if self.web is not None:
+            await self.web.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -148,6 +160,7 @@ class Daemon:
             socket=s.daemon.control_socket,
             fraud=self.fraud is not None,
             fleet=self.fleet.cfg.node if self.fleet is not None else "off",
+            web=f"{s.web.listen}:{self.web.port}" if self.web is not None else "off",
         )
         try:
             async with asyncio.TaskGroup() as tg:
@@ -170,6 +183,8 @@ class Daemon:
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.control.close()
+            if self.web is not None:
+                await self.web.close()
             if self.fraud is not None:
                 await self.fraud.close()  # the learned baseline survives the restart
             await self.processing.save_offences()
@@ -285,8 +300,12 @@ class Daemon:
         self.sources.apply(new, self.fraud is not None, restart)
         if old.fleet != new.fleet:
             kv(log, logging.WARNING, "fleet settings change on the next restart")
-        if old.firewall != new.firewall or old.daemon.control_socket != new.daemon.control_socket:
-            kv(log, logging.WARNING, "firewall/socket settings change on the next restart")
+        if (
+            old.firewall != new.firewall
+            or old.daemon.control_socket != new.daemon.control_socket
+            or old.web != new.web
+        ):
+            kv(log, logging.WARNING, "firewall/socket/web settings change on the next restart")
         self.reloads["ok"] += 1
         kv(log, logging.INFO, "configuration reloaded", files=",".join(new.files), rules=len(rules))
         return {"reloaded": True, "rules": len(rules), "allow": len(allowed), "lifted": len(lifted)}

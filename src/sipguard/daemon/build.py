@@ -101,7 +101,7 @@ def build_firewall(settings: Settings, dry_run: bool, netns: str | None = None) 
         cfg = FirewallConfig(
             table=fw.table,
             ports=Ports(udp=fw.ports.udp, tcp=fw.ports.tcp),
-            all_ports=fw.all_ports,
+            all_ports=fw.all_ports or fw.scope == "all",
             flush_conntrack=fw.flush_conntrack,
             netns=netns,
         )

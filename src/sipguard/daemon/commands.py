@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from ipaddress import ip_network
 
 from sipguard.core import Action, Decision, Network
@@ -45,7 +46,8 @@ def parse_for(value: object) -> float | None:
 
 
 def decision_view(d: Decision, now: float, evidence: bool = False) -> dict[str, object]:
-    out: dict[str, object] = dict(d.to_dict())
+    # without evidence, skip serialising it: the dashboard asks for every ban each second
+    out: dict[str, object] = dict((d if evidence else replace(d, evidence=())).to_dict())
     if not evidence:
         out.pop("evidence", None)
         out["events"] = len(d.evidence)
@@ -74,7 +76,8 @@ class Commands:
         return reply
 
     async def cmd_status(self, args: dict[str, object]) -> Report:
-        return self._status()
+        # the enforcer process's counters come over the channel, on the enforcer's I/O thread
+        return {**self._status(), "enforcer": await self.enforcer.firewall_status()}
 
     async def cmd_bans(self, args: dict[str, object]) -> list[dict[str, object]]:
         now = time.time()

@@ -96,6 +96,7 @@ class Enforcer:
                 continue
             keep.append(d)
         self.active = {d.network: d for d in keep}
+        await self.io(self._share_allowed)
         result = await self.io(self.firewall.reconcile, keep, now)
         counts = {
             "active": len(keep),
@@ -160,8 +161,11 @@ class Enforcer:
             return []
         todo = list(latest.values())
         t0 = time.perf_counter()
-        self.firewall.add(todo, now)
+        sent = set(self.firewall.add(todo, now))
         self.add_timing.add(time.perf_counter() - t0)
+        # the enforcer process may refuse some (its own allow-list, this host's addresses):
+        # those are not bans, so the store does not record them as such
+        todo = [d for d in todo if d.network in sent]
         if self.listeners and self._loop is not None:  # told once the kernel has them, not
             # after the disk sync: the fleet's latency is what another PBX waits
             self._loop.call_soon_threadsafe(self._tell_banned, todo)
@@ -235,6 +239,7 @@ class Enforcer:
     async def set_allowed(self, allowed: Sequence[Network]) -> list[Network]:
         """New allow-list: lift any active ban that now overlaps it."""
         self.allowed = list(allowed)
+        await self.io(self._share_allowed)
         lifted = [
             n
             for n, d in self.active.items()
@@ -243,6 +248,20 @@ class Enforcer:
         if lifted:
             await self.unban(lifted, "allow-listed", tell=False)
         return lifted
+
+    def _share_allowed(self) -> None:
+        """Tell a separate enforcer process the allow-list (it keeps its configured part)."""
+        share = getattr(self.firewall, "allow", None)
+        if share is not None:
+            share(self.allowed)
+
+    async def firewall_status(self) -> dict[str, Any] | None:
+        """The enforcer process's counters (privilege separation); None in one process."""
+        status = getattr(self.firewall, "status", None)
+        if status is None:
+            return None
+        result: dict[str, Any] = await self.io(status)
+        return result
 
     async def close(self) -> None:
         try:

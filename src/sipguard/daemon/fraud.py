@@ -180,8 +180,13 @@ class FraudRuntime:
             from sipguard.fraud.watch import apprise_notify
 
             self._apprise = apprise_notify(self.run_settings.notify)
+        # hangup/lock are the daemon policy's decisions: its allow-list and simulation apply
         self.watcher = FraudWatcher(
-            engine, self.actions, notify=self._notify, on_alert=self._on_alert
+            engine,
+            self.actions,
+            notify=self._notify,
+            on_alert=self._on_alert,
+            policy=daemon.processing.policy,
         )
         self._handle = self.watcher.handle
         self.watcher.handle = self._count_hits  # type: ignore[method-assign]

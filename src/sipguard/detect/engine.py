@@ -44,6 +44,7 @@ _NOUNS: dict[Kind, str] = {
     Kind.LIMIT: "limit events",
     Kind.LOG_TAMPERING: "tampered log lines",
     Kind.SENSOR_DROP: "sensor drops",
+    Kind.WEB_LOGIN_FAILED: "failed dashboard logins",
 }
 
 
@@ -364,9 +365,13 @@ def reason(rule: RuleSpec, key: str, bucket: Bucket) -> str:
         )
     if rule.bucket is BucketKind.DISTINCT:
         what = "accounts" if rule.distinct_field == "account" else f"{rule.distinct_field} values"
+        # "5 distinct accounts in 5 unknown accounts in 0s" read as nonsense: name the attempts
+        tried = rule.noun or ", ".join(
+            f"{n} {_NOUNS.get(k, k.value)}" for k, n in bucket.kinds.items()
+        )
         return (
-            f"{bucket.distinct()} distinct {what} in {bucket.count} {noun} in {span} "
-            f"(threshold {rule.threshold} in {window})"
+            f"{bucket.distinct()} distinct {what} in {bucket.count} attempts ({tried}) within "
+            f"{span} (threshold {rule.threshold} in {window})"
         )
     if rule.bucket is BucketKind.LEAKY:
         drain = format_duration(rule.window / rule.threshold)

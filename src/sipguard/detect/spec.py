@@ -138,14 +138,20 @@ _TOP_KEYS = frozenset(
 )
 
 
-def rule_from_dict(data: Mapping[str, object], lists: Mapping[str, Sequence[str]]) -> RuleSpec:
-    """Build and validate a rule from a parsed rule.toml. Raises RuleError(key, reason)."""
-    unknown = sorted(set(data) - _TOP_KEYS)
+def rule_id_of(data: Mapping[str, object], top_keys: frozenset[str]) -> str:
+    """A rule.toml's id, once its top-level keys are known ones (log and fraud rules alike)."""
+    unknown = sorted(set(data) - top_keys)
     if unknown:
         raise RuleError(unknown[0], "unknown key")
     rule_id = data.get("id")
     if not isinstance(rule_id, str) or not rule_id.replace("-", "").replace("_", "").isalnum():
         raise RuleError("id", "needs a name of letters, digits, '-' and '_'")
+    return rule_id
+
+
+def rule_from_dict(data: Mapping[str, object], lists: Mapping[str, Sequence[str]]) -> RuleSpec:
+    """Build and validate a rule from a parsed rule.toml. Raises RuleError(key, reason)."""
+    rule_id = rule_id_of(data, _TOP_KEYS)
     flt = _table(data, "filter")
     raw_kinds = flt.get("kinds")
     if not isinstance(raw_kinds, list) or not raw_kinds:

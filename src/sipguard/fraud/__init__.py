@@ -1,17 +1,18 @@
 """sipguard.fraud: toll-fraud and account protection.
 
-Destination classification (`classify`), rules as data (`config`, data/rules.toml), the pure
-detectors (`engine`), CDR readers (`cdr`, `fastscan`), the offline scan (`scan`; on every core:
-`parallel`, `split`), the live AMI call tracker (`live`) and watcher (`watch`), and a seeded CDR
-generator (`gen`).
+Destination classification (`classify`), configuration (`config`; the rules are
+rules/fraud/*/rule.toml), the detectors (`engine`), the one CDR row loop (`cdr`), the offline
+scan (`scan`; on every core: `parallel`, `split`), the live AMI call tracker (`live`), the
+watcher (`watch`) and the rules' sample driver (`samples`). The seeded CDR generator is
+bench/fraudgen.py (not shipped).
 """
 
 from sipguard.fraud.classify import Classifier, Destination, Hotlist, Numbering
 from sipguard.fraud.config import FraudConfig, build_config, load_config
 from sipguard.fraud.engine import FraudEngine
 from sipguard.fraud.model import Call, Hit, account_of
-from sipguard.fraud.report import AlertBook, Incident
-from sipguard.fraud.scan import ScanResult, build_engine, scan
+from sipguard.fraud.report import AlertBook, Incident, ScanResult
+from sipguard.fraud.scan import build_engine, scan
 from sipguard.fraud.tables import RateTable, load_hotlist, load_rates
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Fraud configuration: packaged rules (fraud/data/rules.toml) plus the operator's overrides.
+"""Fraud configuration: the fraud rules (rules/fraud/*/rule.toml) plus the operator's overrides.
 
 The operator's file is a `sipguard.toml` with a `[fraud]` table (or a file holding just that
 table). Every key is checked against the packaged defaults: an unknown key or a wrong type is a
@@ -7,18 +7,22 @@ ConfigError naming the file, the key and the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sipguard.config.errors import ConfigError
+from sipguard.config.rules import load_fraud_rules
+from sipguard.config.settings import Settings
+from sipguard.detect.fraudrules import typed
 from sipguard.fraud.classify import Numbering
 from sipguard.fraud.model import ACTIONS, SEVERITIES
 from sipguard.fraud.tables import load_high_risk_countries
-
-RULES_FILE = Path(__file__).parent / "data" / "rules.toml"
+from sipguard.policy.profiles import DEFAULT_PROFILES, PolicyError, Profile, profiles_from_dict
 
 # The default cdr_csv layout of Master.csv (cdr/cdr_csv.c build_csv_record); uniqueid and
 # userfield are written only with loguniqueid/loguserfield (on in the sample cdr.conf), and
@@ -46,6 +50,10 @@ MASTER_CSV_COLUMNS = (
     "linkedid",
     "sequence",
 )
+# where the usual dialplans (FreePBX, the sample extensions.conf, many guides) send calls
+# from a carrier; an office dialling out never starts in one of these
+INBOUND_CONTEXTS = ("from-trunk", "from-pstn", "from-did", "from-external", "from-provider")
+
 CDR_FIELDS = frozenset(MASTER_CSV_COLUMNS) | {"ip", "ignore"}
 
 
@@ -82,7 +90,15 @@ class FraudConfig:
     accounts: dict[str, AccountPolicy] = field(default_factory=dict)
     timezone: str = "UTC"  # the office's zone: business hours and CDR local times
     ignore_accounts: frozenset[str] = frozenset()
+    # Call direction: a call from a trunk endpoint, or one that entered the dialplan in an
+    # inbound context, is inbound (a DID call): never charged to an account.
+    trunks: frozenset[str] = frozenset()
+    inbound_contexts: frozenset[str] = frozenset(INBOUND_CONTEXTS)
     cdr: CdrLayout = field(default_factory=CdrLayout)
+
+    def inbound(self, account: str, context: str) -> bool:
+        """Whether a call is inbound (from a trunk, or in an inbound context)."""
+        return account in self.trunks or context in self.inbound_contexts
 
     def account(self, name: str) -> AccountPolicy:
         return self.accounts.get(name) or _NO_POLICY
@@ -100,42 +116,49 @@ _NUMBERING_KEYS = {
     "extra_high_risk_countries": list,
     "timezone": str,
     "ignore_accounts": list,
+    "trunks": list,
+    "inbound_contexts": list,
 }
 
 
 def _packaged_rules() -> dict[str, dict[str, Any]]:
-    with RULES_FILE.open("rb") as f:
-        return tomllib.load(f)
+    """detector -> its rule's settings and parameters (what [fraud.rules.<detector>] may set)."""
+    return {
+        r.detector: {"enabled": r.enabled, "severity": r.severity, "profile": r.profile, **r.params}
+        for r in load_fraud_rules()
+    }
 
 
 def _check_type(file: str, key: str, value: Any, want: Any) -> Any:
-    if isinstance(want, bool) or want is bool:
-        ok = isinstance(value, bool)
-    elif isinstance(want, float) or want is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(want, int) or want is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(want, list) or want is list:
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    else:
-        ok = isinstance(value, str)
+    """`value` when it has the type of `want` (a type, or a default value of that type)."""
+    wanted = want if isinstance(want, type) else type(want)
+    ok, value = typed(value, wanted)
     if not ok:
-        wanted = want.__name__ if isinstance(want, type) else type(want).__name__
-        raise ConfigError(file, key, f"expected {wanted}, got {type(value).__name__}")
+        raise ConfigError(file, key, f"expected {wanted.__name__}, got {type(value).__name__}")
     return value
 
 
-def _rule(file: str, name: str, base: dict[str, Any], over: dict[str, Any]) -> RuleSpec:
+def _rule(
+    file: str,
+    name: str,
+    base: dict[str, Any],
+    over: dict[str, Any],
+    profiles: Mapping[str, Profile],
+) -> RuleSpec:
     merged = dict(base)
     for key, value in over.items():
-        if key not in base:
+        if key not in base and key != "actions":
             raise ConfigError(file, f"fraud.rules.{name}.{key}", "unknown key")
-        merged[key] = _check_type(file, f"fraud.rules.{name}.{key}", value, base[key])
+        want = base.get(key, list)  # actions: the profile's, overridden in place (older configs)
+        merged[key] = _check_type(file, f"fraud.rules.{name}.{key}", value, want)
     severity = merged.pop("severity")
     if severity not in SEVERITIES:
         raise ConfigError(file, f"fraud.rules.{name}.severity", f"must be one of {SEVERITIES}")
-    actions = tuple(merged.pop("actions"))
+    profile = profiles.get(merged.pop("profile"))
+    if profile is None:
+        known = ", ".join(sorted(profiles))
+        raise ConfigError(file, f"fraud.rules.{name}.profile", f"unknown profile (known: {known})")
+    actions = tuple(merged.pop("actions", profile.actions))
     for a in actions:
         if a not in ACTIONS:
             raise ConfigError(file, f"fraud.rules.{name}.actions", f"unknown action {a!r}")
@@ -155,8 +178,13 @@ def _countries(file: str, key: str, values: list[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def build_config(data: dict[str, Any], file: str = "<defaults>") -> FraudConfig:
-    """A FraudConfig from a parsed `[fraud]` table (the packaged defaults fill the rest)."""
+def build_config(
+    data: dict[str, Any],
+    file: str = "<defaults>",
+    profiles: Mapping[str, Profile] = DEFAULT_PROFILES,
+) -> FraudConfig:
+    """A FraudConfig from a parsed `[fraud]` table (the packaged defaults fill the rest);
+    `profiles` (the policy's) give each rule's actions."""
     base = _packaged_rules()
     for key in data:
         if key not in _NUMBERING_KEYS and key not in ("rules", "accounts", "cdr"):
@@ -170,7 +198,7 @@ def build_config(data: dict[str, Any], file: str = "<defaults>") -> FraudConfig:
     for name in over_rules:
         if name not in base:
             raise ConfigError(file, f"fraud.rules.{name}", "unknown rule")
-    rules = {n: _rule(file, n, b, over_rules.get(n) or {}) for n, b in base.items()}
+    rules = {n: _rule(file, n, b, over_rules.get(n) or {}, profiles) for n, b in base.items()}
 
     high_risk = load_high_risk_countries()
     if "high_risk_countries" in data:
@@ -253,6 +281,15 @@ def build_config(data: dict[str, Any], file: str = "<defaults>") -> FraudConfig:
         ignore_accounts=frozenset(
             _check_type(file, "fraud.ignore_accounts", data.get("ignore_accounts", []), list)
         ),
+        trunks=frozenset(_check_type(file, "fraud.trunks", data.get("trunks", []), list)),
+        inbound_contexts=frozenset(
+            _check_type(
+                file,
+                "fraud.inbound_contexts",
+                data.get("inbound_contexts", list(INBOUND_CONTEXTS)),
+                list,
+            )
+        ),
         cdr=CdrLayout(
             columns,
             bool(_check_type(file, "fraud.cdr.header", cdr.get("header", False), bool)),
@@ -261,11 +298,22 @@ def build_config(data: dict[str, Any], file: str = "<defaults>") -> FraudConfig:
     )
 
 
+# Tables only a whole sipguard.toml has ("rules" is also a key of a bare [fraud] file).
+_SETTINGS_SECTIONS = frozenset(f.name for f in dataclasses.fields(Settings)) - {
+    "fraud",
+    "rules",
+    "files",
+    "origins",
+}
+
+
 def load_config(path: str | Path | None) -> FraudConfig:
     """Load the operator's file (None = packaged defaults only)."""
     if path is None:
         return build_config({})
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(str(path), "", "is a directory: give the sipguard.toml file in it")
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
@@ -273,8 +321,21 @@ def load_config(path: str | Path | None) -> FraudConfig:
         raise ConfigError(str(path), "", exc.strerror or str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    # A sipguard.toml keeps these keys under [fraud]; a file of its own may hold them bare.
-    fraud = data.get("fraud", data)
+    # A sipguard.toml keeps these keys under [fraud] (none: the defaults); a file of its own
+    # may hold them bare.
+    if "fraud" in data:
+        fraud = data["fraud"]
+    elif _SETTINGS_SECTIONS & data.keys():
+        fraud = {}
+    else:
+        fraud = data
     if not isinstance(fraud, dict):
         raise ConfigError(str(path), "fraud", "expected a table")
-    return build_config(fraud, str(path))
+    raw_profiles = data.get("profiles", {}) if fraud is not data else {}
+    if not isinstance(raw_profiles, dict):
+        raise ConfigError(str(path), "profiles", "expected a table")
+    try:
+        profiles = profiles_from_dict(raw_profiles)
+    except PolicyError as exc:
+        raise ConfigError(str(path), exc.key, exc.reason) from None
+    return build_config(fraud, str(path), profiles)

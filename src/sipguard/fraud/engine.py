@@ -10,10 +10,11 @@ report's job (`fraud.report.AlertBook`), acting on them the watcher's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sipguard.fraud.cdr import CallTuple, CdrParser
 from sipguard.fraud.classify import Classifier
 from sipguard.fraud.config import FraudConfig, RuleSpec
 from sipguard.fraud.model import Call, Hit
@@ -28,6 +29,8 @@ from sipguard.fraud.state import (
     minutes_of,
 )
 from sipguard.fraud.tables import RateTable
+
+_UNSEEN = object()
 
 __all__ = ["MAX_CALL_SECONDS", "MAX_EVIDENCE", "MAX_RANGES", "FraudEngine", "distance_km"]
 
@@ -53,7 +56,6 @@ class FraudEngine:
         self._slots: dict[int, tuple[int, int, int]] = {}
         self._info: dict[str, DestInfo] = {}
         self._ip_cc: dict[str, str | None] = {}
-        self.on_hit: Callable[[Hit], object] | None = None  # fastscan reports hits here
         r = config.rules
         # Rule parameters as plain attributes: the offline scan reads them a million times.
         self.velocity, self.concurrent = r["velocity"], r["concurrent"]
@@ -70,7 +72,7 @@ class FraudEngine:
         self._vel_on, self._conc_on = self.velocity.enabled, self.concurrent.enabled
         self._short_on = self.short_burst.enabled
         self._short_min = int(r["short_burst"]["min_calls"])
-        self._ignore = config.ignore_accounts
+        self._ignore = config.ignore_accounts | config.trunks  # a trunk's calls are inbound
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -175,6 +177,123 @@ class FraudEngine:
         if call.ip:
             hits += self.seen_address(call.account, call.ip, call.start, call.uid)
         return hits
+
+    def check(
+        self,
+        records: Iterable[CallTuple],
+        source: str,
+        offset: int = 0,
+        on_hit: Callable[[Hit], object] | None = None,
+    ) -> list[Hit]:
+        """CDR records (`CdrParser.records`, outbound only) through every rule, in order.
+
+        Most records change a few counters and fire nothing. For those, this does in place
+        exactly the bookkeeping `cdr_call` would do (velocity window, call intervals, daily
+        spend, short-call ranges); a record on which any rule could fire (a risky
+        destination, a call after hours, a new country, an overlap, a full window, a spend
+        near the limit, a short call near a burst, an address with a country) becomes a
+        `Call` and takes `cdr_call`. Hits go to `on_hit` when given, else are returned.
+        `offset` shifts the records' line numbers (the parallel scan's ranges).
+        """
+        out: list[Hit] = []
+        report = on_hit or out.append
+        infos, info_of, accounts, new_state = self._info, self.info, self.accounts, self.state
+        slots, local = self._slots, self.local
+        ip_cc, ip_country = self._ip_cc, self.ip_country
+        vel_on, vel_max, vel_window = self._vel_on, self._vel_max, self._vel_window
+        conc_on, spend_on = self._conc_on, self._spend_on
+        short_on, short_max = self._short_on, self._short_max
+        short_min, short_window = self._short_min, self._short_window
+        bh_days, bh_start, bh_end = self._bh_days, self._bh_start, self._bh_end
+        learning = self.learn_until is None  # until the first call sets the learning period
+        quiet = 0  # calls handled in place (cdr_call counts its own)
+        for line, account, dst, start, end, billsec, disp, chan, uid, ip in records:
+            info = infos.get(dst) or info_of(dst)
+            uid = uid or f"{source}:{line + offset}"
+            st = accounts.get(account) or new_state(account)
+            key = int(start // 900)
+            slot = slots.get(key)
+            if slot is None:
+                local(start)  # fills the cache
+                slot = slots[key]
+            cc = ip_cc.get(ip, _UNSEEN) if ip else None
+            if cc is _UNSEEN:
+                cc = ip_country(ip)
+            short = billsec <= short_max
+            rate = info.rate
+            after_hours = False
+            if info.after_hours:  # e.g. any international call: is it business hours?
+                minute = slot[1] + int(start - key * 900) // 60
+                after_hours = slot[0] not in bh_days or not bh_start <= minute < bh_end
+            if (
+                info.risky
+                or after_hours
+                or (info.country and info.country not in st.countries)
+                or len(st.starts) >= vel_max
+                or st.max_end > start
+                or learning
+                or cc
+                or (short and len(st.ranges.get(info.range_key, ())) >= short_min - 1)
+                or (
+                    rate
+                    and billsec > 0
+                    and (st.spent if slot[2] == st.day else 0.0) + rate * billsec / 60.0 > st.limit
+                )
+            ):
+                call = Call(uid, account, dst, start, end, billsec, disp, chan, ip, line + offset)
+                for hit in self.cdr_call(call):
+                    report(hit)
+                learning = self.learn_until is None
+                continue
+            # Nothing can fire: the bookkeeping of _at_start, concurrency and _at_end.
+            end_t = end if end is not None else start
+            quiet += 1
+            if start > st.last:
+                st.last = start
+            if vel_on:
+                starts = st.starts
+                starts.append((start, uid))
+                horizon = start - vel_window
+                while starts[0][0] < horizon:
+                    del starts[0]
+            if conc_on:
+                ivs = st.intervals
+                ivs.append((start, end_t, uid))
+                if len(ivs) > st.ivs_cap:  # amortized: prune when the list doubles
+                    ivs[:] = [v for v in ivs if v[1] >= end_t - MAX_CALL_SECONDS][-256:]
+                    st.ivs_cap = max(8, 2 * len(ivs))
+                if end_t > st.max_end:
+                    st.max_end = end_t
+            if billsec > 0 and rate > 0.0 and spend_on:
+                if slot[2] != st.day:
+                    st.day, st.spent, st.spend_calls = slot[2], 0.0, []
+                st.spent += rate * billsec / 60.0
+                st.spend_calls.append(uid)
+                if len(st.spend_calls) > MAX_EVIDENCE:
+                    del st.spend_calls[0]
+            if short and short_on:
+                q = st.ranges.get(info.range_key)
+                if q is None:
+                    if len(st.ranges) >= MAX_RANGES:
+                        del st.ranges[next(iter(st.ranges))]
+                    q = st.ranges[info.range_key] = []
+                q.append((end_t, uid))
+                edge = end_t - short_window
+                while q[0][0] < edge:
+                    del q[0]
+        self.calls_seen += quiet
+        return out
+
+    def cdr_parser(self, source: str) -> CdrParser:
+        """A parser of one CDR source that yields only the calls the rules look at."""
+        cfg = self.config
+        tz = cfg.cdr.timezone or cfg.timezone
+        ignore = cfg.ignore_accounts | cfg.trunks  # a trunk's calls are inbound
+        return CdrParser(cfg.cdr, tz, source, self.outbound, ignore, cfg.inbound_contexts)
+
+    def outbound(self, dst: str) -> bool:
+        """Whether the rules look at a call to `dst` (the CDR loop's filter)."""
+        return (self._info.get(dst) or self.info(dst)).external
 
     def ip_country(self, ip: str) -> str | None:
         """Country of an address (cached; None when private, unknown, or no lookup is set)."""

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 
 from sipguard.core.alerts import Alert
+from sipguard.core.calls import account_of
 from sipguard.core.events import NO_ORIGIN, Event, Kind, Origin, Service
+
+__all__ = ["ACTIONS", "SEVERITIES", "Call", "Hit", "account_of"]
 
 SEVERITIES = ("low", "medium", "high", "critical")
 ACTIONS = ("alert", "hangup", "lock", "ban")
@@ -32,20 +35,6 @@ class Call:
     answer: float | None = None  # when a live call was answered (running cost starts)
 
 
-def account_of(channel: str, accountcode: str = "", src: str = "") -> str:
-    """The calling endpoint: `PJSIP/1001-0000001a` -> `1001`, else the accountcode or src.
-
-    Local channels (`Local/100@ctx-0001;1`) are not endpoints, so they fall through too.
-    """
-    tech, _, rest = channel.partition("/")
-    if rest and tech.upper() in ("SIP", "PJSIP", "IAX2", "DAHDI", "WEBRTC"):
-        name, dash, _suffix = rest.rpartition("-")
-        name = name if dash else rest
-        if name:
-            return name[:80]
-    return (accountcode or src)[:80]
-
-
 @dataclass(frozen=True, slots=True)
 class Hit:
     """A rule fired on an account; names the calls behind it and what to do."""
@@ -69,15 +58,18 @@ class Hit:
             "reason": self.reason,
         }
 
-    def to_alert(self) -> Alert:
-        """The core Alert the daemon turns into a Decision (a ban when an address is known)."""
+    def to_alert(self, rule: str = "", events: tuple[Event, ...] = ()) -> Alert:
+        """The core Alert the daemon turns into a Decision (a ban when an address is known).
+
+        `rule`: the rule's id (default `fraud.<detector>`); `events`: the call events behind
+        the hit as evidence (default: one TOLL_FRAUD event naming the calls)."""
         network = None
         if self.ip and "ban" in self.actions:
             try:
                 network = ip_network(ip_address(self.ip))
             except ValueError:
                 network = None
-        evidence = (
+        evidence = events or (
             Event(
                 time=self.time,
                 kind=Kind.TOLL_FRAUD,
@@ -89,7 +81,7 @@ class Hit:
             ),
         )
         return Alert(
-            rule=f"fraud.{self.rule}",
+            rule=rule or f"fraud.{self.rule}",
             time=self.time,
             key=f"account:{self.account}",
             network=network,
@@ -97,4 +89,7 @@ class Hit:
             reason=self.reason,
             events=evidence,
             severity=self.severity,
+            account=self.account,
+            channels=self.channels,
+            actions=self.actions,
         )

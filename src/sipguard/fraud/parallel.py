@@ -1,12 +1,14 @@
 """The offline scan on every core: the same report as one process, byte for byte.
 
 Every rule keeps its state per account, so accounts are split between forked parts
-(`fastscan.owner`). Each part reads every row of every file, in order, but parses and checks
-only its own accounts' rows: line numbers, time order per account and the learning period
-stay exactly as in one scan. The one state shared by all accounts, the end of the learning
-period (set by the first outbound call of the scan), is found by the parent before forking.
-The parent then merges the parts' incidents (sorted as `AlertBook.sorted` does; no two share
-a key), row count, calls and error counts (in the order one scan would have seen them).
+(`split.owner`). Stage 1 cuts each file into byte ranges of whole lines, one process per
+range runs the one CDR row loop and shelves the calls by owner; stage 2 runs each part's
+calls, range after range, through `FraudEngine.check`: line numbers, time order per account
+and the learning period stay exactly as in one scan. The one state shared by all accounts,
+the end of the learning period (set by the first outbound call of the scan), is found by
+the parent before forking. The parent then merges the parts' incidents (sorted as
+`AlertBook.sorted` does; no two share a key), row count, calls and error counts (in the
+order one scan would have seen them).
 
 Parts are forked (the engine, tables and caches are inherited, nothing is pickled) and send
 back one JSON document each through a temporary file.
@@ -21,41 +23,24 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import IO, Any
 
-from sipguard.fraud.cdr import CdrParser
 from sipguard.fraud.engine import FraudEngine
-from sipguard.fraud.fastscan import scan_file
-from sipguard.fraud.report import AlertBook, Incident
-from sipguard.fraud.split import Irregular, check_calls, load_shelves, parse_range
+from sipguard.fraud.report import AlertBook, Incident, ScanResult
+from sipguard.fraud.split import Irregular, load_shelves, parse_range
 
 MAX_JOBS = 64
 Doc = dict[str, Any]  # a child's answer, as JSON
 
 
-class _Found(Exception):
-    """Stops the probe at the first outbound call."""
-
-
 def first_call_start(paths: Sequence[str | Path], engine: FraudEngine) -> float | None:
     """Start time of the first call the rules look at (the one that starts learning)."""
-    cfg = engine.config
-    found: list[float] = []
-
-    def sink(_uid: str, account: str, dst: str, start: float, *_rest: object) -> None:
-        info = engine.info(dst)  # as FraudEngine.wanted, from the parsed fields
-        if info.external and account and account not in engine.config.ignore_accounts:
-            found.append(start)
-            raise _Found
-
     for path in paths:
-        parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, str(path))
-        try:
-            parser.read_file(path, sink)
-        except _Found:
-            return found[0]
+        with closing(engine.cdr_parser(str(path)).read_file(path)) as records:
+            for rec in records:
+                return rec[3]
     return None
 
 
@@ -88,30 +73,6 @@ def _incident(row: list[Any]) -> Incident:
     )
 
 
-def _part(paths: list[str | Path], engine: FraudEngine, gap: float, part: int, parts: int) -> Doc:
-    """Fallback for irregular files: every part reads every row, checks its own accounts."""
-    book = AlertBook(gap)
-    engine.on_hit = book.add
-    calls_before = engine.calls_seen
-    cfg = engine.config
-    rows = 0
-    errors: Counter[str] = Counter()
-    first: dict[str, tuple[int, int]] = {}
-    for index, path in enumerate(paths):
-        parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, str(path))
-        scan_file(engine, parser, path, part, parts)
-        rows += parser.rows
-        errors.update(parser.errors)
-        for kind, line in parser.first_error.items():
-            first.setdefault(kind, (index, line))
-    return {
-        "rows": rows,
-        "calls": engine.calls_seen - calls_before,
-        "errors": [[k, n, *first[k]] for k, n in errors.items()],
-        "incidents": [_incident_row(i) for i in book.incidents],
-    }
-
-
 def _parse_part(
     paths: list[str | Path],
     engine: FraudEngine,
@@ -121,10 +82,9 @@ def _parse_part(
     tmp: str,
 ) -> Doc:
     """Stage 1: range k of every file, calls shelved by owner into tmp/<file>-<k>-<part>."""
-    cfg = engine.config
     files = []
     for index, path in enumerate(paths):
-        parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, str(path))
+        parser = engine.cdr_parser(str(path))
         with ExitStack() as stack:
             outs = [
                 stack.enter_context(open(os.path.join(tmp, f"{index}-{k}-{j}"), "wb"))
@@ -132,11 +92,11 @@ def _parse_part(
             ]
             try:
                 begin, end = ranges[index][k], ranges[index][k + 1]
-                rows = parse_range(engine, parser, path, begin, end, outs, k == 0)
+                rows = parse_range(parser, path, begin, end, outs, k == 0)
             except Irregular:
                 return {"irregular": True}
         errors = [[kind, n, parser.first_error[kind]] for kind, n in parser.errors.items()]
-        files.append({"rows": rows, "errors": errors})
+        files.append({"rows": rows, "parsed": parser.parsed, "errors": errors})
     return {"irregular": False, "files": files}
 
 
@@ -150,13 +110,12 @@ def _check_part(
 ) -> Doc:
     """Stage 2: part j's accounts, range after range of every file."""
     book = AlertBook(gap)
-    engine.on_hit = book.add
     calls_before = engine.calls_seen
     for index, path in enumerate(paths):
         for k, offset in enumerate(offsets[index]):
             with open(os.path.join(tmp, f"{index}-{k}-{j}"), "rb") as f:
                 for shelf in load_shelves(f):
-                    check_calls(engine, shelf, offset, str(path))
+                    engine.check(shelf, str(path), offset, on_hit=book.add)
     return {
         "calls": engine.calls_seen - calls_before,
         "incidents": [_incident_row(i) for i in book.incidents],
@@ -220,8 +179,10 @@ def ranges_of(path: str | Path, parts: int) -> list[int]:
 
 def scan_parallel(
     paths: Sequence[str | Path], engine: FraudEngine, gap: float, jobs: int
-) -> tuple[list[Incident], int, int, Counter[str]]:
-    """(incidents, rows, calls, errors) of `paths` scanned by `jobs` forked processes.
+) -> ScanResult | None:
+    """The report of `paths` scanned by `jobs` forked processes, or
+    None when a file's rows cannot be cut into ranges of lines (CR line ends, a row across
+    lines): then nothing has changed but `learn_until`, and one process must scan.
 
     The engine's accounts stay in the children; only `learn_until` and `calls_seen` of the
     given engine change. Raises OSError when a file cannot be read, RuntimeError when a
@@ -244,9 +205,7 @@ def scan_parallel(
             _parse_part, [(paths, engine, ranges, k, jobs, tmp) for k in range(jobs)]
         )
         if any(doc["irregular"] for doc in parsed):
-            docs = _fork_all(_part, [(paths, engine, gap, j, jobs) for j in range(jobs)])
-            errors = [e for doc in docs for e in doc["errors"]]
-            return _merge(docs, int(docs[0]["rows"]), errors, engine)
+            return None  # the caller scans in one process: the same loop, the same report
         offsets: list[list[int]] = []
         errors = []
         rows = 0
@@ -260,12 +219,12 @@ def scan_parallel(
                     errors.append([kind, n, index, rows_before + line])
             rows += sum(int(parsed[k]["files"][index]["rows"]) for k in range(jobs))
         docs = _fork_all(_check_part, [(paths, engine, gap, offsets, j, tmp) for j in range(jobs)])
-    return _merge(docs, rows, errors, engine)
+    result = _merge(docs, rows, errors, engine)
+    result.parsed = sum(int(f["parsed"]) for doc in parsed for f in doc["files"])
+    return result
 
 
-def _merge(
-    docs: list[Doc], rows: int, errors: list[list[Any]], engine: FraudEngine
-) -> tuple[list[Incident], int, int, Counter[str]]:
+def _merge(docs: list[Doc], rows: int, errors: list[list[Any]], engine: FraudEngine) -> ScanResult:
     incidents = [_incident(row) for doc in docs for row in doc["incidents"]]
     incidents.sort(key=lambda i: (i.first, i.account, i.rule))  # AlertBook.sorted; keys unique
     engine.calls_seen += sum(int(doc["calls"]) for doc in docs)
@@ -278,7 +237,7 @@ def _merge(
     ordered: Counter[str] = Counter()
     for kind in sorted(counts, key=lambda k: first[k]):
         ordered[kind] = counts[kind]
-    return incidents, rows, engine.calls_seen, ordered
+    return ScanResult(incidents, rows, engine.calls_seen, ordered)
 
 
 def usable_jobs(jobs: int | None) -> int:

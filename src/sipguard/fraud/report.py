@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sipguard.fraud.model import SEVERITIES, Hit
@@ -67,3 +68,12 @@ class AlertBook:
 
     def sorted(self) -> list[Incident]:
         return sorted(self.incidents, key=lambda i: (i.first, i.account, i.rule))
+
+
+@dataclass(slots=True)
+class ScanResult:
+    incidents: list[Incident]
+    rows: int = 0
+    calls: int = 0  # external calls the rules looked at
+    errors: Counter[str] = field(default_factory=Counter)
+    parsed: int = 0  # rows that read as calls: 0 of many rows means the input is not CDRs

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from sipguard.fraud.cdr import CdrParser
 from sipguard.fraud.classify import Classifier, Hotlist
 from sipguard.fraud.config import FraudConfig
 from sipguard.fraud.engine import FraudEngine
-from sipguard.fraud.fastscan import scan_file
 from sipguard.fraud.parallel import scan_parallel, usable_jobs
-from sipguard.fraud.report import AlertBook, Incident
+from sipguard.fraud.report import AlertBook, ScanResult
 from sipguard.fraud.tables import RateTable, load_country_points
 
 
@@ -42,14 +38,6 @@ def build_engine(
     )
 
 
-@dataclass(slots=True)
-class ScanResult:
-    incidents: list[Incident]
-    rows: int = 0
-    calls: int = 0  # external calls the rules looked at
-    errors: Counter[str] = field(default_factory=Counter)
-
-
 # Below this many bytes of CDRs (about 50,000 rows) forking costs more than it saves.
 PARALLEL_MIN_BYTES = 12_000_000
 
@@ -64,12 +52,11 @@ def scan(
     """
     paths = list(paths)
     if jobs > 1 and usable_jobs(jobs) > 1 and _size(paths) >= PARALLEL_MIN_BYTES:
-        incidents, rows, calls, errors = scan_parallel(paths, engine, gap, jobs)
-        return ScanResult(incidents, rows, calls, errors)
+        done = scan_parallel(paths, engine, gap, jobs)
+        if done is not None:  # None: rows span lines, ranges cannot be cut; one process
+            return done
     book = AlertBook(gap)
     result = ScanResult([])
-    engine.on_hit = book.add
-    cfg = engine.config
     # The per-account state is millions of small acyclic tuples and lists; the cyclic
     # collector would walk all of it (and every loaded module) again and again, a quarter
     # of the scan's time (bench/fraud). Reference counting frees all the scan's garbage.
@@ -77,12 +64,12 @@ def scan(
     gc.disable()
     try:
         for path in paths:
-            parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, str(path))
-            scan_file(engine, parser, path)
+            parser = engine.cdr_parser(str(path))
+            engine.check(parser.read_file(path), parser.source, on_hit=book.add)
             result.rows += parser.rows
+            result.parsed += parser.parsed
             result.errors.update(parser.errors)
     finally:
-        engine.on_hit = None
         if collecting:
             gc.enable()
     result.incidents = book.sorted()

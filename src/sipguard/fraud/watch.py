@@ -8,9 +8,11 @@ awaits an action: it spawns one task per hit (hang up first, then lock, then not
 from __future__ import annotations
 
 import asyncio
+import csv
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from sipguard.actions.ami import AmiFraudActions
@@ -19,8 +21,9 @@ from sipguard.core.clock import Clock, SystemClock
 from sipguard.fraud.cdr import CdrParser
 from sipguard.fraud.engine import FraudEngine
 from sipguard.fraud.live import LiveTracker
-from sipguard.fraud.model import Call, Hit
+from sipguard.fraud.model import Hit
 from sipguard.fraud.report import AlertBook, Incident
+from sipguard.policy.decide import Policy
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,12 @@ class FraudWatcher:
         on_alert: Callable[[Alert], object] | None = None,
         clock: Clock | None = None,
         gap: float = 3600.0,
+        policy: Policy | None = None,
     ) -> None:
         self.engine = engine
+        # what a hit's alert leads to for its account (the rule profile's actions; the
+        # policy's simulation mode and allow-list apply)
+        self.policy = policy if policy is not None else Policy()
         self.tracker = LiveTracker(engine)
         self.actions = actions
         self.notify = notify
@@ -71,14 +78,13 @@ class FraudWatcher:
 
     async def _act(self, hit: Hit, incident: Incident | None) -> None:
         try:
-            if self.actions is not None:
-                if "hangup" in hit.actions:
-                    for channel in hit.channels:
-                        await self.actions.hangup(channel, hit.rule, hit.calls)
-                if "lock" in hit.actions:
-                    await self.actions.lock(hit.account, hit.rule, hit.calls)
+            alert = hit.to_alert()
+            # hangup, lock; the AstDB lock value and the action record name the detector
+            decision = self.policy.account_decision(replace(alert, rule=hit.rule), hit.time)
+            if self.actions is not None and decision is not None:
+                await self.actions.carry_out(decision, hit.calls)
             if "ban" in hit.actions and hit.ip and self.on_alert is not None:
-                self.on_alert(hit.to_alert())
+                self.on_alert(alert)
             if incident is not None and self.notify is not None:
                 result = self.notify(incident)
                 if inspect.isawaitable(result):
@@ -107,17 +113,12 @@ class FraudWatcher:
         """
         parser = self._parsers.get(batch.source)
         if parser is None:
-            cfg = self.engine.config
-            parser = CdrParser(cfg.cdr, cfg.cdr.timezone or cfg.timezone, batch.source)
+            parser = self.engine.cdr_parser(batch.source)
             self._parsers[batch.source] = parser
         text = batch.data.decode("utf-8", "replace").splitlines(keepends=True)
-        hits: list[Hit] = []
-
-        def one(*fields: Any) -> None:
-            if fields[0] not in self.tracker.seen_uids:
-                hits.extend(self.engine.cdr_call(Call(*fields)))
-
-        parser.read_lines(text, batch.first_line_no, one)
+        seen = self.tracker.seen_uids
+        records = parser.records(csv.reader(text), batch.first_line_no)
+        hits = self.engine.check((r for r in records if r[8] not in seen), batch.source)
         if hits:
             self.handle(hits)
 

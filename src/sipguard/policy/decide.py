@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv6Address, ip_network
 
-from sipguard.core.alerts import Action, Alert, Decision, Network
+from sipguard.core.alerts import AccountDecision, Action, Alert, Decision, Network
 from sipguard.core.events import Event
 from sipguard.detect.durations import format_duration
 from sipguard.detect.engine import network_key
@@ -144,6 +144,26 @@ class Policy:
         action = Action.SIMULATE if self.simulate else Action.BAN
         return Decision(
             network, action, alert.rule, f"{alert.reason}; {ban}", now, expires, level, evidence
+        )
+
+    def account_decision(self, alert: Alert, now: float) -> AccountDecision | None:
+        """The account actions (alert, hangup, lock) an account's alert asks for; None when
+        it names no account or no such action. As for bans: in simulation mode, or when its
+        source is allow-listed, the decision is `simulated` (reported, not carried out)."""
+        if alert.account is None:
+            return None
+        actions = tuple(a for a in alert.actions if a != "ban")  # a ban is decide()'s
+        if not actions:
+            return None
+        allowed = alert.network is not None and self.allowlist.contains(alert.network)
+        return AccountDecision(
+            alert.account,
+            alert.rule,
+            alert.reason,
+            now,
+            actions,
+            alert.channels,
+            self.simulate or allowed,
         )
 
     def _narrow(self, network: Network, evidence: tuple[Event, ...]) -> Network | None:

@@ -13,6 +13,9 @@ from sipguard.core.alerts import Action
 from sipguard.detect.durations import PERMANENT, parse_duration
 
 DEFAULT_FORGET_AFTER = 30 * 86400.0
+#: What an alert may lead to besides a ban of its source (the fraud rules' alerts): notify,
+#: hang up the account's live call, lock the account (AstDB, through AMI), ban the source.
+CALL_ACTIONS = ("alert", "hangup", "lock", "ban")
 
 
 class PolicyError(ValueError):
@@ -32,6 +35,7 @@ class Profile:
     factor: float = 2.0
     max: float | None = None
     forget_after: float = DEFAULT_FORGET_AFTER  # offences older than this no longer count
+    actions: tuple[str, ...] = ()  # of CALL_ACTIONS: what an account's alert leads to
 
     def duration(self, level: int) -> float | None:
         """Ban seconds for an offence at `level` (0 = first offence); None = permanent."""
@@ -47,6 +51,13 @@ DEFAULT_PROFILES: dict[str, Profile] = {
     "default": Profile("default"),
     "long": Profile("long", steps=(86400.0, 604800.0, 2_419_200.0)),
     "alert": Profile("alert", action=Action.ALERT, steps=(0.0,)),
+    # the fraud rules' profiles (rules/fraud/*/rule.toml name one): alert only, or stop the
+    # call, lock the account, ban the source (its ban lasts as [daemon.fraud] profile says)
+    "fraud-alert": Profile("fraud-alert", Action.ALERT, (0.0,), actions=("alert",)),
+    "fraud-hangup": Profile("fraud-hangup", Action.ALERT, (0.0,), actions=("alert", "hangup")),
+    "fraud-lock": Profile("fraud-lock", Action.ALERT, (0.0,), actions=("alert", "lock")),
+    "fraud-stop": Profile("fraud-stop", Action.ALERT, (0.0,), actions=("alert", "hangup", "lock")),
+    "fraud-ban": Profile("fraud-ban", actions=("alert", "ban", "lock")),
 }
 
 
@@ -62,7 +73,7 @@ def _seconds(key: str, value: object, allow_permanent: bool = False) -> float | 
 def profile_from_dict(name: str, data: Mapping[str, object], key: str = "") -> Profile:
     """One `[profiles.NAME]` table. Keys: action, durations | base+factor+max, forget_after."""
     key = key or f"profiles.{name}"
-    allowed = {"action", "durations", "base", "factor", "max", "forget_after"}
+    allowed = {"action", "durations", "base", "factor", "max", "forget_after", "actions"}
     extra = sorted(set(data) - allowed)
     if extra:
         raise PolicyError(f"{key}.{extra[0]}", "unknown key")
@@ -70,6 +81,10 @@ def profile_from_dict(name: str, data: Mapping[str, object], key: str = "") -> P
     if action_text not in ("ban", "alert"):
         raise PolicyError(f"{key}.action", f"needs ban or alert, got {action_text!r}")
     action = Action(str(action_text))
+    actions = data.get("actions", [])
+    if not isinstance(actions, list) or any(a not in CALL_ACTIONS for a in actions):
+        raise PolicyError(f"{key}.actions", f"needs a list of {', '.join(CALL_ACTIONS)}")
+    calls = tuple(str(a) for a in actions)
     forget = _seconds(f"{key}.forget_after", data.get("forget_after", DEFAULT_FORGET_AFTER))
     assert forget is not None
     if "base" in data:
@@ -84,12 +99,12 @@ def profile_from_dict(name: str, data: Mapping[str, object], key: str = "") -> P
         ):
             raise PolicyError(f"{key}.factor", f"needs a number from 1 to 100, got {factor!r}")
         cap = _seconds(f"{key}.max", data["max"]) if "max" in data else None
-        return Profile(name, action, (), base, float(factor), cap, forget)
+        return Profile(name, action, (), base, float(factor), cap, forget, calls)
     raw = data.get("durations", ["10m", "1h", "1d", "1w"] if action is Action.BAN else ["0s"])
     if not isinstance(raw, list) or not raw or len(raw) > 50:
         raise PolicyError(f"{key}.durations", "needs a list of 1 to 50 durations")
     steps = tuple(_seconds(f"{key}.durations[{i}]", v, True) for i, v in enumerate(raw))
-    return Profile(name, action, steps, forget_after=forget)
+    return Profile(name, action, steps, forget_after=forget, actions=calls)
 
 
 def profiles_from_dict(data: Mapping[str, object], key: str = "profiles") -> dict[str, Profile]:

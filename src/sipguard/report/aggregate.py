@@ -165,9 +165,19 @@ class Attacker:
         }
 
 
+def shown_action(d: Decision) -> tuple[str, bool]:
+    """The action an admin expects to read (a scan's `simulate` is the ban it would have been),
+    and whether it was only simulated."""
+    if d.action is Action.SIMULATE:
+        return Action.BAN.value, True
+    return d.action.value, False
+
+
 def decision_dict(d: Decision) -> dict[str, object]:
+    action, simulated = shown_action(d)
     return {
-        "action": d.action.value,
+        "action": action,
+        "simulated": simulated,
         "network": network_text(d.network),
         "rule": d.rule,
         "reason": d.reason,

@@ -1,4 +1,5 @@
-"""Renders a ScanReport as text (rich tables), JSON (one object) or CSV (one row per attacker)."""
+"""Renders a ScanReport as text (rich tables), JSON (one object), CSV (one row per attacker) or
+HTML (a self-contained page with charts, report/html.py)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from sipguard.report.aggregate import (
     AccountUnderAttack,
     Attacker,
     ScanReport,
+    shown_action,
 )
 
-FORMATS = ("text", "json", "csv")
+FORMATS = ("text", "json", "csv", "html")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
@@ -38,7 +40,13 @@ def render(report: ScanReport, fmt: str, out: IO[str]) -> None:
         render_json(report, out)
     elif fmt == "csv":
         render_csv(report, out)
+    elif fmt == "html":
+        from sipguard.report.html import render_html
+
+        render_html(report, out)
     else:
+        from sipguard.report.text import render_text  # rich, imported only for text output
+
         render_text(report, out)
 
 
@@ -216,8 +224,10 @@ def _decision_json(d: Decision, nl: str) -> str:
     i = nl + "  "
     level = d.level
     duration = d.duration
+    action, simulated = shown_action(d)
     return (
-        f'{{{i}"action": {_encode_str(d.action.value)},'
+        f'{{{i}"action": {_encode_str(action)},'
+        f'{i}"simulated": {"true" if simulated else "false"},'
         f'{i}"network": {_encode_str(network_text(d.network))},'
         f'{i}"rule": {_encode_str(d.rule)},'
         f'{i}"reason": {_encode_str(d.reason)},'
@@ -262,6 +272,7 @@ CSV_FIELDS = [
     "ban",
     "level",
     "reason",
+    "simulated",
 ]
 
 
@@ -281,11 +292,12 @@ def render_csv(report: ScanReport, out: IO[str]) -> None:
                 ";".join(f"{k}={n}" for k, n in sorted(a.kinds.items())),
                 ";".join(sorted(a.accounts)),
                 ";".join(sorted(a.user_agents)),
-                d.action.value if d else "",
+                shown_action(d)[0] if d else "",
                 d.rule if d else "",
                 _ban(a),
                 d.level if d else "",
                 _safe(d.reason) if d else "",
+                ("yes" if shown_action(d)[1] else "no") if d else "",
             ]
         )
 
@@ -300,83 +312,3 @@ def _ban(a: Attacker) -> str:
     if d is None:
         return ""
     return format_duration(d.duration)
-
-
-def render_text(report: ScanReport, out: IO[str]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = Console(file=out, width=160, highlight=False, soft_wrap=False)
-
-    def esc(text: str) -> str:
-        return escape(printable(text))
-
-    attackers = report.attackers()
-    if attackers:
-        t = Table(title=f"Attackers ({len(attackers)})", show_lines=False)
-        for col in ("source", "first seen", "last seen", "events", "kinds", "accounts", "agents"):
-            t.add_column(col)
-        t.add_column("would get")
-        for a in attackers[:500]:
-            d = a.decision
-            verdict = f"{d.action.value} {_ban(a)}\n{d.rule}" if d else ""
-            t.add_row(
-                esc(a.ip),
-                when(a.first),
-                when(a.last),
-                str(a.events),
-                "\n".join(f"{k} {n}" for k, n in sorted(a.kinds.items())),
-                esc(_short(sorted(a.accounts), 6)),
-                esc(_short(sorted(a.user_agents), 3)),
-                esc(verdict),
-            )
-        console.print(t)
-        console.print("[bold]Why[/bold]")
-        for a in attackers[:500]:
-            d = a.decision
-            if d is not None:
-                console.print(f"  {esc(a.ip)}: {esc(d.rule)}: {esc(d.reason)}")
-    else:
-        console.print("No attacker crossed a rule threshold.")
-    accounts = [a for a in report.accounts_under_attack() if len(a.sources) > 1 or a.alerts]
-    if accounts:
-        t = Table(title="Accounts under attack")
-        for col in ("account", "events", "distinct sources", "first seen", "last seen", "alert"):
-            t.add_column(col)
-        for acc in accounts[:200]:
-            alert = acc.alerts[0].reason if acc.alerts else ""
-            t.add_row(
-                esc(acc.account),
-                str(acc.events),
-                str(len(acc.sources)),
-                when(acc.first),
-                when(acc.last),
-                esc(alert),
-            )
-        console.print(t)
-    if report.timeline:
-        t = Table(title="Timeline (attack events per minute, busiest 30)")
-        t.add_column("minute (UTC)")
-        t.add_column("events")
-        t.add_column("kinds")
-        busiest = sorted(report.timeline.items(), key=lambda kv: -sum(kv[1].values()))[:30]
-        for minute, counts in sorted(busiest):
-            t.add_row(
-                when(minute)[:16],
-                str(sum(counts.values())),
-                ", ".join(f"{k} {n}" for k, n in sorted(counts.items())),
-            )
-        console.print(t)
-    stats = report.to_dict()["stats"]
-    assert isinstance(stats, dict)
-    norm = stats.get("normalizer") or {}
-    console.print(
-        f"{len(report.sources)} sources with failures, {report.alerts} alerts, "
-        f"{report.unattributed} events without an address; normalizer: "
-        + esc(", ".join(f"{k}={v}" for k, v in dict(norm).items()))
-    )
-
-
-def _short(items: list[str], n: int) -> str:
-    return ", ".join(items[:n]) + (f" (+{len(items) - n})" if len(items) > n else "")

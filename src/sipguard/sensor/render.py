@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sipguard.config.errors import ConfigError
+from sipguard.config.settings import MAIN_CONFIG_HELP, main_file
 
 __all__ = ["BaseRules", "read_rtp_range", "register_render", "render_iptables", "render_nft"]
 
@@ -198,7 +199,9 @@ def register_render(firewall_subparsers: Any) -> None:
     p = firewall_subparsers.add_parser(
         "render", help="write (or --apply) kernel-only rules: nftables base policy + domain match"
     )
-    p.add_argument("--config", metavar="FILE", help="sipguard.toml ([sensor] domains, trusted)")
+    p.add_argument(
+        "--config", metavar="PATH", help=MAIN_CONFIG_HELP + "; [sensor] domains, trusted"
+    )
     p.add_argument("--domain", action="append", default=[], help="secret SIP domain")
     p.add_argument("--trusted", action="append", default=[], help="trunk address or CIDR")
     p.add_argument("--known", action="append", default=[], help="known network (phones' LAN)")
@@ -214,12 +217,12 @@ def build_rules(args: argparse.Namespace) -> BaseRules:
     from sipguard.sensor.config import parse_sensor_config
 
     table: dict[str, Any] = {}
-    file = args.config or "command line"
+    file = str(main_file(args.config)) if args.config else "command line"
     if args.config:
         import tomllib
 
         try:
-            with open(args.config, "rb") as fh:
+            with open(file, "rb") as fh:
                 section = tomllib.load(fh).get("sensor", {})
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(args.config, "", str(exc)) from exc

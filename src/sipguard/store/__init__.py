@@ -12,6 +12,7 @@ from sipguard.store.sqlite import (
     StoredDecision,
     StoreError,
     normalise_allow,
+    private_dir,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "StoreError",
     "StoredDecision",
     "normalise_allow",
+    "private_dir",
 ]

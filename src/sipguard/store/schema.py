@@ -50,6 +50,18 @@ MIGRATIONS: tuple[str, ...] = (
         note        TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 2: what people did through the dashboard (and who), for the record
+    """
+    CREATE TABLE actions (
+        id          INTEGER PRIMARY KEY,
+        time        REAL NOT NULL,
+        who         TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        result      TEXT NOT NULL
+    );
+    CREATE INDEX actions_time ON actions(time);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

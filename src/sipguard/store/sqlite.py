@@ -8,8 +8,11 @@ several calls into one. One connection, guarded by a lock, so the daemon's threa
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +29,44 @@ from sipguard.store.schema import MIGRATIONS, SCHEMA_VERSION
 MAX_EVENTS_PER_DECISION = 200  # evidence kept for `explain`; the engine bounds it too
 MAX_EVENT_JSON = 16_384  # one event's JSON; longer ones are cut to a stub
 MAX_OFFENCE_TIMES = 1_000
+# The database holds attackers' log lines and the allow-list: the owner and its group only
+# (the unit's StateDirectoryMode=0750, UMask=0027; a manual run must be as strict).
+STATE_DIR_MODE = 0o750
+DB_FILE_MODE = 0o600
+MAX_DB_FILE_MODE = 0o640
+log = logging.getLogger("sipguard.store")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
+
+
+def private_dir(path: str | Path) -> None:
+    """Create the state directory 0750, or tighten a looser existing one (with a log line)."""
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True, mode=STATE_DIR_MODE)
+    tighten(p, STATE_DIR_MODE)
+
+
+def tighten(path: Path, allowed: int) -> None:
+    """Clear the permission bits of `path` beyond `allowed`, saying so; absent is fine."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & ~allowed:
+        path.chmod(mode & allowed)
+        log.warning(
+            "permissions tightened path=%s from=%04o to=%04o (it holds attackers' log lines)",
+            path,
+            mode,
+            mode & allowed,
+        )
+
+
+def _create_private(path: str) -> None:
+    """An empty file is a new SQLite database: create it 0600 before SQLite does with the umask."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE))
+    except FileExistsError:
+        pass
 
 
 class StoreError(Exception):
@@ -58,10 +98,14 @@ class Store:
             raise StoreError(f"{p}: synchronous must be FULL, NORMAL or EXTRA")
         try:
             if p != ":memory:":
-                Path(p).parent.mkdir(parents=True, exist_ok=True)
+                Path(p).parent.mkdir(parents=True, exist_ok=True, mode=STATE_DIR_MODE)
+                _create_private(p)
             conn = sqlite3.connect(p, isolation_level=None, check_same_thread=False, timeout=10)
             conn.execute("PRAGMA busy_timeout = 10000")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if p != ":memory:":
+                for f in (p, p + "-wal", p + "-shm"):  # SQLite gives these the database's mode
+                    tighten(Path(f), MAX_DB_FILE_MODE)
             conn.execute(f"PRAGMA synchronous = {synchronous}")  # validated above
             conn.execute("PRAGMA foreign_keys = ON")
         except (sqlite3.Error, OSError) as exc:
@@ -292,6 +336,25 @@ class Store:
             cur = c.execute("DELETE FROM allowlist WHERE cidr = ?", (normalise_allow(cidr),))
             return cur.rowcount > 0
 
+    # actions by people ------------------------------------------------------------------
+
+    def record_action(self, when: float, who: str, action: str, target: str, result: str) -> None:
+        """One thing someone did (dashboard ban, unban, allow, login), kept with who did it."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO actions (time, who, action, target, result) VALUES (?, ?, ?, ?, ?)",
+                (when, who[:64], action[:32], target[:100], result[:500]),
+            )
+
+    def actions(self, limit: int = 100) -> list[dict[str, object]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT time, who, action, target, result FROM actions ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        keys = ("time", "who", "action", "target", "result")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
     # housekeeping -------------------------------------------------------------------------
 
     def prune(self, now: float, keep_days: float) -> int:
@@ -304,6 +367,7 @@ class Store:
                 (cutoff, cutoff),
             )
             c.execute("DELETE FROM evidence WHERE decision_id IS NULL AND time < ?", (cutoff,))
+            c.execute("DELETE FROM actions WHERE time < ?", (cutoff,))
             return int(cur.rowcount)
 
     def close(self) -> None:

@@ -8,6 +8,8 @@ expected.toml:
     never = ["1.1.1.1"]    # addresses that must never be the source of any event (From hosts)
 Every other file in samples/ is input, read in name order through one normalizer; a `.jsonl`
 file holds events that do not come from a log (the SIP sensor, AMI), one `Event.to_dict()` a line.
+A fraud rule's (rules/fraud/<id>/) inputs are CDR files, run by `sipguard.fraud.samples`; its
+alerts are keyed `account:<id>` and checked against expected.toml the same way.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from dataclasses import dataclass, field, replace
 from importlib.abc import Traversable
 from pathlib import Path
 
-from sipguard.config.rules import load_rule_file, rule_dirs
+from sipguard.config.rules import fraud_rule_dirs, load_fraud_rule_file, load_rule_file, rule_dirs
 from sipguard.core.alerts import Alert
 from sipguard.core.events import Event, Origin
 from sipguard.detect import Engine, RuleSpec
+from sipguard.detect.fraudrules import FraudRuleSpec
 from sipguard.pipeline import Pipeline, Unjudged
 
 EXPECTED = "expected.toml"
@@ -67,9 +70,11 @@ def _str_list(data: dict[str, object], key: str) -> list[str]:
     return [str(v) for v in value]
 
 
-def run_samples(rule: RuleSpec, samples: Traversable | Path) -> SampleResult:
+def run_samples(rule: RuleSpec | FraudRuleSpec, samples: Traversable | Path) -> SampleResult:
     """Feed every input file under `samples` through one normalizer and an engine holding
     only `rule`, and compare with expected.toml."""
+    if isinstance(rule, FraudRuleSpec):
+        return _run_fraud_samples(rule, Path(str(samples)))
     from sipguard.core.asterisk import LogNormalizer  # the normalizer is another package's part
 
     expected = _expected(samples)
@@ -101,6 +106,20 @@ def run_samples(rule: RuleSpec, samples: Traversable | Path) -> SampleResult:
             continue
         pipeline.lines(f.read_bytes(), f.name, 1, None)
     pipeline.flush(None)
+    return _compare(result, expected)
+
+
+def _run_fraud_samples(rule: FraudRuleSpec, samples: Path) -> SampleResult:
+    from sipguard.fraud.samples import run_fraud_rule, sample_inputs  # fraud's own part
+
+    result = SampleResult(rule.id, [f.name for f in sample_inputs(samples)])
+    if not result.inputs:
+        result.problems.append("no sample input files")
+    result.events, result.alerts = run_fraud_rule(rule, samples)
+    return _compare(result, _expected(samples))
+
+
+def _compare(result: SampleResult, expected: dict[str, object]) -> SampleResult:
     got = set(result.alert_keys())
     result.expected = set(_str_list(expected, "alerts"))
     if got != result.expected:
@@ -118,16 +137,22 @@ def run_samples(rule: RuleSpec, samples: Traversable | Path) -> SampleResult:
     return result
 
 
-def rule_samples(paths: list[str | Path] | None = None) -> list[tuple[RuleSpec, Path]]:
-    """(rule, samples dir) for every rule directory; a rule without samples gets its own dir
-    (and so fails with 'no sample input files')."""
+def rule_samples(
+    paths: list[str | Path] | None = None,
+) -> list[tuple[RuleSpec | FraudRuleSpec, Path]]:
+    """(rule, samples dir) for every rule directory, the fraud rules' too when no paths are
+    given; a rule without samples gets its own dir (and so fails with 'no sample input
+    files')."""
     from sipguard.config.rules import data_lists
 
     lists = data_lists()
-    out = []
+    out: list[tuple[RuleSpec | FraudRuleSpec, Path]] = []
     for label, directory in rule_dirs(paths):
         rule = load_rule_file(label, directory, lists)
         out.append((rule, directory.joinpath("samples")))
+    if paths is None:
+        for label, directory in fraud_rule_dirs():
+            out.append((load_fraud_rule_file(label, directory), directory.joinpath("samples")))
     return out
 
 

@@ -34,6 +34,12 @@ MAX_PENDING = 4096
 MAX_CHALLENGES = 50000
 PAIR_CAP = 4096  # waiting lines per (address, family) and side
 SCAN = 64  # how far back the pending/recent lists are searched for a partner
+# A security event (AMI, or the security log) that reaches us before the module's line of the same
+# attempt waits this long, in event time, for that line: the line knows what the event does not
+# (the From display name that names a scanner), and one attempt must be ONE event that knows
+# both, whichever copy came first. Only where such a line always follows (SIP auth failures).
+MERGE_WAIT = 0.25
+_MERGED_SERVICES = frozenset({Service.PJSIP, Service.CHAN_SIP})
 
 
 @dataclass(slots=True)
@@ -90,6 +96,7 @@ class Linker:
         self._answers: OrderedDict[tuple[object, ...], float] = OrderedDict()
         self._challenges: dict[tuple[IPAddress | None, str], list[Event]] = {}
         self._challenge_queue: deque[tuple[float, tuple[IPAddress | None, str], Event]] = deque()
+        self._held: deque[Event] = deque()  # security events waiting for their module line
 
     # -- entry ---------------------------------------------------------------------------------
     def process(self, c: Candidate) -> list[Event]:
@@ -118,8 +125,20 @@ class Linker:
         if ev.kind is Kind.CHALLENGE_SENT:
             if not linked:  # a challenge that "answered" a malformed request is no flood signal
                 self._challenge(ev)
-        elif self._ami_repeat(ev, c.channel) or (not paired and self._paired_copy(ev, c.channel)):
+        elif self._ami_repeat(ev, c.channel):
             self.stats.duplicates += 1
+            return out
+        elif not paired and self._paired_copy(ev, c.channel):
+            self.stats.duplicates += 1
+            held = self._take_held(ev) if c.channel == LOG and self._held else None
+            if held is None:
+                return out
+            ev = _merge(held, ev)  # the one event of this attempt, knowing what both copies know
+        elif not paired and c.channel == SECURITY and not c.tampered and _waits_for_line(ev):
+            self._held.append(ev)
+            if len(self._held) > MAX_PENDING:
+                self.stats.evicted += 1
+                out.append(self._held.popleft())
             return out
         out.append(ev)
         if c.tampered:
@@ -181,12 +200,7 @@ class Linker:
             del other[:drop]
         port, call_id = ev.port, ev.call_id
         for k in range(0, min(len(other), 24), 3):  # the 8 oldest waiting lines
-            t, p, c = other[k], other[k + 1], other[k + 2]
-            if (
-                abs(t - now) <= self.window  # type: ignore[operator]
-                and (p is None or port is None or p == port)
-                and (c is None or call_id is None or c == call_id)
-            ):
+            if self._same_attempt(other[k], other[k + 1], other[k + 2], ev):  # type: ignore[arg-type]
                 del other[k : k + 3]
                 if not other and not slot[mine]:
                     del self._pairs[key]  # nothing waits here: an empty slot is no slot
@@ -196,6 +210,27 @@ class Linker:
             del own[:3]  # the oldest goes, as from a full bounded deque
         own += (now, port, call_id)
         return False
+
+    def _same_attempt(self, t: float, port: int | None, call_id: str | None, ev: Event) -> bool:
+        """A copy logged at t (with that port and call id, None = unknown) is ev's attempt."""
+        return (
+            abs(t - ev.time) <= self.window
+            and (port is None or ev.port is None or port == ev.port)
+            and (call_id is None or ev.call_id is None or call_id == ev.call_id)
+        )
+
+    def _take_held(self, line: Event) -> Event | None:
+        """The waiting security event that `line` (the module's line) is a copy of, removed."""
+        fam = FAMILY.get(line.kind)
+        for k, h in enumerate(self._held):
+            if (
+                h.ip == line.ip
+                and FAMILY.get(h.kind) == fam
+                and self._same_attempt(h.time, h.port, h.call_id, line)
+            ):
+                del self._held[k]
+                return h
+        return None
 
     def _unpair(self, ev: Event) -> None:
         slot = self._pairs.get((ev.ip, FAMILY.get(ev.kind)))
@@ -343,6 +378,9 @@ class Linker:
         out: list[Event] = []
         while self._pending and (now is None or self._pending[0].event.time + self.window < now):
             self._release_unlinked(self._pending.popleft(), out)
+        held = self._held
+        while held and (now is None or held[0].time + MERGE_WAIT < now):
+            out.append(held.popleft())  # its line never came: the event as it is
         q = self._challenge_queue
         while q and (now is None or q[0][0] < now or len(q) > MAX_CHALLENGES):
             if now is not None and q[0][0] >= now:
@@ -353,7 +391,22 @@ class Linker:
 
     @property
     def waiting(self) -> bool:
-        return bool(self._pending or self._challenge_queue)
+        return bool(self._pending or self._challenge_queue or self._held)
+
+
+def _waits_for_line(ev: Event) -> bool:
+    """A security event whose module line always follows and may know more (the From)."""
+    return FAMILY.get(ev.kind) == "auth" and ev.service in _MERGED_SERVICES
+
+
+def _merge(held: Event, line: Event) -> Event:
+    """The security event, with what only the module's line knew."""
+    return replace(
+        held,
+        user_agent=held.user_agent or line.user_agent,
+        account=held.account or line.account,
+        target=held.target or line.target,
+    )
 
 
 def _tags_agree(a: str | None, b: str | None) -> bool:

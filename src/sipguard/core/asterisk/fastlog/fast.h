@@ -41,7 +41,7 @@ int service_index(PyObject *service);
 /* ---- Event fields (slots of the frozen dataclass sipguard.core.events.Event) -------------- */
 enum {
     F_TIME, F_KIND, F_SERVICE, F_IP, F_PORT, F_TRANSPORT, F_ACCOUNT, F_TARGET, F_USER_AGENT,
-    F_CALL_ID, F_DETAIL, F_ORIGIN,
+    F_CALL_ID, F_DETAIL, F_ORIGIN, F_CALL,
     NFIELDS
 };
 

@@ -430,12 +430,31 @@ int linker_process(linker *lk, fast_cand *c, PyObject *out)
             goto fail;
     } else {
         int dup = ami_repeat(lk, cur, &ik, c->channel);
-        if (dup == 0 && !paired)
-            dup = paired_copy(lk, cur, &ik, c->channel);
         if (dup < 0)
             goto fail;
         if (dup) {
             lk->st->duplicates++;
+            goto done;
+        }
+        dup = paired ? 0 : paired_copy(lk, cur, &ik, c->channel);
+        if (dup < 0)
+            goto fail;
+        if (dup) {
+            lk->st->duplicates++;
+            PyObject *held = c->channel == CH_LOG && lk->hlen > 0 ? take_held(lk, cur) : NULL;
+            if (held == NULL) {
+                if (PyErr_Occurred())
+                    goto fail;
+                goto done;
+            }
+            PyObject *m = merge(held, cur); /* the one event of this attempt */
+            Py_DECREF(held);
+            if (m == NULL)
+                goto fail;
+            Py_SETREF(cur, m);
+        } else if (!paired && c->channel == CH_SECURITY && !c->tampered && waits_for_line(cur)) {
+            if (held_push(lk, cur, out) < 0)
+                goto fail;
             goto done;
         }
     }
@@ -460,6 +479,8 @@ int linker_release(linker *lk, double now, int all, PyObject *out)
         if (release_unlinked(lk, &old, out) < 0)
             return -1;
     }
+    if (held_release(lk, now, all, out) < 0)
+        return -1;
     while (lk->qlen > 0) {
         chq_e e = lk->q[lk->qstart];
         if (!(all || e.deadline < now || lk->qlen > MAX_CHALLENGES))

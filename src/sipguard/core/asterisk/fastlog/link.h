@@ -9,6 +9,7 @@
 
 #include "fast.h"
 
+#include <math.h>
 #include <string.h>
 
 #define LOOKBACK 0.005
@@ -19,6 +20,7 @@
 #define SCAN 64
 #define RECENT 1024     /* _recent's maxlen */
 #define PEND_CAP 8192   /* ring size: more than MAX_PENDING + 1, a power of two */
+#define MERGE_WAIT 0.25 /* linker.MERGE_WAIT */
 
 /* linker.FAMILY by KIND index; -1 stands for None (FAMILY.get(kind) == None) */
 enum { FAM_AUTH, FAM_DENY, FAM_CALL, FAM_MALFORMED, FAM_AMI, FAM_SUCCESS, FAM_LIMIT };
@@ -147,6 +149,8 @@ struct linker {
     Py_ssize_t off_v4ip, off_v6ip, off_scope, off_source;
     PyObject *last_ip; /* OWNED: the address whose key is last_key */
     ipkey last_key;
+    PyObject **held; /* _held: OWNED security events waiting for their module line, oldest first */
+    int hlen, hcap;
 };
 
 #define PEND(lk, i) (&(lk)->pend[((lk)->pstart + (i)) & (PEND_CAP - 1)])
@@ -157,6 +161,33 @@ struct linker {
 PyObject *slot_attr(PyObject *obj, PyObject *type, Py_ssize_t off, PyObject *name);
 /* The exact key of an address (version, _ip, scope id); the scope is BORROWED. 0 / -1. */
 int ip_key(linker *lk, PyObject *ip, ipkey *out);
+
+/* _same_attempt: a copy logged at t with port and call_id (NULL = None) is ev's attempt.
+ * 1 yes, 0 no, -1 error. */
+static inline int same_attempt(const linker *lk, double t, PyObject *port, PyObject *call_id,
+                               PyObject *ev)
+{
+    if (!(fabs(t - event_time(ev)) <= lk->window))
+        return 0;
+    PyObject *evport = none_to_null(event_get(ev, F_PORT));
+    PyObject *evcall = none_to_null(event_get(ev, F_CALL_ID));
+    int r = 1;
+    if (port != NULL && evport != NULL)
+        r = obj_eq(port, evport);
+    if (r == 1 && call_id != NULL && evcall != NULL)
+        r = obj_eq(call_id, evcall);
+    return r;
+}
+
+/* link_held.c: security events waiting for their module line (linker.py's _held) */
+int waits_for_line(PyObject *ev); /* _waits_for_line: 1 / 0 */
+int held_push(linker *lk, PyObject *ev, PyObject *out); /* 0 / -1 */
+/* _take_held: a NEW reference to the waiting event `line` is a copy of (removed), NULL with no
+ * error set when there is none */
+PyObject *take_held(linker *lk, PyObject *line);
+PyObject *merge(PyObject *held, PyObject *line); /* _merge: a NEW event */
+int held_release(linker *lk, double now, int all, PyObject *out); /* 0 / -1 */
+void held_free(linker *lk);
 
 /* link_pairs.c: the same attempt seen twice. 1 yes (a duplicate), 0 no, -1 error. */
 int is_copy(linker *lk, PyObject *ev);

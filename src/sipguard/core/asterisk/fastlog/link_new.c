@@ -110,6 +110,7 @@ void linker_free(linker *lk)
         Py_CLEAR(e->ev);
     }
     PyMem_Free(lk->q);
+    held_free(lk);
     Py_XDECREF(lk->v4type);
     Py_XDECREF(lk->v6type);
     Py_XDECREF(lk->origin_type);
@@ -122,7 +123,7 @@ void linker_free(linker *lk)
     PyMem_Free(lk);
 }
 
-int linker_waiting(const linker *lk) { return lk->plen > 0 || lk->qlen > 0; }
+int linker_waiting(const linker *lk) { return lk->plen > 0 || lk->qlen > 0 || lk->hlen > 0; }
 
 /* The exact key of an address: ipaddress compares (version, _ip) and, for IPv6, the scope id.
  * The scope is BORROWED from the address object (kept alive by lk->last_ip). */

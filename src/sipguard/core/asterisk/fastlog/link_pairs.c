@@ -178,13 +178,7 @@ int paired_copy(linker *lk, PyObject *ev, const ipkey *ik, int channel)
     int lim = other->len < 8 ? other->len : 8; /* the 8 oldest waiting lines */
     for (int i = 0; i < lim; i++) {
         pentry *e = &other->a[other->start + i];
-        if (!(fabs(e->t - now) <= lk->window))
-            continue;
-        int r = 1;
-        if (e->port != NULL && port != NULL)
-            r = obj_eq(e->port, port);
-        if (r == 1 && e->call_id != NULL && call_id != NULL)
-            r = obj_eq(e->call_id, call_id);
+        int r = same_attempt(lk, e->t, e->port, e->call_id, ev);
         if (r < 0)
             return -1;
         if (r) {

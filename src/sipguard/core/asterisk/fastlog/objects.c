@@ -27,7 +27,7 @@ static const char *const SERVICE_ATTRS[NSERVICES] = {
 };
 static const char *const EVENT_FIELDS[NFIELDS] = {
     "time", "kind", "service", "ip", "port", "transport", "account", "target", "user_agent",
-    "call_id", "detail", "origin",
+    "call_id", "detail", "origin", "call",
 };
 static const char *const ORIGIN_FIELDS[3] = {"source", "line_no", "text"};
 
@@ -88,6 +88,7 @@ PyObject *event_new(double time, int kind, int service, PyObject *ip, PyObject *
     set_slot(ev, EV_OFF[F_CALL_ID], call_id);
     set_slot(ev, EV_OFF[F_DETAIL], detail ? detail : EMPTY);
     set_slot(ev, EV_OFF[F_ORIGIN], origin ? origin : NO_ORIGIN);
+    set_slot(ev, EV_OFF[F_CALL], NULL); /* None: log lines are never call events */
     return ev;
 }
 

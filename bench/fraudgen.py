@@ -308,10 +308,10 @@ def generate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m sipguard.fraud.gen OUT_DIR [--seed N] [--accounts N] [--weeks N] [--no-fraud]`"""
+    """`python bench/fraudgen.py OUT_DIR [--seed N] [--accounts N] [--weeks N] [--no-fraud]`"""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m sipguard.fraud.gen", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python bench/fraudgen.py", description=main.__doc__)
     ap.add_argument("out_dir")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--accounts", type=int, default=20)
