@@ -4,9 +4,13 @@ three PBX namespaces is tests/e2e/test_fleet_netns.py."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from sipguard.daemon.harness import append, pjsip_failure, wait_for
+from sipguard.daemon.harness import SRC, append, pjsip_failure, wait_for
 from sipguard.testing.fleetlab import fleet_status, node, origins
 from sipguard.testing.redis_server import RedisServer, redis_available
 
@@ -30,6 +34,14 @@ def test_ban_unban_and_no_echo_between_two_daemons(tmp_path, redis):
     b = node(tmp_path, "b", redis.url, ["--dry-run"]).start()
     try:
         wait_for(lambda: fleet_status(a)["connected"] and fleet_status(b)["connected"])
+        out = subprocess.run(
+            [sys.executable, "-m", "sipguard", "status", "--socket", str(b.socket)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "PYTHONPATH": SRC},
+        ).stdout
+        assert "fleet:    node b, connected, lag 0.0s, outbox 0" in out, out
         append(
             tmp_path / "a" / "log" / "messages",
             "".join(pjsip_failure("203.0.113.50", i) for i in range(6)),
