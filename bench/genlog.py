@@ -222,8 +222,9 @@ def svcrack(g: Gen, ip: str) -> None:
     )
 
 
-def chan_sip_register(g: Gen, ip: str) -> None:
+def chan_sip_register(g: Gen, ip: str, account: str = "") -> None:
     port, user = g.rng.randint(5000, 65000), g.rng.choice(["2001", "admin", "100", "test"])
+    user = account or user  # a phone mistyping its own account's password
     g.emit(
         f"[{g.stamp()}] NOTICE[18577] chan_sip.c: Registration from "
         f"'\"{user}\" <sip:{user}@10.0.0.1>'"
@@ -420,6 +421,55 @@ ATTACKS: list[tuple[Callable[[Gen, str], None], int]] = [
 ]
 
 
+# -- low and slow, and the phones that must not be taken for it ---------------------------------
+SLOW_NET = "198.18."  # low-and-slow attackers: 198.18.x.y (RFC 2544 benchmark range)
+PHONE_NET = "198.19."  # benign phones that mistype: 198.19.x.y; they are not in the truth file
+
+
+def registered(g: Gen, ip: str, account: str) -> None:
+    """A phone's successful chan_sip registration (context, not an attack)."""
+    g.emit(f"[{g.stamp()}] VERBOSE[18577] chan_sip.c: Registered SIP '{account}' at {ip}:5060")
+
+
+def slow_schedule(seed: int, slow: int, span: float) -> list[tuple[float, str, str]]:
+    """(time, what, ip) for `slow` low-and-slow attackers and as many benign phones, within
+    `span` seconds of START. An attacker makes 20-50 failures over one or two hours, never more
+    than 2 a minute, unknown accounts and wrong passwords mixed, and never succeeds. A phone
+    mistypes its password 1-3 times, then registers, and re-registers every hour after."""
+    rng = random.Random(seed * 7919 + 17)  # its own stream: slow=0 leaves the log unchanged
+    out: list[tuple[float, str, str]] = []
+    for i in range(slow):
+        ip = f"{SLOW_NET}{i // 250}.{i % 250 + 1}"
+        n, length = rng.randint(20, 50), rng.uniform(3600.0, 7200.0)
+        t = START + rng.uniform(0.0, max(span - length - 600.0, 1.0))
+        for _ in range(n):
+            out.append((t, rng.choice(["svcrack", "svwar", "chan_sip_register"]), ip))
+            t += max(30.0, rng.uniform(0.5, 1.5) * length / n)
+        phone = f"{PHONE_NET}{i // 250}.{i % 250 + 1}"
+        t = START + rng.uniform(0.0, max(span - 3600.0, 1.0))
+        for _ in range(rng.randint(1, 3)):
+            out.append((t, "mistype", phone))
+            t += rng.uniform(20.0, 90.0)
+        while t < START + span:
+            out.append((t, "registered", phone))
+            t += 3600.0
+    out.sort()
+    return out
+
+
+def _slow_step(g: Gen, what: str, ip: str) -> None:
+    _, _, a, b = ip.split(".")
+    account = f"3{int(a):03d}{int(b):03d}"  # each phone its own account
+    if what == "mistype":
+        chan_sip_register(g, ip, account)
+        del g.truth[-2:]  # a phone's failure: its lines are not attack lines in the truth file
+    elif what == "registered":
+        registered(g, ip, account)
+    else:
+        g.attempt += 1
+        {"svcrack": svcrack, "svwar": svwar, "chan_sip_register": chan_sip_register}[what](g, ip)
+
+
 def _many_v4(rng: random.Random, n: int) -> list[str]:
     """n distinct public-looking IPv4 addresses (seeded)."""
     seen: set[str] = set()
@@ -438,13 +488,15 @@ def generate(
     seed: int,
     attack_share: float = 0.05,
     sources: int = 0,
+    slow: int = 0,
 ) -> int:
     """Write about `lines` lines; returns the number written.
 
     `sources` = 0: 300 IPv4 and 40 IPv6 attackers, a few heavy hitters and a long tail (the
     default log). `sources` = N: a pool of N (90% IPv4, 10% IPv6 in distinct /64s), and most
     attempts come from a source not seen before until the pool is used up, so about N distinct
-    sources attack (a distributed scan, the memory case).
+    sources attack (a distributed scan, the memory case). `slow` = N adds N low-and-slow
+    attackers and N benign phones that mistype (slow_schedule), on their own random stream.
     """
     rng = random.Random(seed)
     g = Gen(rng)
@@ -467,10 +519,19 @@ def generate(
     rng.shuffle(fresh)
     attacks, weights = zip(*ATTACKS, strict=True)
     mean_gap = 86400.0 / lines  # one day of log
+    schedule = slow_schedule(seed, slow, 86400.0) if slow > 0 else []
+    if schedule:
+        # its lines (about 2 per step) count in `lines`, so the day ends early: fit it in
+        span = 86400.0 * max(0.1, 1.0 - 2.2 * len(schedule) / lines) * 0.95
+        schedule = slow_schedule(seed, slow, span)
+    next_slow = 0
     with open(path, "w", encoding="utf-8", newline="\n") as out, open(truth_path, "w") as tf:
         tf.write("line\tip\tattempt\tkind\taddressed\n")
         while g.line_no < lines:
             g.tick(mean_gap)
+            while next_slow < len(schedule) and schedule[next_slow][0] <= g.t:
+                _slow_step(g, *schedule[next_slow][1:])
+                next_slow += 1
             if rng.random() < attack_share / 2.2:  # attack blocks average ~2.2 lines
                 g.attempt += 1
                 pool = g.attackers_v6 if rng.random() < 0.1 else g.attackers_v4
@@ -495,10 +556,13 @@ def generate(
     return g.line_no
 
 
-def log_name(lines: int, seed: int, sources: int = 0, attack_share: float = 0.05) -> str:
+def log_name(
+    lines: int, seed: int, sources: int = 0, attack_share: float = 0.05, slow: int = 0
+) -> str:
     """The default log keeps its old name; other shapes say what they are."""
     extra = f"-s{sources}" if sources > 0 else ""
     extra += f"-a{attack_share:g}" if attack_share != 0.05 else ""
+    extra += f"-slow{slow}" if slow > 0 else ""
     return f"asterisk-{lines}-{seed}{extra}.log"
 
 
@@ -509,11 +573,18 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     ap.add_argument("--sources", type=int, default=0, help="distinct attacking sources (0: 340)")
     ap.add_argument("--attack-share", type=float, default=0.05, help="share of attack lines")
+    ap.add_argument("--slow", type=int, default=0, help="low-and-slow attackers (and phones)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    log = args.out / log_name(args.lines, args.seed, args.sources, args.attack_share)
+    log = args.out / log_name(args.lines, args.seed, args.sources, args.attack_share, args.slow)
     n = generate(
-        log, log.with_suffix(".truth.tsv"), args.lines, args.seed, args.attack_share, args.sources
+        log,
+        log.with_suffix(".truth.tsv"),
+        args.lines,
+        args.seed,
+        args.attack_share,
+        args.sources,
+        args.slow,
     )
     print(f"{log}: {n} lines")
     return 0

@@ -26,7 +26,8 @@ def netlab() -> Iterator[NetLab]:
 @pytest.fixture(scope="session")
 def genlog(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., bytes]:
     """bench/genlog.py's seeded Asterisk logs (the benchmark's generator), made once per session:
-    genlog(lines, seed, share=0.05, sources=0) -> the log's bytes."""
+    genlog(lines, seed, share=0.05, sources=0, slow=0) -> the log's bytes (slow: low-and-slow
+    attackers from genlog.SLOW_NET and as many mistyping phones from genlog.PHONE_NET)."""
     bench = str(Path(__file__).resolve().parents[1] / "bench")
     sys.path.insert(0, bench)
     try:
@@ -34,13 +35,13 @@ def genlog(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., bytes]:
     finally:
         sys.path.remove(bench)
     out = tmp_path_factory.mktemp("genlog")
-    made: dict[tuple[int, int, float, int], bytes] = {}
+    made: dict[tuple[int, int, float, int, int], bytes] = {}
 
-    def make(lines: int, seed: int, share: float = 0.05, sources: int = 0) -> bytes:
-        key = (lines, seed, share, sources)
+    def make(lines: int, seed: int, share: float = 0.05, sources: int = 0, slow: int = 0) -> bytes:
+        key = (lines, seed, share, sources, slow)
         if key not in made:
             log = out / "-".join(map(str, key))
-            generate(log, log.with_suffix(".tsv"), lines, seed, share, sources)
+            generate(log, log.with_suffix(".tsv"), lines, seed, share, sources, slow)
             made[key] = log.read_bytes()
         return made[key]
 

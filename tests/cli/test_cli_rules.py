@@ -26,7 +26,7 @@ def test_rules_list_json_and_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert rules["scanner-signature"]["match"] == ["user_agent contains any of list 'scanners'"]
     assert main(["rules", "list"]) == 0
     out = capsys.readouterr().out
-    assert "distributed-account-attack" in out and "5 distinct sources" in out
+    assert "distributed-account-attack" in out and "2 distinct sources" in out
 
 
 def test_rules_test_shows_events_and_alert(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,7 +23,7 @@ def test_every_subcommand_and_option_is_in_the_man_page() -> None:
     assert {c.path[0] for c in cmds} == set(COMMAND_MODULES)  # every top-level command
     for cmd in cmds:
         name = "sipguard " + " ".join(cmd.path)
-        section = page.split(f'.SS "{name}"\n', 1)
+        section = page.split(f'.SS "{name.replace("-", chr(92) + "-")}"\n', 1)  # roff: \-
         assert len(section) == 2, name
         body = section[1].split(".SS ", 1)[0]
         for action in options(cmd.parser):
@@ -56,7 +56,7 @@ def test_man_page_renders_without_warnings(tmp_path: Path) -> None:
     ("words", "expected"),
     [
         (["sipguard", "sc"], ["scan"]),
-        (["sipguard", "scan", "--format", ""], ["text", "json", "csv"]),
+        (["sipguard", "scan", "--format", ""], ["text", "json", "csv", "html"]),
         (["sipguard", "config", ""], ["check", "-h", "--help"]),
         (["sipguard", "rules", "l"], ["list"]),
         (["sipguard", "audit", "--fail-on", "h"], ["high"]),

@@ -15,6 +15,7 @@ from sipguard.config.rules import load_rules
 from sipguard.core.alerts import Alert
 from sipguard.core.events import Event, Kind, Service
 from sipguard.detect import Engine, GroupBy, RuleSpec, build_matcher, source_key
+from sipguard.detect.accounts import AccountWatch
 from sipguard.detect.buckets import Bucket
 from sipguard.detect.engine import _alert, source_network
 from sipguard.detect.matchers import field_text
@@ -27,10 +28,16 @@ TWINS = [ip_address(a) for a in ADDRESSES]
 
 def reference_alerts(rules: list[RuleSpec], stream: list[tuple[Event, float]]) -> list[Alert]:
     tables: dict[str, OrderedDict[str, Bucket]] = {r.id: OrderedDict() for r in rules}
+    watch = AccountWatch()  # the named conditions' state (its own tests: test_account_response)
+    watched = {r.account_alerted_by for r in rules}
     out = []
     for event, now in stream:
+        if event.kind is Kind.AUTH_SUCCESS:
+            watch.authenticated(event, now)
+        watch.now = now
+        raised = []
         for rule in rules:
-            if not rule.matches(event):
+            if not rule.matches(event) or not watch.admits(rule, event):
                 continue
             ip = event.ip
             src = None
@@ -55,6 +62,10 @@ def reference_alerts(rules: list[RuleSpec], stream: list[tuple[Event, float]]) -
             if bucket.add(event, now, value):
                 network = source_network(rule, event) if key == src else None
                 out.append(_alert(rule, key, network, bucket, now))
+                if rule.id in watched and network is None and event.account is not None:
+                    raised.append((rule, event.account, bucket.distinct(), out[-1].reason))
+        for rule, account, sources, why in raised:
+            watch.alerted(rule, account, sources, now, why)
     return out
 
 

@@ -1,5 +1,8 @@
 """The live path against the test AMI server (real wire protocol): hang up within 1 s of the
-dial, lock the account in AstDB, turn a call from a forbidden country into a ban alert."""
+dial, lock the account in AstDB, turn a call from a forbidden country into a ban alert.
+
+The daemon's fraud component (`daemon/fraud.py`) is driven here the way the daemon's AMI and
+CDR sources drive it: every AMI event to `ami_event`, followed CDR lines to `cdr_lines`."""
 
 from __future__ import annotations
 
@@ -12,13 +15,17 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sipguard.actions.ami import LOCK_FAMILY, AmiFraudActions
+from sipguard.actions.ami import LOCK_FAMILY
+from sipguard.config.settings import AmiSettings, Settings, SourcesSettings
 from sipguard.core.alerts import Alert
+from sipguard.core.ami import AmiMessage
+from sipguard.daemon.fraud import FraudComponent
 from sipguard.fraud.config import build_config
 from sipguard.fraud.live import LiveTracker
 from sipguard.fraud.scan import build_engine
 from sipguard.fraud.tables import RateTable
-from sipguard.fraud.watch import FraudWatcher
+from sipguard.policy import Policy
+from sipguard.sources import FileFollower, LineBatch, MemoryCheckpointStore
 from sipguard.sources.ami import AmiClient
 from sipguard.testing.ami_calls import dial
 from sipguard.testing.ami_server import AmiServer
@@ -31,7 +38,7 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(asyncio.wait_for(coro, 30))
 
 
-def setup(**rules: Any) -> tuple[FraudWatcher, list[Alert]]:
+def setup(client: AmiClient | None = None, **rules: Any) -> tuple[FraudComponent, list[Alert]]:
     # business hours all week, so the wall clock the test runs at cannot matter
     always = {
         "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
@@ -51,16 +58,33 @@ def setup(**rules: Any) -> tuple[FraudWatcher, list[Alert]]:
     engine = build_engine(config, rates)
     engine.load_baseline({})  # no learning period: a live daemon keeps its baseline
     alerts: list[Alert] = []
-    return FraudWatcher(engine, on_alert=alerts.append), alerts
+
+    async def ban(alert: Alert) -> None:
+        alerts.append(alert)
+
+    settings = Settings(sources=SourcesSettings(ami=AmiSettings(enabled=True)))
+    fraud = FraudComponent(
+        settings, engine, Policy(), ban, lambda _: None, client, False, keep_baseline=False
+    )
+    return fraud, alerts
+
+
+def watch(fraud: FraudComponent, client: AmiClient) -> asyncio.Task[None]:
+    """The AMI source's loop: each event to the component, with the wall clock."""
+
+    def on_event(msg: AmiMessage) -> None:
+        fraud.ami_event(msg, time.time())
+
+    return asyncio.create_task(client.run(on_event))
 
 
 def test_premium_call_hung_up_within_a_second_and_account_locked() -> None:
     async def main() -> None:
         async with AmiServer(USERS) as server:
-            watcher, _ = setup()
             client = AmiClient("127.0.0.1", server.port, "sipguard", "s3cret")
-            watcher.actions = AmiFraudActions(client)
-            task = asyncio.create_task(watcher.run(client))
+            watcher, _ = setup(client)
+            assert watcher.actions is not None
+            task = watch(watcher, client)
             await asyncio.wait_for(client.connected.wait(), 5)
             # a normal national call first: no action
             await dial(server, "1001", 1, "03012345678")
@@ -90,10 +114,10 @@ def test_premium_call_hung_up_within_a_second_and_account_locked() -> None:
 def test_third_concurrent_call_is_hung_up_and_hangups_end_calls() -> None:
     async def main() -> None:
         async with AmiServer(USERS) as server:
-            watcher, _ = setup()
             client = AmiClient("127.0.0.1", server.port, "sipguard", "s3cret")
-            watcher.actions = AmiFraudActions(client)
-            task = asyncio.create_task(watcher.run(client))
+            watcher, _ = setup(client)
+            assert watcher.actions is not None
+            task = watch(watcher, client)
             await asyncio.wait_for(client.connected.wait(), 5)
             await dial(server, "1002", 10, "03012345601")
             _, uid2 = await dial(server, "1002", 12, "03012345602")
@@ -123,10 +147,9 @@ def test_third_concurrent_call_is_hung_up_and_hangups_end_calls() -> None:
 def test_registration_from_forbidden_country_becomes_ban_alert() -> None:
     async def main() -> None:
         async with AmiServer(USERS) as server:
-            watcher, alerts = setup(address_country={"allowed": ["DE"]})
             client = AmiClient("127.0.0.1", server.port, "sipguard", "s3cret")
-            watcher.actions = AmiFraudActions(client)
-            task = asyncio.create_task(watcher.run(client))
+            watcher, alerts = setup(client, address_country={"allowed": ["DE"]})
+            task = watch(watcher, client)
             await asyncio.wait_for(client.connected.wait(), 5)
             await server.push_security(
                 "SuccessfulAuth",
@@ -154,7 +177,12 @@ def test_followed_cdr_file_raises_alert_on_appended_row(tmp_path: Any) -> None:
         watcher, _ = setup()
         path = tmp_path / "Master.csv"
         path.write_text("")
-        task = asyncio.create_task(watcher.run(cdr_paths=[str(path)]))
+        follower = FileFollower([str(path)], MemoryCheckpointStore())
+
+        async def lines(batch: LineBatch) -> None:
+            watcher.cdr_lines(batch)
+
+        task = asyncio.create_task(follower.run(lines))
         await asyncio.sleep(0.3)
         row = (
             '"","1004","09001234567","from-internal","""D"" <1004>","PJSIP/1004-00000001",'
@@ -165,11 +193,12 @@ def test_followed_cdr_file_raises_alert_on_appended_row(tmp_path: Any) -> None:
         with path.open("a") as f:
             f.write(row)
         for _ in range(100):
-            if watcher.hits:
+            if watcher.stage.hits:
                 break
             await asyncio.sleep(0.05)
-        assert {(h.rule, h.account) for h in watcher.hits} >= {("risky_destination", "1004")}
-        assert watcher.hits[0].calls == ("1762855200.1",)
+        hits = watcher.stage.hits
+        assert {(h.rule, h.account) for h in hits} >= {("risky_destination", "1004")}
+        assert hits[0].calls == ("1762855200.1",)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -226,10 +255,10 @@ def test_followed_cdr_file_raises_alert_on_appended_row(tmp_path: Any) -> None:
 )
 def test_tracker_survives_garbage_events(events: list[tuple[str, dict[str, str]]]) -> None:
     watcher = GARBAGE_WATCHER  # one engine for all examples: state piles up, as it would live
-    tracker = LiveTracker(watcher.engine)
+    tracker = LiveTracker(watcher.stage.engine)
     for name, fields in events:
         hits = tracker.feed(name, fields.get, 1_763_780_000.0)
-        assert all(h.rule in watcher.engine.config.rules for h in hits)
+        assert all(h.rule in watcher.stage.engine.config.rules for h in hits)
     assert tracker.counters["events"] == len(events)
 
 
@@ -238,7 +267,7 @@ GARBAGE_WATCHER = setup()[0]
 
 def test_cel_and_cdr_events_drive_the_same_rules() -> None:
     watcher, _ = setup()
-    tracker, t = watcher.tracker, 1_763_780_000.0
+    tracker, t = watcher.stage.tracker, 1_763_780_000.0
 
     def cel(kind: str, **extra: str) -> list[Any]:
         fields = {"EventName": kind, "Channel": "PJSIP/1005-00000009", "UniqueID": "cel.1",
@@ -252,7 +281,7 @@ def test_cel_and_cdr_events_drive_the_same_rules() -> None:
     assert hits[0].channels == ("PJSIP/1005-00000009",)
     cel("ANSWER")
     cel("HANGUP")
-    assert "cel.1" not in tracker.channels and not watcher.engine.accounts["1005"].active
+    assert "cel.1" not in tracker.channels and not watcher.stage.engine.accounts["1005"].active
     # a CDR event for a call the tracker never saw is checked as a CDR row; a seen one is not
     cdr = {"UniqueID": "cdr.9", "Channel": "PJSIP/1006-0000000a", "Destination": "00881612345678",
            "Duration": "70", "BillableSeconds": "60", "Disposition": "ANSWERED"}  # fmt: skip

@@ -195,3 +195,13 @@ def test_v6_group_overlapping_the_allow_list_narrows_to_the_attacker() -> None:
     # evidence only from the allowed address itself: allowed, nothing banned
     d2 = pol.decide(_with_evidence("2001:db8:9::/64", "2001:db8:9::1"), T0)
     assert d2 is not None and d2.action is Action.ALLOWED
+
+
+def test_lock_is_a_profile_action_for_account_alerts_only() -> None:
+    profiles = profiles_from_dict({"account-attack": {"action": "alert", "actions": ["lock"]}})
+    policy = Policy(profiles)
+    assert policy.lock(alert(None, "account-attack")) == "1001"
+    assert policy.decide(alert(None, "account-attack"), T0) is None  # nothing to ban
+    assert policy.lock(alert(None, "alert")) is None, "the shipped alert profile never locks"
+    assert policy.lock(alert("203.0.113.5/32", "account-attack")) is None, "a source alert"
+    assert Policy(profiles, simulate=True).lock(alert(None, "account-attack")) is None

@@ -10,6 +10,7 @@ import pytest
 from sipguard.core.alerts import Action, Decision
 from sipguard.core.events import Event, Kind, Origin, Service
 from sipguard.store import MAX_EVENTS_PER_DECISION, SCHEMA_VERSION, Checkpoint, Store, StoreError
+from sipguard.store.sqlite import MERGED
 
 T0 = 1_700_000_000.0
 
@@ -175,3 +176,40 @@ def test_prune(st):
     }
     assert left == {"192.0.2.2/32", "192.0.2.4/32"}
     assert st.events_for("192.0.2.1") == []
+
+
+def test_active_decisions_carry_their_own_evidence(st):
+    st.save_decision(dec("203.0.113.5", evidence=(ev(0), ev(1), ev(2))))
+    st.save_decision(dec("203.0.113.6", evidence=(ev(3, "203.0.113.6"),)))
+    st.save_decision(dec("203.0.113.7"))
+    # a superseded decision's evidence stays with it, not with the one that replaced it
+    st.save_decision(dec("203.0.113.6", start=T0 + 5, evidence=(ev(4, "203.0.113.6"),)))
+    got = {str(d.network): [e.port for e in d.evidence] for d in st.active_decisions(T0 + 10)}
+    assert got == {
+        "203.0.113.5/32": [5060, 5061, 5062],
+        "203.0.113.6/32": [5064],
+        "203.0.113.7/32": [],
+    }
+    assert all(not d.evidence for d in st.active_decisions(T0 + 10, evidence=False))
+
+
+def test_a_merged_decision_is_history_and_the_running_ban_stays(st):
+    st.save_decision(dec("192.0.2.9", evidence=(ev(0, "192.0.2.9"),)))
+    joined = Decision(
+        ip_network("192.0.2.9"),
+        Action.BAN,
+        "other-rule",
+        "2 more; already banned",
+        T0 + 5,
+        T0 + 3600,
+        evidence=(ev(1, "192.0.2.9"),),
+    )
+    st.save_merged(joined)
+    (active,) = st.active_decisions(T0 + 10)
+    assert active.rule == "pjsip-brute" and [e.port for e in active.evidence] == [5060]
+    rows = st.decision_rows("192.0.2.9")
+    assert [(r.decision.rule, r.end_reason) for r in rows] == [
+        ("pjsip-brute", None),
+        ("other-rule", MERGED),
+    ]
+    assert [e.port for e in st.events_for("192.0.2.9")] == [5060, 5061]

@@ -194,6 +194,20 @@ class Firewall(ABC):
             self._flusher = Flusher(self.cfg.netns)
         self._flusher.submit(networks)
 
+    # ---- blocklist feeds: one kernel set per feed, replaced whole -------------------------
+    def set_feeds(self, names: Sequence[str]) -> None:
+        """Create the sets and drop rules of exactly these feeds; other feeds' sets go."""
+        raise FirewallError(f"{self.name}: blocklist feeds are not supported")
+
+    def load_feed(self, name: str, entries: Sequence[str]) -> int:
+        """Atomically replace feed `name`'s set by `entries` ("192.0.2.7", "198.51.100.0/24",
+        no overlaps; texts, not objects: 100,000 ipaddress objects alone cost a second)."""
+        raise FirewallError(f"{self.name}: blocklist feeds are not supported")
+
+    def list_feed(self, name: str) -> set[Network]:
+        """What the kernel holds for feed `name`."""
+        raise FirewallError(f"{self.name}: blocklist feeds are not supported")
+
     def wait_flushed(self, timeout: float = 10.0) -> bool:
         """Block until queued conntrack flushes are done (tests, shutdown); False on timeout."""
         return True if self._flusher is None else self._flusher.wait(timeout)

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sipguard.actions.base import Firewall, FirewallConfig, ReconcileResult
+from sipguard.actions.base import Firewall, FirewallConfig, ReconcileResult, as_network
 from sipguard.core.alerts import Decision, Network
 
 log = logging.getLogger("sipguard.firewall")
@@ -36,6 +36,7 @@ class DryRunFirewall(Firewall):
         self._held: dict[Network, float | None] = {}
         self._last_now = 0.0
         self.initialized = False
+        self.feeds: dict[str, set[Network]] = {}
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else self._last_now
@@ -77,8 +78,20 @@ class DryRunFirewall(Firewall):
             out[net] = None if until is None else until - now
         return out
 
+    def set_feeds(self, names: Sequence[str]) -> None:
+        self.feeds = {n: self.feeds.get(n, set()) for n in names}
+
+    def load_feed(self, name: str, entries: Sequence[str]) -> int:
+        self.feeds[name] = {as_network(e) for e in entries}
+        log.info("dry-run: feed %s would hold %d networks", name, len(entries))
+        return len(entries)
+
+    def list_feed(self, name: str) -> set[Network]:
+        return set(self.feeds.get(name, set()))
+
     def teardown(self) -> None:
         self.ops.append(Op("teardown"))
         self._held.clear()
+        self.feeds.clear()
         self.initialized = False
         log.info("dry-run: would remove table %s", self.cfg.table)

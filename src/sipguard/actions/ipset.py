@@ -24,6 +24,11 @@ class IpsetFirewall(Firewall):
         self.chain = cfg.table.upper()
         self.sets = {4: f"{cfg.table}4", 6: f"{cfg.table}6"}
         self.tools = {4: "iptables", 6: "ip6tables"}
+        self.feeds: list[str] = []
+
+    def feed_set(self, name: str, ver: int) -> str:
+        # ipset names are at most 31 characters: 10 + 1 + 15 + 1 (+ 1 for the swap's "t")
+        return f"{self.cfg.table[:10]}_{name}{ver}"
 
     def _run(self, argv: Sequence[str], stdin: str | None = None) -> str:
         return run_tool(list(argv), self.cfg.netns, stdin=stdin)
@@ -43,15 +48,59 @@ class IpsetFirewall(Firewall):
             ipt = self.tools[ver]
             if not self._ok([ipt, "-w", "-t", "raw", "-n", "-L", self.chain]):
                 self._run([ipt, "-w", "-t", "raw", "-N", self.chain])
-            self._run([ipt, "-w", "-t", "raw", "-F", self.chain])
-            for rule in self._rules(ver):
-                self._run([ipt, "-w", "-t", "raw", "-A", self.chain, *rule])
+            self._rules_into_chain(ver)
             jump = ["PREROUTING", "-j", self.chain]
             if not self._ok([ipt, "-w", "-t", "raw", "-C", *jump]):
                 self._run([ipt, "-w", "-t", "raw", "-I", "PREROUTING", "1", "-j", self.chain])
 
-    def _rules(self, ver: int) -> list[list[str]]:
-        match = ["-m", "set", "--match-set", self.sets[ver], "src"]
+    def _rules_into_chain(self, ver: int) -> None:
+        ipt = self.tools[ver]
+        self._run([ipt, "-w", "-t", "raw", "-F", self.chain])
+        for set_name in [self.sets[ver], *(self.feed_set(n, ver) for n in self.feeds)]:
+            for rule in self._rules(ver, set_name):
+                self._run([ipt, "-w", "-t", "raw", "-A", self.chain, *rule])
+
+    def set_feeds(self, names: Sequence[str]) -> None:
+        """One hash:net set per feed and family (the kernel stores CIDRs as ranges), matched
+        from the same chain as the bans."""
+        old = [n for n in self.feeds if n not in names]
+        self.feeds = list(names)
+        for name in self.feeds:
+            for ver, family in ((4, "inet"), (6, "inet6")):
+                create = ["ipset", "create", self.feed_set(name, ver), "hash:net"]
+                self._run([*create, "family", family, "maxelem", "1048576", "-exist"])
+        for ver in (4, 6):
+            self._rules_into_chain(ver)
+        for name in old:
+            for ver in (4, 6):
+                self._ok(["ipset", "destroy", self.feed_set(name, ver)])
+
+    def load_feed(self, name: str, entries: Sequence[str]) -> int:
+        """Fill a temporary set, swap it with the live one (atomic in the kernel), drop it."""
+        for ver, family in ((4, "inet"), (6, "inet6")):
+            live, tmp = self.feed_set(name, ver), self.feed_set(name, ver) + "t"
+            lines = [
+                f"create {tmp} hash:net family {family} maxelem 1048576 -exist",
+                f"flush {tmp}",
+            ]
+            lines += [f"add {tmp} {e} -exist" for e in entries if (":" in e) == (ver == 6)]
+            self._run(["ipset", "restore"], stdin="\n".join(lines) + "\n")
+            self._run(["ipset", "swap", tmp, live])
+            self._run(["ipset", "destroy", tmp])
+        return len(entries)
+
+    def list_feed(self, name: str) -> set[Network]:
+        out: set[Network] = set()
+        for ver in (4, 6):
+            set_name = self.feed_set(name, ver)
+            for line in self._run(["ipset", "save", set_name]).splitlines()[:_MAX_LIST_LINES]:
+                parts = line.split()
+                if len(parts) >= 3 and parts[0] == "add" and parts[1] == set_name:
+                    out.add(as_network(parts[2]))
+        return out
+
+    def _rules(self, ver: int, set_name: str) -> list[list[str]]:
+        match = ["-m", "set", "--match-set", set_name, "src"]
         if self.cfg.all_ports:
             return [[*match, "-j", "DROP"]]
         rules = []
@@ -120,6 +169,10 @@ class IpsetFirewall(Firewall):
                 self._run([ipt, "-w", "-t", "raw", "-F", self.chain])
                 self._run([ipt, "-w", "-t", "raw", "-X", self.chain])
             self._drop_empty_nft_raw(ver)
-        for name in self.sets.values():
+        # feed sets by prefix: a restarted daemon may not know every feed it once loaded
+        prefix = f"{self.cfg.table[:10]}_"
+        listed = self._run(["ipset", "list", "-n"]).split() if self._ok(["ipset", "-v"]) else []
+        feed_sets = [n for n in listed if n.startswith(prefix)]
+        for name in [*self.sets.values(), *feed_sets]:
             if self._ok(["ipset", "list", "-n", name]):
                 self._run(["ipset", "destroy", name])

@@ -117,6 +117,14 @@ class NftRunner:
             out = self._run_lib(text)
         return _parse(out)
 
+    def run_text(self, script: str) -> None:
+        """Apply one batch in nft's own syntax, also one transaction. For bulk element loads:
+        libnftables parses 100,000 elements as text several times faster than as JSON."""
+        if self._lib is None:
+            run_tool(["nft", "-f", "-"], self.netns, stdin=script)
+        else:
+            self._run_lib(script)
+
     def _run_lib(self, text: str) -> str:
         assert self._lib is not None
         lib = self._lib.lib

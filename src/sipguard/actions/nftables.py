@@ -21,6 +21,7 @@ a single ban at one short netlink transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from ipaddress import ip_address
 from typing import Any
@@ -41,6 +42,19 @@ _TYPES = {4: "ipv4_addr", 6: "ipv6_addr"}
 _PROTO = {4: "ip", 6: "ip6"}
 CHAIN = "prerouting"
 PRIORITY = -300
+FEED_CHAIN = "feeds"  # blocklist feeds: own chain, so init()'s flush of the ban rules spares it
+FEED_PREFIX = "feed_"
+_ENTRY = re.compile(r"[0-9a-fA-F.:]{2,45}(/[0-9]{1,3})?")
+
+
+def feed_sets(name: str) -> dict[tuple[int, bool], str]:
+    """(family, holds CIDRs) -> set name. Addresses go to a plain hash set: nft computes no
+    intervals for it, which makes a 95,000-address load ~3x faster than one interval set."""
+    return {
+        (ver, nets): f"{FEED_PREFIX}{name}_{ver}{'n' if nets else ''}"
+        for ver in (4, 6)
+        for nets in (False, True)
+    }
 
 
 class NftablesFirewall(Firewall):
@@ -82,10 +96,70 @@ class NftablesFirewall(Firewall):
         cmds.extend({"add": {"rule": self._obj(chain=CHAIN, expr=e)}} for e in self._rule_exprs())
         self.nft.run(cmds)
 
-    def _rule_exprs(self) -> list[list[dict[str, Any]]]:
+    def set_feeds(self, names: Sequence[str]) -> None:
+        """Feed sets have no timeouts (a feed says when an entry goes), CIDRs in an interval set;
+        drop rules live in the `feeds` chain, rebuilt here in the same transaction."""
+        want = {s for n in names for s in feed_sets(n).values()}
+        old = [s for s in self._set_names() if s.startswith(FEED_PREFIX) and s not in want]
+        chain = self._obj(name=FEED_CHAIN, type="filter", hook="prerouting", prio=PRIORITY + 1)
+        chain["policy"] = "accept"
+        cmds: list[dict[str, Any]] = [
+            {"add": {"table": {"family": "inet", "name": self.cfg.table}}},
+            {"add": {"chain": chain}},
+            {"flush": {"chain": self._obj(name=FEED_CHAIN)}},
+        ]
+        sets: dict[int, list[str]] = {4: [], 6: []}
+        for n in names:
+            for (ver, nets), set_name in feed_sets(n).items():
+                new = self._obj(name=set_name, type=_TYPES[ver])
+                if nets:
+                    new["flags"] = ["interval"]
+                cmds.append({"add": {"set": new}})
+                sets[ver].append(set_name)
+        exprs = self._rule_exprs(sets)
+        cmds.extend({"add": {"rule": self._obj(chain=FEED_CHAIN, expr=e)}} for e in exprs)
+        cmds.extend({"delete": {"set": self._obj(name=s)}} for s in old)
+        self.nft.run(cmds)
+
+    def load_feed(self, name: str, entries: Sequence[str]) -> int:
+        """Flush and refill in ONE transaction: no moment where the feed's set is empty.
+        nft's own syntax here (see NftRunner.run_text), so every entry is checked to be an
+        address or ADDR/LEN spelled with address characters only."""
+        by_set: dict[tuple[int, bool], list[str]] = {k: [] for k in feed_sets(name)}
+        for text in entries:
+            if not _ENTRY.fullmatch(text):
+                raise FirewallError(f"feed {name}: not an address or network: {text[:60]!r}")
+            by_set[6 if ":" in text else 4, "/" in text].append(text)
+        lines = []
+        for key, set_name in feed_sets(name).items():
+            where = f"inet {self.cfg.table} {set_name}"
+            lines.append(f"flush set {where}")
+            if by_set[key]:
+                lines.append(f"add element {where} {{ {', '.join(by_set[key])} }}")
+        self.nft.run_text("\n".join(lines) + "\n")
+        return len(entries)
+
+    def list_feed(self, name: str) -> set[Network]:
+        return set(self._list_sets(list(feed_sets(name).values())))
+
+    def _set_names(self) -> list[str]:
+        try:
+            data = self.nft.run([{"list": {"sets": {"family": "inet"}}}])
+        except FirewallError:
+            return []
+        out = []
+        for item in data.get("nftables", []):
+            s = item.get("set") if isinstance(item, dict) else None
+            if isinstance(s, dict) and s.get("table") == self.cfg.table:
+                out.append(str(s.get("name")))
+        return out
+
+    def _rule_exprs(self, sets: dict[int, list[str]] | None = None) -> list[list[dict[str, Any]]]:
+        """One drop rule per set (per port range when the scope is "ports")."""
+        sets = sets or {ver: [SINGLE[ver], NETS[ver]] for ver in (4, 6)}
         rules: list[list[dict[str, Any]]] = []
         for ver in (4, 6):
-            for set_name in (SINGLE[ver], NETS[ver]):
+            for set_name in sets[ver]:
                 src = {
                     "match": {
                         "op": "==",

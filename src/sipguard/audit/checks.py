@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sipguard.audit.checks_inherited import check_general_defaults, check_rtp_overlap
 from sipguard.audit.checks_pjsip import check_pjsip
 from sipguard.audit.checks_services import (
     check_http,
@@ -30,6 +31,8 @@ CHECKS: tuple[Check, ...] = (
     check_dialplan,
     check_rtp,
     check_logger,
+    check_general_defaults,
+    check_rtp_overlap,
 )
 
 

@@ -29,6 +29,20 @@ def host_of(address: str) -> str:
     return text
 
 
+def port_of(address: str) -> int | None:
+    """The port of `host:port` or `[v6]:port`; None without one (or not a port number)."""
+    text = address.strip()
+    if text.startswith("["):
+        _, _, rest = text.partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        port = text.split(":", 1)[1]
+    else:
+        port = ""
+    port = port.strip()
+    return int(port) if port.isdigit() and 0 < int(port) < 65536 else None
+
+
 def is_loopback(address: str) -> bool:
     host = host_of(address)
     if host == "localhost":

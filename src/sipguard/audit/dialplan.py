@@ -168,20 +168,26 @@ def _next_number(exten: str, current: list[Token] | None) -> list[Token] | None:
     return tokens(exten)
 
 
-def _entries(tree: Tree, contexts: dict[str, Context]) -> dict[str, list[str]]:
-    found: list[tuple[str, str]] = []
+def entry_points(tree: Tree, contexts: dict[str, Context]) -> list[tuple[str, str, str, int]]:
+    """(context, why, file, line) of every way a stranger lands in a context; file and line are
+    where the setting is written, often a `[general]` or a template every object inherits."""
+    found: list[tuple[str, str, str, int]] = []
     sip = sip_guest_context(tree)
     if sip is not None:
-        found.append((sip[0], "chan_sip guest calls (allowguest)"))
+        found.append((sip[0], "chan_sip guest calls (allowguest)", sip[1], sip[2]))
     iax = iax_guest_context(tree)
     if iax is not None:
-        found.append((iax[0], "IAX2 guest user"))
-    for why, ctx, _, _ in unauthenticated_contexts(tree):
-        found.append((ctx, why))
+        found.append((iax[0], "IAX2 guest user", iax[1], iax[2]))
+    for why, ctx, file, line in unauthenticated_contexts(tree):
+        found.append((ctx, why, file, line))
     if "default" in contexts:
-        found.append(("default", "Asterisk's [default] context"))
+        found.append(("default", "Asterisk's [default] context", "", 0))
+    return found
+
+
+def _entries(tree: Tree, contexts: dict[str, Context]) -> dict[str, list[str]]:
     entries: dict[str, list[str]] = {}
-    for ctx, why in found:
+    for ctx, why, _, _ in entry_points(tree, contexts):
         entries.setdefault(ctx, []).append(why)
     return entries
 
@@ -286,6 +292,7 @@ def check_dialplan(tree: Tree) -> list[Finding]:
     config = tree.config("extensions.conf")
     if config is None:
         return out
+    out.extend(_entry_findings(tree, build_contexts(config), found))
     for ctx in build_contexts(config).values():
         for pattern, steps in ctx.extens.items():
             if not is_paid(tokens(pattern)):
@@ -307,4 +314,30 @@ def check_dialplan(tree: Tree) -> list[Finding]:
                         )
                     )
                     break
+    return out
+
+
+def _entry_findings(tree: Tree, contexts: dict[str, Context], found: list[Reach]) -> list[Finding]:
+    """The setting that lets strangers in, reported where it is written (a context in sip.conf
+    `[general]` is every guest's): DP-TOLLFRAUD names the dialplan line, this the door."""
+    first: dict[str, Reach] = {}
+    for path in sorted(found, key=lambda r: (r.file, r.line)):
+        first.setdefault(path.entry, path)
+    out = []
+    for ctx, why, file, line in entry_points(tree, contexts):
+        reach = first.get(ctx)
+        if reach is None or not file:
+            continue
+        out.append(
+            Finding(
+                "DP-GUEST-PAID",
+                Severity.CRITICAL,
+                file,
+                line,
+                f"{why}: callers without a password land in [{ctx}], set here, which reaches a "
+                f"paid destination ('{reach.pattern}' at {reach.file}:{reach.line})",
+                f"Point it at a context that only reaches local extensions, or turn it off "
+                f"(allowguest=no, no anonymous endpoint); keep [{ctx}] away from trunks.",
+            )
+        )
     return out

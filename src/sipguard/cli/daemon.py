@@ -51,6 +51,11 @@ def register(sub: Any) -> None:
     )
     p = control("bans", cmd_bans, "active bans")
     p.add_argument("--json", action="store_true", help="JSON with the evidence")
+    p.add_argument(
+        "--format",
+        choices=("txt", "json"),
+        help="export: txt = one address/CIDR a line; json = APIBAN-like {ipaddress, ID}",
+    )
     p = control("ban", cmd_ban, "ban an address or CIDR now")
     p.add_argument("addr")
     p.add_argument("--for", dest="duration", default="1h", help="90s, 10m, 1h, 1d, permanent")
@@ -73,7 +78,7 @@ def register(sub: Any) -> None:
     p = control("unallow", cmd_unallow, "remove a runtime allow-list entry")
     p.add_argument("cidr")
     p = control("explain", cmd_explain, "the rule, events and log lines behind a ban")
-    p.add_argument("addr")
+    p.add_argument("addr", help="an address or CIDR, or an account (account:NAME)")
     p.add_argument("--json", action="store_true")
     control("reload", cmd_reload, "re-read the configuration (like SIGHUP)")
 
@@ -218,6 +223,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  watching {w['source']} {w['name']}: {w['state']}")
     if st["watch_warning"]:
         print(f"  WARNING: {st['watch_warning']}")
+    for f in st.get("feeds", []):
+        err = f" (last error: {f['last_error']})" if f["last_error"] else ""
+        print(f"  feed {f['name']} ({f['kind']}): {f['in_kernel']} in the kernel set{err}")
     pc = st["pipeline"]
     print(
         f"  pipeline: {pc.get('events', 0)} events, {pc.get('alerts', 0)} alerts,"
@@ -231,11 +239,24 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  fleet:    node {fl['node']}, {state}, lag {fl['lag_seconds']}s,"
             f" outbox {fl['outbox']}{err}"
         )
+    for a in st.get("accounts_under_attack", []):
+        print(_account_line(a))
     return 0
+
+
+def _account_line(a: dict[str, Any]) -> str:
+    """One account under attack: which, from how many sources, since and until when."""
+    return (
+        f"  ATTACK on account {a['account']!r}: {a['sources']} sources ({a['rule']},"
+        f" {a['severity']}), since {_when(a['since'])}, lower thresholds until {_when(a['until'])}"
+    )
 
 
 def cmd_bans(args: argparse.Namespace) -> int:
     bans = _request(args, "bans", {"evidence": bool(args.json)})
+    if args.format:
+        print(export_bans(bans, args.format, time.time()), end="")
+        return 0
     if args.json:
         print(json.dumps(bans, indent=2))
         return 0
@@ -246,6 +267,15 @@ def cmd_bans(args: argparse.Namespace) -> int:
     for b in bans:
         print(f"{b['network']:<24} {b['rule']:<24} {_left(b['remaining']):>10}  {b['reason']}")
     return 0
+
+
+def export_bans(bans: list[dict[str, Any]], fmt: str, now: float) -> str:
+    """Active bans for other tools: a plain list (a /32 or /128 written as the address), or
+    APIBAN's answer shape so an APIBAN client can read it (ID: when the export was made)."""
+    addrs = [str(b["network"]).removesuffix("/32").removesuffix("/128") for b in bans]
+    if fmt == "txt":
+        return "".join(f"{a}\n" for a in addrs)
+    return json.dumps({"ipaddress": addrs, "ID": str(int(now))}, indent=1) + "\n"
 
 
 def cmd_ban(args: argparse.Namespace) -> int:
@@ -297,11 +327,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
+    if "account" in r:
+        return _explain_account(r)
     if r["allow_listed"]:
         print(f"{r['address']} is on the allow-list ({r['allow_listed']})")
     a = r["active"]
     if a:
         print(f"{a['network']} banned by rule {a['rule']} ({a['origin']}), level {a['level']}")
+        if len(r.get("rules", [])) > 1:
+            print(f"  rules:   {', '.join(r['rules'])} fired")
         print(f"  why:     {a['reason']}")
         print(f"  since:   {_when(a['start'])}; expires {_when(a['expires'])}")
     else:
@@ -318,6 +352,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print(f"    {e['kind']:<18} {where}")
             if origin.get("text"):
                 print(f"      {origin['text']}")
+    return 0
+
+
+def _explain_account(r: dict[str, Any]) -> int:
+    a = r["under_attack"]
+    print(_account_line(a).strip() if a else f"account {r['account']!r} is not under attack now")
+    if a:
+        print(f"  why:     {a['reason']}")
+    for x in r["alerts"]:
+        print(f"    {_when(x['time'])}  {x['rule']}: {x['reason']}")
+    for b in r["bans"]:
+        print(f"  banned {b['network']} by rule {b['rule']}: {b['reason']}")
     return 0
 
 

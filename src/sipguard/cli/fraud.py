@@ -122,51 +122,14 @@ def run_scan(args: argparse.Namespace) -> int:
             "of [fraud.cdr] columns; see docs/fraud.md)"
         )
     if args.format == "json":
-        out = {
-            "alerts": [i.to_dict() for i in result.incidents],
-            "rows": result.rows,
-            "calls": result.calls,
-            "malformed": dict(result.errors),
-        }
-        print(json.dumps(out, indent=1))
+        print(json.dumps(result.to_dict(), indent=1))
     else:
-        _print_text(result)
+        import shutil
+
+        # piped output is wrapped at 100 columns
+        width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+        print(result.text(max(40, width)))
     return 1 if result.incidents else 0
-
-
-def _print_text(result: Any) -> None:
-    """One block per alert, wrapped to the terminal: nothing is cut (`--format json` for
-    machines). Piped output is wrapped at 100 columns."""
-    import shutil
-    import textwrap
-    from datetime import UTC, datetime
-
-    width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-    width = max(40, width)
-    malformed = sum(result.errors.values())
-    summary = (
-        f"{result.rows} rows, {result.calls} outbound calls checked, "
-        f"{malformed} malformed rows, {len(result.incidents)} alerts"
-    )
-    print(textwrap.fill(summary, width))
-
-    def block(label: str, text: str) -> str:
-        return textwrap.fill(
-            text,
-            width,
-            initial_indent=f"  {label:<8}",
-            subsequent_indent=" " * 10,
-            break_long_words=True,
-            break_on_hyphens=False,
-        )
-
-    for inc in result.incidents:
-        when = datetime.fromtimestamp(inc.first, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        head = f"{when}  {inc.severity.upper()}  {inc.rule}  account {inc.account}"
-        print()
-        print(textwrap.fill(head, width, subsequent_indent="  "))
-        print(block("reason", inc.reason))
-        print(block("calls", f"({len(inc.calls)}) " + " ".join(inc.calls)))
 
 
 def run_watch(args: argparse.Namespace) -> int:
@@ -200,19 +163,26 @@ def _control_socket(args: argparse.Namespace) -> str:
 
 
 async def _watch(engine: Any, args: argparse.Namespace, secret: str, bans: DaemonBans) -> None:
-    """The watcher on its own AMI connection; bans go to the running daemon (if any)."""
-    import logging
+    """The daemon's call sources and fraud component alone (`daemon/watch.py`) on an AMI login
+    of its own; bans go to the running daemon (if any)."""
+    from dataclasses import replace
 
-    from sipguard.actions.ami import AmiFraudActions
-    from sipguard.fraud.watch import FraudWatcher, log_notify
-    from sipguard.sources.ami import AmiClient
+    from sipguard.config.settings import AmiSettings, FraudRunSettings, Settings
+    from sipguard.daemon.logs import setup_logging
+    from sipguard.daemon.watch import watch_calls
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    client = AmiClient(args.host, args.port, args.user, secret, events="security,system,call,cdr")
-    actions = AmiFraudActions(client, dry_run=args.dry_run)
-    watcher = FraudWatcher(engine, actions, notify=log_notify, on_alert=bans)
+    s = Settings()
+    setup_logging(s.daemon.log_format, s.daemon.log_level)
+    ami = AmiSettings(True, args.host, args.port, args.user, secret)
+    ami = replace(ami, events="security,system,call,cdr")
+    daemon = replace(s.daemon, fraud=FraudRunSettings(enabled=True, cdr=list(args.cdr)))
+    settings = replace(s, sources=replace(s.sources, ami=ami), daemon=daemon)
+
+    async def ban(alert: Any) -> None:
+        bans(alert)
+
     try:
-        await watcher.run(client, args.cdr)
+        await watch_calls(settings, engine, ban, args.dry_run)
     finally:
         await bans.drain()
 

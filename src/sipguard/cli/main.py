@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = (
     "sipguard.cli.fraud",  # fraud scan
     "sipguard.cli.web",  # web-password
     "sipguard.cli.probe",  # probe
+    "sipguard.cli.feeds",  # feeds status / refresh
 )
 
 
@@ -40,6 +41,7 @@ COMMAND_MODULES = {
         "sipguard.cli.daemon",
     ),
     "firewall": "sipguard.cli.firewall",
+    "feeds": "sipguard.cli.feeds",
     "sensor": "sipguard.cli.sensor",
     "audit": "sipguard.cli.audit",
     "harden": "sipguard.cli.audit",

@@ -1,7 +1,9 @@
 """`sipguard rules list` and `sipguard rules test RULE FILE`.
 
 `test` runs one rule over a log, line by line: the event each line became, whether the rule's
-filter took it (and if not, why), and the alert it raised, with the reason.
+filter took it (and if not, why), and the alert it raised, with the reason. A fraud rule
+(rules/fraud/<id>/) is listed beside the log rules and tested on a CDR file the same way: each
+row's call event, each alert.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sipguard.cli.main import CliError
 from sipguard.config.errors import ConfigError
 from sipguard.core import Alert, Decision, Event
 from sipguard.detect import Engine, RuleSpec, format_duration
+from sipguard.detect.fraudrules import FraudRuleSpec
 from sipguard.pipeline import Pipeline, Unjudged
 from sipguard.report.render import printable
 
@@ -29,10 +32,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls.set_defaults(func=run_list)
     t = rsub.add_parser("test", help="show, line by line, what one rule makes of a log")
     t.add_argument("rule", metavar="RULE", help="rule id (see `sipguard rules list`)")
-    t.add_argument("file", metavar="FILE", help="log file, .gz, or - for stdin")
+    t.add_argument("file", metavar="FILE", help="log file, .gz, or - for stdin; CDR CSV file")
     t.add_argument("--rules", metavar="DIR", action="append", help="rules directory")
     t.add_argument("--year", type=int, help="year for dates without one (default: this year)")
     t.add_argument("--all", action="store_true", help="also print lines that gave no event")
+    t.add_argument("--config", metavar="FILE", help="fraud rules: sipguard.toml with [fraud]")
+    t.add_argument("--rates", metavar="CSV", help="fraud rules: rate table prefix,cost_per_minute")
+    t.add_argument("--hotlist", metavar="CSV", help="fraud rules: number ranges prefix,label")
     t.set_defaults(func=run_test)
 
 
@@ -43,6 +49,32 @@ def _load(paths: list[str] | None) -> list[RuleSpec]:
         return load_rules(paths)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+
+
+def _load_fraud(paths: list[str] | None) -> list[FraudRuleSpec]:
+    """The shipped fraud rules (a --rules directory holds log rules)."""
+    if paths is not None:
+        return []
+    from sipguard.config.rules import load_fraud_rules
+
+    try:
+        return load_fraud_rules()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def fraud_rule_dict(r: FraudRuleSpec) -> dict[str, object]:
+    return {
+        "id": r.id,
+        "description": r.description,
+        "enabled": r.enabled,
+        "detector": r.detector,
+        "params": dict(r.params),
+        "kinds": ["call_start", "call_answer", "call_end", "auth_success"],
+        "group_by": "account",
+        "profile": r.profile,
+        "severity": r.severity,
+    }
 
 
 def rule_dict(r: RuleSpec) -> dict[str, object]:
@@ -65,9 +97,10 @@ def rule_dict(r: RuleSpec) -> dict[str, object]:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    rules = _load(args.rules)
+    log_rules, fraud = _load(args.rules), _load_fraud(args.rules)
     if args.format == "json":
-        json.dump([rule_dict(r) for r in rules], sys.stdout, indent=2)
+        data = [rule_dict(r) for r in log_rules] + [fraud_rule_dict(r) for r in fraud]
+        json.dump(data, sys.stdout, indent=2)
         print()
         return 0
     from rich.console import Console
@@ -78,17 +111,18 @@ def run_list(args: argparse.Namespace) -> int:
 
     width = None if sys.stdout.isatty() else 200  # pipes get whole lines, not 80 columns
     console = Console(width=width, highlight=False)
-    rows = [_list_row(r) for r in rules]
+    rows = [_list_row(r) for r in log_rules] + [_fraud_row(r) for r in fraud]
+    title = f"{len(rows)} rules" + (f" ({len(fraud)} fraud rules)" if fraud else "")
     if console.width < NARROW:
         # eight columns do not fit 80: one block per rule, the wide fields on lines of their own
-        console.print(f"{len(rules)} rules", style="italic")
+        console.print(title, style="italic")
         for row in rows:
             rid, kind, threshold, window, group, profile, severity, events = row
             console.print(f"[bold]{escape(rid)}[/bold]  {kind}, {threshold} in {window}")
             console.print(f"    grouping {group}; profile {escape(profile)}; severity {severity}")
             console.print(escape("    events: " + events.replace("\n", "\n    ")))
         return 0
-    table = Table(title=f"{len(rules)} rules")
+    table = Table(title=title)
     table.add_column("id", no_wrap=True)
     for col in ("kind", "threshold", "window", "grouping", "profile", "severity", "events"):
         table.add_column(col, no_wrap=col != "events")
@@ -118,6 +152,30 @@ def _list_row(r: RuleSpec) -> tuple[str, str, str, str, str, str, str, str]:
     )
 
 
+def _fraud_row(r: FraudRuleSpec) -> tuple[str, str, str, str, str, str, str, str]:
+    """A fraud rule in the log rules' columns: its detector is its kind, its parameters its
+    threshold (the window apart), grouped by account, on call events."""
+    params = dict(r.params)
+    window = params.pop("window", None)
+    # numbers are its threshold; lists (destination types, days, countries) its filter
+    threshold = ", ".join(f"{k} {v}" for k, v in params.items() if not isinstance(v, list))
+    where = "; ".join(
+        f"{k} {', '.join(map(str, v)) or '(none)'}"
+        for k, v in params.items()
+        if isinstance(v, list)
+    )
+    return (
+        r.id + ("" if r.enabled else " (disabled)"),
+        f"fraud {r.detector}",
+        threshold or "-",
+        format_duration(float(window)) if isinstance(window, int | float) else "-",
+        "account",
+        r.profile,
+        r.severity,
+        "calls (AMI, CDR rows)" + (f"\nwhere {where}" if where else ""),
+    )
+
+
 def why_not(rule: RuleSpec, event: Event) -> str | None:
     """None when the rule's filter takes the event, else the reason it does not."""
     if event.kind not in rule.kinds:
@@ -143,9 +201,13 @@ def run_test(args: argparse.Namespace) -> int:
     from sipguard.core.asterisk import LogNormalizer
 
     rules = {r.id: r for r in _load(args.rules)}
+    fraud = {r.id: r for r in _load_fraud(args.rules)}
+    if args.rule in fraud:
+        return _test_fraud(fraud[args.rule], args)
     rule = rules.get(args.rule)
     if rule is None:
-        raise CliError(f"{args.rule}: no such rule (known: {', '.join(rules)})")
+        known = ", ".join([*rules, *fraud])
+        raise CliError(f"{args.rule}: no such rule (known: {known})")
     rule = rule.with_overrides({"enabled": True})
     _check_readable(args.file)  # before the header: an error is then the only output
     out = sys.stdout
@@ -197,3 +259,45 @@ class _Shown:
     def alert(self, a: Alert, decision: Decision | None) -> None:
         self.alerts += 1
         print(f"    ALERT {a.key} -> profile {a.profile}: {printable(a.reason)}", file=self.out)
+
+
+def _test_fraud(rule: FraudRuleSpec, args: argparse.Namespace) -> int:
+    """A fraud rule over a CDR file: each row's call event, each alert with its reason."""
+    from pathlib import Path
+
+    from sipguard.cli.scan import _check_readable
+    from sipguard.fraud.samples import replay_rule
+
+    _check_readable(args.file)  # before the header: an error is then the only output
+    out = sys.stdout
+    params = ", ".join(f"{k} {v}" for k, v in rule.params.items())
+    head = f"rule {rule.id}: fraud detector {rule.detector} ({params}), profile {rule.profile}"
+    print(head, file=out)
+    count = [0]
+
+    def event(e: Event) -> None:
+        print(f"{e.origin.line_no}: event {_event_text(e)}", file=out)
+
+    def alert(a: Alert) -> None:
+        count[0] += 1
+        print(f"    ALERT {a.key} -> profile {rule.profile}: {printable(a.reason)}", file=out)
+
+    def path(p: str | None) -> Path | None:
+        return Path(p) if p else None
+
+    try:
+        events, _ = replay_rule(
+            rule,
+            [Path(args.file)],
+            path(args.config),
+            path(args.rates),
+            path(args.hotlist),
+            on_event=event,
+            on_alert=alert,
+        )
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"{exc.filename}: {exc.strerror}") from None
+    print(f"{len(events)} rows, {count[0]} alerts", file=out)
+    return 0

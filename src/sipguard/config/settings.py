@@ -178,6 +178,7 @@ class Settings:
     fraud: dict[str, Any] = field(default_factory=dict)
     web: WebSettings = field(default_factory=WebSettings)
     probe: dict[str, Any] = field(default_factory=dict)  # `sipguard probe` (targets, numbers)
+    feeds: list[dict[str, Any]] = field(default_factory=list)  # [[feeds]]: sipguard.feeds.config
     files: tuple[str, ...] = ()  # the files that were read, in order
     # "rules.ID" / "profiles.NAME" -> the file that set it last, for errors found later
     origins: dict[str, str] = field(default_factory=dict)
@@ -202,7 +203,7 @@ class Settings:
 
 
 # keys whose values are free-form tables, validated by the subsystem that uses them
-_RAW_TABLES = {"profiles", "rules", "sensor", "fraud", "probe"}
+_RAW_TABLES = {"profiles", "rules", "sensor", "fraud", "probe", "feeds"}
 _CHOICES = {
     "daemon.log_format": {"kv", "json"},
     "daemon.log_level": {"debug", "info", "warning", "error"},
@@ -274,7 +275,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         for table in ("rules", "profiles"):
             for name in data.get(table, {}):
                 origins[f"{table}.{name}"] = str(f)
-        for table in ("sensor", "fraud", "probe"):
+        for table in ("sensor", "fraud", "probe", "feeds"):
             if table in data:
                 origins[table] = str(f)
     extra = {"files": tuple(str(f) for f in files), "origins": origins}
@@ -314,6 +315,10 @@ def _check_table(cls: type, data: dict[str, Any], prefix: str, file: str) -> Non
 
 
 def _check_raw(key: str, value: Any, file: str) -> None:
+    if key == "feeds":  # an array of tables, each checked by sipguard.feeds.config
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigError(file, key, "expected an array of tables ([[feeds]])")
+        return
     if not isinstance(value, dict):
         raise ConfigError(file, key, f"expected a table, got {_tname(value)}")
     if key in ("profiles", "rules"):
@@ -417,9 +422,12 @@ def _tname(value: Any) -> str:
 def render_toml(d: dict[str, Any], prefix: str = "") -> str:
     """The effective configuration as TOML (for `sipguard config check`)."""
     scalars, tables = [], []
+    arrays = []
     for key, value in d.items():
         if isinstance(value, dict):
             tables.append((key, value))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            arrays.append((key, value))  # [[feeds]]
         else:
             scalars.append(f"{_tkey(key)} = {_tvalue(value)}")
     out = []
@@ -430,6 +438,12 @@ def render_toml(d: dict[str, Any], prefix: str = "") -> str:
         out.append("")
     for key, value in tables:
         out.append(render_toml(value, f"{prefix}.{_tkey(key)}" if prefix else _tkey(key)))
+    for key, items in arrays:
+        name = f"{prefix}.{_tkey(key)}" if prefix else _tkey(key)
+        for item in items:
+            out.append(f"[[{name}]]")
+            out.extend(f"{_tkey(k)} = {_tvalue(v)}" for k, v in item.items())
+            out.append("")
     return "\n".join(out)
 
 

@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 
 from sipguard import __version__
+from sipguard.actions.ami import AmiFraudActions
 from sipguard.config.errors import ConfigError
 from sipguard.config.settings import Settings, load_settings
-from sipguard.core import Alert, Network
+from sipguard.core import Network
 from sipguard.daemon.allow import AllowListing
 from sipguard.daemon.build import (
     build_engine,
@@ -34,18 +35,21 @@ from sipguard.daemon.build import (
     build_profiles,
     build_rules,
     build_sensor_config,
+    config_file,
 )
 from sipguard.daemon.commands import Commands, Report
 from sipguard.daemon.control import ControlServer
 from sipguard.daemon.dashboard import build_dashboard, web_config
 from sipguard.daemon.enforcer import Enforcer
+from sipguard.daemon.feeds import Feeds, build_feeds, read_key
 from sipguard.daemon.fleet import FleetRuntime, build_fleet
-from sipguard.daemon.fraud import FraudRuntime, build_fraud_engine
+from sipguard.daemon.fraud import CurrentAmi, FraudComponent, build_fraud_engine
 from sipguard.daemon.logs import kv
-from sipguard.daemon.processing import Processing, log_alert
+from sipguard.daemon.processing import Processing
 from sipguard.daemon.runners import SourceContext, StoreCheckpoints
 from sipguard.daemon.sources import Sources, changed, nothing_watched
-from sipguard.pipeline import Pipeline
+from sipguard.feeds.config import FeedConfig
+from sipguard.fraud.engine import FraudEngine
 from sipguard.store import Store, private_dir
 from sipguard.web import WebServer
 
@@ -75,21 +79,9 @@ class Daemon:
         self._stop = asyncio.Event()
         self._background: set[asyncio.Future[Report]] = set()
         self.sources = Sources(self._source_context)
-        self.fraud: FraudRuntime | None = None  # toll-fraud watcher, when [daemon.fraud] is on
         self.fleet: FleetRuntime | None = None  # decisions shared over Redis, when [fleet] is on
         self.web: WebServer | None = None  # the dashboard, when [web] is enabled
-
-    # ---- what the fraud runtime reads of the daemon ---------------------------------------
-    @property
-    def pipeline(self) -> Pipeline:
-        return self.processing.pipeline
-
-    @property
-    def source_objects(self) -> dict[str, object]:
-        return self.sources.objects
-
-    async def external_alert(self, alert: Alert) -> None:
-        await self.processing.alert(alert)
+        self._ami_actions: AmiFraudActions | None = None  # account locks without fraud
 
     # ---- wiring --------------------------------------------------------------------------
     def _source_context(self, settings: Settings) -> SourceContext:
@@ -98,7 +90,9 @@ class Daemon:
             checkpoints=StoreCheckpoints(self.store),
             lines=self.processing.lines,
             queue_event=self.processing.queue_event,
-            fraud=lambda: self.fraud,
+            ami_event=self.processing.ami_event,
+            cdr_lines=self.processing.cdr_lines,
+            fraud=lambda: self.processing.fraud,
             register=self.sources.register,
         )
 
@@ -107,13 +101,14 @@ class Daemon:
         private_dir(Path(s.daemon.state_dir))  # 0750, tightened if looser: it holds the evidence
         firewall = self.firewall or build_firewall(s, self.dry_run, self.netns)
         self.enforcer = Enforcer(firewall, None, [])
+        self.feeds = Feeds(self.enforcer, lambda: self.enforcer.allowed)
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store
         self.allow = AllowListing(s.allow, self.store, self.enforcer.io, self._set_allowed)
         allowed = await self.allow.build()
         offences = await self.enforcer.io(self.store.load_offences)
         policy = build_policy(s, allowed, self.simulate, offences)
-        pipeline = build_pipeline(s, policy, on_alert=log_alert)
+        pipeline = build_pipeline(s, policy)  # Processing observes its alerts
         self.processing = Processing(
             pipeline, policy, self.enforcer, self.store, s.daemon.queue_size
         )
@@ -121,12 +116,41 @@ class Daemon:
         build_sensor_config(s)  # a bad [sensor] table stops the start, like any config error
         fraud_engine = build_fraud_engine(s)  # and so does a bad [fraud] / [daemon.fraud]
         if fraud_engine is not None:
-            self.fraud = FraudRuntime(self, fraud_engine)
+            self.processing.fraud = self._fraud(s, fraud_engine)
+        self._feed_configs = self._feed_settings(s)  # a bad [[feeds]] stops the start
         self.fleet = await build_fleet(s, self.enforcer, lambda: self.processing.policy.allowlist)
+
+    def _fraud(self, settings: Settings, engine: FraudEngine) -> FraudComponent:
+        """The fraud stage's component: the daemon's policy decides, its one AMI client acts."""
+        p = self.processing
+        ami = CurrentAmi(lambda: self.sources.objects.get("ami"))
+        return FraudComponent(
+            settings, engine, p.policy, p.alert, p.pipeline.recent.append, ami, self.simulate
+        )
+
+    def _locker(self) -> AmiFraudActions | None:
+        """Who locks accounts for a profile's "lock" action: the fraud component's AMI actions
+        when it runs (one record of what was done), else the daemon's own AMI connection."""
+        fraud = self.processing.fraud
+        if fraud is not None and fraud.actions is not None:
+            return fraud.actions
+        if not self.settings.sources.ami.enabled:
+            return None
+        if self._ami_actions is None:
+            ami = CurrentAmi(lambda: self.sources.objects.get("ami"))
+            self._ami_actions = AmiFraudActions(ami, dry_run=self.simulate)
+        return self._ami_actions
+
+    def _feed_settings(self, s: Settings) -> tuple[list[FeedConfig], dict[str, str]]:
+        configs = build_feeds(s)
+        file = s.origins.get("feeds") or config_file(s)
+        return configs, {c.name: read_key(c, file) for c in configs if c.enabled}
 
     async def _set_allowed(self, allowed: list[Network]) -> list[Network]:
         self.processing.set_allowed(allowed)
-        return await self.enforcer.set_allowed(allowed)
+        lifted = await self.enforcer.set_allowed(allowed)
+        self.feeds.allow_changed()
+        return lifted
 
     # ---- start / stop --------------------------------------------------------------------
     async def run(self) -> int:
@@ -136,10 +160,19 @@ class Daemon:
         if s.web.enabled:
             web_config(s)  # a dashboard without its password (or certificate) never starts
         await self._build()
-        self.commands = Commands(self.enforcer, self.store, self.allow, self.status, self.reload)
+        self.commands = Commands(
+            self.enforcer,
+            self.store,
+            self.allow,
+            self.status,
+            self.reload,
+            self.feeds,
+            self.processing.account,
+        )
         # the dashboard; more routes (e.g. /metrics) join with self.web.add_route(...) here
         self.web = build_dashboard(s, self.commands, self.processing, self.enforcer, self.store)
         await self.enforcer.start(time.time())
+        await self.feeds.configure(*self._feed_configs)
         await self.control.start()
         if self.web is not None:
             await self.web.start()
@@ -158,7 +191,7 @@ class Daemon:
             bans=len(self.enforcer.active),
             allow=len(self.allow.networks),
             socket=s.daemon.control_socket,
-            fraud=self.fraud is not None,
+            fraud=self.processing.fraud is not None,
             fleet=self.fleet.cfg.node if self.fleet is not None else "off",
             web=f"{s.web.listen}:{self.web.port}" if self.web is not None else "off",
         )
@@ -169,10 +202,11 @@ class Daemon:
                     tg.create_task(self.enforcer.run()),
                     tg.create_task(self._ticker()),
                     tg.create_task(self.processing.event_worker()),
+                    tg.create_task(self.feeds.run()),
                 ]
                 if self.fleet is not None:
                     workers.append(tg.create_task(self.fleet.run()))
-                self.sources.apply(s, self.fraud is not None)
+                self.sources.apply(s, self.processing.fraud is not None)
                 tg.create_task(self._announce_watch())
                 await self._stop.wait()
                 for t in workers:
@@ -185,8 +219,8 @@ class Daemon:
             await self.control.close()
             if self.web is not None:
                 await self.web.close()
-            if self.fraud is not None:
-                await self.fraud.close()  # the learned baseline survives the restart
+            if self.processing.fraud is not None:
+                await self.processing.fraud.close()  # the learned baseline survives the restart
             await self.processing.save_offences()
             await self.enforcer.io(self.store.close)
             await self.enforcer.close()  # closes the firewall handle; the bans stay in the kernel
@@ -225,6 +259,7 @@ class Daemon:
                 await self.processing.tick(now)
                 await self.enforcer.retry()
                 await self.enforcer.expire(now)
+                await self.processing.lock_accounts(self._locker())
                 if now - last_save > 60:
                     last_save = now
                     await self.processing.save_offences()
@@ -263,7 +298,8 @@ class Daemon:
             },
             "reloads": dict(self.reloads, last_error=self.last_reload_error),
             "control": {"requests": self.control.requests, "refused": self.control.refused},
-            "fraud": self.fraud.status() if self.fraud is not None else {"enabled": False},
+            "fraud": fraud.status() if (fraud := self.processing.fraud) else {"enabled": False},
+            "feeds": self.feeds.status(),
             "fleet": self.fleet.status() if self.fleet is not None else {"enabled": False},
         }
 
@@ -285,6 +321,7 @@ class Daemon:
                 or self.simulate != simulate
             )
             fraud_engine = build_fraud_engine(new) if fraud_changed else None
+            feeds = self._feed_settings(new)
         except (ConfigError, ValueError, OSError) as exc:
             self.reloads["failed"] += 1
             self.last_reload_error = str(exc)
@@ -296,8 +333,9 @@ class Daemon:
         lifted = await self.allow.set(new.allow, allowed)
         if fraud_changed:
             await self._replace_fraud(fraud_engine)
+        await self.feeds.configure(*feeds)
         restart = changed(old, new) | ({"fraud"} if fraud_changed else set())
-        self.sources.apply(new, self.fraud is not None, restart)
+        self.sources.apply(new, self.processing.fraud is not None, restart)
         if old.fleet != new.fleet:
             kv(log, logging.WARNING, "fleet settings change on the next restart")
         if (
@@ -310,11 +348,16 @@ class Daemon:
         kv(log, logging.INFO, "configuration reloaded", files=",".join(new.files), rules=len(rules))
         return {"reloaded": True, "rules": len(rules), "allow": len(allowed), "lifted": len(lifted)}
 
-    async def _replace_fraud(self, engine: object | None) -> None:
-        """New fraud settings: stop the watcher (saving its baseline), make one on the new
-        engine, which loads that baseline (the sources' apply starts it). Calls in progress
-        right now are not tracked further."""
-        if self.fraud is not None:
-            await self.fraud.close()
-        self.fraud = FraudRuntime(self, engine) if engine is not None else None
-        kv(log, logging.INFO, "fraud settings changed", fraud=self.fraud is not None)
+    async def _replace_fraud(self, engine: FraudEngine | None) -> None:
+        """New fraud settings: the running component takes them through its own method
+        (keeping its baseline); turned on, one is made (loading the saved baseline); turned
+        off, it stops, saving its baseline. The sources' apply starts or stops its sources."""
+        fraud = self.processing.fraud
+        if fraud is not None and engine is not None:
+            fraud.reconfigure(self.settings, engine, self.simulate)
+        elif fraud is not None:
+            await fraud.close()
+            self.processing.fraud = None
+        elif engine is not None:
+            self.processing.fraud = self._fraud(self.settings, engine)
+        kv(log, logging.INFO, "fraud settings changed", fraud=engine is not None)

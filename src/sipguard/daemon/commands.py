@@ -12,6 +12,7 @@ from sipguard.core import Action, Decision, Network
 from sipguard.daemon.allow import AllowListing, overlaps_any
 from sipguard.daemon.control import Reply, RequestError
 from sipguard.daemon.enforcer import Enforcer, forced
+from sipguard.daemon.feeds import Feeds
 from sipguard.store import Store
 
 Report = dict[str, object]
@@ -26,6 +27,21 @@ def parse_network(text: object) -> Network:
         return ip_network(text.strip(), strict=False)
     except ValueError:
         raise RequestError(f"not an address or CIDR: {text!r}") from None
+
+
+def parse_account(text: object) -> str | None:
+    """`explain` takes an address or an account: "account:1001", or any text that is not an
+    address or CIDR (names of accounts are never addresses)."""
+    if not isinstance(text, str) or not text or len(text) > 80:
+        return None
+    name = text.strip().removeprefix("account:")
+    if name != text.strip():
+        return name or None
+    try:
+        ip_network(name, strict=False)
+        return None
+    except ValueError:
+        return name if name.isprintable() and " " not in name else None
 
 
 def parse_for(value: object) -> float | None:
@@ -63,14 +79,20 @@ class Commands:
         allow: AllowListing,
         status: Callable[[], Report],
         reload: Callable[[], Awaitable[Report]],
+        feeds: Feeds | None = None,
+        account: Callable[[str, float], Report] | None = None,
     ) -> None:
         self.enforcer, self.store, self.allow = enforcer, store, allow
         self._status, self._reload = status, reload
+        self.feeds = feeds
+        # what detection knows of an account (its alert, the alerts that named it)
+        self._account = account
 
     async def handle(self, cmd: str, args: dict[str, object]) -> Reply:
         fn = getattr(self, f"cmd_{cmd}", None)
         if fn is None:
             known = "status, bans, ban, unban, allow, allow_list, unallow, explain, reload"
+            known += ", feeds_status, feeds_refresh"
             raise RequestError(f"unknown command {cmd!r} (known: {known})")
         reply: Reply = await fn(args)
         return reply
@@ -133,7 +155,29 @@ class Commands:
             raise RequestError(str(exc)) from None
         return {"removed": str(net)}
 
+    def _explain_account(self, account: str) -> Report:
+        """`explain ACCOUNT`: its alert (how many sources, until when), the alerts that named
+        it lately, and the active bans whose evidence tried it."""
+        now = time.time()
+        known = self._account(account, now) if self._account is not None else {}
+        bans = [
+            decision_view(d, now)
+            for d in self.enforcer.snapshot()
+            if any(e.account == account for e in d.evidence)
+        ]
+        if not known.get("under_attack") and not known.get("alerts") and not bans:
+            raise RequestError(f"nothing known about account {account!r}")
+        return {
+            "account": account,
+            "under_attack": known.get("under_attack"),
+            "alerts": known.get("alerts", []),
+            "bans": bans,
+        }
+
     async def cmd_explain(self, args: dict[str, object]) -> dict[str, object]:
+        account = parse_account(args.get("addr"))
+        if account is not None:
+            return self._explain_account(account)
         net = parse_network(args.get("addr"))
         enf, now = self.enforcer, time.time()
         active = enf.active.get(net)
@@ -148,13 +192,26 @@ class Commands:
         allowed = overlaps_any(net, enf.allowed)
         if active is None and not history:
             raise RequestError(f"nothing known about {net}")
+        # every rule that fired on the running ban: its own, and those that joined it
+        since = active.start if active is not None else None
+        fired = [h.rule for h in history if since is not None and h.start >= since]
         return {
             "address": str(net),
             "allow_listed": str(allowed) if allowed is not None else None,
             "active": decision_view(active, now) if active is not None else None,
+            "rules": list(dict.fromkeys(fired)),
             "history": [decision_view(h, now) for h in history[-20:]],
             "events": [e.to_dict() for e in events[-MAX_EXPLAIN_EVENTS:]],
         }
+
+    async def cmd_feeds_status(self, args: dict[str, object]) -> list[dict[str, object]]:
+        return self.feeds.status() if self.feeds is not None else []
+
+    async def cmd_feeds_refresh(self, args: dict[str, object]) -> list[dict[str, object]]:
+        name = args.get("name")
+        if self.feeds is None or (name is not None and name not in self.feeds.configs):
+            raise RequestError(f"no feed named {str(name)[:40]!r}")
+        return await self.feeds.refresh_all(str(name) if name else None)
 
     async def cmd_reload(self, args: dict[str, object]) -> Report:
         return await self._reload()

@@ -17,7 +17,7 @@ from sipguard.daemon.build import config_file
 from sipguard.daemon.commands import Commands
 from sipguard.daemon.control import RequestError
 from sipguard.daemon.enforcer import Enforcer
-from sipguard.daemon.processing import Processing, log_alert
+from sipguard.daemon.processing import Processing
 from sipguard.store import Store
 from sipguard.web import LiveStats, WebConfig, WebConfigError, WebServer
 
@@ -95,8 +95,11 @@ def build_dashboard(
     pipeline = processing.pipeline
     pipeline.on_event = live.on_event
 
+    observed = pipeline.on_alert  # Processing's observer (log line, account locks) goes on
+
     def on_alert(alert: Alert, decision: Decision | None) -> None:
-        log_alert(alert, decision)
+        if observed is not None:
+            observed(alert, decision)
         live.on_alert(alert, decision)
 
     pipeline.on_alert = on_alert

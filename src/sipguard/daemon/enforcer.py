@@ -152,27 +152,40 @@ class Enforcer:
 
     def _commit(self, decisions: list[Decision]) -> list[Decision]:
         now = time.time()
-        latest: dict[Network, Decision] = {}
+        latest: dict[Network, list[Decision]] = {}  # per network, in order: each supersedes
+        merged: list[Decision] = []  # another rule fired on a running ban: history, not a ban
         for d in decisions:
             if d.expires is not None and d.expires <= now:
                 continue
-            latest[d.network] = d
-        if not latest:
+            chain = latest.get(d.network)
+            running = chain[-1] if chain else self.active.get(d.network)
+            if running is not None and _joins(d, running, now):
+                merged.append(d)
+                continue
+            latest.setdefault(d.network, []).append(d)
+        if not latest and not merged:
             return []
-        todo = list(latest.values())
-        t0 = time.perf_counter()
-        sent = set(self.firewall.add(todo, now))
-        self.add_timing.add(time.perf_counter() - t0)
-        # the enforcer process may refuse some (its own allow-list, this host's addresses):
-        # those are not bans, so the store does not record them as such
-        todo = [d for d in todo if d.network in sent]
-        if self.listeners and self._loop is not None:  # told once the kernel has them, not
-            # after the disk sync: the fleet's latency is what another PBX waits
-            self._loop.call_soon_threadsafe(self._tell_banned, todo)
+        todo = [chain[-1] for chain in latest.values()]
+        if todo:
+            t0 = time.perf_counter()
+            sent = set(self.firewall.add(todo, now))
+            self.add_timing.add(time.perf_counter() - t0)
+            # the enforcer process may refuse some (its own allow-list, this host's addresses):
+            # those are not bans, so the store does not record them as such
+            todo = [d for d in todo if d.network in sent]
+            latest = {n: chain for n, chain in latest.items() if n in sent}
+            if self.listeners and self._loop is not None:  # told once the kernel has them,
+                # not after the disk sync: the fleet's latency is what another PBX waits
+                self._loop.call_soon_threadsafe(self._tell_banned, todo)
         with self.store.transaction():  # one commit (one disk sync) for the whole batch
-            for d in todo:
-                self.store.save_decision(d)  # with its evidence
-        for d in todo:
+            for chain in latest.values():
+                for d in chain:
+                    self.store.save_decision(d)  # with its evidence
+            for d in merged:
+                self.store.save_merged(d)
+        # every decision writes its line, the ones that joined a running ban too
+        lines = [(d, False) for chain in latest.values() for d in chain]
+        for d, joined in lines + [(d, True) for d in merged]:
             kv(
                 log,
                 logging.WARNING,
@@ -182,6 +195,7 @@ class Enforcer:
                 level=d.level,
                 duration=_dur(d),
                 origin=d.origin,
+                joined=joined,
                 reason=d.reason,
             )
         return todo
@@ -271,6 +285,14 @@ class Enforcer:
 
     def snapshot(self) -> list[Decision]:
         return sorted(self.active.values(), key=lambda d: d.start)
+
+
+def _joins(d: Decision, running: Decision, now: float) -> bool:
+    """A rule's decision on a network whose ban runs and lasts at least as long joins that ban
+    (policy gives a second rule the running ban's expiry): the first reason stays the ban's."""
+    if d.origin != "local" or running.origin != "local" or not running.active(now):
+        return False
+    return running.expires is None or (d.expires is not None and d.expires <= running.expires)
 
 
 def _dur(d: Decision) -> str:

@@ -1,11 +1,14 @@
-"""Toll-fraud protection inside the daemon: the FraudWatcher on the daemon's own AMI connection.
+"""Toll-fraud protection inside the daemon: the fraud stage as a component the processing
+component drives, on the daemon's own AMI connection and CDR follower.
 
-    AMI client (runners.run_ami) --each event--> security events -> normalizer -> engine
-                                 \\-> FraudWatcher -> hits -> Hangup / DBPut over the SAME client
-    hits with an address and the `ban` action -> Alert -> Policy -> Enforcer (allow-list applies)
+    AMI source --each event--> Processing.ami_event --> FraudStage (call events -> alerts)
+    CDR source --lines-------> Processing.cdr_lines --/      |
+    alert -> Policy.account_decision -> AmiFraudActions (Hangup / DBPut over the SAME client)
+    alert with an address and the `ban` action -> Processing.alert -> Policy -> Enforcer
 
-The watcher outlives AMI reconnects and AMI source restarts: its actions go through `CurrentAmi`,
-which forwards to whichever client the AMI source runs at that moment. The learned baseline (the
+The component outlives AMI reconnects and AMI source restarts: its actions go through
+`CurrentAmi`, which forwards to whichever client the AMI source runs at that moment. A reload
+hands it new settings through `reconfigure`, keeping what it learned. The learned baseline (the
 countries each account calls, and the end of the learning period) is saved in the state dir every
 minute and at stop, so a restart does not learn again.
 """
@@ -17,17 +20,24 @@ import json
 import logging
 import math
 import os
+import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TypedDict
 
+from sipguard.actions.ami import AmiFraudActions, AmiLike
 from sipguard.config.errors import ConfigError
 from sipguard.config.settings import Settings
+from sipguard.core import Alert
+from sipguard.core.ami import AmiMessage
 from sipguard.daemon.logs import kv
-
-if TYPE_CHECKING:
-    from sipguard.core import Alert
-    from sipguard.daemon.app import Daemon
+from sipguard.fraud.engine import FraudEngine
+from sipguard.fraud.stage import FraudAlert, FraudStage
+from sipguard.policy import Policy
+from sipguard.sources import LineBatch
+from sipguard.sources.ami import AmiClient
 
 log = logging.getLogger("sipguard.fraud")
 BASELINE_FILE = "fraud-baseline.json"
@@ -41,7 +51,12 @@ def _file(settings: Settings) -> str:
     return settings.origins.get("fraud") or (settings.files[-1] if settings.files else "<defaults>")
 
 
-def build_fraud_engine(settings: Settings) -> Any:
+class Baseline(TypedDict):
+    accounts: dict[str, list[str]]
+    learn_until: float | str | None  # "done": a loaded baseline, learning is over
+
+
+def build_fraud_engine(settings: Settings) -> FraudEngine | None:
     """The fraud engine for `[fraud]` + `[daemon.fraud]`, or None when it is off.
 
     Raises ConfigError (one line: file, key, reason) for anything wrong, so a bad reload keeps the
@@ -74,7 +89,7 @@ def build_fraud_engine(settings: Settings) -> Any:
 
 
 # ---- baseline persistence ---------------------------------------------------------------------
-def baseline_state(engine: Any) -> dict[str, Any]:
+def baseline_state(engine: FraudEngine) -> Baseline:
     """What a restart needs to skip learning: the countries per account and the learning end."""
     until = engine.learn_until
     return {
@@ -84,7 +99,7 @@ def baseline_state(engine: Any) -> dict[str, Any]:
     }
 
 
-def save_baseline(path: Path, state: dict[str, Any]) -> None:
+def save_baseline(path: Path, state: Baseline) -> None:
     """Write atomically (temp file + rename): a crash leaves the old or the new file, whole."""
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -95,7 +110,7 @@ def save_baseline(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def read_baseline(path: Path) -> dict[str, Any] | None:
+def read_baseline(path: Path) -> Baseline | None:
     """The saved state, or None when there is none or it is unusable (logged, never fatal)."""
     try:
         with path.open("rb") as f:
@@ -124,7 +139,7 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
     return {"accounts": accounts, "learn_until": until}
 
 
-def apply_baseline(engine: Any, state: dict[str, Any]) -> None:
+def apply_baseline(engine: FraudEngine, state: Baseline) -> None:
     until = state["learn_until"]
     engine.load_baseline(state["accounts"])  # ends learning...
     if until != "done":
@@ -132,67 +147,65 @@ def apply_baseline(engine: Any, state: dict[str, Any]) -> None:
         engine.learn_until = None if until is None else float(until)
 
 
-# ---- the AMI client the watcher acts through --------------------------------------------------
+# ---- the AMI client the actions go through ----------------------------------------------------
 class CurrentAmi:
     """`AmiLike` for AmiFraudActions: the daemon's AMI client of the moment (one connection)."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+    def __init__(self, client: Callable[[], object | None]) -> None:
+        self._get = client
 
-    def _client(self) -> Any:
-        client = self.d.source_objects.get("ami")
-        if client is None:
+    def _client(self) -> AmiClient:
+        client = self._get()
+        if not isinstance(client, AmiClient):
             raise ConnectionError("the daemon's AMI source is not running")
         return client
 
     async def hangup(self, channel: str, cause: int | None = None) -> bool:
-        ok: bool = await self._client().hangup(channel, cause)
-        return ok
+        return await self._client().hangup(channel, cause)
 
     async def db_put(self, family: str, key: str, value: str) -> bool:
-        ok: bool = await self._client().db_put(family, key, value)
-        return ok
+        return await self._client().db_put(family, key, value)
 
-    async def action(self, name: str, **fields: Any) -> Any:
+    async def action(self, name: str, **fields: str) -> AmiMessage:
         return await self._client().action(name, **fields)
 
 
-class FraudRuntime:
-    """One watcher with its engine, actions, notifier and counters (replaced on a reload that
-    changes the fraud configuration)."""
+Ban = Callable[[Alert], Awaitable[None]]  # an alert to the policy and the enforcer
+Notify = Callable[[FraudAlert], Awaitable[None]]
+Record = Callable[[dict[str, str | float]], None]  # `status`'s recent alerts
+MAX_TASKS = 1000  # pending action tasks; beyond that alerts are still recorded, not acted on
+TICK = 1.0  # running costs are checked every second
 
-    def __init__(self, daemon: Daemon, engine: Any) -> None:
-        from sipguard.actions.ami import AmiFraudActions
-        from sipguard.fraud.watch import FraudWatcher
 
-        self.d = daemon
-        s = daemon.settings
-        self.run_settings = s.daemon.fraud
-        self.path = Path(s.daemon.state_dir) / BASELINE_FILE
-        self.engine = engine
+class FraudComponent:
+    """The fraud stage with what carries its alerts out: the policy's account decisions to the
+    AMI actions, bans to the enforcer (through `ban`), new incidents to the log, `status`'s
+    recent alerts and apprise. Synchronous in (a hang-up never waits behind the security
+    events' queue); each alert's actions run in a task of their own."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: FraudEngine,
+        policy: Policy,
+        ban: Ban,
+        record: Record,
+        ami: AmiLike | None,
+        simulate: bool,
+        keep_baseline: bool = True,
+    ) -> None:
+        self.policy = policy  # the daemon's: its allow-list and simulation mode apply
+        self.ban = ban
+        self.record = record
+        self.ami = ami
+        # `fraud watch` keeps no baseline file (it has no state dir of its own)
+        self.path = Path(settings.daemon.state_dir) / BASELINE_FILE if keep_baseline else None
         self.counts: Counter[str] = Counter()
-        self.hits_by_rule: Counter[str] = Counter()
-        ami = s.sources.ami.enabled
-        # simulate = report only: no hangup, no lock, no ban (the policy turns bans into reports)
-        self.actions = AmiFraudActions(CurrentAmi(daemon), dry_run=daemon.simulate) if ami else None
-        self._apprise: Any = None
-        if self.run_settings.notify:
-            from sipguard.fraud.watch import apprise_notify
-
-            self._apprise = apprise_notify(self.run_settings.notify)
-        # hangup/lock are the daemon policy's decisions: its allow-list and simulation apply
-        self.watcher = FraudWatcher(
-            engine,
-            self.actions,
-            notify=self._notify,
-            on_alert=self._on_alert,
-            policy=daemon.processing.policy,
-        )
-        self._handle = self.watcher.handle
-        self.watcher.handle = self._count_hits  # type: ignore[method-assign]
-        self._pending: set[asyncio.Task[None]] = set()
-        self._saved: dict[str, Any] | None = None
-        state = read_baseline(self.path)
+        self.dropped_actions = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._saved: Baseline | None = None
+        self._configure(settings, engine, simulate)
+        state = read_baseline(self.path) if self.path is not None else None
         if state is not None:
             apply_baseline(engine, state)
             self._saved = baseline_state(engine)
@@ -204,78 +217,102 @@ class FraudRuntime:
                 learning=state["learn_until"],
             )
 
-    # events in ----------------------------------------------------------------------------
-    def on_event(self, msg: Any) -> None:
-        """Every AMI event the daemon's client receives (synchronous: the hangup must not wait
-        behind the security-event queue)."""
+    def _configure(self, settings: Settings, engine: FraudEngine, simulate: bool) -> None:
+        self.run_settings = settings.daemon.fraud
+        self.stage = FraudStage(engine)
+        # simulate = report only: no hangup, no lock (the policy turns bans into reports)
+        ami = self.ami if settings.sources.ami.enabled else None
+        self.actions = AmiFraudActions(ami, dry_run=simulate) if ami is not None else None
+        self.notify: Notify | None = None
+        if self.run_settings.notify:
+            self.notify = apprise_notify(self.run_settings.notify)
+
+    def reconfigure(self, settings: Settings, engine: FraudEngine, simulate: bool) -> None:
+        """New fraud settings (a reload): a new stage on the new engine, which keeps the
+        baseline learned so far. Calls in progress right now are not tracked further."""
+        apply_baseline(engine, baseline_state(self.stage.engine))
+        self._configure(settings, engine, simulate)
+
+    # ---- in ------------------------------------------------------------------------------
+    def ami_event(self, msg: AmiMessage, now: float) -> None:
+        self._guarded(lambda: self.stage.ami(msg.name, msg.get, now))
+
+    def cdr_lines(self, batch: LineBatch) -> None:
+        self._guarded(lambda: self.stage.cdr(batch.data, batch.source, batch.first_line_no))
+
+    def tick(self, now: float) -> None:
+        self._guarded(lambda: self.stage.tick(now))
+
+    def _guarded(self, stage: Callable[[], list[FraudAlert]]) -> None:
         try:
-            self.watcher.on_event(msg)
+            alerts = stage()
         except Exception as exc:  # a tracker bug must not stop the security events
             self.counts["errors"] += 1
-            kv(log, logging.ERROR, "fraud watcher failed on an event", error=exc)
+            kv(log, logging.ERROR, "fraud stage failed on an event", error=exc)
+            return
+        for fa in alerts:
+            if len(self._tasks) >= MAX_TASKS:
+                self.dropped_actions += 1
+                continue
+            task = asyncio.get_running_loop().create_task(self._act(fa))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    def _count_hits(self, hits: list[Any]) -> None:
-        for hit in hits:
-            self.hits_by_rule[hit.rule] += 1
-        self._handle(hits)
+    # ---- out -----------------------------------------------------------------------------
+    async def _act(self, fa: FraudAlert) -> None:
+        """Hang up, lock (the policy's decision), then ban, then notify."""
+        alert = fa.alert
+        try:
+            # the AstDB lock value and the action record name the detector
+            decision = self.policy.account_decision(replace(alert, rule=fa.detector), alert.time)
+            if self.actions is not None and decision is not None:
+                await self.actions.carry_out(decision, fa.calls)
+            if alert.network is not None:
+                self.counts["ban_alerts"] += 1
+                await self.ban(replace(alert, profile=self.run_settings.profile))
+            if fa.opens:
+                await self._incident(fa)
+        except Exception as exc:
+            kv(log, logging.ERROR, "fraud action failed", rule=alert.rule, error=exc)
 
-    # alerts out ---------------------------------------------------------------------------
-    async def _notify(self, incident: Any) -> None:
-        """A new incident (hits of one rule on one account, grouped): logged, shown in status,
-        and sent through apprise when configured."""
-        from sipguard.fraud.watch import log_notify
-
+    async def _incident(self, fa: FraudAlert) -> None:
+        """A new incident (alerts of one rule on one account, grouped): logged, shown in
+        status, and sent through apprise when configured."""
+        alert = fa.alert
         self.counts["incidents"] += 1
-        log_notify(incident)
-        self.d.pipeline.recent.append(
+        log_notify(fa)
+        self.record(
             {
-                "time": incident.last,
-                "rule": f"fraud.{incident.rule}",
-                "key": f"account:{incident.account}",
-                "reason": f"{incident.reason}; calls {','.join(incident.calls[:5])}",
+                "time": alert.time,
+                "rule": alert.rule,
+                "key": alert.key,
+                "reason": f"{alert.reason}; calls {','.join(fa.calls[:5])}",
                 "action": "alert",
             }
         )
-        if self._apprise is not None:
+        if self.notify is not None:
             try:
-                sent = self._apprise(incident)
-                if sent is not None:
-                    await sent
+                await self.notify(fa)
             except Exception as exc:
                 self.counts["notify_errors"] += 1
                 kv(log, logging.ERROR, "fraud notification failed", error=exc)
 
-    def _on_alert(self, alert: Alert) -> None:
-        """A hit with an address and the `ban` action: through the daemon's policy and enforcer."""
-        from dataclasses import replace
-
-        self.counts["ban_alerts"] += 1
-        alert = replace(alert, profile=self.run_settings.profile)
-        task = asyncio.get_running_loop().create_task(self.d.external_alert(alert))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    # running ------------------------------------------------------------------------------
+    # ---- running -------------------------------------------------------------------------
     async def run(self) -> None:
-        """The supervised "fraud" source: running-cost ticks, CDR files, baseline saves."""
-        from sipguard.daemon.runners import StoreCheckpoints
-
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.watcher.tick_loop())
-            tg.create_task(self._save_loop())
-            if self.run_settings.cdr:
-                checkpoints = StoreCheckpoints(self.d.store)
-                tg.create_task(self.watcher.follow_cdr(list(self.run_settings.cdr), checkpoints))
-
-    async def _save_loop(self) -> None:
+        """The supervised "fraud" source: running-cost ticks every second, baseline saves
+        every minute (the wall clock is here, at the edge; the stage is handed the time)."""
+        last_save = time.monotonic()
         while True:
-            await asyncio.sleep(SAVE_EVERY)
-            await self.save()
+            await asyncio.sleep(TICK)
+            self.tick(time.time())
+            if time.monotonic() - last_save >= SAVE_EVERY:
+                last_save = time.monotonic()
+                await self.save()
 
     async def save(self) -> bool:
         """Persist the baseline if it changed since the last save."""
-        state = baseline_state(self.engine)
-        if state == self._saved:
+        state = baseline_state(self.stage.engine)
+        if state == self._saved or self.path is None:
             return False
         try:
             await asyncio.to_thread(save_baseline, self.path, state)
@@ -286,31 +323,65 @@ class FraudRuntime:
         self._saved = state
         return True
 
+    async def drain(self) -> None:
+        """Wait for the actions already started (tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def close(self) -> None:
-        """At stop or replacement: let started actions finish (bounded), save the baseline."""
-        pending = [*self._pending, *getattr(self.watcher, "_tasks", ())]
-        if pending:
-            await asyncio.wait(pending, timeout=2.0)
+        """At stop: let started actions finish (bounded), save the baseline."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2.0)
         await self.save()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, object]:
         taken: Counter[str] = Counter()
         locked: list[str] = []
         if self.actions is not None:
             for t in self.actions.taken:
                 taken[f"{t.action}_{'ok' if t.ok else 'failed'}"] += 1
             locked = sorted(self.actions.locked)[:50]
-        until = self.engine.learn_until
+        engine = self.stage.engine
+        until = engine.learn_until
         return {
             "enabled": True,
             "ami": self.actions is not None,
             "cdr": list(self.run_settings.cdr),
-            "tracker": dict(self.watcher.tracker.counters),
-            "hits": dict(self.hits_by_rule),
+            "tracker": dict(self.stage.tracker.counters),
+            "hits": dict(self.stage.hits_by_rule),
             "actions": dict(taken),
             "locked": locked,
-            "dropped_actions": self.watcher.dropped_actions,
-            "accounts": len(self.engine.accounts),
+            "dropped_actions": self.dropped_actions,
+            "accounts": len(engine.accounts),
             "learning_until": None if until is None or math.isinf(until) else until,
             **dict(self.counts),
         }
+
+
+def log_notify(fa: FraudAlert) -> None:
+    """One log line per new incident."""
+    a = fa.alert
+    log.warning(
+        "fraud alert: account %s rule %s (%s): %s; calls %s",
+        a.account,
+        fa.detector,
+        a.severity,
+        a.reason,
+        ",".join(fa.calls[:5]),
+    )
+
+
+def apprise_notify(urls: list[str]) -> Notify:
+    """A notifier sending each new incident through apprise (mail, chat, webhooks)."""
+    import apprise
+
+    ap = apprise.Apprise()
+    for url in urls:
+        ap.add(url)
+
+    async def send(fa: FraudAlert) -> None:
+        title = f"sipguard: {fa.detector} on account {fa.alert.account}"
+        body = f"{fa.alert.reason}\ncalls: {', '.join(fa.calls[:10])}"
+        await asyncio.to_thread(ap.notify, body=body, title=title)
+
+    return send

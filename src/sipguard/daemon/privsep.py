@@ -27,6 +27,7 @@ from sipguard.actions.base import Firewall, FirewallError, ReconcileResult, time
 from sipguard.core import Action, Decision, Network
 from sipguard.daemon import channel
 from sipguard.daemon.logs import kv
+from sipguard.policy.blocklist import prefix_text, subtract
 from sipguard.policy.guard import (
     MAX_TIMEOUT,
     Ban,
@@ -118,6 +119,18 @@ class EnforcerServer:
             return {"added": added, "removed": removed}
         if req.op == "list":
             return {"set": {str(n): t for n, t in self.firewall.list().items()}}
+        if req.op == "feeds":
+            self.firewall.set_feeds(list(req.names))
+            return {}
+        if req.op == "feed":
+            # the parser already took its allow-list out; this guard's own view (configured
+            # entries, this host, loopback...) narrows the list once more, never widens it
+            self.guard.set_own(self._own())
+            entries = subtract(req.entries, self.guard.protected())
+            texts = [prefix_text(p) for p in entries]
+            return {"loaded": self.firewall.load_feed(req.names[0], texts)}
+        if req.op == "feed_list":
+            return {"set": [str(n) for n in self.firewall.list_feed(req.names[0])]}
         return {"status": self.status()}
 
     def _screen(self, bans: Sequence[Ban]) -> tuple[list[Ban], list[dict[str, str]]]:
@@ -226,6 +239,16 @@ class FirewallClient:
     def list(self) -> dict[Network, float | None]:
         reply = self._call({"op": "list"})
         return {ip_network(n): t for n, t in reply["set"].items()}
+
+    def set_feeds(self, names: Sequence[str]) -> None:
+        self._call({"op": "feeds", "names": list(names)})
+
+    def load_feed(self, name: str, entries: Sequence[str]) -> int:
+        reply = self._call({"op": "feed", "name": name, "networks": list(entries)})
+        return int(reply["loaded"])
+
+    def list_feed(self, name: str) -> set[Network]:
+        return {ip_network(n) for n in self._call({"op": "feed_list", "name": name})["set"]}
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = self._call({"op": "status"})["status"]

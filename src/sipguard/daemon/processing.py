@@ -4,6 +4,7 @@ event queue, the enforcer it hands decisions to and the offence history it saves
     LineBatch (awaited by the source) --+
     Event (queued: AMI, sensor) --------+--> Pipeline --Decision--> Enforcer --> kernel + store
     Alert (fraud) ----------------------+
+    AMI event, CDR lines --> FraudComponent (the fraud stage) --Alert--^  (and hang-up / lock)
 """
 
 from __future__ import annotations
@@ -11,28 +12,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
+from typing import Protocol
 
 from sipguard.core import Action, Alert, Decision, Event, Network
+from sipguard.core.ami import AmiMessage
 from sipguard.daemon.enforcer import Enforcer
+from sipguard.daemon.fraud import FraudComponent
 from sipguard.daemon.logs import kv
 from sipguard.detect import Engine, network_key
 from sipguard.pipeline import Pipeline
 from sipguard.policy import AllowList, Policy, Profile
 from sipguard.sources import LineBatch
+from sipguard.sources.ami import ami_security_events
 from sipguard.store import Store
 
 log = logging.getLogger("sipguard.pipeline")
 SLICE_BYTES = 32 * 1024  # log data parsed between two chances to enforce (~150 Asterisk lines)
 
 
+class AccountLocker(Protocol):
+    async def lock(self, account: str, rule: str, calls: tuple[str, ...] = ()) -> bool: ...
+
+
 def log_alert(alert: Alert, decision: Decision | None) -> None:
     """The pipeline's alert observer: bans are logged by the enforcer, the rest here."""
     if decision is None or decision.action is not Action.BAN:
         action = decision.action.value if decision is not None else "none"
+        # an account under attack (no network to ban) is as loud as a ban: warning
+        loud = decision is not None or alert.severity in ("high", "critical")
         kv(
             log,
-            logging.WARNING if decision is not None else logging.INFO,
+            logging.WARNING if loud else logging.INFO,
             "alert",
             rule=alert.rule,
             key=alert.key,
@@ -53,6 +65,18 @@ class Processing:
         # events from AMI (through the normalizer) and the packet sensor (straight to detection)
         self._events: asyncio.Queue[tuple[Event, bool]] = asyncio.Queue(maxsize=queue_size)
         self._dirty_offences: set[Network] = set()
+        self.fraud: FraudComponent | None = None  # the fraud stage, when [daemon.fraud] is on
+        # (account, rule) to lock through AMI, from profiles whose actions list "lock"
+        # (Policy.lock); drained on the tick (bounded: a lock is idempotent, the newest matter)
+        self.locks: deque[tuple[str, str]] = deque(maxlen=1000)
+        pipeline.on_alert = self.observe
+
+    def observe(self, alert: Alert, decision: Decision | None) -> None:
+        """The pipeline's alert observer: the log line, and the account lock a profile asks."""
+        log_alert(alert, decision)
+        account = self.policy.lock(alert) if decision is None else None
+        if account is not None:
+            self.locks.append((account, alert.rule))
 
     # ---- settings ------------------------------------------------------------------------
     def reconfigure(self, engine: Engine, profiles: dict[str, Profile], simulate: bool) -> None:
@@ -88,6 +112,21 @@ class Processing:
         if pending:
             await asyncio.gather(*pending)
 
+    def ami_event(self, msg: AmiMessage) -> None:
+        """Every event of the daemon's one AMI client: its call events to the fraud stage first
+        (synchronous: a hang-up must not wait behind the security events' queue), its security
+        event through the queue to the normalizer."""
+        if self.fraud is not None:
+            self.fraud.ami_event(msg, time.time())
+        event = ami_security_events(msg)
+        if event is not None:
+            self.queue_event(event, False)
+
+    async def cdr_lines(self, batch: LineBatch) -> None:
+        """Whole lines of a followed CDR file (Master.csv) to the fraud stage."""
+        if self.fraud is not None:
+            self.fraud.cdr_lines(batch)
+
     def queue_event(self, event: Event, direct: bool) -> None:
         try:
             self._events.put_nowait((event, direct))
@@ -117,6 +156,25 @@ class Processing:
         if decisions:
             await self._enforce(decisions)
 
+    async def lock_accounts(self, actions: AccountLocker | None) -> None:
+        """Accounts whose alert's profile lists "lock": the AMI lock (actions/ami.py)."""
+        while self.locks:
+            account, rule = self.locks.popleft()
+            if actions is None:
+                kv(log, logging.WARNING, "account lock needs AMI actions", account=account)
+                continue
+            await actions.lock(account, rule)
+
+    def account(self, account: str, now: float) -> dict[str, object]:
+        """What detection knows of an account, for `explain ACCOUNT`."""
+        watch = self.pipeline.detector.accounts
+        alert = watch.alert_for(account, now)
+        key = f"account:{account}"
+        return {
+            "under_attack": alert.to_dict() if alert is not None else None,
+            "alerts": [r for r in self.pipeline.recent if r["key"] == key][-20:],
+        }
+
     async def _enforce(self, decisions: list[Decision]) -> None:
         done = await self.enforcer.ban(decisions)
         self._dirty_offences.update(d.network for d in done if d.origin == "local")
@@ -142,6 +200,7 @@ class Processing:
             "engine": p.detector.stats.as_dict(),
             "queue": {"events_waiting": self._events.qsize(), "dropped": self.drops},
             "recent_alerts": list(p.recent)[-20:],
+            "accounts_under_attack": [a.to_dict() for a in p.detector.accounts.alerts(time.time())],
         }
 
 

@@ -1,12 +1,13 @@
 """The daemon's sources, each an `async def run_X(ctx)` the supervisor keeps running.
 
 A runner sees only its `SourceContext`: the settings, the checkpoints, where lines and events go,
-the fraud watcher (if any) and where to register what it runs (for `status`). Log lines (files,
-journald) are awaited through `ctx.lines`, so a source's checkpoint never gets ahead of
-enforcement. AMI and packet-sensor events go through the bounded event queue (`ctx.queue_event`,
-overflow counted): AMI through the normalizer (a log line and its AMI twin count once), sensor
-events straight to detection. The AMI client also feeds the fraud watcher, whose own source
-(`run_fraud`) runs its ticks, CDR files and baseline saves.
+the fraud component (if any) and where to register what it runs (for `status`). Log lines
+(files, journald) and CDR lines are awaited through `ctx.lines` / `ctx.cdr_lines`, so a source's
+checkpoint never gets ahead of enforcement. AMI events go to `ctx.ami_event` (the processing
+component: call events to the fraud stage at once, security events through the bounded queue
+and the normalizer, so a log line and its AMI twin count once); packet-sensor events through
+the queue straight to detection. The fraud component's own source (`run_fraud`) runs its
+running-cost ticks and baseline saves.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from sipguard.config.settings import Settings
 from sipguard.core import Event
 from sipguard.core.ami import AmiMessage
 from sipguard.daemon.build import build_sensor_config
-from sipguard.sources import Checkpoint, Emit
+from sipguard.sources import Checkpoint, CheckpointStore, Emit
 from sipguard.store import Store
 
 if TYPE_CHECKING:
-    from sipguard.daemon.fraud import FraudRuntime
+    from sipguard.daemon.fraud import FraudComponent
 
 
 class StoreCheckpoints:
@@ -54,11 +55,13 @@ class SourceView:
 @dataclass(frozen=True)
 class SourceContext:
     settings: Settings
-    checkpoints: StoreCheckpoints
+    checkpoints: CheckpointStore
     lines: Emit
     queue_event: Callable[[Event, bool], None]
-    fraud: Callable[[], FraudRuntime | None]
-    #: the running follower / client / sensor (the fraud watcher acts through the AMI client)
+    ami_event: Callable[[AmiMessage], None]
+    cdr_lines: Emit
+    fraud: Callable[[], FraudComponent | None]
+    #: the running follower / client / sensor (the fraud actions go through the AMI client)
     register: Callable[[str, object, SourceView], None]
 
 
@@ -92,7 +95,7 @@ async def run_journald(ctx: SourceContext) -> None:
 
 
 async def run_ami(ctx: SourceContext) -> None:
-    from sipguard.sources.ami import AmiClient, ami_security_events
+    from sipguard.sources.ami import AmiClient
 
     cfg = ctx.settings.sources.ami
     client = AmiClient(
@@ -106,14 +109,7 @@ async def run_ami(ctx: SourceContext) -> None:
     )
 
     async def on_event(msg: AmiMessage) -> None:
-        # one client, two consumers: the fraud watcher first (a hangup must not wait behind the
-        # security-event queue), then the security events through the normalizer
-        fraud = ctx.fraud()
-        if fraud is not None:
-            fraud.on_event(msg)
-        event = ami_security_events(msg)
-        if event is not None:
-            ctx.queue_event(event, False)
+        ctx.ami_event(msg)
 
     def problem() -> str:
         return str(client.last_error) if client.last_error is not None else ""
@@ -142,8 +138,18 @@ async def run_sensor(ctx: SourceContext) -> None:
     await run_nfq(config, lambda e: ctx.queue_event(e, True), on_ready=ready)
 
 
+async def run_cdr(ctx: SourceContext) -> None:
+    """The CDR files `[daemon.fraud] cdr` names, followed like the logs (rotation, restarts)."""
+    from sipguard.sources.follow import FileFollower
+
+    follower = FileFollower(list(ctx.settings.daemon.fraud.cdr), ctx.checkpoints)
+    ctx.register("cdr", follower, SourceView(lambda: follower.stats))
+    await follower.run(ctx.cdr_lines)
+
+
 async def run_fraud(ctx: SourceContext) -> None:
-    """The toll-fraud watcher's timers and CDR files (its AMI events come through run_ami)."""
+    """The fraud component's timers: running-cost ticks, baseline saves (its AMI events come
+    through run_ami, its CDR lines through run_cdr)."""
     fraud = ctx.fraud()
     if fraud is not None:
         await fraud.run()

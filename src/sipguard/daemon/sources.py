@@ -22,6 +22,7 @@ from sipguard.daemon.runners import (
     SourceContext,
     SourceView,
     run_ami,
+    run_cdr,
     run_fraud,
     run_journald,
     run_logs,
@@ -47,6 +48,8 @@ def wanted(settings: Settings, fraud: bool) -> dict[str, Runner]:
         out["sensor"] = run_sensor
     if fraud:
         out["fraud"] = run_fraud
+        if settings.daemon.fraud.cdr:
+            out["cdr"] = run_cdr
     return out
 
 
@@ -58,6 +61,7 @@ def changed(old: Settings, new: Settings) -> set[str]:
         "ami": a.ami != b.ami,
         "journald": a.journald != b.journald,
         "sensor": old.sensor != new.sensor,
+        "cdr": old.daemon.fraud.cdr != new.daemon.fraud.cdr,
     }
     return {name for name, yes in differs.items() if yes}
 

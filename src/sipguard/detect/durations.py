@@ -53,8 +53,8 @@ def format_duration(seconds: float | None) -> str:
     if text is not None:
         return text
     left = round(seconds)
-    if left == 0:
-        return f"{seconds:g}s"
+    if left == 0:  # under half a second: two significant digits ("0.08s", not "0.0799999s")
+        return f"{seconds:.2g}s"
     parts = []
     for unit in ("w", "d", "h", "m", "s"):
         size = int(_UNITS[unit])

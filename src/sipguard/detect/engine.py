@@ -15,6 +15,7 @@ from ipaddress import IPv4Network, IPv6Network
 
 from sipguard.core.alerts import Alert, Network
 from sipguard.core.events import Event, IPAddress, Kind
+from sipguard.detect.accounts import AccountWatch
 from sipguard.detect.buckets import BUCKET_TYPES, MAX_ACCOUNTS, Bucket
 from sipguard.detect.durations import format_duration
 from sipguard.detect.matchers import field_getter
@@ -106,6 +107,7 @@ First = tuple[Event, float, "str | None"]
 _BY_SOURCE = GroupBy.SOURCE
 _BY_ACCOUNT = GroupBy.ACCOUNT
 _BY_ACCOUNT_SOURCES = GroupBy.ACCOUNT_DISTINCT_SOURCES
+_AUTH_SUCCESS = Kind.AUTH_SUCCESS
 
 
 class Engine:
@@ -121,12 +123,19 @@ class Engine:
         for rule in self.rules:
             for kind in rule.kinds:
                 self._by_kind.setdefault(kind, []).append(rule)
+        # named conditions on remembered state (detect/accounts.py): successes are tracked only
+        # when a rule asks about them, alerts of the rules a response rule names are recorded
+        self.accounts = AccountWatch()
+        self._track_auth = any(r.unauthenticated or r.authenticated for r in self.rules)
+        self._watched = frozenset(
+            r.account_alerted_by for r in self.rules if r.account_alerted_by is not None
+        )
         pairs: dict[tuple[int, int], int] = {}
         self._plans: dict[Kind, tuple[_Plan, ...]] = {
             kind: tuple(
                 (
                     r,
-                    tuple(m.test for m in r.matchers),
+                    self._tests(r),
                     self._tables[r.id],
                     r.group_by,
                     field_getter(r.distinct_field) if r.distinct_field else None,
@@ -146,6 +155,10 @@ class Engine:
             n: HOST_KEYS if pair == (32, 64) else {} for pair, n in pairs.items()
         }
 
+    def _tests(self, rule: RuleSpec) -> tuple[Callable[[Event], bool], ...]:
+        """The rule's matchers' tests, then its named conditions on remembered state."""
+        return (*(m.test for m in rule.matchers), *self.accounts.tests(rule))
+
     def _source(self, ip: IPAddress, pair: int) -> str:
         v4, v6 = self._prefixes[pair]
         return cached_key(self._key_caches[pair], ip, v4, v6)
@@ -153,12 +166,16 @@ class Engine:
     def feed(self, event: Event, now: float) -> list[Alert]:
         stats = self.stats
         stats.events += 1
-        plans = self._plans.get(event.kind)
+        kind = event.kind
+        if kind is _AUTH_SUCCESS and self._track_auth:
+            self.accounts.authenticated(event, now)
+        plans = self._plans.get(kind)
         if plans is None:
             return []
+        self.accounts.now = now
         alerts: list[Alert] = []
+        watch: list[tuple[RuleSpec, str, Bucket, Alert]] = []
         ip = event.ip
-        kind = event.kind
         account = event.account
         key_caches = self._key_caches
         ip_id = id(ip)
@@ -240,8 +257,15 @@ class Engine:
                 bucket.fired = True
                 stats.alerts += 1
                 network = _network(rule, ip, key) if group is _BY_SOURCE else None
-                alerts.append(_alert(rule, key, network, bucket, now))
+                alert = _alert(rule, key, network, bucket, now)
+                alerts.append(alert)
+                if rule.id in self._watched and account is not None and network is None:
+                    # after this event's rules have run: a response counts what comes after
+                    watch.append((rule, account, bucket, alert))
         stats.matched += matched
+        for rule, account, bucket, alert in watch:
+            sources = bucket.distinct() if rule.group_by is _BY_ACCOUNT_SOURCES else 1
+            self.accounts.alerted(rule, account, sources, now, alert.reason)
         return alerts
 
     def feed_many(self, events: Iterable[Event]) -> list[Alert]:
@@ -284,6 +308,7 @@ class Engine:
             for _ in range(count):
                 popitem(False)
             dropped += count
+        self.accounts.expire(now)
         self.stats.expired += dropped
         return dropped
 

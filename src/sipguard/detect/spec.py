@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TypeGuard
 
 from sipguard.core.events import Event, Kind
 from sipguard.detect.durations import format_duration, parse_duration
@@ -52,6 +53,10 @@ class RuleSpec:
     enabled: bool = True
     evidence: int = MAX_EVIDENCE
     noun: str = ""  # how the reason names the events: "wrong passwords"
+    # named conditions on what the engine remembers (detect/accounts.py)
+    unauthenticated: bool = False  # only sources never authenticated on the event's account
+    authenticated: bool = False  # only sources that authenticated on the event's account
+    account_alerted_by: str | None = None  # only accounts under this rule's alert
 
     def matches(self, event: Event) -> bool:
         return event.kind in self.kinds and all(m(event) for m in self.matchers)
@@ -144,7 +149,7 @@ def rule_id_of(data: Mapping[str, object], top_keys: frozenset[str]) -> str:
     if unknown:
         raise RuleError(unknown[0], "unknown key")
     rule_id = data.get("id")
-    if not isinstance(rule_id, str) or not rule_id.replace("-", "").replace("_", "").isalnum():
+    if not _is_id(rule_id):
         raise RuleError("id", "needs a name of letters, digits, '-' and '_'")
     return rule_id
 
@@ -166,6 +171,13 @@ def rule_from_dict(data: Mapping[str, object], lists: Mapping[str, Sequence[str]
     if not isinstance(raw_match, list):
         raise RuleError("filter.match", "needs a list of tables ([[filter.match]])")
     matchers = tuple(build_matcher(m, f"filter.match[{i}]", lists) for i, m in enumerate(raw_match))
+    conditions = {"unauthenticated", "authenticated", "account_alerted_by"}
+    extra = sorted(set(flt) - {"kinds", "match", *conditions})
+    if extra:
+        raise RuleError(f"filter.{extra[0]}", "unknown key")
+    alerted_by = flt.get("account_alerted_by")
+    if alerted_by is not None and not _is_id(alerted_by):
+        raise RuleError("filter.account_alerted_by", "needs a rule id")
     bucket_t = _table(data, "bucket")
     try:
         bucket = BucketKind(str(bucket_t.get("type")))
@@ -201,6 +213,9 @@ def rule_from_dict(data: Mapping[str, object], lists: Mapping[str, Sequence[str]
         enabled=bool(_bool("enabled", data.get("enabled", True))),
         evidence=_int("bucket.evidence", bucket_t.get("evidence", MAX_EVIDENCE), 1, 200),
         noun=str(data.get("noun", "")),
+        unauthenticated=bool(_bool("filter.unauthenticated", flt.get("unauthenticated", False))),
+        authenticated=bool(_bool("filter.authenticated", flt.get("authenticated", False))),
+        account_alerted_by=alerted_by,
     )
     extra = sorted(set(bucket_t) - {"type", "threshold", "window", "field", "evidence"})
     if extra:
@@ -210,6 +225,10 @@ def rule_from_dict(data: Mapping[str, object], lists: Mapping[str, Sequence[str]
         raise RuleError(f"group.{extra[0]}", "unknown key")
     _check_consistent(rule)
     return rule
+
+
+def _is_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value.replace("-", "").replace("_", "").isalnum()
 
 
 def _table(data: Mapping[str, object], key: str, required: bool = True) -> Mapping[str, object]:
@@ -222,6 +241,8 @@ def _table(data: Mapping[str, object], key: str, required: bool = True) -> Mappi
 
 
 def _check_consistent(rule: RuleSpec) -> None:
+    if rule.unauthenticated and rule.authenticated:
+        raise RuleError("filter.authenticated", "cannot be true with unauthenticated")
     if rule.group_by is GroupBy.ACCOUNT_DISTINCT_SOURCES and rule.bucket is not BucketKind.DISTINCT:
         raise RuleError("bucket.type", "account_distinct_sources needs a distinct bucket")
 

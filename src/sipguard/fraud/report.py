@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sipguard.fraud.model import SEVERITIES, Hit
 
@@ -77,3 +79,41 @@ class ScanResult:
     calls: int = 0  # external calls the rules looked at
     errors: Counter[str] = field(default_factory=Counter)
     parsed: int = 0  # rows that read as calls: 0 of many rows means the input is not CDRs
+
+    def to_dict(self) -> dict[str, object]:
+        """`sipguard fraud scan --format json`'s report."""
+        return {
+            "alerts": [i.to_dict() for i in self.incidents],
+            "rows": self.rows,
+            "calls": self.calls,
+            "malformed": dict(self.errors),
+        }
+
+    def text(self, width: int) -> str:
+        """The human report: a summary, then one block per alert wrapped to `width` columns;
+        nothing is cut (`to_dict` for machines)."""
+        malformed = sum(self.errors.values())
+        summary = (
+            f"{self.rows} rows, {self.calls} outbound calls checked, "
+            f"{malformed} malformed rows, {len(self.incidents)} alerts"
+        )
+        out = [textwrap.fill(summary, width)]
+
+        def block(label: str, text: str) -> str:
+            return textwrap.fill(
+                text,
+                width,
+                initial_indent=f"  {label:<8}",
+                subsequent_indent=" " * 10,
+                break_long_words=True,
+                break_on_hyphens=False,
+            )
+
+        for inc in self.incidents:
+            when = datetime.fromtimestamp(inc.first, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            head = f"{when}  {inc.severity.upper()}  {inc.rule}  account {inc.account}"
+            out.append("")
+            out.append(textwrap.fill(head, width, subsequent_indent="  "))
+            out.append(block("reason", inc.reason))
+            out.append(block("calls", f"({len(inc.calls)}) " + " ".join(inc.calls)))
+        return "\n".join(out)

@@ -5,11 +5,13 @@ The sample runner (`sipguard.testing.samples`) hands over a rule's samples direc
 directory's `fraud.toml` sets `[fraud.cdr]`), read in name order by the one CDR row loop,
 each row normalized into a CALL_END event (`core.calls.record_event`) and run through the
 engine with only this rule enabled. Each hit becomes an Alert keyed `account:<id>` whose
-evidence is the call events behind it.
+evidence is the call events behind it. `sipguard rules test FRAUD-RULE CDR` replays the same
+way (`replay_rule`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,22 +33,41 @@ def sample_inputs(samples: Path) -> list[Path]:
 
 def run_fraud_rule(rule: FraudRuleSpec, samples: Path) -> tuple[list[Event], list[Alert]]:
     """(the call events of the samples, the alerts of this one rule)."""
-    conf = samples / "fraud.toml"
-    config = load_config(conf if conf.is_file() else None)
+    conf, rates, hot = samples / "fraud.toml", samples / "rates.csv", samples / "hotlist.csv"
+    return replay_rule(
+        rule,
+        sample_inputs(samples),
+        conf if conf.is_file() else None,
+        rates if rates.is_file() else None,
+        hot if hot.is_file() else None,
+    )
+
+
+def replay_rule(
+    rule: FraudRuleSpec,
+    inputs: Sequence[Path],
+    config_file: Path | None = None,
+    rates: Path | None = None,
+    hotlist: Path | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    on_alert: Callable[[Alert], None] | None = None,
+) -> tuple[list[Event], list[Alert]]:
+    """CDR files through this one rule (the sample runner, `sipguard rules test`): every row
+    a call event (`on_event` sees each), every hit an Alert with the call events behind it."""
+    config = load_config(config_file)
     only = {
         n: replace(r, enabled=r.enabled and n == rule.detector) for n, r in config.rules.items()
     }
     config = replace(config, rules=only)
-    rates, hot = samples / "rates.csv", samples / "hotlist.csv"
     engine = build_engine(
         config,
-        load_rates(rates) if rates.is_file() else None,
-        load_hotlist(hot) if hot.is_file() else None,
+        load_rates(rates) if rates is not None else None,
+        load_hotlist(hotlist) if hotlist is not None else None,
     )
     tracker = LiveTracker(engine)
     events: list[Event] = []
     alerts: list[Alert] = []
-    for path in sample_inputs(samples):
+    for path in inputs:
         parser = engine.cdr_parser(path.name)
         parser.outbound = None  # every row is an event; the rules pick their calls
         for rec in parser.read_file(path):
@@ -56,11 +77,16 @@ def run_fraud_rule(rule: FraudRuleSpec, samples: Path) -> tuple[list[Event], lis
                 c.line_no, path.name,
             )  # fmt: skip
             events.append(event)
+            if on_event is not None:
+                on_event(event)
             for hit in tracker.on_event(event):
                 behind = set(hit.calls)
                 evidence = tuple(e for e in events if e.call_id in behind)
-                alerts.append(hit.to_alert(rule.id, evidence))
+                alert = hit.to_alert(rule.id, evidence)
+                alerts.append(alert)
+                if on_alert is not None:
+                    on_alert(alert)
     return events, alerts
 
 
-__all__ = ["run_fraud_rule", "sample_inputs"]
+__all__ = ["replay_rule", "run_fraud_rule", "sample_inputs"]

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from sipguard.core import Alert, Decision, Event
 from sipguard.core.asterisk.linker import NormalizerStats
+from sipguard.detect.accounts import AccountWatch
 from sipguard.detect.engine import EngineStats
 
 
@@ -36,6 +37,9 @@ class Detector(Protocol):
 
     @property
     def stats(self) -> EngineStats: ...
+
+    @property
+    def accounts(self) -> AccountWatch: ...  # who authenticated, which accounts are attacked
 
     def feed(self, event: Event, now: float) -> list[Alert]: ...
 

@@ -90,6 +90,15 @@ class Policy:
         """The named profile; an unknown name falls back to "default" (config checks names)."""
         return self.profiles.get(name) or self.profiles["default"]
 
+    def lock(self, alert: Alert) -> str | None:
+        """The account to lock (through AMI, actions/ami.py) for an account-keyed rule alert
+        whose profile lists "lock" in its actions; None otherwise, and always in simulation."""
+        if alert.network is not None or self.simulate or not alert.key.startswith("account:"):
+            return None
+        if "lock" not in self.profile(alert.profile).actions:
+            return None
+        return alert.key.removeprefix("account:") or None
+
     def decide(self, alert: Alert, now: float) -> Decision | None:
         network = alert.network
         if network is None:

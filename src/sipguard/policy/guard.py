@@ -9,12 +9,14 @@ refused as a whole; a well-formed ban of a protected network is refused entry by
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 
 from sipguard.core import Network
+from sipguard.policy.blocklist import Prefix, parse_prefix
 
 # The same bounds a rule may ask for (detect/spec.py: ipv4_prefix 8-32, ipv6_prefix 16-128):
 # anything wider is not a source of attack but most of the Internet.
@@ -37,8 +39,13 @@ ALWAYS_REFUSED: tuple[tuple[Network, str], ...] = (
     (ip_network("ff00::/8"), "multicast"),
 )
 
-Op = Literal["ban", "unban", "reconcile", "allow", "status", "list"]
-OPS: tuple[Op, ...] = ("ban", "unban", "reconcile", "allow", "status", "list")
+Op = Literal["ban", "unban", "reconcile", "allow", "status", "list", "feeds", "feed", "feed_list"]
+OPS: tuple[Op, ...] = (
+    *("ban", "unban", "reconcile", "allow", "status", "list"),
+    *("feeds", "feed", "feed_list"),  # blocklist feeds: configure the sets, load one, list one
+)
+FEED_NAME = re.compile(r"[a-z][a-z0-9_]{0,14}")  # sipguard.feeds.config.NAME
+MAX_FEEDS = 32
 
 
 class Refused(Exception):
@@ -60,7 +67,9 @@ class Ban:
 class Request:
     op: Op
     bans: tuple[Ban, ...] = ()  # ban, reconcile
-    networks: tuple[Network, ...] = ()  # unban, allow
+    networks: tuple[Network, ...] = ()  # unban, allow, feed
+    names: tuple[str, ...] = ()  # feeds; feed and feed_list: one name
+    entries: tuple[Prefix, ...] = ()  # feed
 
 
 _FIELDS: dict[str, frozenset[str]] = {
@@ -70,6 +79,9 @@ _FIELDS: dict[str, frozenset[str]] = {
     "allow": frozenset({"op", "networks"}),
     "status": frozenset({"op"}),
     "list": frozenset({"op"}),
+    "feeds": frozenset({"op", "names"}),
+    "feed": frozenset({"op", "name", "networks"}),
+    "feed_list": frozenset({"op", "name"}),
 }
 
 
@@ -94,7 +106,33 @@ def parse_request(value: object) -> Request:
     if known == "allow":  # a wide allow entry only protects more: no prefix bound
         nets = tuple(_network(x, bounded=False) for x in _items(value, "networks"))
         return Request(known, networks=nets)
+    if known == "feeds":
+        names = _items(value, "names")
+        if len(names) > MAX_FEEDS:
+            raise Refused("too-many", f"{len(names)} feeds (at most {MAX_FEEDS})")
+        return Request(known, names=tuple(_feed_name(x) for x in names))
+    if known == "feed":
+        entries = tuple(_prefix(x) for x in _items(value, "networks"))
+        return Request(known, entries=entries, names=(_feed_name(value.get("name")),))
+    if known == "feed_list":
+        return Request(known, names=(_feed_name(value.get("name")),))
     return Request(known)
+
+
+def _prefix(value: object) -> Prefix:
+    """A feed entry: like _network, on integers (a feed may send 100,000 at once)."""
+    p = parse_prefix(value) if isinstance(value, str) and len(value) <= MAX_TEXT else None
+    if p is None:
+        raise Refused("bad-network", f"not an address or network: {_show(value)}")
+    if p[2] < MIN_PREFIX[p[0]]:
+        raise Refused("bad-network", f"{value}: prefix shorter than /{MIN_PREFIX[p[0]]}")
+    return p
+
+
+def _feed_name(value: object) -> str:
+    if not isinstance(value, str) or not FEED_NAME.fullmatch(value):
+        raise Refused("malformed", f"not a feed name: {_show(value)}")
+    return value
 
 
 def _items(value: Mapping[str, object], key: str) -> list[object]:
@@ -219,6 +257,10 @@ class BanGuard:
             if version == v and first <= hi and lo <= last:
                 return why
         return None
+
+    def protected(self) -> list[Network]:
+        """Every network this guard refuses, for narrowing a blocklist around them."""
+        return [*(n for n, _ in ALWAYS_REFUSED), *self.own, *self.configured, *self.runtime]
 
     def allowed_count(self) -> int:
         return len({*self.configured, *self.runtime})

@@ -14,9 +14,9 @@ import re
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from sipguard.store.schema import MIGRATIONS, SCHEMA_VERSION
 MAX_EVENTS_PER_DECISION = 200  # evidence kept for `explain`; the engine bounds it too
 MAX_EVENT_JSON = 16_384  # one event's JSON; longer ones are cut to a stub
 MAX_OFFENCE_TIMES = 1_000
+MERGED = "merged: another rule on a running ban"  # end_reason of a decision that joined one
 # The database holds attackers' log lines and the allow-list: the owner and its group only
 # (the unit's StateDirectoryMode=0750, UMask=0027; a manual run must be as strict).
 STATE_DIR_MODE = 0o750
@@ -167,21 +168,44 @@ class Store:
 
     def save_decision(self, d: Decision) -> int:
         """Store a decision (and its evidence); an open decision for the network is superseded."""
-        net = str(d.network)
         with self.transaction() as c:
             c.execute(
                 "UPDATE decisions SET ended = ?, end_reason = 'superseded' "
                 "WHERE network = ? AND ended IS NULL",
-                (d.start, net),
+                (d.start, str(d.network)),
             )
-            cur = c.execute(
-                "INSERT INTO decisions (network, action, rule, reason, start, expires, level, "
-                "origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (net, d.action.value, d.rule, d.reason, d.start, d.expires, d.level, d.origin),
-            )
-            decision_id = int(cur.lastrowid or 0)
-            if d.evidence:
-                self._insert_events(c, decision_id, net, d.evidence)
+            return self._insert_decision(c, d, None, None)
+
+    def save_merged(self, d: Decision, why: str = MERGED) -> int:
+        """Store a decision that joins the network's running ban (another rule fired on the
+        same attack): kept in the history with its evidence for `explain`, closed at once, and
+        the running ban stays the open one."""
+        with self.transaction() as c:
+            return self._insert_decision(c, d, d.start, why)
+
+    def _insert_decision(
+        self, c: sqlite3.Connection, d: Decision, ended: float | None, end_reason: str | None
+    ) -> int:
+        net = str(d.network)
+        cur = c.execute(
+            "INSERT INTO decisions (network, action, rule, reason, start, expires, level, "
+            "origin, ended, end_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                net,
+                d.action.value,
+                d.rule,
+                d.reason,
+                d.start,
+                d.expires,
+                d.level,
+                d.origin,
+                ended,
+                end_reason,
+            ),
+        )
+        decision_id = int(cur.lastrowid or 0)
+        if d.evidence:
+            self._insert_events(c, decision_id, net, d.evidence)
         return decision_id
 
     def end_decision(self, network: Network | str, now: float, reason: str) -> int:
@@ -194,15 +218,26 @@ class Store:
             )
             return int(cur.rowcount)
 
-    def active_decisions(self, now: float) -> list[Decision]:
-        """Open, unexpired decisions, oldest first (evidence not loaded: see events_for)."""
+    def active_decisions(self, now: float, evidence: bool = True) -> list[Decision]:
+        """Open, unexpired decisions, oldest first, each with its own evidence (at most
+        MAX_EVENTS_PER_DECISION): a restored ban is what it was before the restart."""
+        open_rows = "FROM decisions WHERE ended IS NULL AND (expires IS NULL OR expires > ?)"
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT * FROM decisions WHERE ended IS NULL AND (expires IS NULL OR expires > ?) "
-                "ORDER BY start, id",
-                (now,),
-            ).fetchall()
-        return [_decision(r) for r in rows]
+            rows = self._conn.execute(f"SELECT * {open_rows} ORDER BY start, id", (now,)).fetchall()
+            found: dict[int, list[str]] = {}
+            if evidence:
+                for decision_id, text in self._conn.execute(
+                    f"SELECT decision_id, event FROM evidence WHERE decision_id IN "
+                    f"(SELECT id {open_rows}) ORDER BY decision_id, time, id",
+                    (now,),
+                ):
+                    found.setdefault(int(decision_id), []).append(text)
+        out = []
+        for r in rows:
+            d = _decision(r)
+            texts = found.get(int(r[0]))
+            out.append(replace(d, evidence=tuple(_events(texts))) if texts else d)
+        return out
 
     def decision_history(self, network: Network | str) -> list[Decision]:
         return [s.decision for s in self.decision_rows(network)]
@@ -260,13 +295,7 @@ class Store:
                 "SELECT event FROM evidence WHERE network = ? ORDER BY time, id LIMIT ?",
                 (_net(network), limit),
             ).fetchall()
-        out = []
-        for (text,) in rows:
-            try:
-                out.append(Event.from_dict(json.loads(text)))
-            except (ValueError, KeyError, TypeError, AssertionError):
-                continue  # a row cut to a stub, or written by a newer version
-        return out
+        return _events(text for (text,) in rows)
 
     # escalation ---------------------------------------------------------------------------
 
@@ -388,6 +417,16 @@ def normalise_allow(value: str) -> str:
 
 def _net(network: Network | str) -> str:
     return str(network if not isinstance(network, str) else ip_network(network, strict=False))
+
+
+def _events(texts: Iterable[str]) -> list[Event]:
+    out = []
+    for text in texts:
+        try:
+            out.append(Event.from_dict(json.loads(text)))
+        except (ValueError, KeyError, TypeError, AssertionError):
+            continue  # a row cut to a stub, or written by a newer version
+    return out
 
 
 def _event_json(e: Event) -> str:

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field, replace
 from importlib.abc import Traversable
 from pathlib import Path
 
-from sipguard.config.rules import fraud_rule_dirs, load_fraud_rule_file, load_rule_file, rule_dirs
+from sipguard.config.rules import (
+    fraud_rule_dirs,
+    load_fraud_rule_file,
+    load_rule_file,
+    load_rules,
+    rule_dirs,
+)
 from sipguard.core.alerts import Alert
 from sipguard.core.events import Event, Origin
 from sipguard.detect import Engine, RuleSpec
@@ -88,12 +94,20 @@ def run_samples(rule: RuleSpec | FraudRuleSpec, samples: Traversable | Path) -> 
     normalizer = LogNormalizer(default_year=int(year) if isinstance(year, int) else DEFAULT_YEAR)
     # one normalizer for all inputs (a log line and its AMI twin count once), one rule, no
     # policy: replay time (None) judges each event at its own time
+    # a response rule (filter.account_alerted_by) runs beside the rule it waits for; only the
+    # rule under test's own alerts are compared
+    needed = [] if rule.account_alerted_by is None else load_rules(only=[rule.account_alerted_by])
+
+    def on_alert(alert: Alert, _decision: object) -> None:
+        if alert.rule == rule.id:
+            result.alerts.append(alert)
+
     pipeline = Pipeline(
         normalizer,
-        Engine([rule]),
+        Engine([rule, *needed]),
         Unjudged(),
         on_event=result.events.append,
-        on_alert=lambda alert, _decision: result.alerts.append(alert),
+        on_alert=on_alert,
     )
     for f in inputs:
         if f.name.endswith(".jsonl"):
