@@ -43,6 +43,7 @@ from sipguard.daemon.dashboard import build_dashboard, web_config
 from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.feeds import Feeds, build_feeds, read_key
 from sipguard.daemon.fraud import CurrentAmi, FraudComponent, build_fraud_engine
+from sipguard.daemon.geo import build_geo
 from sipguard.daemon.logs import kv
 from sipguard.daemon.outputs import Outputs, metrics_listen, notify_config
 from sipguard.daemon.processing import Processing
@@ -127,6 +128,11 @@ class Daemon:
         if fraud_engine is not None:
             self.processing.fraud = self._fraud(s, fraud_engine)
         self._feed_configs = self._feed_settings(s)  # a bad [[feeds]] stops the start
+        # [geo]: successful registrations judged by where they come from (a bad table stops it)
+        locks = None if self.simulate else self.processing.locks.append
+        self.geo = build_geo(s, self.processing.alert, pipeline.on_event, locks)
+        if self.geo is not None:
+            pipeline.on_event = self.geo.observe
 
     def _fraud(self, settings: Settings, engine: FraudEngine) -> FraudComponent:
         """The fraud stage's component: the daemon's policy decides, its one AMI client acts."""
