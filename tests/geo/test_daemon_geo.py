@@ -110,3 +110,48 @@ def test_bad_geo_config_stops_the_start(
     )
     assert out.returncode != 0
     assert f"{cfg}: geo.accounts.5005.regions: expected a list of str" in out.stderr
+
+
+def test_country_data_without_databases_and_reload(tmp_path: Path) -> None:
+    """No database in the directory: the bundled country data fences by country; a reload
+    with a new [geo] swaps the stage, a bad one keeps it."""
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "security").touch()
+    (tmp_path / "GeoIP").mkdir()
+
+    def write(countries: str, extra: str = "") -> Path:
+        cfg = tmp_path / "sipguard.toml"
+        cfg.write_text(
+            f"""
+[daemon]
+state_dir = "{tmp_path}/state"
+control_socket = "{tmp_path}/ctl.sock"
+tick_interval = 0.2
+[sources.logs]
+paths = ["{tmp_path}/log/security"]
+poll_interval = 0.1
+[geo]
+directory = "{tmp_path}/GeoIP"
+{extra}
+[geo.default]
+countries = [{countries}]
+"""
+        )
+        return cfg
+
+    d = DaemonProc(write('"US"'), tmp_path / "ctl.sock", ["--dry-run"]).start()
+    log = tmp_path / "log" / "security"
+    try:
+        append(log, success("1001", "8.8.8.8", time.time() - 86400))  # US: inside
+        append(log, success("1001", "1.1.1.1", time.time()))  # AU: outside
+        wait_for(lambda: d.banned() == {"1.1.1.1/32"})
+        assert "country AU not in ['US']" in d.request("bans")[0]["reason"]
+        write('"US"', 'profile = "nosuch"')
+        r = d.request("reload")
+        assert r["reloaded"] is False and "geo.profile: no profile named 'nosuch'" in r["error"]
+        write('"AU"')
+        assert d.request("reload")["reloaded"] is True
+        append(log, success("1001", "9.9.9.9", time.time()))  # US: now outside
+        wait_for(lambda: "9.9.9.9/32" in d.banned())
+    finally:
+        d.stop()

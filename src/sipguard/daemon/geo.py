@@ -20,6 +20,7 @@ from sipguard.core import Alert, Event
 from sipguard.core.events import Kind
 from sipguard.daemon.build import config_file
 from sipguard.daemon.logs import kv
+from sipguard.daemon.processing import Processing
 from sipguard.detect.geofence import GeoDetector
 from sipguard.geo import GeoConfigError, GeoError, GeoLookup, parse_geo
 
@@ -36,14 +37,14 @@ class GeoStage:
         then: EventObserver | None,
         lock: Callable[[tuple[str, str]], None] | None = None,
     ) -> None:
-        self.lookup, self.detector, self._alert, self._then = lookup, detector, alert, then
+        self.lookup, self.detector, self._alert, self.then = lookup, detector, alert, then
         self._lock = lock  # Processing.locks.append (None in simulation: nothing is locked)
         self._tasks: set[asyncio.Task[None]] = set()
         self.alerts = 0
 
     def observe(self, event: Event) -> None:
-        if self._then is not None:
-            self._then(event)
+        if self.then is not None:
+            self.then(event)
         if event.kind is not Kind.AUTH_SUCCESS or event.ip is None or not event.account:
             return
         for alert in self.detector.feed(event, self.lookup.lookup(str(event.ip))):
@@ -81,3 +82,24 @@ def build_geo(
     stage = GeoStage(lookup, GeoDetector(config.rules), alert, then, lock)
     kv(log, logging.INFO, "geo lookups", source=stage.lookup.source)
     return stage
+
+
+def geo_stage(
+    settings: Settings, processing: Processing, simulate: bool, current: GeoStage | None
+) -> GeoStage | None:
+    """The stage for `settings`, chained to the observer the current one (if any) chains to;
+    in simulation nothing is locked."""
+    then = current.then if current is not None else processing.pipeline.on_event
+    locks = None if simulate else processing.locks.append
+    return build_geo(settings, processing.alert, then, locks)
+
+
+def swap_geo(processing: Processing, old: GeoStage | None, new: GeoStage | None) -> None:
+    """Put `new` in `old`'s place among the pipeline's event observers."""
+    if new is old:
+        return
+    pipeline = processing.pipeline
+    if new is not None:
+        pipeline.on_event = new.observe
+    elif old is not None:
+        pipeline.on_event = old.then
