@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sipguard.daemon.harness import SRC, DaemonProc, append, wait_for
+from sipguard.daemon.harness import SRC, DaemonProc, append, wait_for, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +33,7 @@ def success(account: str, ip: str, when: float) -> str:
 
 
 def config(tmp: Path, city: Path, asn: Path, extra: str = "") -> Path:
-    (tmp / "log").mkdir(exist_ok=True)
-    (tmp / "log" / "security").touch()
-    cfg = tmp / "sipguard.toml"
-    cfg.write_text(
-        f"""
-[daemon]
-state_dir = "{tmp}/state"
-control_socket = "{tmp}/ctl.sock"
-tick_interval = 0.2
-[sources.logs]
-paths = ["{tmp}/log/security"]
-poll_interval = 0.1
+    geo = f"""
 [geo]
 city = "{city}"
 asn = "{asn}"
@@ -57,8 +46,7 @@ radius_km = 300
 learn = 1
 {extra}
 """
-    )
-    return cfg
+    return write_config(tmp, geo, logs=("security",))
 
 
 def test_region_asn_radius_and_travel_through_the_daemon(
@@ -115,29 +103,17 @@ def test_bad_geo_config_stops_the_start(
 def test_country_data_without_databases_and_reload(tmp_path: Path) -> None:
     """No database in the directory: the bundled country data fences by country; a reload
     with a new [geo] swaps the stage, a bad one keeps it."""
-    (tmp_path / "log").mkdir()
-    (tmp_path / "log" / "security").touch()
     (tmp_path / "GeoIP").mkdir()
 
     def write(countries: str, extra: str = "") -> Path:
-        cfg = tmp_path / "sipguard.toml"
-        cfg.write_text(
-            f"""
-[daemon]
-state_dir = "{tmp_path}/state"
-control_socket = "{tmp_path}/ctl.sock"
-tick_interval = 0.2
-[sources.logs]
-paths = ["{tmp_path}/log/security"]
-poll_interval = 0.1
+        geo = f"""
 [geo]
 directory = "{tmp_path}/GeoIP"
 {extra}
 [geo.default]
 countries = [{countries}]
 """
-        )
-        return cfg
+        return write_config(tmp_path, geo, logs=("security",))
 
     d = DaemonProc(write('"US"'), tmp_path / "ctl.sock", ["--dry-run"]).start()
     log = tmp_path / "log" / "security"

@@ -128,7 +128,7 @@ class GeoLookup:
 
 
 def _location(city: dict[str, Any] | None, asn: dict[str, Any] | None, ip: str) -> Location:
-    country = _str(_path(city, "country", "iso_code")) if city else _fallback_country(ip)
+    country = _str(_path(city, "country", "iso_code")) if city else country_of_ip(ip)
     sub = (city or {}).get("subdivisions")
     region_code = _str(_path(sub[0], "iso_code")) if isinstance(sub, list) and sub else None
     lat = _path(city, "location", "latitude")
@@ -157,7 +157,8 @@ def _str(value: Any) -> str | None:
     return value[:100] if isinstance(value, str) and value else None
 
 
-def _fallback_country(ip: str) -> str | None:
+def country_of_ip(ip: str) -> str | None:
+    """Offline IP-to-country (iptocc ships its data); None for private or unknown addresses."""
     import iptocc
 
     try:
