@@ -91,3 +91,18 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     assert config is not None
     with pytest.raises(GeoError, match=r"bad\.mmdb"):
         config.lookup(Clock())
+
+
+def test_cached_answer_does_not_read_the_database(
+    geoip: Callable[..., tuple[Path, Path]], tmp_path: Path
+) -> None:
+    city, asn = geoip()
+    geo = GeoLookup(city, asn, Clock())
+    first = geo.lookup(ADDR["msp"])
+    assert geo._city is not None
+    reads = []
+    real = geo._city.reader.get
+    geo._city.reader = type("Spy", (), {"get": lambda _s, ip: reads.append(ip) or real(ip)})()
+    assert geo.lookup(ADDR["msp"]) is first and reads == []
+    geo.lookup(ADDR["utah"])
+    assert reads == [ADDR["utah"]]

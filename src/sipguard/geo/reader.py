@@ -44,10 +44,12 @@ class _Db:
     stamp: tuple[int, int, int] | None = None  # (inode, size, mtime_ns) of the open file
     checked: float = float("-inf")
 
-    def get(self, ip: str, now: float, check_every: float) -> dict[str, Any] | None:
+    def refresh(self, now: float, check_every: float) -> None:
         if now - self.checked >= check_every:
             self.checked = now
             self._reopen_if_changed()
+
+    def get(self, ip: str) -> dict[str, Any] | None:
         if self.reader is None:
             return None
         try:
@@ -110,9 +112,10 @@ class GeoLookup:
         except ValueError:
             return Location()
         now = self._clock()
-        city = self._city.get(ip, now, self._check_every) if self._city else None
-        asn = self._asn.get(ip, now, self._check_every) if self._asn else None
-        stamps = tuple(d.stamp for d in (self._city, self._asn) if d is not None)
+        dbs = [d for d in (self._city, self._asn) if d is not None]
+        for db in dbs:
+            db.refresh(now, self._check_every)
+        stamps = tuple(d.stamp for d in dbs)
         if stamps != self._stamps:  # a database was replaced: cached answers may be stale
             self._stamps = stamps
             self._cache.clear()
@@ -120,6 +123,8 @@ class GeoLookup:
         if hit is not None:
             self._cache.move_to_end(ip)
             return hit
+        city = self._city.get(ip) if self._city else None
+        asn = self._asn.get(ip) if self._asn else None
         loc = _location(city, asn, ip)
         self._cache[ip] = loc
         if len(self._cache) > self._cache_size:
