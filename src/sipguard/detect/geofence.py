@@ -51,7 +51,8 @@ class Fence:
     learn: int = 3  # successes to learn the usual locations before the radius applies
 
     def violation(self, loc: Location, homes: list[tuple[float, float]]) -> str | None:
-        """Why `loc` is outside this fence, or None when it is inside (or cannot be judged)."""
+        """Why `loc` is outside this fence, or None when it is inside (or cannot be judged).
+        The radius applies once `homes` are learned (pass none while learning)."""
         if self.countries and loc.country is not None and loc.country not in self.countries:
             return f"country {loc.country} not in {sorted(self.countries)}"
         if self.regions and loc.region is not None and loc.region not in self.regions:
@@ -110,9 +111,9 @@ class GeoDetector:
         state = self._state(event.account)
         alerts: list[Alert] = []
         fence = self.rules.fence_for(event.account)
-        learning = fence is None or state.seen < fence.learn
-        why = fence.violation(loc, state.homes) if fence is not None else None
-        if why is not None and not (learning and why.endswith("km)")):
+        learned = state.homes if fence is not None and state.seen >= fence.learn else []
+        why = fence.violation(loc, learned) if fence is not None else None
+        if why is not None:
             alerts.append(self._alert("geo-fence", event, loc, why, self.rules.profile, True))
         point = (loc.lat, loc.lon) if loc.lat is not None and loc.lon is not None else None
         if point is not None:
