@@ -40,7 +40,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # every command the README names works after this: the sensor (NFQUEUE) and notifications too
-.venv/bin/python -m pip install -q '.[sensor,notify]'
+.venv/bin/python -m pip install -q '.[sensor,notify,geo]'
 
 # SIPGUARD_ETC: another directory than /etc/sipguard (the install test uses a temporary one)
 etc=${SIPGUARD_ETC:-/etc/sipguard}

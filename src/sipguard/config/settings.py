@@ -187,6 +187,7 @@ class Settings:
     probe: dict[str, Any] = field(default_factory=dict)  # `sipguard probe` (targets, numbers)
     feeds: list[dict[str, Any]] = field(default_factory=list)  # [[feeds]]: sipguard.feeds.config
     notify: dict[str, Any] = field(default_factory=dict)  # notification routes (sipguard.notify)
+    geo: dict[str, Any] = field(default_factory=dict)  # geo fences (sipguard.geo.config)
     files: tuple[str, ...] = ()  # the files that were read, in order
     # "rules.ID" / "profiles.NAME" -> the file that set it last, for errors found later
     origins: dict[str, str] = field(default_factory=dict)
@@ -214,7 +215,7 @@ class Settings:
 
 
 # keys whose values are free-form tables, validated by the subsystem that uses them
-_RAW_TABLES = {"profiles", "rules", "sensor", "fraud", "probe", "feeds", "notify"}
+_RAW_TABLES = {"profiles", "rules", "sensor", "fraud", "probe", "feeds", "notify", "geo"}
 _CHOICES = {
     "daemon.log_format": {"kv", "json"},
     "daemon.log_level": {"debug", "info", "warning", "error"},
@@ -286,7 +287,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         for table in ("rules", "profiles"):
             for name in data.get(table, {}):
                 origins[f"{table}.{name}"] = str(f)
-        for table in ("sensor", "fraud", "probe", "feeds", "notify"):
+        for table in ("sensor", "fraud", "probe", "feeds", "notify", "geo"):
             if table in data:
                 origins[table] = str(f)
     extra = {"files": tuple(str(f) for f in files), "origins": origins}

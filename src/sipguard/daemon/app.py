@@ -44,6 +44,7 @@ from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.feeds import Feeds, build_feeds, read_key
 from sipguard.daemon.fleet import FleetRuntime, build_fleet
 from sipguard.daemon.fraud import CurrentAmi, FraudComponent, build_fraud_engine
+from sipguard.daemon.geo import geo_stage, swap_geo
 from sipguard.daemon.logs import kv
 from sipguard.daemon.outputs import Outputs, metrics_listen, notify_config
 from sipguard.daemon.processing import Processing
@@ -130,6 +131,9 @@ class Daemon:
             self.processing.fraud = self._fraud(s, fraud_engine)
         self._feed_configs = self._feed_settings(s)  # a bad [[feeds]] stops the start
         self.fleet = await build_fleet(s, self.enforcer, lambda: self.processing.policy.allowlist)
+        # [geo]: successful registrations judged by where they come from (a bad table stops it)
+        self.geo = geo_stage(s, self.processing, self.simulate, None)
+        swap_geo(self.processing, None, self.geo)
 
     def _fraud(self, settings: Settings, engine: FraudEngine) -> FraudComponent:
         """The fraud stage's component: the daemon's policy decides, its one AMI client acts."""
@@ -358,6 +362,9 @@ class Daemon:
             )
             fraud_engine = build_fraud_engine(new) if fraud_changed else None
             feeds = self._feed_settings(new)
+            geo = self.geo
+            if new.geo != self.settings.geo or simulate != self.simulate:
+                geo = geo_stage(new, self.processing, simulate, self.geo)
         except (ConfigError, ValueError, OSError) as exc:
             self.reloads["failed"] += 1
             self.last_reload_error = str(exc)
@@ -371,6 +378,8 @@ class Daemon:
         if fraud_changed:
             await self._replace_fraud(fraud_engine)
         await self.feeds.configure(*feeds)
+        swap_geo(self.processing, self.geo, geo)  # a new stage learns the usual places anew
+        self.geo = geo
         restart = changed(old, new) | ({"fraud"} if fraud_changed else set())
         self.sources.apply(new, self.processing.fraud is not None, restart)
         if old.fleet != new.fleet:
