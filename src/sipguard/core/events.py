@@ -106,6 +106,11 @@ class CallInfo:
     record: bool = False
     line_no: int = 0
     context: str = ""  # the dialplan context the call started in (its direction: inbound?)
+    # Destination facts the fraud edge (fraud/, which has phonenumbers, the hotlist and the
+    # rates) fills in before detection, so the fraud rule kinds in detect/ only read fields.
+    # Not in to_dict: they are derived from the dialled number, not observed.
+    dest: str = ""  # the dialled number in E.164 ("" when it is not a number)
+    risky: str = ""  # why the destination itself is risky ("" when it is not)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sipguard.core.events import CallInfo, Event, Kind, Service
+from sipguard.detect.fraudkinds import FRAUD_KINDS
 from sipguard.fraud.cdr import CallTuple, CdrParser
 from sipguard.fraud.classify import Classifier
 from sipguard.fraud.config import FraudConfig, RuleSpec
@@ -62,6 +64,8 @@ class FraudEngine:
         self.after_hours, self.new_country = r["after_hours"], r["new_country"]
         self.spend, self.short_burst = r["spend"], r["short_burst"]
         self.risky_destination = r["risky_destination"]
+        # The detectors moved into detect/ as rule kinds (they read the facts `event` fills in).
+        self._risky = FRAUD_KINDS["risky_destination"](self.risky_destination.params)
         self._vel_window, self._vel_max = float(r["velocity"]["window"]), r["velocity"]["max_calls"]
         self._bh_days = frozenset(DAYS.index(d) for d in r["after_hours"]["days"] if d in DAYS)
         self._bh_start = minutes_of(r["after_hours"]["start"])
@@ -135,6 +139,29 @@ class FraudEngine:
             actions=spec.actions,
             ip=ip,
             channels=(call.channel,) if call.channel and call.end is None else (),
+        )
+
+    def event(self, call: Call, info: DestInfo) -> Event:
+        """The call as the detect/ rule kinds read it: the destination facts filled in here,
+        at the edge, where the classifier, hotlist and rates are."""
+        return Event(
+            time=call.end if call.end is not None else call.start,
+            kind=Kind.CALL_START if call.end is None else Kind.CALL_END,
+            service=Service.UNKNOWN,
+            account=call.account,
+            target=call.dst,
+            call=CallInfo(
+                uid=call.uid,
+                channel=call.channel,
+                start=call.start,
+                answer=call.answer,
+                end=call.end,
+                billsec=call.billsec,
+                answered=call.answered,
+                line_no=call.line_no,
+                dest=info.dest.e164,
+                risky=info.risky,
+            ),
         )
 
     def wanted(self, call: Call) -> DestInfo | None:
@@ -441,8 +468,8 @@ class FraudEngine:
 
         dest = info.dest
         if info.risky and self.risky_destination.enabled:
-            msg = f"call to {dest.e164}: {info.risky}"
-            hits.append(self._hit(self.risky_destination, call, msg, [call.uid]))
+            for f in self._risky.feed(self.event(call, info), t):
+                hits.append(self._hit(self.risky_destination, call, f.reason, list(f.calls)))
 
         if info.after_hours and self.after_hours.enabled:
             wd, minute, _ = self.local(t)

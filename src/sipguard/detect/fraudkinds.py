@@ -1,0 +1,69 @@
+"""Fraud rule kinds: detectors over call Events whose destination facts the edge filled in.
+
+`fraud/` classifies the dialled number (phonenumbers, hotlist, rates) before detection and
+writes what it found into the event's `call` (`dest`, `risky`); a kind here only reads those
+fields, so it stays pure and `detect/` keeps importing only `core`. The contract is the log
+rules' one: `feed(event, now)` -> what fired, `expire(now)` -> keys forgotten. A kind returns
+`Finding`s rather than core Alerts because the fraud stage merges them into incidents per rule
+and account and names the calls behind them (fraud.report.AlertBook) before an Alert leaves.
+
+Moved so far: `risky_destination`. The other detectors (velocity, concurrent, short_burst,
+spend, new_country, after_hours, address_country, distant_registrations) still live in
+`fraud/engine.py`'s FraudEngine behind its hot CDR loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from sipguard.core.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A fraud rule fired on an account: why, and the calls (uniqueids, oldest first)."""
+
+    account: str
+    reason: str
+    calls: tuple[str, ...]
+
+
+class FraudKind(Protocol):
+    """One fraud detector over call events (state bounded, dropped by `expire`)."""
+
+    def feed(self, event: Event, now: float) -> list[Finding]: ...
+
+    def expire(self, now: float) -> int: ...
+
+    def state_size(self) -> int: ...
+
+
+class RiskyDestination:
+    """A call to a destination the edge marked risky: a premium or other listed number type,
+    a hotlist range, a high-risk country (which of these count is the edge's `types`,
+    `hotlist` and `high_risk_countries` parameters: they decide `risky`). Stateless."""
+
+    def __init__(self, params: Mapping[str, object] | None = None) -> None:
+        del params  # its parameters are applied where `risky` is computed (the edge)
+
+    def feed(self, event: Event, now: float) -> list[Finding]:
+        call = event.call
+        if call is None or not call.risky or not event.account:
+            return []
+        return [Finding(event.account, f"call to {call.dest}: {call.risky}", (call.uid,))]
+
+    def expire(self, now: float) -> int:
+        return 0
+
+    def state_size(self) -> int:
+        return 0
+
+
+#: detector name -> the kind built from its rule's parameters (the moved detectors).
+FRAUD_KINDS: dict[str, Callable[[Mapping[str, object]], FraudKind]] = {
+    "risky_destination": RiskyDestination,
+}
+
+__all__ = ["FRAUD_KINDS", "Finding", "FraudKind", "RiskyDestination"]
