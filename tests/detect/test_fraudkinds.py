@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from sipguard.core.events import CallInfo, Event, Kind, Service
-from sipguard.detect.fraudkinds import FRAUD_KINDS, Finding, RiskyDestination
+from sipguard.detect.fraudkinds import (
+    FRAUD_KINDS,
+    AfterHours,
+    Finding,
+    RiskyDestination,
+    minutes_of,
+)
 
 
 def _call(account: str | None, dest: str, risky: str, uid: str = "u1") -> Event:
@@ -39,3 +45,40 @@ def test_call_facts_stay_out_of_the_serialized_event() -> None:
     event = _call("1001", "+881234567", "premium rate")
     assert event.call is not None
     assert "risky" not in event.call.to_dict() and "dest" not in event.call.to_dict()
+
+
+def _dial(weekday: int, minute: int, scoped: bool = True) -> Event:
+    info = CallInfo(
+        uid="u9",
+        dest="+2693123456",
+        scope="international",
+        country="KM",
+        dest_type="fixed",
+        hours_scoped=scoped,
+        weekday=weekday,
+        minute=minute,
+    )
+    return Event(time=0.0, kind=Kind.CALL_START, service=Service.UNKNOWN, account="1002", call=info)
+
+
+def test_after_hours_checks_days_and_minutes_the_edge_put_on_the_call() -> None:
+    params = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "18:30"}
+    kind = FRAUD_KINDS["after_hours"](params)
+    assert kind.feed(_dial(0, 8 * 60), 0.0) == []  # Monday 08:00: open
+    assert kind.feed(_dial(4, 18 * 60 + 29), 0.0) == []  # Friday 18:29: open
+    late = kind.feed(_dial(4, 18 * 60 + 30), 0.0)  # Friday 18:30: closed
+    assert late == [
+        Finding(
+            "1002", "international call to +2693123456 (KM, fixed) outside business hours", ("u9",)
+        )
+    ]
+    assert kind.feed(_dial(5, 12 * 60), 0.0) != []  # Saturday noon
+    assert kind.feed(_dial(0, 7 * 60 + 59), 0.0) != []  # Monday before eight
+    assert kind.feed(_dial(5, 12 * 60, scoped=False), 0.0) == []  # a national call: not its scope
+    assert kind.feed(_dial(-1, -1), 0.0) == []  # no local time known: nothing to judge
+
+
+def test_after_hours_parameters() -> None:
+    hours = AfterHours({"days": ["sat", "nope"], "start": "9", "end": "17:15"})
+    assert (hours.days, hours.start, hours.end) == (frozenset({5}), 540, 1035)
+    assert minutes_of("24:00") == 1440

@@ -7,8 +7,8 @@ rules' one: `feed(event, now)` -> what fired, `expire(now)` -> keys forgotten. A
 `Finding`s rather than core Alerts because the fraud stage merges them into incidents per rule
 and account and names the calls behind them (fraud.report.AlertBook) before an Alert leaves.
 
-Moved so far: `risky_destination`. The other detectors (velocity, concurrent, short_burst,
-spend, new_country, after_hours, address_country, distant_registrations) still live in
+Moved so far: `risky_destination`, `after_hours`. The other detectors (velocity, concurrent,
+short_burst, spend, new_country, address_country, distant_registrations) still live in
 `fraud/engine.py`'s FraudEngine behind its hot CDR loop.
 """
 
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sipguard.core.events import Event
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +63,58 @@ class RiskyDestination:
         return 0
 
 
+class AfterHours:
+    """An international/premium/high-risk call (the edge's `hours_scoped`, from the `scopes`
+    parameter) dialled outside business hours: a day not in `days`, or a minute of the day not
+    in `start`-`end` (the office's local time the edge put on the call). Stateless."""
+
+    def __init__(self, params: Mapping[str, object]) -> None:
+        days = params.get("days", [])
+        names = [d for d in days if isinstance(d, str)] if isinstance(days, list) else []
+        self.days = frozenset(DAYS.index(d) for d in names if d in DAYS)
+        self.start = minutes_of(str(params.get("start", "00:00")))
+        self.end = minutes_of(str(params.get("end", "24:00")))
+
+    def outside(self, weekday: int, minute: int) -> bool:
+        return weekday not in self.days or not self.start <= minute < self.end
+
+    def feed(self, event: Event, now: float) -> list[Finding]:
+        call = event.call
+        if call is None or not call.hours_scoped or call.weekday < 0 or not event.account:
+            return []
+        if not self.outside(call.weekday, call.minute):
+            return []
+        reason = (
+            f"{call.scope} call to {call.dest} ({call.country}, {call.dest_type}) "
+            "outside business hours"
+        )
+        return [Finding(event.account, reason, (call.uid,))]
+
+    def expire(self, now: float) -> int:
+        return 0
+
+    def state_size(self) -> int:
+        return 0
+
+
+def minutes_of(hhmm: str) -> int:
+    """`"18:30"` -> 1110, `"9"` -> 540."""
+    h, _, m = hhmm.partition(":")
+    return int(h) * 60 + int(m or 0)
+
+
 #: detector name -> the kind built from its rule's parameters (the moved detectors).
 FRAUD_KINDS: dict[str, Callable[[Mapping[str, object]], FraudKind]] = {
     "risky_destination": RiskyDestination,
+    "after_hours": AfterHours,
 }
 
-__all__ = ["FRAUD_KINDS", "Finding", "FraudKind", "RiskyDestination"]
+__all__ = [
+    "DAYS",
+    "FRAUD_KINDS",
+    "AfterHours",
+    "Finding",
+    "FraudKind",
+    "RiskyDestination",
+    "minutes_of",
+]

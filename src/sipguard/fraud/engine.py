@@ -15,20 +15,18 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sipguard.core.events import CallInfo, Event, Kind, Service
-from sipguard.detect.fraudkinds import FRAUD_KINDS
+from sipguard.detect.fraudkinds import FRAUD_KINDS, AfterHours
 from sipguard.fraud.cdr import CallTuple, CdrParser
 from sipguard.fraud.classify import Classifier
 from sipguard.fraud.config import FraudConfig, RuleSpec
 from sipguard.fraud.model import Call, Hit
 from sipguard.fraud.state import (
-    DAYS,
     MAX_CALL_SECONDS,
     MAX_EVIDENCE,
     MAX_RANGES,
     AccountState,
     DestInfo,
     distance_km,
-    minutes_of,
 )
 from sipguard.fraud.tables import RateTable
 
@@ -67,9 +65,8 @@ class FraudEngine:
         # The detectors moved into detect/ as rule kinds (they read the facts `event` fills in).
         self._risky = FRAUD_KINDS["risky_destination"](self.risky_destination.params)
         self._vel_window, self._vel_max = float(r["velocity"]["window"]), r["velocity"]["max_calls"]
-        self._bh_days = frozenset(DAYS.index(d) for d in r["after_hours"]["days"] if d in DAYS)
-        self._bh_start = minutes_of(r["after_hours"]["start"])
-        self._bh_end = minutes_of(r["after_hours"]["end"])
+        hours = self._after_hours = AfterHours(self.after_hours.params)
+        self._bh_days, self._bh_start, self._bh_end = hours.days, hours.start, hours.end
         self._short_max = float(r["short_burst"]["max_seconds"])
         self._short_window = float(r["short_burst"]["window"])
         self._spend_on = self.spend.enabled
@@ -143,7 +140,9 @@ class FraudEngine:
 
     def event(self, call: Call, info: DestInfo) -> Event:
         """The call as the detect/ rule kinds read it: the destination facts filled in here,
-        at the edge, where the classifier, hotlist and rates are."""
+        at the edge, where the classifier, hotlist, rates and the office's zone are."""
+        dest = info.dest
+        weekday, minute, _ = self.local(call.start)
         return Event(
             time=call.end if call.end is not None else call.start,
             kind=Kind.CALL_START if call.end is None else Kind.CALL_END,
@@ -159,8 +158,14 @@ class FraudEngine:
                 billsec=call.billsec,
                 answered=call.answered,
                 line_no=call.line_no,
-                dest=info.dest.e164,
+                dest=dest.e164,
                 risky=info.risky,
+                scope=dest.scope,
+                country=dest.country,
+                dest_type=dest.type,
+                hours_scoped=info.after_hours,
+                weekday=weekday,
+                minute=minute,
             ),
         )
 
@@ -472,13 +477,8 @@ class FraudEngine:
                 hits.append(self._hit(self.risky_destination, call, f.reason, list(f.calls)))
 
         if info.after_hours and self.after_hours.enabled:
-            wd, minute, _ = self.local(t)
-            if wd not in self._bh_days or not self._bh_start <= minute < self._bh_end:
-                msg = (
-                    f"{dest.scope} call to {dest.e164} ({dest.country}, {dest.type}) "
-                    "outside business hours"
-                )
-                hits.append(self._hit(self.after_hours, call, msg, [call.uid]))
+            for f in self._after_hours.feed(self.event(call, info), t):
+                hits.append(self._hit(self.after_hours, call, f.reason, list(f.calls)))
 
         if dest.scope == "international" and dest.country not in st.countries:
             st.countries.add(dest.country)

@@ -11,7 +11,6 @@ from sipguard.fraud.model import Call
 MAX_EVIDENCE = 50  # uniqueids named by one hit
 MAX_RANGES = 64  # short-call ranges tracked per account
 MAX_CALL_SECONDS = 4 * 3600  # how far back a CDR (written at hangup) can have started
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(slots=True)
@@ -43,11 +42,6 @@ class DestInfo:
     external: bool  # national or international: the calls the rules look at
     country: str  # the country of an international destination, "" otherwise
     special: bool  # risky or in the after-hours scopes
-
-
-def minutes_of(hhmm: str) -> int:
-    h, _, m = hhmm.partition(":")
-    return int(h) * 60 + int(m or 0)
 
 
 def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
