@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+
 from sipguard.core.events import CallInfo, Event, Kind, Service
 from sipguard.detect.fraudkinds import (
     FRAUD_KINDS,
+    AddressCountry,
     AfterHours,
     Finding,
     RiskyDestination,
@@ -82,3 +85,33 @@ def test_after_hours_parameters() -> None:
     hours = AfterHours({"days": ["sat", "nope"], "start": "9", "end": "17:15"})
     assert (hours.days, hours.start, hours.end) == (frozenset({5}), 540, 1035)
     assert minutes_of("24:00") == 1440
+
+
+def _seen(account: str, ip: str, country: str) -> Event:
+    info = CallInfo(uid=f"{account}@{ip}", start=5.0, end=5.0, ip_country=country)
+    return Event(
+        time=5.0,
+        kind=Kind.AUTH_SUCCESS,
+        service=Service.UNKNOWN,
+        ip=ip_address(ip),
+        account=account,
+        call=info,
+    )
+
+
+def test_address_country_uses_the_accounts_own_list_before_the_rules() -> None:
+    kind = AddressCountry({"allowed": ["DE"]}, {"1001": frozenset({"AT", "CH"})})
+    assert kind.feed(_seen("1001", "198.51.100.7", "AT"), 5.0) == []
+    assert kind.feed(_seen("1002", "198.51.100.7", "DE"), 5.0) == []
+    own = kind.feed(_seen("1001", "198.51.100.7", "DE"), 5.0)  # DE is not in 1001's own list
+    assert own == [
+        Finding(
+            "1001",
+            "198.51.100.7 is in DE, account allowed only in AT,CH",
+            ("1001@198.51.100.7",),
+            "198.51.100.7",
+        )
+    ]
+    assert kind.feed(_seen("1002", "2001:db8::5", "NG"), 5.0)[0].ip == "2001:db8::5"
+    assert kind.feed(_seen("1002", "198.51.100.7", ""), 5.0) == []  # unknown country
+    assert AddressCountry({"allowed": []}).feed(_seen("1002", "198.51.100.7", "NG"), 5.0) == []

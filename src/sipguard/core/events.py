@@ -117,6 +117,7 @@ class CallInfo:
     hours_scoped: bool = False  # in the after-hours rule's scopes (international, premium...)
     weekday: int = -1  # the call's start in the office's zone: 0 = Monday, -1 unknown
     minute: int = -1  # ... and its minute of the day
+    ip_country: str = ""  # the country of the caller's address ("" private or unknown)
 
     def to_dict(self) -> dict[str, object]:
         return {

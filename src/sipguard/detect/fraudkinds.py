@@ -7,8 +7,8 @@ rules' one: `feed(event, now)` -> what fired, `expire(now)` -> keys forgotten. A
 `Finding`s rather than core Alerts because the fraud stage merges them into incidents per rule
 and account and names the calls behind them (fraud.report.AlertBook) before an Alert leaves.
 
-Moved so far: `risky_destination`, `after_hours`. The other detectors (velocity, concurrent,
-short_burst, spend, new_country, address_country, distant_registrations) still live in
+Moved so far: `risky_destination`, `after_hours`, `address_country`. The other detectors
+(velocity, concurrent, short_burst, spend, new_country, distant_registrations) still live in
 `fraud/engine.py`'s FraudEngine behind its hot CDR loop.
 """
 
@@ -30,6 +30,7 @@ class Finding:
     account: str
     reason: str
     calls: tuple[str, ...]
+    ip: str = ""  # the address to act on, when the rule is about one
 
 
 class FraudKind(Protocol):
@@ -97,6 +98,40 @@ class AfterHours:
         return 0
 
 
+class AddressCountry:
+    """An account registered, authenticated or called from an address whose country (the
+    edge's `ip_country`) is outside the account's own list, else the rule's `allowed`."""
+
+    def __init__(
+        self,
+        params: Mapping[str, object],
+        per_account: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
+        allowed = params.get("allowed", [])
+        names = allowed if isinstance(allowed, list) else []
+        self.allowed = frozenset(c for c in names if isinstance(c, str))
+        self.per_account = per_account or {}
+
+    def feed(self, event: Event, now: float) -> list[Finding]:
+        call = event.call
+        if call is None or not call.ip_country or not event.account or event.ip is None:
+            return []
+        allowed = self.per_account.get(event.account) or self.allowed
+        if not allowed or call.ip_country in allowed:
+            return []
+        ip = str(event.ip)
+        reason = (
+            f"{ip} is in {call.ip_country}, account allowed only in {','.join(sorted(allowed))}"
+        )
+        return [Finding(event.account, reason, (call.uid,), ip)]
+
+    def expire(self, now: float) -> int:
+        return 0
+
+    def state_size(self) -> int:
+        return 0
+
+
 def minutes_of(hhmm: str) -> int:
     """`"18:30"` -> 1110, `"9"` -> 540."""
     h, _, m = hhmm.partition(":")
@@ -112,6 +147,7 @@ FRAUD_KINDS: dict[str, Callable[[Mapping[str, object]], FraudKind]] = {
 __all__ = [
     "DAYS",
     "FRAUD_KINDS",
+    "AddressCountry",
     "AfterHours",
     "Finding",
     "FraudKind",

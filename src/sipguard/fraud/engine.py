@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from ipaddress import ip_address
 from zoneinfo import ZoneInfo
 
 from sipguard.core.events import CallInfo, Event, Kind, Service
-from sipguard.detect.fraudkinds import FRAUD_KINDS, AfterHours
+from sipguard.detect.fraudkinds import FRAUD_KINDS, AddressCountry, AfterHours
 from sipguard.fraud.cdr import CallTuple, CdrParser
 from sipguard.fraud.classify import Classifier
 from sipguard.fraud.config import FraudConfig, RuleSpec
@@ -67,6 +68,8 @@ class FraudEngine:
         self._vel_window, self._vel_max = float(r["velocity"]["window"]), r["velocity"]["max_calls"]
         hours = self._after_hours = AfterHours(self.after_hours.params)
         self._bh_days, self._bh_start, self._bh_end = hours.days, hours.start, hours.end
+        own = {a: p.countries for a, p in config.accounts.items() if p.countries}
+        self._address = AddressCountry(r["address_country"].params, own)
         self._short_max = float(r["short_burst"]["max_seconds"])
         self._short_window = float(r["short_burst"]["window"])
         self._spend_on = self.spend.enabled
@@ -397,17 +400,21 @@ class FraudEngine:
         st = self.state(account)
         probe = Call(uid or f"{account}@{ip}", account, "", now, now)
         spec = self.config.rules["address_country"]
-        allowed = self.config.account(account).countries or frozenset(spec["allowed"])
-        if spec.enabled and allowed and country not in allowed:
-            hits.append(
-                self._hit(
-                    spec,
-                    probe,
-                    f"{ip} is in {country}, account allowed only in {','.join(sorted(allowed))}",
-                    [probe.uid],
-                    ip,
-                )
+        if spec.enabled:
+            try:
+                addr = ip_address(ip)
+            except ValueError:
+                addr = None
+            seen = Event(
+                time=now,
+                kind=Kind.AUTH_SUCCESS,
+                service=Service.UNKNOWN,
+                ip=addr,
+                account=account,
+                call=CallInfo(uid=probe.uid, start=now, end=now, ip_country=country),
             )
+            for f in self._address.feed(seen, now):
+                hits.append(self._hit(spec, probe, f.reason, list(f.calls), f.ip))
         spec = self.config.rules["distant_registrations"]
         if spec.enabled and country in self.points:
             for other, (t, other_ip) in st.places.items():
