@@ -7,10 +7,13 @@ from ipaddress import ip_address
 from sipguard.core.events import CallInfo, Event, Kind, Service
 from sipguard.detect.fraudkinds import (
     FRAUD_KINDS,
+    MAX_PLACES,
     AddressCountry,
     AfterHours,
+    DistantRegistrations,
     Finding,
     RiskyDestination,
+    distance_km,
     minutes_of,
 )
 
@@ -115,3 +118,42 @@ def test_address_country_uses_the_accounts_own_list_before_the_rules() -> None:
     assert kind.feed(_seen("1002", "2001:db8::5", "NG"), 5.0)[0].ip == "2001:db8::5"
     assert kind.feed(_seen("1002", "198.51.100.7", ""), 5.0) == []  # unknown country
     assert AddressCountry({"allowed": []}).feed(_seen("1002", "198.51.100.7", "NG"), 5.0) == []
+
+
+DE, BR, AT = (51.0, 10.0), (-10.0, -52.0), (47.5, 14.5)
+
+
+def _at(account: str, ip: str, country: str, point: tuple[float, float] | None, t: float) -> Event:
+    info = CallInfo(uid=f"u{t:.0f}", start=t, ip_country=country, ip_point=point)
+    return Event(
+        time=t,
+        kind=Kind.AUTH_SUCCESS,
+        service=Service.UNKNOWN,
+        ip=ip_address(ip),
+        account=account,
+        call=info,
+    )
+
+
+def test_distant_registrations_fire_within_the_window_only() -> None:
+    kind = FRAUD_KINDS["distant_registrations"]({"window": 3600.0, "min_km": 1500.0})
+    assert kind.feed(_at("1001", "198.51.100.1", "DE", DE, 0.0), 0.0) == []
+    assert kind.feed(_at("1001", "198.51.100.2", "AT", AT, 10.0), 10.0) == []  # too close
+    far = kind.feed(_at("1001", "203.0.113.9", "BR", BR, 600.0), 600.0)
+    assert [f.calls for f in far] == [("u600",), ("u600",)]  # far from DE and from AT
+    assert far[0].reason.startswith("seen from 198.51.100.1 (DE) and 203.0.113.9 (BR), ")
+    assert far[0].reason.endswith("km apart, within 600s")
+    assert kind.feed(_at("1002", "203.0.113.9", "BR", BR, 600.0), 600.0) == []  # per account
+    assert kind.feed(_at("1001", "198.51.100.1", "DE", DE, 9000.0), 9000.0) == []  # BR too old
+    assert kind.feed(_at("1001", "198.51.100.1", "XX", None, 9001.0), 9001.0) == []  # no point
+
+
+def test_distant_registrations_state_is_bounded_and_expires() -> None:
+    kind = DistantRegistrations({"window": 60.0, "min_km": 1e9})
+    for i in range(40):
+        kind.feed(_at("1001", "198.51.100.1", f"C{i}", DE, float(i)), float(i))
+    assert kind.state_size() == MAX_PLACES
+    kind.feed(_at("1002", "198.51.100.1", "DE", DE, 100.0), 100.0)
+    assert kind.expire(120.0) == 1  # 1001's sightings are all older than the window
+    assert kind.state_size() == 1
+    assert distance_km(DE, BR) > 8000

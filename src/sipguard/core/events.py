@@ -118,6 +118,7 @@ class CallInfo:
     weekday: int = -1  # the call's start in the office's zone: 0 = Monday, -1 unknown
     minute: int = -1  # ... and its minute of the day
     ip_country: str = ""  # the country of the caller's address ("" private or unknown)
+    ip_point: tuple[float, float] | None = None  # that country's (latitude, longitude)
 
     def to_dict(self) -> dict[str, object]:
         return {

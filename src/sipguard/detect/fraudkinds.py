@@ -7,13 +7,14 @@ rules' one: `feed(event, now)` -> what fired, `expire(now)` -> keys forgotten. A
 `Finding`s rather than core Alerts because the fraud stage merges them into incidents per rule
 and account and names the calls behind them (fraud.report.AlertBook) before an Alert leaves.
 
-Moved so far: `risky_destination`, `after_hours`, `address_country`. The other detectors
-(velocity, concurrent, short_burst, spend, new_country, distant_registrations) still live in
+Moved so far: `risky_destination`, `after_hours`, `address_country`, `distant_registrations`.
+The other detectors (velocity, concurrent, short_burst, spend, new_country) still live in
 `fraud/engine.py`'s FraudEngine behind its hot CDR loop.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -132,6 +133,78 @@ class AddressCountry:
         return 0
 
 
+MAX_PLACES = 16  # countries remembered per account (the oldest goes)
+MAX_PLACE_ACCOUNTS = 100_000  # accounts with remembered places (the first seen goes)
+
+
+class DistantRegistrations:
+    """The same account seen (registered, authenticated, calling) from two countries at least
+    `min_km` apart within `window` seconds: the edge puts the address's country and that
+    country's point on the call. Remembers the last sighting per (account, country)."""
+
+    def __init__(self, params: Mapping[str, object]) -> None:
+        window, min_km = params.get("window", 3600.0), params.get("min_km", 1500.0)
+        self.window = float(window) if isinstance(window, int | float) else 3600.0
+        self.min_km = float(min_km) if isinstance(min_km, int | float) else 1500.0
+        # account -> country -> (time, address, point): insertion order is the report order
+        self.places: dict[str, dict[str, tuple[float, str, tuple[float, float] | None]]] = {}
+
+    def feed(self, event: Event, now: float) -> list[Finding]:
+        call = event.call
+        if call is None or not call.ip_country or not event.account or event.ip is None:
+            return []
+        account, country, point, ip = event.account, call.ip_country, call.ip_point, str(event.ip)
+        places = self.places.get(account)
+        if places is None:
+            if len(self.places) >= MAX_PLACE_ACCOUNTS:
+                del self.places[next(iter(self.places))]
+            places = self.places[account] = {}
+        out: list[Finding] = []
+        if point is not None:
+            for other, (t, other_ip, other_point) in places.items():
+                if other == country or now - t > self.window or other_point is None:
+                    continue
+                km = distance_km(point, other_point)
+                if km >= self.min_km:
+                    reason = (
+                        f"seen from {other_ip} ({other}) and {ip} ({country}), "
+                        f"{km:.0f} km apart, within {now - t:.0f}s"
+                    )
+                    out.append(Finding(account, reason, (call.uid,)))
+        places[country] = (now, ip, point)
+        if len(places) > MAX_PLACES:
+            del places[min(places, key=lambda c: places[c][0])]
+        return out
+
+    def forget(self, account: str) -> None:
+        self.places.pop(account, None)
+
+    def expire(self, now: float) -> int:
+        """Drop sightings older than the window (they can no longer fire)."""
+        gone = 0
+        for account in list(self.places):
+            places = self.places[account]
+            for country in [c for c, p in places.items() if now - p[0] > self.window]:
+                del places[country]
+            if not places:
+                del self.places[account]
+                gone += 1
+        return gone
+
+    def state_size(self) -> int:
+        return sum(len(p) for p in self.places.values())
+
+
+def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance (haversine)."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
+
+
 def minutes_of(hhmm: str) -> int:
     """`"18:30"` -> 1110, `"9"` -> 540."""
     h, _, m = hhmm.partition(":")
@@ -142,6 +215,7 @@ def minutes_of(hhmm: str) -> int:
 FRAUD_KINDS: dict[str, Callable[[Mapping[str, object]], FraudKind]] = {
     "risky_destination": RiskyDestination,
     "after_hours": AfterHours,
+    "distant_registrations": DistantRegistrations,
 }
 
 __all__ = [
@@ -149,8 +223,10 @@ __all__ = [
     "FRAUD_KINDS",
     "AddressCountry",
     "AfterHours",
+    "DistantRegistrations",
     "Finding",
     "FraudKind",
     "RiskyDestination",
+    "distance_km",
     "minutes_of",
 ]

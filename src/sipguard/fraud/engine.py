@@ -16,7 +16,13 @@ from ipaddress import ip_address
 from zoneinfo import ZoneInfo
 
 from sipguard.core.events import CallInfo, Event, Kind, Service
-from sipguard.detect.fraudkinds import FRAUD_KINDS, AddressCountry, AfterHours
+from sipguard.detect.fraudkinds import (
+    FRAUD_KINDS,
+    AddressCountry,
+    AfterHours,
+    DistantRegistrations,
+    distance_km,
+)
 from sipguard.fraud.cdr import CallTuple, CdrParser
 from sipguard.fraud.classify import Classifier
 from sipguard.fraud.config import FraudConfig, RuleSpec
@@ -27,7 +33,6 @@ from sipguard.fraud.state import (
     MAX_RANGES,
     AccountState,
     DestInfo,
-    distance_km,
 )
 from sipguard.fraud.tables import RateTable
 
@@ -70,6 +75,7 @@ class FraudEngine:
         self._bh_days, self._bh_start, self._bh_end = hours.days, hours.start, hours.end
         own = {a: p.countries for a, p in config.accounts.items() if p.countries}
         self._address = AddressCountry(r["address_country"].params, own)
+        self._distant = DistantRegistrations(r["distant_registrations"].params)
         self._short_max = float(r["short_burst"]["max_seconds"])
         self._short_window = float(r["short_burst"]["window"])
         self._spend_on = self.spend.enabled
@@ -397,44 +403,31 @@ class FraudEngine:
         if not country:
             return []  # private or unknown: nothing to compare
         hits: list[Hit] = []
-        st = self.state(account)
+        self.state(account)  # the account is known from here on (expire, baseline)
         probe = Call(uid or f"{account}@{ip}", account, "", now, now)
+        try:
+            addr = ip_address(ip)
+        except ValueError:
+            addr = None
+        point = self.points.get(country)
+        seen = Event(
+            time=now,
+            kind=Kind.AUTH_SUCCESS,
+            service=Service.UNKNOWN,
+            ip=addr,
+            account=account,
+            call=CallInfo(uid=probe.uid, start=now, end=now, ip_country=country, ip_point=point),
+        )
         spec = self.config.rules["address_country"]
         if spec.enabled:
-            try:
-                addr = ip_address(ip)
-            except ValueError:
-                addr = None
-            seen = Event(
-                time=now,
-                kind=Kind.AUTH_SUCCESS,
-                service=Service.UNKNOWN,
-                ip=addr,
-                account=account,
-                call=CallInfo(uid=probe.uid, start=now, end=now, ip_country=country),
-            )
             for f in self._address.feed(seen, now):
                 hits.append(self._hit(spec, probe, f.reason, list(f.calls), f.ip))
         spec = self.config.rules["distant_registrations"]
-        if spec.enabled and country in self.points:
-            for other, (t, other_ip) in st.places.items():
-                if other == country or now - t > spec["window"] or other not in self.points:
-                    continue
-                km = distance_km(self.points[country], self.points[other])
-                if km >= spec["min_km"]:
-                    hits.append(
-                        self._hit(
-                            spec,
-                            probe,
-                            f"seen from {other_ip} ({other}) and {ip} "
-                            f"({country}), {km:.0f} km apart, within {now - t:.0f}s",
-                            [probe.uid],
-                        )
-                    )
-        st.places[country] = (now, ip)
-        if len(st.places) > 16:
-            oldest = min(st.places, key=lambda c: st.places[c][0])
-            del st.places[oldest]
+        # The kind always remembers the sighting (as before): enabling it later sees history.
+        found = self._distant.feed(seen, now)
+        if spec.enabled:
+            for f in found:
+                hits.append(self._hit(spec, probe, f.reason, list(f.calls)))
         return hits
 
     def expire(self, now: float, idle: float = 2 * 86400) -> int:
@@ -445,7 +438,7 @@ class FraudEngine:
             st.starts.clear()
             st.intervals.clear()
             st.ranges.clear()
-            st.places.clear()
+            self._distant.forget(a)
         return len(gone)
 
     def baseline(self) -> dict[str, list[str]]:
