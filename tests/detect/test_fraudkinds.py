@@ -91,15 +91,7 @@ def test_after_hours_parameters() -> None:
 
 
 def _seen(account: str, ip: str, country: str) -> Event:
-    info = CallInfo(uid=f"{account}@{ip}", start=5.0, end=5.0, ip_country=country)
-    return Event(
-        time=5.0,
-        kind=Kind.AUTH_SUCCESS,
-        service=Service.UNKNOWN,
-        ip=ip_address(ip),
-        account=account,
-        call=info,
-    )
+    return _at(account, ip, country, None, 5.0, uid=f"{account}@{ip}")
 
 
 def test_address_country_uses_the_accounts_own_list_before_the_rules() -> None:
@@ -123,8 +115,15 @@ def test_address_country_uses_the_accounts_own_list_before_the_rules() -> None:
 DE, BR, AT = (51.0, 10.0), (-10.0, -52.0), (47.5, 14.5)
 
 
-def _at(account: str, ip: str, country: str, point: tuple[float, float] | None, t: float) -> Event:
-    info = CallInfo(uid=f"u{t:.0f}", start=t, ip_country=country, ip_point=point)
+def _at(
+    account: str,
+    ip: str,
+    country: str,
+    point: tuple[float, float] | None,
+    t: float,
+    uid: str = "",
+) -> Event:
+    info = CallInfo(uid=uid or f"u{t:.0f}", start=t, ip_country=country, ip_point=point)
     return Event(
         time=t,
         kind=Kind.AUTH_SUCCESS,
