@@ -15,32 +15,17 @@ import signal
 import subprocess
 import sys
 import time
-from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sipguard.daemon.harness import SRC, DaemonProc, append, wait_for
+from sipguard.testing.netns import kernel_set
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 HELPERS = str(Path(__file__).with_name("nethelpers.py"))
-
-
-def kernel_set(lab: Any, pbx: Any) -> set[str]:
-    """Every address/CIDR in sipguard's nftables sets, as networks."""
-    out = lab.run(pbx, ["nft", "-j", "list", "table", "inet", "sipguard"], check=False)
-    if out.returncode != 0:
-        return set()
-    found: set[str] = set()
-    for item in json.loads(out.stdout)["nftables"]:
-        for elem in item.get("set", {}).get("elem", []):
-            val = elem["elem"]["val"] if isinstance(elem, dict) and "elem" in elem else elem
-            if isinstance(val, dict) and "prefix" in val:
-                val = f"{val['prefix']['addr']}/{val['prefix']['len']}"
-            found.add(str(ip_network(str(val), strict=False)))
-    return found
 
 
 def foreign_ruleset(lab: Any, pbx: Any) -> list[Any]:

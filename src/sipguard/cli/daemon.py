@@ -93,15 +93,17 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from sipguard.daemon.build import build_profiles, build_rules, build_sensor_config
+    from sipguard.daemon.fleet import check_fleet
     from sipguard.daemon.fraud import build_fraud_engine
     from sipguard.daemon.split import identity
 
-    try:  # the tables whose owners validate them: rules, profiles, the sensor, fraud
+    try:  # the tables whose owners validate them: rules, profiles, the sensor, fraud, fleet
         identity(settings)  # [daemon] user/group/groups name accounts that exist
         rules = build_rules(settings)
         build_profiles(settings)
         build_sensor_config(settings)
         build_fraud_engine(settings)
+        check_fleet(settings)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     if args.json:
@@ -229,6 +231,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"  pipeline: {pc.get('events', 0)} events, {pc.get('alerts', 0)} alerts,"
         f" {st['queue']['dropped']} dropped"
     )
+    fl = st.get("fleet") or {}
+    if fl.get("enabled"):
+        state = "connected" if fl["connected"] else "NOT connected"
+        err = f", last error: {fl['last_error']}" if fl["last_error"] else ""
+        print(
+            f"  fleet:    node {fl['node']}, {state}, lag {fl['lag_seconds']}s,"
+            f" outbox {fl['outbox']}{err}"
+        )
     for a in st.get("accounts_under_attack", []):
         print(_account_line(a))
     return 0

@@ -130,6 +130,24 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class FleetSettings:
+    """`[fleet]`: share decisions with other sipguard nodes through Redis (docs/fleet.md)."""
+
+    enabled: bool = False
+    node: str = ""  # this node's name in the fleet; "" = the host name
+    url: str = "redis://127.0.0.1:6379/0"  # redis://, rediss:// (TLS), unix://, sentinel://
+    credentials_file: str = ""  # "user:password" or "password" (Redis 6 ACL), one line
+    key_file: str = ""  # the fleet's shared HMAC key (at least 16 bytes); required
+    share: bool = True  # publish this node's own decisions
+    consume: bool = True  # apply the other nodes' decisions
+    prefix: str = "sipguard"  # Redis key prefix: <prefix>:stream, <prefix>:active
+    maxlen: int = 1_000_000  # stream entries kept (XADD MAXLEN ~)
+    quorum: int = 1  # distinct nodes that must report an address before it is banned here
+    quorum_window: float = 600.0  # seconds within which those reports count
+    max_age: float = 7 * 86400.0  # older messages are stale (a copied entry added again)
+
+
+@dataclass(frozen=True)
 class SourcesSettings:
     logs: LogSettings = field(default_factory=LogSettings)
     journald: JournaldSettings = field(default_factory=JournaldSettings)
@@ -160,6 +178,7 @@ class Settings:
     allow: AllowSettings = field(default_factory=AllowSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     profiles: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     sensor: dict[str, Any] = field(default_factory=dict)
@@ -184,6 +203,8 @@ class Settings:
             d["sources"]["ami"]["secret"] = "********"
         if mask_secrets and d["web"]["password_hash"]:
             d["web"]["password_hash"] = "********"
+        if mask_secrets:  # a Redis URL may carry a password: redis://user:pass@host
+            d["fleet"]["url"] = re.sub(r"//[^@/]*@", "//********@", d["fleet"]["url"])
         if mask_secrets:  # notification URLs carry passwords and tokens
             d["daemon"]["fraud"]["notify"] = ["********" for _ in d["daemon"]["fraud"]["notify"]]
             for route in d["notify"].get("route", []):
@@ -201,6 +222,8 @@ _CHOICES = {
     "firewall.backend": {"nftables", "iptables", "dry-run"},
     "firewall.scope": {"all", "ports"},
 }
+_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as sipguard.fleet.wire.NODE_RE
+_FLEET_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://", "sentinels://")
 
 
 #: what every --config option says (one text, so the commands cannot disagree)
@@ -345,6 +368,21 @@ def _check_value(hint: Any, value: Any, key: str, file: str) -> None:
         raise ConfigError(file, key, "must be a letter then up to 19 letters, digits or _")
     if key in ("firewall.ports.udp", "firewall.ports.tcp"):
         check_port_spec(value, key, file)
+    if key.startswith("fleet."):
+        _check_fleet(key, value, file)
+
+
+def _check_fleet(key: str, value: Any, file: str) -> None:
+    if key == "fleet.url" and not value.startswith(_FLEET_SCHEMES):
+        raise ConfigError(file, key, f"must start with one of {', '.join(_FLEET_SCHEMES)}")
+    if key == "fleet.node" and value and not _NODE.fullmatch(value):
+        raise ConfigError(file, key, "must be letters, digits, '.', '_' or '-' (at most 64)")
+    if key == "fleet.prefix" and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,63}", value):
+        raise ConfigError(file, key, "must be letters, digits, ':', '.', '_' or '-' (at most 64)")
+    if key in ("fleet.quorum", "fleet.maxlen") and value < 1:
+        raise ConfigError(file, key, "must be at least 1")
+    if key in ("fleet.quorum_window", "fleet.max_age") and value <= 0:
+        raise ConfigError(file, key, "must be positive")
 
 
 def check_port_spec(spec: str, key: str, file: str) -> None:

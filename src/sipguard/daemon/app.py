@@ -42,6 +42,7 @@ from sipguard.daemon.control import ControlServer
 from sipguard.daemon.dashboard import build_dashboard, web_config
 from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.feeds import Feeds, build_feeds, read_key
+from sipguard.daemon.fleet import FleetRuntime, build_fleet
 from sipguard.daemon.fraud import CurrentAmi, FraudComponent, build_fraud_engine
 from sipguard.daemon.logs import kv
 from sipguard.daemon.outputs import Outputs, metrics_listen, notify_config
@@ -80,6 +81,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._background: set[asyncio.Future[Report]] = set()
         self.sources = Sources(self._source_context)
+        self.fleet: FleetRuntime | None = None  # decisions shared over Redis, when [fleet] is on
         self.web: WebServer | None = None  # the dashboard, when [web] is enabled
         self._ami_actions: AmiFraudActions | None = None  # account locks without fraud
 
@@ -127,6 +129,7 @@ class Daemon:
         if fraud_engine is not None:
             self.processing.fraud = self._fraud(s, fraud_engine)
         self._feed_configs = self._feed_settings(s)  # a bad [[feeds]] stops the start
+        self.fleet = await build_fleet(s, self.enforcer, lambda: self.processing.policy.allowlist)
 
     def _fraud(self, settings: Settings, engine: FraudEngine) -> FraudComponent:
         """The fraud stage's component: the daemon's policy decides, its one AMI client acts."""
@@ -203,6 +206,7 @@ class Daemon:
             allow=len(self.allow.networks),
             socket=s.daemon.control_socket,
             fraud=self.processing.fraud is not None,
+            fleet=self.fleet.cfg.node if self.fleet is not None else "off",
             web=f"{s.web.listen}:{self.web.port}" if self.web is not None else "off",
         )
         try:
@@ -217,6 +221,8 @@ class Daemon:
                         self.outputs.run(self._log_patterns, self._ami_connected, self._errors)
                     ),
                 ]
+                if self.fleet is not None:
+                    workers.append(tg.create_task(self.fleet.run()))
                 self.sources.apply(s, self.processing.fraud is not None)
                 tg.create_task(self._announce_watch())
                 await self._stop.wait()
@@ -326,6 +332,7 @@ class Daemon:
             "control": {"requests": self.control.requests, "refused": self.control.refused},
             "fraud": fraud.status() if (fraud := self.processing.fraud) else {"enabled": False},
             "feeds": self.feeds.status(),
+            "fleet": self.fleet.status() if self.fleet is not None else {"enabled": False},
             **self.outputs.status(),
         }
 
@@ -366,6 +373,8 @@ class Daemon:
         await self.feeds.configure(*feeds)
         restart = changed(old, new) | ({"fraud"} if fraud_changed else set())
         self.sources.apply(new, self.processing.fraud is not None, restart)
+        if old.fleet != new.fleet:
+            kv(log, logging.WARNING, "fleet settings change on the next restart")
         if (
             old.firewall != new.firewall
             or old.daemon.control_socket != new.daemon.control_socket

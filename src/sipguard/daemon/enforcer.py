@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sipguard.core import Action, Decision, Network
 from sipguard.daemon.allow import overlaps_any
@@ -56,6 +56,14 @@ class Timing:
         }
 
 
+class DecisionListener(Protocol):
+    """Told what went into the kernel and what an operator took out (the fleet shares them)."""
+
+    def banned(self, decisions: Sequence[Decision], extended: set[Network]) -> None: ...
+
+    def unbanned(self, decisions: Sequence[Decision], now: float) -> None: ...
+
+
 class Enforcer:
     def __init__(self, firewall: Any, store: Any, allowed: Sequence[Network]) -> None:
         self.firewall = firewall
@@ -67,6 +75,8 @@ class Enforcer:
         self.add_timing = Timing()
         self.remove_timing = Timing()
         self._retry: list[Decision] = []
+        self.listeners: list[DecisionListener] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by run(), for the listeners
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sipguard-io")
         # observers of each batch of bans now in the kernel (the notifier's digest)
         self.on_banned: list[Callable[[list[Decision]], None]] = []
@@ -105,6 +115,7 @@ class Enforcer:
 
     async def run(self) -> None:
         """The batching worker: one task, for the daemon's TaskGroup."""
+        self._loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
             while not self._queue.empty():
@@ -190,6 +201,9 @@ class Enforcer:
             # those are not bans, so the store does not record them as such
             todo = [d for d in todo if d.network in sent]
             latest = {n: chain for n, chain in latest.items() if n in sent}
+            if self.listeners and self._loop is not None:  # told once the kernel has them,
+                # not after the disk sync: the fleet's latency is what another PBX waits
+                self._loop.call_soon_threadsafe(self._tell_banned, todo)
         with self.store.transaction():  # one commit (one disk sync) for the whole batch
             for chain in latest.values():
                 for d in chain:
@@ -213,6 +227,12 @@ class Enforcer:
             )
         return todo
 
+    def _tell_banned(self, decisions: list[Decision]) -> None:
+        # runs on the loop before `run` records the batch: still active = extended
+        extended = {d.network for d in decisions if d.network in self.active}
+        for listener in self.listeners:
+            listener.banned(decisions, extended)
+
     async def retry(self) -> int:
         """Queue the bans that failed earlier once more (called from the daemon's tick)."""
         if not self._retry:
@@ -222,11 +242,18 @@ class Enforcer:
         await self._queue.put((todo, fut, None))
         return len(todo)
 
-    async def unban(self, networks: Sequence[Network], reason: str) -> list[Network]:
+    async def unban(
+        self, networks: Sequence[Network], reason: str, tell: bool = True
+    ) -> list[Network]:
+        """Lift bans. `tell`: an operator's unban, which the listeners hear of (not an
+        allow-list change or a fleet unban, which every node works out for itself)."""
         now = time.time()
-        removed = [n for n in networks if self.active.pop(n, None) is not None]
+        popped = [d for d in (self.active.pop(n, None) for n in networks) if d is not None]
         await self.io(self._remove, list(networks), now, reason)
-        return removed
+        if tell and popped:
+            for listener in self.listeners:
+                listener.unbanned(popped, now)
+        return [d.network for d in popped]
 
     def _remove(self, networks: list[Network], now: float, reason: str) -> None:
         if not networks:
@@ -260,7 +287,7 @@ class Enforcer:
             if d.origin != "manual-force" and overlaps_any(n, self.allowed) is not None
         ]
         if lifted:
-            await self.unban(lifted, "allow-listed")
+            await self.unban(lifted, "allow-listed", tell=False)
         return lifted
 
     def _share_allowed(self) -> None:

@@ -12,11 +12,13 @@ are joined point-to-point to a hub (usually the PBX), each link on its own TEST-
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from typing import Any
 
 # one /24 per link; hubs are .1, spokes .2
@@ -120,3 +122,18 @@ class NetLab:
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def kernel_set(lab: NetLab, host: Host, table: str = "sipguard") -> set[str]:
+    """Every address/CIDR in sipguard's nftables sets in `host`, as networks."""
+    out = lab.run(host, ["nft", "-j", "list", "table", "inet", table], check=False)
+    if out.returncode != 0:
+        return set()
+    found: set[str] = set()
+    for item in json.loads(out.stdout)["nftables"]:
+        for elem in item.get("set", {}).get("elem", []):
+            val = elem["elem"]["val"] if isinstance(elem, dict) and "elem" in elem else elem
+            if isinstance(val, dict) and "prefix" in val:
+                val = f"{val['prefix']['addr']}/{val['prefix']['len']}"
+            found.add(str(ip_network(str(val), strict=False)))
+    return found
