@@ -106,6 +106,19 @@ class CallInfo:
     record: bool = False
     line_no: int = 0
     context: str = ""  # the dialplan context the call started in (its direction: inbound?)
+    # Destination facts the fraud edge (fraud/, which has phonenumbers, the hotlist and the
+    # rates) fills in before detection, so the fraud rule kinds in detect/ only read fields.
+    # Not in to_dict: they are derived from the dialled number, not observed.
+    dest: str = ""  # the dialled number in E.164 ("" when it is not a number)
+    risky: str = ""  # why the destination itself is risky ("" when it is not)
+    scope: str = ""  # internal | national | international | invalid
+    country: str = ""  # the destination's ISO country ("001": non-geographic), "" unknown
+    dest_type: str = ""  # fixed, mobile, premium_rate, satellite, ...
+    hours_scoped: bool = False  # in the after-hours rule's scopes (international, premium...)
+    weekday: int = -1  # the call's start in the office's zone: 0 = Monday, -1 unknown
+    minute: int = -1  # ... and its minute of the day
+    ip_country: str = ""  # the country of the caller's address ("" private or unknown)
+    ip_point: tuple[float, float] | None = None  # that country's (latitude, longitude)
 
     def to_dict(self) -> dict[str, object]:
         return {

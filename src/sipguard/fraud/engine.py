@@ -12,21 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from ipaddress import ip_address
 from zoneinfo import ZoneInfo
 
+from sipguard.core.events import CallInfo, Event, Kind, Service
+from sipguard.detect.fraudkinds import (
+    FRAUD_KINDS,
+    AddressCountry,
+    AfterHours,
+    DistantRegistrations,
+    distance_km,
+)
 from sipguard.fraud.cdr import CallTuple, CdrParser
 from sipguard.fraud.classify import Classifier
 from sipguard.fraud.config import FraudConfig, RuleSpec
 from sipguard.fraud.model import Call, Hit
 from sipguard.fraud.state import (
-    DAYS,
     MAX_CALL_SECONDS,
     MAX_EVIDENCE,
     MAX_RANGES,
     AccountState,
     DestInfo,
-    distance_km,
-    minutes_of,
 )
 from sipguard.fraud.tables import RateTable
 
@@ -62,10 +68,14 @@ class FraudEngine:
         self.after_hours, self.new_country = r["after_hours"], r["new_country"]
         self.spend, self.short_burst = r["spend"], r["short_burst"]
         self.risky_destination = r["risky_destination"]
+        # The detectors moved into detect/ as rule kinds (they read the facts `event` fills in).
+        self._risky = FRAUD_KINDS["risky_destination"](self.risky_destination.params)
         self._vel_window, self._vel_max = float(r["velocity"]["window"]), r["velocity"]["max_calls"]
-        self._bh_days = frozenset(DAYS.index(d) for d in r["after_hours"]["days"] if d in DAYS)
-        self._bh_start = minutes_of(r["after_hours"]["start"])
-        self._bh_end = minutes_of(r["after_hours"]["end"])
+        hours = self._after_hours = AfterHours(self.after_hours.params)
+        self._bh_days, self._bh_start, self._bh_end = hours.days, hours.start, hours.end
+        own = {a: p.countries for a, p in config.accounts.items() if p.countries}
+        self._address = AddressCountry(r["address_country"].params, own)
+        self._distant = DistantRegistrations(r["distant_registrations"].params)
         self._short_max = float(r["short_burst"]["max_seconds"])
         self._short_window = float(r["short_burst"]["window"])
         self._spend_on = self.spend.enabled
@@ -135,6 +145,37 @@ class FraudEngine:
             actions=spec.actions,
             ip=ip,
             channels=(call.channel,) if call.channel and call.end is None else (),
+        )
+
+    def event(self, call: Call, info: DestInfo) -> Event:
+        """The call as the detect/ rule kinds read it: the destination facts filled in here,
+        at the edge, where the classifier, hotlist, rates and the office's zone are."""
+        dest = info.dest
+        weekday, minute, _ = self.local(call.start)
+        return Event(
+            time=call.end if call.end is not None else call.start,
+            kind=Kind.CALL_START if call.end is None else Kind.CALL_END,
+            service=Service.UNKNOWN,
+            account=call.account,
+            target=call.dst,
+            call=CallInfo(
+                uid=call.uid,
+                channel=call.channel,
+                start=call.start,
+                answer=call.answer,
+                end=call.end,
+                billsec=call.billsec,
+                answered=call.answered,
+                line_no=call.line_no,
+                dest=dest.e164,
+                risky=info.risky,
+                scope=dest.scope,
+                country=dest.country,
+                dest_type=dest.type,
+                hours_scoped=info.after_hours,
+                weekday=weekday,
+                minute=minute,
+            ),
         )
 
     def wanted(self, call: Call) -> DestInfo | None:
@@ -362,40 +403,31 @@ class FraudEngine:
         if not country:
             return []  # private or unknown: nothing to compare
         hits: list[Hit] = []
-        st = self.state(account)
+        self.state(account)  # the account is known from here on (expire, baseline)
         probe = Call(uid or f"{account}@{ip}", account, "", now, now)
+        try:
+            addr = ip_address(ip)
+        except ValueError:
+            addr = None
+        point = self.points.get(country)
+        seen = Event(
+            time=now,
+            kind=Kind.AUTH_SUCCESS,
+            service=Service.UNKNOWN,
+            ip=addr,
+            account=account,
+            call=CallInfo(uid=probe.uid, start=now, end=now, ip_country=country, ip_point=point),
+        )
         spec = self.config.rules["address_country"]
-        allowed = self.config.account(account).countries or frozenset(spec["allowed"])
-        if spec.enabled and allowed and country not in allowed:
-            hits.append(
-                self._hit(
-                    spec,
-                    probe,
-                    f"{ip} is in {country}, account allowed only in {','.join(sorted(allowed))}",
-                    [probe.uid],
-                    ip,
-                )
-            )
+        if spec.enabled:
+            for f in self._address.feed(seen, now):
+                hits.append(self._hit(spec, probe, f.reason, list(f.calls), f.ip))
         spec = self.config.rules["distant_registrations"]
-        if spec.enabled and country in self.points:
-            for other, (t, other_ip) in st.places.items():
-                if other == country or now - t > spec["window"] or other not in self.points:
-                    continue
-                km = distance_km(self.points[country], self.points[other])
-                if km >= spec["min_km"]:
-                    hits.append(
-                        self._hit(
-                            spec,
-                            probe,
-                            f"seen from {other_ip} ({other}) and {ip} "
-                            f"({country}), {km:.0f} km apart, within {now - t:.0f}s",
-                            [probe.uid],
-                        )
-                    )
-        st.places[country] = (now, ip)
-        if len(st.places) > 16:
-            oldest = min(st.places, key=lambda c: st.places[c][0])
-            del st.places[oldest]
+        # The kind always remembers the sighting (as before): enabling it later sees history.
+        found = self._distant.feed(seen, now)
+        if spec.enabled:
+            for f in found:
+                hits.append(self._hit(spec, probe, f.reason, list(f.calls)))
         return hits
 
     def expire(self, now: float, idle: float = 2 * 86400) -> int:
@@ -406,7 +438,7 @@ class FraudEngine:
             st.starts.clear()
             st.intervals.clear()
             st.ranges.clear()
-            st.places.clear()
+            self._distant.forget(a)
         return len(gone)
 
     def baseline(self) -> dict[str, list[str]]:
@@ -441,17 +473,12 @@ class FraudEngine:
 
         dest = info.dest
         if info.risky and self.risky_destination.enabled:
-            msg = f"call to {dest.e164}: {info.risky}"
-            hits.append(self._hit(self.risky_destination, call, msg, [call.uid]))
+            for f in self._risky.feed(self.event(call, info), t):
+                hits.append(self._hit(self.risky_destination, call, f.reason, list(f.calls)))
 
         if info.after_hours and self.after_hours.enabled:
-            wd, minute, _ = self.local(t)
-            if wd not in self._bh_days or not self._bh_start <= minute < self._bh_end:
-                msg = (
-                    f"{dest.scope} call to {dest.e164} ({dest.country}, {dest.type}) "
-                    "outside business hours"
-                )
-                hits.append(self._hit(self.after_hours, call, msg, [call.uid]))
+            for f in self._after_hours.feed(self.event(call, info), t):
+                hits.append(self._hit(self.after_hours, call, f.reason, list(f.calls)))
 
         if dest.scope == "international" and dest.country not in st.countries:
             st.countries.add(dest.country)

@@ -11,7 +11,6 @@ from sipguard.fraud.model import Call
 MAX_EVIDENCE = 50  # uniqueids named by one hit
 MAX_RANGES = 64  # short-call ranges tracked per account
 MAX_CALL_SECONDS = 4 * 3600  # how far back a CDR (written at hangup) can have started
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(slots=True)
@@ -24,7 +23,6 @@ class AccountState:
     spent: float = 0.0
     spend_calls: list[str] = field(default_factory=list)
     ranges: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # short calls
-    places: dict[str, tuple[float, str]] = field(default_factory=dict)
     last: float = 0.0
     ivs_cap: int = 8  # prune `intervals` beyond this (small lists keep thousands in cache)
     max_end: float = 0.0  # latest end among `intervals`: most calls overlap nothing
@@ -43,18 +41,3 @@ class DestInfo:
     external: bool  # national or international: the calls the rules look at
     country: str  # the country of an international destination, "" otherwise
     special: bool  # risky or in the after-hours scopes
-
-
-def minutes_of(hhmm: str) -> int:
-    h, _, m = hhmm.partition(":")
-    return int(h) * 60 + int(m or 0)
-
-
-def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Great-circle distance (haversine)."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
