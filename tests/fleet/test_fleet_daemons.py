@@ -61,3 +61,65 @@ def test_ban_unban_and_no_echo_between_two_daemons(tmp_path, redis):
     finally:
         a.stop()
         b.stop()
+
+
+FRAUD = """
+[daemon.fraud]
+enabled = true
+cdr = ["{d}/Master.csv"]
+[fraud]
+home_country = "DE"
+national_prefix = "0"
+international_prefixes = ["00"]
+[fraud.rules.risky_destination]
+types = [{types}]
+"""
+
+
+def cdr_row(account: str, dialled: str, uid: str) -> str:
+    """One cdr_csv Master.csv row (with loguniqueid): an answered call by `account`."""
+    return (
+        f'"","{account}","{dialled}","from-internal","""D"" <{account}>",'
+        f'"PJSIP/{account}-00000001","PJSIP/trunk-00000002","Dial","PJSIP/{dialled}@trunk",'
+        '"2026-11-11 10:00:00","2026-11-11 10:00:05","2026-11-11 10:01:05",65,60,'
+        f'"ANSWERED","DOCUMENTATION","{uid}",""\n'
+    )
+
+
+def fraud_alerts(d, account: str) -> list[dict[str, object]]:
+    return [r for r in d.request("status")["recent_alerts"] if r["key"] == f"account:{account}"]
+
+
+def test_fraud_range_from_one_node_is_a_hotlist_hit_on_another(tmp_path, redis):
+    """a flags a premium-rate number and shares its range; b does not flag premium numbers
+    itself (its rule looks at satellite numbers and the hotlist), so b's alert on a neighbour
+    number proves the shared range became b's hotlist entry."""
+    nodes = {}
+    for name, types in (("a", '"premium_rate"'), ("b", '"satellite"')):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "Master.csv").write_text("")
+        extra = FRAUD.format(d=d, types=types)
+        nodes[name] = node(tmp_path, name, redis.url, ["--dry-run"], extra=extra).start()
+    a, b = nodes["a"], nodes["b"]
+    try:
+        wait_for(lambda: fleet_status(a)["connected"] and fleet_status(b)["connected"])
+        # control: before any range is shared, b lets a premium call in that range through
+        append(tmp_path / "b" / "Master.csv", cdr_row("2001", "09001230000", "1762855200.9"))
+        # (the first call read starts the learning period: the row was checked)
+        wait_for(lambda: b.request("status")["fraud"]["learning_until"] is not None)
+        append(tmp_path / "a" / "Master.csv", cdr_row("1004", "09001234567", "1762855200.1"))
+        wait_for(lambda: fraud_alerts(a, "1004"))
+        wait_for(lambda: fleet_status(b)["counts"].get("ranges_applied", 0) == 1)
+        assert fleet_status(b)["fraud_ranges"] == 1
+        assert fraud_alerts(b, "2001") == []  # the control call raised nothing on b
+        # another number in a's range (+49900123...), dialled on b: a hotlist hit naming a
+        append(tmp_path / "b" / "Master.csv", cdr_row("2002", "09001239999", "1762855200.2"))
+        hits = wait_for(lambda: fraud_alerts(b, "2002"))
+        assert hits[0]["rule"] == "fraud.risky_destination"
+        assert "fleet:a" in str(hits[0]["reason"]), hits
+        # b's hit is on the fleet's own range: not published back (a's one entry on the stream)
+        assert redis.cli("XLEN", "sipguard:stream") == "1"
+    finally:
+        a.stop()
+        b.stop()

@@ -44,6 +44,7 @@ from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.feeds import Feeds, build_feeds, read_key
 from sipguard.daemon.fleet import FleetRuntime, build_fleet
 from sipguard.daemon.fraud import CurrentAmi, FraudComponent, build_fraud_engine
+from sipguard.daemon.fraudranges import RangeShare
 from sipguard.daemon.geo import geo_stage, swap_geo
 from sipguard.daemon.logs import kv
 from sipguard.daemon.outputs import Outputs, metrics_listen, notify_config
@@ -83,6 +84,7 @@ class Daemon:
         self._background: set[asyncio.Future[Report]] = set()
         self.sources = Sources(self._source_context)
         self.fleet: FleetRuntime | None = None  # decisions shared over Redis, when [fleet] is on
+        self.ranges: RangeShare | None = None  # fraud number ranges shared over the fleet
         self.web: WebServer | None = None  # the dashboard, when [web] is enabled
         self._ami_actions: AmiFraudActions | None = None  # account locks without fraud
 
@@ -131,6 +133,9 @@ class Daemon:
             self.processing.fraud = self._fraud(s, fraud_engine)
         self._feed_configs = self._feed_settings(s)  # a bad [[feeds]] stops the start
         self.fleet = await build_fleet(s, self.enforcer, lambda: self.processing.policy.allowlist)
+        if self.fleet is not None:
+            self.ranges = RangeShare(self.fleet, lambda: self.processing.fraud)
+            self.ranges.link()
         # [geo]: successful registrations judged by where they come from (a bad table stops it)
         self.geo = geo_stage(s, self.processing, self.simulate, None)
         swap_geo(self.processing, None, self.geo)
@@ -411,4 +416,6 @@ class Daemon:
             self.processing.fraud = None
         elif engine is not None:
             self.processing.fraud = self._fraud(self.settings, engine)
+        if self.ranges is not None:  # the new engine keeps the fleet's ranges
+            self.ranges.link()
         kv(log, logging.INFO, "fraud settings changed", fraud=engine is not None)

@@ -212,6 +212,7 @@ class FraudComponent:
         self.dropped_actions = 0
         # the daemon's notifier (routes, severity, retries), set by the composition root
         self.notifier: FraudNotifier | None = None
+        self.on_alert: Callable[[FraudAlert], None] | None = None  # the fleet's range sharing
         self._tasks: set[asyncio.Task[None]] = set()
         self._saved: Baseline | None = None
         self._configure(settings, engine, simulate)
@@ -261,6 +262,8 @@ class FraudComponent:
             kv(log, logging.ERROR, "fraud stage failed on an event", error=exc)
             return
         for fa in alerts:
+            if self.on_alert is not None:
+                self.on_alert(fa)
             if len(self._tasks) >= MAX_TASKS:
                 self.dropped_actions += 1
                 continue

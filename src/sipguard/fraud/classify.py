@@ -126,6 +126,12 @@ class Classifier:
         # Longest first, so "011" wins over "0" when both could match.
         self._intl = sorted(numbering.international_prefixes, key=len, reverse=True)
 
+    def add_hotlist(self, prefix: str, label: str) -> None:
+        """A range learned while running (the fleet): the cached classes named no hotlist
+        label for it, so they are dropped."""
+        self.hotlist.add(prefix, label)
+        self._exact.clear()
+
     def classify(self, dialled: str) -> Destination:
         dest = self._exact.get(dialled)
         if dest is None:

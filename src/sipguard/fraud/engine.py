@@ -134,7 +134,21 @@ class FraudEngine:
             self._info[dialled] = info
         return info
 
-    def _hit(self, spec: RuleSpec, call: Call, reason: str, calls: list[str], ip: str = "") -> Hit:
+    def add_hotlist(self, prefix: str, label: str) -> None:
+        """A hotlist range learned while running (another node's fraud range): the cached
+        destination facts are dropped so the next call into it is a hotlist hit."""
+        self.classifier.add_hotlist(prefix, label)
+        self._info.clear()
+
+    def _hit(
+        self,
+        spec: RuleSpec,
+        call: Call,
+        reason: str,
+        calls: list[str],
+        ip: str = "",
+        dest: str = "",
+    ) -> Hit:
         return Hit(
             rule=spec.name,
             account=call.account,
@@ -145,6 +159,7 @@ class FraudEngine:
             actions=spec.actions,
             ip=ip,
             channels=(call.channel,) if call.channel and call.end is None else (),
+            dest=dest,
         )
 
     def event(self, call: Call, info: DestInfo) -> Event:
@@ -474,7 +489,8 @@ class FraudEngine:
         dest = info.dest
         if info.risky and self.risky_destination.enabled:
             for f in self._risky.feed(self.event(call, info), t):
-                hits.append(self._hit(self.risky_destination, call, f.reason, list(f.calls)))
+                spec, calls = self.risky_destination, list(f.calls)
+                hits.append(self._hit(spec, call, f.reason, calls, dest=dest.e164))
 
         if info.after_hours and self.after_hours.enabled:
             for f in self._after_hours.feed(self.event(call, info), t):

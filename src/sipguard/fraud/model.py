@@ -48,6 +48,7 @@ class Hit:
     actions: tuple[str, ...] = ("alert",)
     ip: str = ""  # the source address to ban, when the rule is about one
     channels: tuple[str, ...] = field(default=())  # live channels to hang up
+    dest: str = ""  # the E.164 number a destination rule fired on (its range is shared)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -36,6 +36,7 @@ class FraudAlert:
     detector: str  # the detector's id (`risky_destination`): what the AstDB lock value names
     calls: tuple[str, ...]  # the uniqueids behind it, oldest first
     opens: bool  # the first hit of a new incident (rule, account): notify on it
+    dest: str = ""  # E.164 number of a destination-based alert (risky destination), else ""
 
 
 class FraudStage:
@@ -80,5 +81,5 @@ class FraudStage:
             opens = self.book.add(hit) is not None
             if len(self.book.incidents) > RECENT_HITS:  # the live book is bounded too
                 del self.book.incidents[: RECENT_HITS // 2]
-            out.append(FraudAlert(hit.to_alert(), hit.rule, hit.calls, opens))
+            out.append(FraudAlert(hit.to_alert(), hit.rule, hit.calls, opens, hit.dest))
         return out
