@@ -216,3 +216,13 @@ def test_config_overrides_apply(tmp_path: Path) -> None:
     assert cfg.rules["concurrent"]["max_calls"] == 4
     assert cfg.rules["velocity"]["max_calls"] == 25  # packaged default kept
     assert cfg.numbering.home_country == "GB"
+
+
+def test_hotlist_range_added_while_running_is_seen_despite_the_caches() -> None:
+    """A range learned at run time (the fleet's): the number was classified (and cached) before;
+    the next call to it is a hotlist hit that names the number it fired on."""
+    e = engine(risky_destination={"types": ["satellite"]})
+    assert not [h for h in e.cdr_call(call("0301234567", WED_10)) if h.rule == "risky_destination"]
+    e.add_hotlist("4930123", "fleet:a")
+    hits = [h for h in e.cdr_call(call("0301234567", WED_10 + 60)) if h.rule == "risky_destination"]
+    assert len(hits) == 1 and "fleet:a" in hits[0].reason and hits[0].dest == "+49301234567"
