@@ -4,8 +4,10 @@ inbound-volume signal; an account's outbound fraud over the trunk still alerts h
 
 from __future__ import annotations
 
+import pytest
+
 from sipguard.core.calls import record_event
-from sipguard.fraud.config import build_config
+from sipguard.fraud.config import ConfigError, build_config
 from sipguard.fraud.live import LiveTracker
 from sipguard.fraud.model import Hit
 from sipguard.fraud.scan import build_engine
@@ -69,3 +71,8 @@ def test_outbound_fraud_over_the_trunk_still_alerts_high() -> None:
     assert {h.account for h in fraud} == {"1001"}
     assert {h.severity for h in fraud} & {"high", "critical"}
     assert not {h.severity for h in hits} & {"high", "critical"}
+
+
+def test_inbound_volume_cannot_be_configured_high() -> None:
+    with pytest.raises(ConfigError, match=r"inbound_volume\.severity"):
+        build_config({"rules": {"inbound_volume": {"severity": "high"}}})
