@@ -32,6 +32,8 @@ STATUS = {
          "counts": {"refreshes": 4, "failures": 1}},
         {"name": "voipbl", "in_kernel": 0, "last_ok": None, "counts": {"failures": 3}},
     ],
+    "fleet": {"enabled": True, "connected": False, "lag_seconds": 1.5, "outbox": 7,
+              "counts": {"bans_applied": 3, "forged": 2}},
 }  # fmt: skip
 
 
@@ -69,6 +71,10 @@ def test_collector_reads_the_status_and_bans():
     assert got[("sipguard_feed_refreshes_total", frozenset({("feed", "voipbl"), error}))] == 3
     never = ("sipguard_feed_last_success_timestamp_seconds", frozenset({("feed", "voipbl")}))
     assert got[never] == 0
+    assert got[("sipguard_fleet_connected", frozenset())] == 0
+    assert got[("sipguard_fleet_lag_seconds", frozenset())] == 1.5
+    assert got[("sipguard_fleet_outbox", frozenset())] == 7
+    assert got[("sipguard_fleet_messages_total", frozenset({("outcome", "forged")}))] == 2
     assert got[("sipguard_source_restarts_total", frozenset({("source", "sensor")}))] == 2
     assert got[("sipguard_sensor_verdicts_total", frozenset({("verdict", "accepted")}))] == 7
     assert got[("sipguard_sensor_fail_open_bypassed_total", frozenset())] == 5

@@ -145,6 +145,21 @@ def test_health_watch_reports_each_condition_once():
     assert h.check(504, {}, False, True, 2) == []
 
 
+def test_health_watch_reports_a_fleet_that_lost_redis_once():
+    h = HealthWatch(log_silence=60)
+    assert h.check(0, {}, True, None, 0, fleet=(False, "")) == []  # not yet up: no news
+    assert h.check(1, {}, True, None, 0, fleet=(True, "")) == []
+    lost = h.check(2, {}, True, None, 0, fleet=(False, "Connection refused"))
+    assert [(m.kind, m.severity, m.title) for m in lost] == [
+        ("fleet", "high", "sipguard: fleet disconnected")
+    ]
+    assert "Connection refused" in lost[0].body and "outbox" in lost[0].body
+    assert h.check(3, {}, True, None, 0, fleet=(False, "Connection refused")) == []  # once
+    assert h.check(4, {}, True, None, 0, fleet=(True, "")) == []  # back: re-armed
+    assert len(h.check(5, {}, True, None, 0, fleet=(False, ""))) == 1
+    assert h.check(6, {}, True, None, 0) == []  # no fleet at all
+
+
 def test_notify_urls_are_masked_when_settings_are_shown(tmp_path):
     from sipguard.config.settings import load_settings
 

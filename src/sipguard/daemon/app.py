@@ -227,7 +227,9 @@ class Daemon:
                     tg.create_task(self.processing.event_worker()),
                     tg.create_task(self.feeds.run()),
                     tg.create_task(
-                        self.outputs.run(self._log_patterns, self._ami_connected, self._errors)
+                        self.outputs.run(
+                            self._log_patterns, self._ami_connected, self._errors, self._fleet_up
+                        )
                     ),
                 ]
                 if self.fleet is not None:
@@ -270,6 +272,12 @@ class Daemon:
 
     def _errors(self) -> int:
         return self.enforcer.errors
+
+    def _fleet_up(self) -> tuple[bool, str] | None:
+        if self.fleet is None:
+            return None
+        state = self.fleet.status()
+        return bool(state["connected"]), str(state["last_error"] or "")
 
     async def _handle(self, cmd: str, args: dict[str, object]) -> object:
         # the socket is checked free before the components exist; commands arrive after

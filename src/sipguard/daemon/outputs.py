@@ -125,6 +125,7 @@ class Outputs:
         log_patterns: Callable[[], list[str]],
         ami_connected: Callable[[], bool | None],
         kernel_errors: Callable[[], int],
+        fleet: Callable[[], tuple[bool, str] | None] = lambda: None,
     ) -> None:
         """The notifier's sender and the health checks (nothing to do without a notifier)."""
         notifier = self.notifier
@@ -137,7 +138,12 @@ class Outputs:
                 try:
                     sizes, running = await asyncio.to_thread(_probe, log_patterns())
                     for message in self.health.check(
-                        time.monotonic(), sizes, running, ami_connected(), kernel_errors()
+                        time.monotonic(),
+                        sizes,
+                        running,
+                        ami_connected(),
+                        kernel_errors(),
+                        fleet(),
                     ):
                         notifier.post(message)
                 except Exception as exc:  # a check that fails must not end the notifier

@@ -25,6 +25,7 @@ FRAUD_DETECTORS: dict[str, dict[str, type]] = {
     "risky_destination": {"types": list, "high_risk_countries": bool, "hotlist": bool},
     "address_country": {"allowed": list},
     "distant_registrations": {"window": float, "min_km": float},
+    "inbound_volume": {"window": float, "max_calls": int},
 }
 
 _TOP_KEYS = frozenset({"id", "description", "severity", "profile", "enabled", "fraud"})

@@ -154,6 +154,9 @@ def _rule(
     severity = merged.pop("severity")
     if severity not in SEVERITIES:
         raise ConfigError(file, f"fraud.rules.{name}.severity", f"must be one of {SEVERITIES}")
+    if name == "inbound_volume" and severity in ("high", "critical"):
+        # Inbound calls are never an account's fraud: their volume stays a lower signal.
+        raise ConfigError(file, f"fraud.rules.{name}.severity", "must be low or medium")
     profile = profiles.get(merged.pop("profile"))
     if profile is None:
         known = ", ".join(sorted(profiles))

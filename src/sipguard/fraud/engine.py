@@ -83,6 +83,8 @@ class FraudEngine:
         self._short_on = self.short_burst.enabled
         self._short_min = int(r["short_burst"]["min_calls"])
         self._ignore = config.ignore_accounts | config.trunks  # a trunk's calls are inbound
+        # Inbound calls per trunk (or context) in the inbound_volume window: (start, uid).
+        self._inbound: dict[str, list[tuple[float, str]]] = {}
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -463,6 +465,30 @@ class FraudEngine:
         for account, countries in data.items():
             self.state(str(account)).countries.update(str(c) for c in countries)
         self.learn_until = float("-inf")
+
+    def inbound_call(self, call: Call) -> list[Hit]:
+        """An inbound call (from a trunk or in an inbound context), counted per `call.account`
+        (the trunk): more than `max_calls` in `window` is a separate, lower-severity signal.
+        Never charged to an account, so its hits carry the rule's own (low) severity."""
+        spec = self.config.rules.get("inbound_volume")
+        if spec is None or not spec.enabled or not call.account:
+            return []
+        window, most = float(spec["window"]), int(spec["max_calls"])
+        starts = self._inbound.get(call.account)
+        if starts is None:
+            if len(self._inbound) >= MAX_RANGES:  # bounded: a flood of names evicts the oldest
+                del self._inbound[next(iter(self._inbound))]
+            starts = self._inbound[call.account] = []
+        starts.append((call.start, call.uid))
+        horizon = call.start - window
+        while starts[0][0] < horizon:
+            del starts[0]
+        if len(starts) <= most:
+            return []
+        msg = f"{len(starts)} inbound calls in {window:.0f}s on {call.account} (max {most})"
+        hit = self._hit(spec, call, msg, [u for _, u in starts])
+        del starts[0]  # keeps the window bounded during a flood
+        return [hit]
 
     # --- rules -----------------------------------------------------------------------------------
 

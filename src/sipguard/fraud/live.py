@@ -45,7 +45,14 @@ class LiveTracker:
         if info is None:
             return []
         if self.engine.config.inbound(account, info.context):
-            return []  # an inbound (DID) call: never charged to an account
+            # An inbound (DID) call: never charged to an account, only counted per trunk
+            # (once: at the dial when followed live, else at its record's end).
+            if event.kind is Kind.CALL_START or (event.kind is Kind.CALL_END and info.record):
+                trunk = account or info.context
+                return self.engine.inbound_call(
+                    Call(info.uid, trunk, event.target or "", info.start)
+                )
+            return []
         if event.kind is Kind.CALL_START:
             ip = self.last_ip.get(account, "")
             call = Call(

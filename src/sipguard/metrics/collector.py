@@ -89,6 +89,7 @@ class DaemonCollector(Collector):
         yield from self._sources(status.get("sources") or {})
         yield from self._fraud(status.get("fraud") or {})
         yield from self._feeds(status.get("feeds") or [])
+        yield from self._fleet(status.get("fleet") or {})
         yield from self._notify(self.view.notify())
 
     # ---- detection -----------------------------------------------------------------------
@@ -266,6 +267,31 @@ class DaemonCollector(Collector):
             "When each feed last refreshed successfully (0: never)",
             ["feed"],
             (((str(f["name"]),), f.get("last_ok") or 0) for f in rows),
+        )
+
+    # ---- the fleet (labels: the fleet component's own counter names, a fixed set) ---------
+    def _fleet(self, fleet: Mapping[str, Any]) -> Iterator[Metric]:
+        if not fleet.get("enabled"):
+            return
+        connected = fleet.get("connected")
+        yield _gauge("fleet_connected", "1 while the fleet's Redis answers", [], [((), connected)])
+        yield _gauge(
+            "fleet_lag_seconds",
+            "How far this node's reading of the fleet stream is behind its newest message",
+            [],
+            [((), fleet.get("lag_seconds"))],
+        )
+        yield _gauge(
+            "fleet_outbox",
+            "Local decisions waiting to be published (Redis unreachable)",
+            [],
+            [((), fleet.get("outbox"))],
+        )
+        yield _counter(
+            "fleet_messages",
+            "Fleet messages by what became of them (applied, published, dropped and why)",
+            ["outcome"],
+            (((str(k),), n) for k, n in sorted((fleet.get("counts") or {}).items())),
         )
 
     def _notify(self, counts: Mapping[str, int]) -> Iterator[Metric]:

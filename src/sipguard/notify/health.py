@@ -1,7 +1,7 @@
 """The "a source stopped" and "the kernel refused" checks, run by the daemon every few
 seconds: a followed log that stopped growing while Asterisk runs, AMI that disconnected, new
-firewall errors. Each condition is reported once when it starts, and again only after it
-cleared (a log that grows again, AMI back)."""
+firewall errors, a fleet that lost Redis. Each condition is reported once when it starts, and
+again only after it cleared (a log that grows again, AMI back)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class HealthWatch:
         self._size: dict[str, tuple[int, float]] = {}  # path -> (size, when it last changed)
         self._silent: set[str] = set()
         self._ami_up: bool | None = None
+        self._fleet_up: bool | None = None
         self._errors = 0
 
     def check(
@@ -30,8 +31,10 @@ class HealthWatch:
         asterisk: bool,
         ami: bool | None,
         kernel_errors: int,
+        fleet: tuple[bool, str] | None = None,
     ) -> list[Message]:
-        """`sizes`: followed log files and their sizes; `ami`: connected (None: not used)."""
+        """`sizes`: followed log files and their sizes; `ami`: connected (None: not used);
+        `fleet`: (connected, last error), None when there is no fleet."""
         out: list[Message] = []
         for path, size in sizes.items():
             last = self._size.get(path)
@@ -61,6 +64,19 @@ class HealthWatch:
                     )
                 )
             self._ami_up = ami
+        if fleet is not None:
+            up, error = fleet
+            if self._fleet_up and not up:
+                why = error or "the Redis connection was lost"
+                out.append(
+                    Message(
+                        "fleet",
+                        "high",
+                        "sipguard: fleet disconnected",
+                        f"{why}; local protection goes on, decisions wait in the outbox",
+                    )
+                )
+            self._fleet_up = up
         if kernel_errors > self._errors:
             out.append(
                 Message(
