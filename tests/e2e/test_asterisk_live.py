@@ -177,3 +177,21 @@ def test_log_injection_frames_no_one(live: Live) -> None:
     assert live.banned() == {f"{atk.ip}/32"}
     with pytest.raises(ControlError, match="nothing known"):  # no event ever named it
         live.daemon.request("explain", {"addr": victim})
+
+
+def test_two_sources_guessing_one_account_slowly_are_banned(live: Live) -> None:
+    """Two sources, each below the per-source threshold (4 wrong passwords, one every 2 s),
+    on the same PJSIP account: the account is under attack and both sources are acted on."""
+    a1, a2 = live.atk, live.atk2
+    argv = [sys.executable, SENDERS, "phone", a2.hub_ip, "5060", "1001", "guess", "4", "2.0"]
+    other = live.lab.popen(a2, [*argv, "0,1,2,3"], stdout=subprocess.PIPE, text=True)
+    out = live.send(a1, "phone", a1.hub_ip, 5060, "1001", "guess", 4, 2.0, "0,1,2,3")
+    other_out = json.loads(other.communicate(timeout=60)[0])
+    # each source made 4 attempts, every one refused or (once banned) unanswered
+    assert set(out["results"]) <= {401, 0} and set(other_out["results"]) <= {401, 0}
+    wait_for(lambda: live.ban_of(a1.ip) and live.ban_of(a2.ip), 5)
+    rules = {live.ban_of(ip)["rule"] for ip in (a1.ip, a2.ip)}  # type: ignore[index]
+    assert rules <= {"account-under-attack", "distributed-account-attack"}, rules
+    under = live.daemon.request("status")["accounts_under_attack"]
+    assert any("1001" in json.dumps(a) for a in under), under
+    assert live.phone.ip not in {b.split("/")[0] for b in live.banned()}
