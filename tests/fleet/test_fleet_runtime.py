@@ -85,7 +85,9 @@ async def until(cond, timeout: float = 10.0, msg=None) -> None:  # type: ignore[
 
 def test_ranges_replay_local_unban_longer_ban_snapshot(tmp_path, redis):
     async def main() -> None:
-        a = await Node(tmp_path, "a", redis.url).start()
+        # a only publishes: were it to apply b's permanent ban of 198.51.100.1 before its own
+        # shorter one below, it would have nothing new to send (a race, not what is tested)
+        a = await Node(tmp_path, "a", redis.url, consume=False).start()
         b = await Node(tmp_path, "b", redis.url).start()
         try:
             # fraud intelligence: a range reported on a becomes b's hotlist entry
