@@ -57,20 +57,7 @@ def live(netlab: NetLab, asterisk_prefix: Path, tmp_path: Path) -> Any:
     pbx = Pbx(netlab, pbx_host, tmp_path / "asterisk", asterisk_prefix, config).start()
     cfg = tmp_path / "sipguard.toml"
     # the daemon on its defaults: only where its state lives and what it reads
-    cfg.write_text(
-        f"""
-[daemon]
-state_dir = "{tmp_path}/state"
-control_socket = "{tmp_path}/ctl.sock"
-[sources.logs]
-paths = ["{pbx.messages}", "{pbx.security}"]
-[sources.ami]
-enabled = true
-port = {config.ami_port}
-username = "sipguard"
-secret = "{config.ami_users["sipguard"]}"
-"""
-    )
+    cfg.write_text(pbx.sipguard_config(tmp_path))
     daemon = DaemonProc(cfg, tmp_path / "ctl.sock", [], prefix=netlab.cmd(pbx_host, []))
     daemon.start()
     try:

@@ -35,23 +35,8 @@ def test_metrics_during_a_real_attack(netlab: NetLab, asterisk_prefix: Path, tmp
     config = PbxConfig(endpoints={"1001": "pj-1001-secret"})
     pbx = Pbx(netlab, pbx_host, tmp_path / "asterisk", asterisk_prefix, config).start()
     cfg = tmp_path / "sipguard.toml"
-    cfg.write_text(
-        f"""
-[daemon]
-state_dir = "{tmp_path}/state"
-control_socket = "{tmp_path}/ctl.sock"
-[sources.logs]
-paths = ["{pbx.messages}", "{pbx.security}"]
-[sources.ami]
-enabled = true
-port = {config.ami_port}
-username = "sipguard"
-secret = "{config.ami_users["sipguard"]}"
-[metrics]
-enabled = true
-listen = "127.0.0.1:9877"
-"""
-    )
+    metrics = '[metrics]\nenabled = true\nlisten = "127.0.0.1:9877"\n'
+    cfg.write_text(pbx.sipguard_config(tmp_path, metrics))
     daemon = DaemonProc(cfg, tmp_path / "ctl.sock", [], prefix=netlab.cmd(pbx_host, []))
 
     def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -208,6 +208,24 @@ class Pbx:
         self.proc: subprocess.Popen[Any] | None = None
         self._env = {"LD_LIBRARY_PATH": str(prefix / "lib"), "PATH": "/usr/sbin:/usr/bin:/bin"}
 
+    def sipguard_config(self, state: Path, extra: str = "") -> str:
+        """A `sipguard.toml` for a daemon protecting this PBX on its defaults: its state and
+        control socket under `state`, reading the PBX's two logs and its AMI (the AMI user the
+        PbxConfig created for sipguard). `extra` is appended (more tables)."""
+        cfg = self.config
+        return f"""
+[daemon]
+state_dir = "{state}/state"
+control_socket = "{state}/ctl.sock"
+[sources.logs]
+paths = ["{self.messages}", "{self.security}"]
+[sources.ami]
+enabled = true
+port = {cfg.ami_port}
+username = "sipguard"
+secret = "{cfg.ami_users["sipguard"]}"
+{extra}"""
+
     def write_config(self) -> None:
         for sub in ("etc", "lib/agi-bin", "spool", "run", "log", "cache"):
             (self.scratch / sub).mkdir(parents=True, exist_ok=True)
