@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sipguard.daemon.harness import DaemonProc, append, pjsip_failure, wait_for, write_config
+from sipguard.daemon.harness import (
+    DaemonProc,
+    append,
+    own_account,
+    pjsip_failure,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,10 +40,6 @@ def attack(tmp: Path, ips: list[str], tries: int, account: str | None = None) ->
     )
     append(tmp / "log" / "messages", "".join(lines))
 
-
-def own_account(ip: str) -> str:
-    *_, third, fourth = ip.split(".")
-    return str(2000 + int(third) * 1000 + int(fourth))
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

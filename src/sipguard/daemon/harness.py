@@ -29,6 +29,14 @@ def pjsip_failure(ip: str, n: int, account: str = "1001", port: int = 5301) -> s
     )
 
 
+def own_account(ip: str) -> str:
+    """An account of an IPv4 source's own (from its last two octets), for tests and benches
+    that must stay per-source: one account guessed from many sources is a distributed attack,
+    with rules of its own."""
+    *_, third, fourth = ip.split(".")
+    return str(2000 + int(third) * 1000 + int(fourth))
+
+
 def write_config(tmp: Path, extra: str = "", logs: Sequence[str] = ("messages",)) -> Path:
     """A daemon configuration for a test: state, socket and Asterisk logs under `tmp` (the log
     files are created empty), quick ticks and polls, then `extra` TOML."""
