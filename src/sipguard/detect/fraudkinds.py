@@ -14,12 +14,12 @@ The other detectors (velocity, concurrent, short_burst, spend, new_country) stil
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from sipguard.core.events import Event
+from sipguard.detect.geofence import distance_km  # one haversine for fraud and geo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -194,15 +194,6 @@ class DistantRegistrations:
     def state_size(self) -> int:
         return sum(len(p) for p in self.places.values())
 
-
-def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Great-circle distance (haversine)."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
 
 
 def minutes_of(hhmm: str) -> int:
