@@ -96,6 +96,7 @@ def test_live_concurrency_and_per_account_limit() -> None:
     live[0].end = WED_10 + 30
     e.call_ended(live[0])
     assert len(e.accounts["1001"].active) == 3
+    assert e.live_calls("1001") == 3  # what the concurrency kind counts
 
 
 def test_after_hours_only_for_international_and_premium() -> None:

@@ -119,6 +119,9 @@ class CallInfo:
     minute: int = -1  # ... and its minute of the day
     ip_country: str = ""  # the country of the caller's address ("" private or unknown)
     ip_point: tuple[float, float] | None = None  # that country's (latitude, longitude)
+    rate: float = 0.0  # the destination's cost per minute (0.0: no rate known)
+    range_key: str = ""  # the destination's number range (short-call bursts)
+    day: int = -1  # the day the call started in the office's zone (a day number), -1 unknown
 
     def to_dict(self) -> dict[str, object]:
         return {

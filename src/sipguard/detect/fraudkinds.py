@@ -1,47 +1,32 @@
 """Fraud rule kinds: detectors over call Events whose destination facts the edge filled in.
 
 `fraud/` classifies the dialled number (phonenumbers, hotlist, rates) before detection and
-writes what it found into the event's `call` (`dest`, `risky`); a kind here only reads those
-fields, so it stays pure and `detect/` keeps importing only `core`. The contract is the log
-rules' one: `feed(event, now)` -> what fired, `expire(now)` -> keys forgotten. A kind returns
-`Finding`s rather than core Alerts because the fraud stage merges them into incidents per rule
-and account and names the calls behind them (fraud.report.AlertBook) before an Alert leaves.
+writes what it found into the event's `call` (`dest`, `risky`, `rate`, `range_key`, the
+office's `day`/`weekday`/`minute`); a kind only reads those fields, so it stays pure and
+`detect/` keeps importing only `core`. The contract is the log rules' one: `feed(event, now)`
+-> what fired, `expire(now)` -> keys forgotten. A kind returns `Finding`s rather than core
+Alerts because the fraud stage merges them into incidents per rule and account and names the
+calls behind them (fraud.report.AlertBook) before an Alert leaves.
 
-Moved so far: `risky_destination`, `after_hours`, `address_country`, `distant_registrations`.
-The other detectors (velocity, concurrent, short_burst, spend, new_country) still live in
-`fraud/engine.py`'s FraudEngine behind its hot CDR loop.
+Here: the per-call and per-address kinds (`risky_destination`, `after_hours`,
+`address_country`, `distant_registrations`). In `fraudcounts`: the kinds counting an
+account's (or a trunk's) calls (`velocity`, `concurrent`, `short_burst`, `inbound_volume`),
+in `fraudledger` the per-account ledgers (`spend`, `new_country`), all with typed entries for
+the hot CDR loop. `FRAUD_KINDS`
+names every detector of `fraudrules.FRAUD_DETECTORS`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
 
 from sipguard.core.events import Event
+from sipguard.detect.findings import Finding, FraudKind
+from sipguard.detect.fraudcounts import Concurrent, InboundVolume, ShortBurst, Velocity
+from sipguard.detect.fraudledger import NewCountry, Spend
 from sipguard.detect.geofence import distance_km  # one haversine for fraud and geo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """A fraud rule fired on an account: why, and the calls (uniqueids, oldest first)."""
-
-    account: str
-    reason: str
-    calls: tuple[str, ...]
-    ip: str = ""  # the address to act on, when the rule is about one
-
-
-class FraudKind(Protocol):
-    """One fraud detector over call events (state bounded, dropped by `expire`)."""
-
-    def feed(self, event: Event, now: float) -> list[Finding]: ...
-
-    def expire(self, now: float) -> int: ...
-
-    def state_size(self) -> int: ...
 
 
 class RiskyDestination:
@@ -195,18 +180,25 @@ class DistantRegistrations:
         return sum(len(p) for p in self.places.values())
 
 
-
 def minutes_of(hhmm: str) -> int:
     """`"18:30"` -> 1110, `"9"` -> 540."""
     h, _, m = hhmm.partition(":")
     return int(h) * 60 + int(m or 0)
 
 
-#: detector name -> the kind built from its rule's parameters (the moved detectors).
+#: detector name -> the kind built from its rule's parameters (per-account overrides, where a
+#: kind has them, are its second argument).
 FRAUD_KINDS: dict[str, Callable[[Mapping[str, object]], FraudKind]] = {
     "risky_destination": RiskyDestination,
     "after_hours": AfterHours,
+    "address_country": AddressCountry,
     "distant_registrations": DistantRegistrations,
+    "velocity": Velocity,
+    "concurrent": Concurrent,
+    "short_burst": ShortBurst,
+    "spend": Spend,
+    "new_country": NewCountry,
+    "inbound_volume": InboundVolume,
 }
 
 __all__ = [
@@ -214,10 +206,16 @@ __all__ = [
     "FRAUD_KINDS",
     "AddressCountry",
     "AfterHours",
+    "Concurrent",
     "DistantRegistrations",
     "Finding",
     "FraudKind",
+    "InboundVolume",
+    "NewCountry",
     "RiskyDestination",
+    "ShortBurst",
+    "Spend",
+    "Velocity",
     "distance_km",
     "minutes_of",
 ]

@@ -1,44 +1,49 @@
-"""The fraud detectors: pure functions of calls, addresses and the time they carry.
+"""The fraud edge: classifies each call's destination and drives the fraud rule kinds.
 
-No I/O and no clock: every input brings its own time. One engine serves both paths:
-- offline (CDR rows, written when a call ends): `cdr_call(call)` runs every rule on the record;
+No I/O and no clock: every input brings its own time. The detectors are rule kinds in
+`detect/` (`fraudkinds`, `fraudcounts`), each with its own state; this engine computes the
+facts they read (destination, rate, number range, the office's local time, the caller's
+country) and turns what they find into `Hit`s naming the calls. One engine serves both paths:
+- offline (CDR rows, written when a call ends): `check(records)`, the one row loop (`fraud
+  scan`, `--jobs`, the live CDR follower); `cdr_call(call)` runs one record through it;
 - live (AMI): `call_started` at the dial, `call_ended` at the hangup, `tick(now)` for running
   costs, `seen_address` for registrations and authentications.
-Each rule returns `Hit`s naming the calls behind it; merging hits into incidents is the
-report's job (`fraud.report.AlertBook`), acting on them the watcher's.
+Merging hits into incidents is the report's job (`fraud.report.AlertBook`), acting on them
+the watcher's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
 from ipaddress import ip_address
-from zoneinfo import ZoneInfo
 
 from sipguard.core.events import CallInfo, Event, Kind, Service
+from sipguard.detect.findings import MAX_EVIDENCE, Finding
+from sipguard.detect.fraudcounts import Concurrent, InboundVolume, ShortBurst, Velocity
 from sipguard.detect.fraudkinds import (
-    FRAUD_KINDS,
     AddressCountry,
     AfterHours,
     DistantRegistrations,
+    RiskyDestination,
     distance_km,
 )
-from sipguard.fraud.cdr import CallTuple, CdrParser
+from sipguard.detect.fraudledger import NewCountry, Spend
+from sipguard.fraud.cdr import CdrParser
 from sipguard.fraud.classify import Classifier
 from sipguard.fraud.config import FraudConfig, RuleSpec
+from sipguard.fraud.facts import CallFacts
 from sipguard.fraud.model import Call, Hit
-from sipguard.fraud.state import (
-    MAX_CALL_SECONDS,
-    MAX_EVIDENCE,
-    MAX_RANGES,
-    AccountState,
-    DestInfo,
-)
+from sipguard.fraud.state import AccountState, DestInfo
 from sipguard.fraud.tables import RateTable
 
 _UNSEEN = object()
+# A CDR record as the row loop reads it (fraud.cdr.CallTuple; a live record's billsec may
+# carry a fraction): (line, account, dst, start, end, billsec, answered, channel, uid, ip).
+Row = tuple[int, str, str, float, float | None, float, bool, str, str, str]
+_Fired = Sequence[tuple[RuleSpec, Sequence[Finding], str]]  # (rule, findings, dest)
+_NONE_FIRED: _Fired = ()
 
-__all__ = ["MAX_CALL_SECONDS", "MAX_EVIDENCE", "MAX_RANGES", "FraudEngine", "distance_km"]
+__all__ = ["MAX_EVIDENCE", "FraudEngine", "distance_km"]
 
 
 class FraudEngine:
@@ -56,98 +61,64 @@ class FraudEngine:
         self.country_of_ip = country_of_ip
         self.points = points or {}
         self.accounts: dict[str, AccountState] = {}
-        self.learn_until: float | None = None  # set by the first call unless a baseline is loaded
         self.calls_seen = 0
-        self._tz = ZoneInfo(config.timezone)
-        self._slots: dict[int, tuple[int, int, int]] = {}
-        self._info: dict[str, DestInfo] = {}
-        self._ip_cc: dict[str, str | None] = {}
+        self.facts = CallFacts(config, classifier, self.rates, country_of_ip)
+        self.local, self.info, self.event = self.facts.local, self.facts.info, self.facts.event
+        self.ip_country, self.add_hotlist = self.facts.ip_country, self.facts.add_hotlist
         r = config.rules
-        # Rule parameters as plain attributes: the offline scan reads them a million times.
         self.velocity, self.concurrent = r["velocity"], r["concurrent"]
         self.after_hours, self.new_country = r["after_hours"], r["new_country"]
         self.spend, self.short_burst = r["spend"], r["short_burst"]
         self.risky_destination = r["risky_destination"]
-        # The detectors moved into detect/ as rule kinds (they read the facts `event` fills in).
-        self._risky = FRAUD_KINDS["risky_destination"](self.risky_destination.params)
-        self._vel_window, self._vel_max = float(r["velocity"]["window"]), r["velocity"]["max_calls"]
-        hours = self._after_hours = AfterHours(self.after_hours.params)
-        self._bh_days, self._bh_start, self._bh_end = hours.days, hours.start, hours.end
-        own = {a: p.countries for a, p in config.accounts.items() if p.countries}
+        # The detectors: rule kinds of detect/, the accounts' own limits handed in as data.
+        policies = config.accounts.items()
+        most = {a: p.max_concurrent for a, p in policies if p.max_concurrent is not None}
+        limits = {a: p.daily_limit for a, p in policies if p.daily_limit is not None}
+        own = {a: p.countries for a, p in policies if p.countries}
+        self._risky = RiskyDestination(self.risky_destination.params)
+        self._after_hours = AfterHours(self.after_hours.params)
         self._address = AddressCountry(r["address_country"].params, own)
         self._distant = DistantRegistrations(r["distant_registrations"].params)
-        self._short_max = float(r["short_burst"]["max_seconds"])
-        self._short_window = float(r["short_burst"]["window"])
-        self._spend_on = self.spend.enabled
-        self._vel_on, self._conc_on = self.velocity.enabled, self.concurrent.enabled
-        self._short_on = self.short_burst.enabled
-        self._short_min = int(r["short_burst"]["min_calls"])
+        self._velocity = Velocity(self.velocity.params)
+        self._concurrent = Concurrent(self.concurrent.params, most)
+        self._short = ShortBurst(self.short_burst.params)
+        self._spend = Spend(self.spend.params, limits)
+        self._new_country = NewCountry(self.new_country.params)
+        inbound = r.get("inbound_volume")
+        self._inbound = InboundVolume(inbound.params if inbound is not None else {})
         self._ignore = config.ignore_accounts | config.trunks  # a trunk's calls are inbound
-        # Inbound calls per trunk (or context) in the inbound_volume window: (start, uid).
-        self._inbound: dict[str, list[tuple[float, str]]] = {}
 
     # --- helpers -------------------------------------------------------------------------------
+
+    @property
+    def learn_until(self) -> float | None:
+        """The end of the new-country learning period (None: no call yet; -inf: a baseline)."""
+        return self._new_country.learn_until
+
+    @learn_until.setter
+    def learn_until(self, value: float | None) -> None:
+        self._new_country.learn_until = value
+
+    def start_learning(self, t: float) -> None:
+        """The first call at `t` starts the learning period (the parallel scan's parent)."""
+        self._new_country.learn_from(t)
+
+    def live_calls(self, account: str) -> int:
+        """The account's live calls the concurrency rule counts."""
+        return self._concurrent.live_calls(account)
 
     def state(self, account: str) -> AccountState:
         st = self.accounts.get(account)
         if st is None:
-            st = self.accounts[account] = AccountState(limit=self._daily_limit(account))
+            st = self.accounts[account] = AccountState()
         return st
-
-    def local(self, t: float) -> tuple[int, int, int]:
-        """(weekday 0=Mon, minute of day, day number) in the office's zone, cached by 15 min."""
-        slot = int(t // 900)
-        cached = self._slots.get(slot)
-        if cached is None:
-            dt = datetime.fromtimestamp(slot * 900, self._tz)
-            cached = (dt.weekday(), dt.hour * 60 + dt.minute, dt.toordinal())
-            if len(self._slots) > 100_000:
-                self._slots.clear()
-            self._slots[slot] = cached
-        wd, minute, day = cached
-        return wd, minute + int(t - slot * 900) // 60, day
-
-    def info(self, dialled: str) -> DestInfo:
-        info = self._info.get(dialled)
-        if info is None:
-            dest = self.classifier.classify(dialled)
-            spec = self.risky_destination
-            why = ""
-            if dest.type in spec["types"]:
-                why = dest.type.replace("_", " ")
-            elif spec["hotlist"] and dest.hotlist:
-                why = f"hotlist range {dest.hotlist}"
-            elif spec["high_risk_countries"] and dest.high_risk:
-                why = f"high-risk country {dest.country}"
-            digits = int(self.short_burst["range_digits"])
-            after = dest.in_scope(self.after_hours["scopes"])
-            info = DestInfo(
-                dest,
-                self.rates.per_minute(dest.e164) if dest.e164 else 0.0,
-                after,
-                why,
-                dest.e164[:-digits] if digits else dest.e164,
-                dest.external,
-                dest.country if dest.scope == "international" else "",
-                bool(why) or after,
-            )
-            if len(self._info) > 262_144:
-                self._info.clear()
-            self._info[dialled] = info
-        return info
-
-    def add_hotlist(self, prefix: str, label: str) -> None:
-        """A hotlist range learned while running (another node's fraud range): the cached
-        destination facts are dropped so the next call into it is a hotlist hit."""
-        self.classifier.add_hotlist(prefix, label)
-        self._info.clear()
 
     def _hit(
         self,
         spec: RuleSpec,
         call: Call,
         reason: str,
-        calls: list[str],
+        calls: Sequence[str],
         ip: str = "",
         dest: str = "",
     ) -> Hit:
@@ -164,183 +135,137 @@ class FraudEngine:
             dest=dest,
         )
 
-    def event(self, call: Call, info: DestInfo) -> Event:
-        """The call as the detect/ rule kinds read it: the destination facts filled in here,
-        at the edge, where the classifier, hotlist, rates and the office's zone are."""
-        dest = info.dest
-        weekday, minute, _ = self.local(call.start)
-        return Event(
-            time=call.end if call.end is not None else call.start,
-            kind=Kind.CALL_START if call.end is None else Kind.CALL_END,
-            service=Service.UNKNOWN,
-            account=call.account,
-            target=call.dst,
-            call=CallInfo(
-                uid=call.uid,
-                channel=call.channel,
-                start=call.start,
-                answer=call.answer,
-                end=call.end,
-                billsec=call.billsec,
-                answered=call.answered,
-                line_no=call.line_no,
-                dest=dest.e164,
-                risky=info.risky,
-                scope=dest.scope,
-                country=dest.country,
-                dest_type=dest.type,
-                hours_scoped=info.after_hours,
-                weekday=weekday,
-                minute=minute,
-            ),
-        )
+    def _hits(self, call: Call, fired: _Fired) -> list[Hit]:
+        """What the kinds found on `call`, as hits of their rules."""
+        return [
+            self._hit(spec, call, f.reason, f.calls, f.ip, dest)
+            for spec, found, dest in fired
+            for f in found
+        ]
 
     def wanted(self, call: Call) -> DestInfo | None:
         """The destination when the call is one the rules look at (external, real account)."""
-        info = self._info.get(call.dst) or self.info(call.dst)
+        info = self.facts.destinations.get(call.dst) or self.info(call.dst)
         if not info.external or not call.account or call.account in self._ignore:
             return None
         return info
 
-    def _max_concurrent(self, account: str) -> int:
-        own = self.config.account(account).max_concurrent
-        return own if own is not None else int(self.concurrent["max_calls"])
-
-    def _daily_limit(self, account: str) -> float:
-        own = self.config.account(account).daily_limit
-        return own if own is not None else float(self.spend["daily_limit"])
-
     # --- entry points --------------------------------------------------------------------------
 
     def cdr_call(self, call: Call) -> list[Hit]:
-        """A finished call from a CDR: every rule."""
-        info = self.wanted(call)
-        if info is None:
+        """A finished call's record (a CDR row, AMI `Cdr`): every rule, through `check`."""
+        if self.wanted(call) is None:
             return []
-        st = self.accounts.get(call.account) or self.state(call.account)
-        hits = self._at_start(call, info, st)
-        if self.concurrent.enabled:
-            end = call.end if call.end is not None else call.start
-            if st.max_end > call.start:
-                hits += self._concurrent_offline(call, st)
-            else:
-                ivs = st.intervals
-                ivs.append((call.start, end, call.uid))
-                if len(ivs) > st.ivs_cap:  # amortized: prune when the list doubles
-                    ivs[:] = [iv for iv in ivs if iv[1] >= end - MAX_CALL_SECONDS][-256:]
-                    st.ivs_cap = max(8, 2 * len(ivs))
-            if end > st.max_end:
-                st.max_end = end
-        hits += self._at_end(call, info, st)
-        if call.ip:
-            hits += self.seen_address(call.account, call.ip, call.start, call.uid)
-        return hits
+        row: Row = (
+            call.line_no, call.account, call.dst, call.start, call.end, call.billsec,
+            call.answered, call.channel, call.uid, call.ip,
+        )  # fmt: skip
+        return self.check((row,), "")
 
     def check(
         self,
-        records: Iterable[CallTuple],
+        records: Iterable[Row],
         source: str,
         offset: int = 0,
         on_hit: Callable[[Hit], object] | None = None,
     ) -> list[Hit]:
         """CDR records (`CdrParser.records`, outbound only) through every rule, in order.
 
-        Most records change a few counters and fire nothing. For those, this does in place
-        exactly the bookkeeping `cdr_call` would do (velocity window, call intervals, daily
-        spend, short-call ranges); a record on which any rule could fire (a risky
-        destination, a call after hours, a new country, an overlap, a full window, a spend
-        near the limit, a short call near a burst, an address with a country) becomes a
-        `Call` and takes `cdr_call`. Hits go to `on_hit` when given, else are returned.
-        `offset` shifts the records' line numbers (the parallel scan's ranges).
+        The one row loop. Most records change a few counters and fire nothing: each kind's
+        typed entry does its bookkeeping and returns the shared empty tuple, and only a record
+        on which something fired becomes a `Call` and `Hit`s. A destination that is risky or
+        called after hours, or a caller's address with a country, takes the (rarer) Event
+        path of those kinds. Hits go to `on_hit` when given, else are returned. `offset`
+        shifts the records' line numbers (the parallel scan's ranges); a record without a
+        uniqueid is named `source:line` (`source` "": it stays unnamed).
         """
         out: list[Hit] = []
         report = on_hit or out.append
-        infos, info_of, accounts, new_state = self._info, self.info, self.accounts, self.state
-        slots, local = self._slots, self.local
-        ip_cc, ip_country = self._ip_cc, self.ip_country
-        vel_on, vel_max, vel_window = self._vel_on, self._vel_max, self._vel_window
-        conc_on, spend_on = self._conc_on, self._spend_on
-        short_on, short_max = self._short_on, self._short_max
-        short_min, short_window = self._short_min, self._short_window
-        bh_days, bh_start, bh_end = self._bh_days, self._bh_start, self._bh_end
-        learning = self.learn_until is None  # until the first call sets the learning period
-        quiet = 0  # calls handled in place (cdr_call counts its own)
+        facts, accounts, new_state = self.facts, self.accounts, self.state
+        infos, info_of, slots, local = facts.destinations, facts.info, facts.slots, facts.local
+        ip_cc, flagged = facts.countries, self._flagged
+        vel, conc, spend, short = self.velocity, self.concurrent, self.spend, self.short_burst
+        started, finished = self._velocity.started, self._concurrent.finished
+        billed, short_call = self._spend.billed, self._short.short_call
+        vel_on, conc_on, spend_on, short_on = (
+            vel.enabled,
+            conc.enabled,
+            spend.enabled,
+            short.enabled,
+        )
+        short_max, outside = self._short.max_seconds, self._after_hours.outside
+        hours_on, risky_on = self.after_hours.enabled, self.risky_destination.enabled
+        new_country, nc_spec = self._new_country, self.new_country
+        dialled, nc_on = new_country.dialled, nc_spec.enabled
+        learning = new_country.learn_until is None  # until the first call starts learning
+        seen = 0
         for line, account, dst, start, end, billsec, disp, chan, uid, ip in records:
             info = infos.get(dst) or info_of(dst)
-            uid = uid or f"{source}:{line + offset}"
+            if not uid and source:
+                uid = f"{source}:{line + offset}"
             st = accounts.get(account) or new_state(account)
+            if start > st.last:
+                st.last = start
+            seen += 1
+            if learning:
+                new_country.learn_from(start)
+                learning = False
             key = int(start // 900)
             slot = slots.get(key)
             if slot is None:
                 local(start)  # fills the cache
                 slot = slots[key]
-            cc = ip_cc.get(ip, _UNSEEN) if ip else None
-            if cc is _UNSEEN:
-                cc = ip_country(ip)
-            short = billsec <= short_max
-            rate = info.rate
-            after_hours = False
-            if info.after_hours:  # e.g. any international call: is it business hours?
-                minute = slot[1] + int(start - key * 900) // 60
-                after_hours = slot[0] not in bh_days or not bh_start <= minute < bh_end
-            if (
-                info.risky
-                or after_hours
-                or (info.country and info.country not in st.countries)
-                or len(st.starts) >= vel_max
-                or st.max_end > start
-                or learning
-                or cc
-                or (short and len(st.ranges.get(info.range_key, ())) >= short_min - 1)
-                or (
-                    rate
-                    and billsec > 0
-                    and (st.spent if slot[2] == st.day else 0.0) + rate * billsec / 60.0 > st.limit
-                )
+            end_t = end if end is not None else start
+            # What the kinds found, in the rules' order (velocity, risky, after hours, new
+            # country, concurrent, spend, short burst); a shared empty tuple until one fires.
+            fired = _NONE_FIRED
+            if vel_on and (f := started(account, start, uid)):
+                fired = [(vel, f, "")]
+            call = None
+            if (info.risky and risky_on) or (
+                info.after_hours
+                and hours_on
+                and outside(slot[0], slot[1] + int(start - key * 900) // 60)
             ):
                 call = Call(uid, account, dst, start, end, billsec, disp, chan, ip, line + offset)
-                for hit in self.cdr_call(call):
+                fired = [*fired, *flagged(call, info)]
+            country = info.country
+            if country and (f := dialled(account, country, start, uid, info.dest.e164)) and nc_on:
+                fired = [*fired, (nc_spec, f, "")]
+            if conc_on and (f := finished(account, start, end_t, uid)):
+                fired = [*fired, (conc, f, "")]
+            rate, day, rng = info.rate, slot[2], info.range_key
+            if (
+                spend_on
+                and billsec > 0
+                and rate > 0.0
+                and (f := billed(account, day, rate, billsec, uid))
+            ):
+                fired = [*fired, (spend, f, "")]
+            if short_on and billsec <= short_max and (f := short_call(account, end_t, rng, uid)):
+                fired = [*fired, (short, f, "")]
+            if fired:
+                if call is None:
+                    line += offset
+                    call = Call(uid, account, dst, start, end, billsec, disp, chan, ip, line)
+                for hit in self._hits(call, fired):
                     report(hit)
-                learning = self.learn_until is None
-                continue
-            # Nothing can fire: the bookkeeping of _at_start, concurrency and _at_end.
-            end_t = end if end is not None else start
-            quiet += 1
-            if start > st.last:
-                st.last = start
-            if vel_on:
-                starts = st.starts
-                starts.append((start, uid))
-                horizon = start - vel_window
-                while starts[0][0] < horizon:
-                    del starts[0]
-            if conc_on:
-                ivs = st.intervals
-                ivs.append((start, end_t, uid))
-                if len(ivs) > st.ivs_cap:  # amortized: prune when the list doubles
-                    ivs[:] = [v for v in ivs if v[1] >= end_t - MAX_CALL_SECONDS][-256:]
-                    st.ivs_cap = max(8, 2 * len(ivs))
-                if end_t > st.max_end:
-                    st.max_end = end_t
-            if billsec > 0 and rate > 0.0 and spend_on:
-                if slot[2] != st.day:
-                    st.day, st.spent, st.spend_calls = slot[2], 0.0, []
-                st.spent += rate * billsec / 60.0
-                st.spend_calls.append(uid)
-                if len(st.spend_calls) > MAX_EVIDENCE:
-                    del st.spend_calls[0]
-            if short and short_on:
-                q = st.ranges.get(info.range_key)
-                if q is None:
-                    if len(st.ranges) >= MAX_RANGES:
-                        del st.ranges[next(iter(st.ranges))]
-                    q = st.ranges[info.range_key] = []
-                q.append((end_t, uid))
-                edge = end_t - short_window
-                while q[0][0] < edge:
-                    del q[0]
-        self.calls_seen += quiet
+            if ip and ip_cc.get(ip, _UNSEEN) is not None:  # unseen, or with a country
+                for hit in self.seen_address(account, ip, start, uid):
+                    report(hit)
+        self.calls_seen += seen
         return out
+
+    def _flagged(self, call: Call, info: DestInfo) -> _Fired:
+        """The per-call kinds on a risky or after-hours-scoped destination (their Event)."""
+        event = self.event(call, info)
+        fired: list[tuple[RuleSpec, Sequence[Finding], str]] = []
+        if info.risky and self.risky_destination.enabled:
+            found = self._risky.feed(event, call.start)
+            fired.append((self.risky_destination, found, info.dest.e164))
+        if info.after_hours and self.after_hours.enabled:
+            fired.append((self.after_hours, self._after_hours.feed(event, call.start), ""))
+        return fired
 
     def cdr_parser(self, source: str) -> CdrParser:
         """A parser of one CDR source that yields only the calls the rules look at."""
@@ -351,19 +276,7 @@ class FraudEngine:
 
     def outbound(self, dst: str) -> bool:
         """Whether the rules look at a call to `dst` (the CDR loop's filter)."""
-        return (self._info.get(dst) or self.info(dst)).external
-
-    def ip_country(self, ip: str) -> str | None:
-        """Country of an address (cached; None when private, unknown, or no lookup is set)."""
-        if self.country_of_ip is None:
-            return None
-        try:
-            return self._ip_cc[ip]
-        except KeyError:
-            if len(self._ip_cc) > 65_536:
-                self._ip_cc.clear()
-            cc = self._ip_cc[ip] = self.country_of_ip(ip)
-            return cc
+        return (self.facts.destinations.get(dst) or self.info(dst)).external
 
     def call_started(self, call: Call) -> list[Hit]:
         """A live call is being dialled (AMI DialBegin)."""
@@ -371,15 +284,27 @@ class FraudEngine:
         if info is None:
             return []
         st = self.state(call.account)
-        hits = self._at_start(call, info, st)
-        st.active[call.uid] = call
-        limit = self._max_concurrent(call.account)
-        if self.concurrent.enabled and len(st.active) > limit:
-            uids = sorted(st.active, key=lambda u: st.active[u].start)
-            msg = f"{len(st.active)} calls at once (max {limit})"
-            hits.append(self._hit(self.concurrent, call, msg, uids))
+        if call.start > st.last:
+            st.last = call.start
+        self.calls_seen += 1
+        account, t, uid = call.account, call.start, call.uid
+        self._new_country.learn_from(t)
+        fired: list[tuple[RuleSpec, Sequence[Finding], str]] = []
+        if self.velocity.enabled:
+            fired.append((self.velocity, self._velocity.started(account, t, uid), ""))
+        if info.special:
+            fired += self._flagged(call, info)
+        if info.country:  # learned even when the rule is off: enabling it later knows them
+            found = self._new_country.dialled(account, info.country, t, uid, info.dest.e164)
+            fired.append((self.new_country, found if self.new_country.enabled else (), ""))
+        st.active[uid] = call
+        if self.concurrent.enabled:
+            fired.append((self.concurrent, self._concurrent.started(account, t, uid), ""))
+        if self.spend.enabled:
+            self._spend.dialled(account, uid, info.rate)
+        hits = self._hits(call, fired)
         if call.ip:
-            hits += self.seen_address(call.account, call.ip, call.start, call.uid)
+            hits += self.seen_address(account, call.ip, t, uid)
         return hits
 
     def call_ended(self, call: Call) -> list[Hit]:
@@ -387,29 +312,35 @@ class FraudEngine:
         st = self.accounts.get(call.account)
         if st is not None:
             st.active.pop(call.uid, None)
+        self._concurrent.hung_up(call.account, call.uid)
+        self._spend.hung_up(call.account, call.uid)
         info = self.wanted(call)
         if info is None or st is None:
             return []
-        return self._at_end(call, info, st)
+        fired: list[tuple[RuleSpec, Sequence[Finding], str]] = []
+        if call.billsec > 0 and info.rate > 0.0 and self.spend.enabled:
+            day = self.local(call.start)[2]
+            found = self._spend.billed(call.account, day, info.rate, call.billsec, call.uid)
+            fired.append((self.spend, found, ""))
+        if call.billsec <= self._short.max_seconds and self.short_burst.enabled:
+            end = call.end if call.end is not None else call.start
+            found = self._short.short_call(call.account, end, info.range_key, call.uid)
+            fired.append((self.short_burst, found, ""))
+        return self._hits(call, fired)
 
     def tick(self, now: float) -> list[Hit]:
         """Running cost of answered live calls: hang up before the bill grows further."""
-        if not self._spend_on or not self.rates.rates:
+        if not self.spend.enabled or not self.rates.rates:
             return []
+        for account, st in self.accounts.items():  # answers reach the live calls in place
+            for c in st.active.values():
+                if c.answered:
+                    self._spend.answered(account, c.uid, c.answer or c.start)
         hits = []
-        for account, st in self.accounts.items():
-            live = [c for c in st.active.values() if c.answered]
-            if not live:
-                continue
-            running = sum(
-                self.info(c.dst).rate * max(0.0, now - (c.answer or c.start)) / 60 for c in live
-            )
-            limit = self._daily_limit(account)
-            spent = (st.spent if st.day == self.local(now)[2] else 0.0) + running
-            if spent > limit:
-                msg = f"{spent:.2f} spent today with running calls (daily limit {limit:.2f})"
-                for call in live:
-                    hits.append(self._hit(self.spend, call, msg, [*st.spend_calls, call.uid]))
+        for f in self._spend.tick(now, self.local(now)[2]):
+            call = self.accounts[f.account].active.get(f.calls[-1])  # the running call, last
+            if call is not None:
+                hits.append(self._hit(self.spend, call, f.reason, f.calls))
         return hits
 
     def seen_address(self, account: str, ip: str, now: float, uid: str = "") -> list[Hit]:
@@ -438,33 +369,32 @@ class FraudEngine:
         spec = self.config.rules["address_country"]
         if spec.enabled:
             for f in self._address.feed(seen, now):
-                hits.append(self._hit(spec, probe, f.reason, list(f.calls), f.ip))
+                hits.append(self._hit(spec, probe, f.reason, f.calls, f.ip))
         spec = self.config.rules["distant_registrations"]
         # The kind always remembers the sighting (as before): enabling it later sees history.
         found = self._distant.feed(seen, now)
         if spec.enabled:
             for f in found:
-                hits.append(self._hit(spec, probe, f.reason, list(f.calls)))
+                hits.append(self._hit(spec, probe, f.reason, f.calls))
         return hits
 
     def expire(self, now: float, idle: float = 2 * 86400) -> int:
         """Forget accounts idle for `idle` seconds (keeping learned countries). Returns count."""
         gone = [a for a, st in self.accounts.items() if now - st.last > idle and not st.active]
         for a in gone:
-            st = self.accounts[a]
-            st.starts.clear()
-            st.intervals.clear()
-            st.ranges.clear()
+            self._velocity.forget(a)
+            self._concurrent.forget(a)
+            self._short.forget(a)
             self._distant.forget(a)
         return len(gone)
 
     def baseline(self) -> dict[str, list[str]]:
-        return {a: sorted(st.countries) for a, st in self.accounts.items() if st.countries}
+        return self._new_country.baseline()
 
     def load_baseline(self, data: dict[str, list[str]]) -> None:
-        for account, countries in data.items():
-            self.state(str(account)).countries.update(str(c) for c in countries)
-        self.learn_until = float("-inf")
+        for account in data:
+            self.state(str(account))
+        self._new_country.load_baseline(data)
 
     def inbound_call(self, call: Call) -> list[Hit]:
         """An inbound call (from a trunk or in an inbound context), counted per `call.account`
@@ -473,130 +403,5 @@ class FraudEngine:
         spec = self.config.rules.get("inbound_volume")
         if spec is None or not spec.enabled or not call.account:
             return []
-        window, most = float(spec["window"]), int(spec["max_calls"])
-        starts = self._inbound.get(call.account)
-        if starts is None:
-            if len(self._inbound) >= MAX_RANGES:  # bounded: a flood of names evicts the oldest
-                del self._inbound[next(iter(self._inbound))]
-            starts = self._inbound[call.account] = []
-        starts.append((call.start, call.uid))
-        horizon = call.start - window
-        while starts[0][0] < horizon:
-            del starts[0]
-        if len(starts) <= most:
-            return []
-        msg = f"{len(starts)} inbound calls in {window:.0f}s on {call.account} (max {most})"
-        hit = self._hit(spec, call, msg, [u for _, u in starts])
-        del starts[0]  # keeps the window bounded during a flood
-        return [hit]
-
-    # --- rules -----------------------------------------------------------------------------------
-
-    def _at_start(self, call: Call, info: DestInfo, st: AccountState) -> list[Hit]:
-        hits: list[Hit] = []
-        t = call.start
-        if t > st.last:
-            st.last = t
-        self.calls_seen += 1
-        if self.learn_until is None:
-            self.learn_until = t + float(self.new_country["learn_seconds"])
-
-        if self.velocity.enabled:
-            starts = st.starts
-            starts.append((t, call.uid))
-            horizon = t - self._vel_window
-            while starts[0][0] < horizon:
-                del starts[0]
-            if len(starts) > self._vel_max:
-                msg = f"{len(starts)} calls in {self._vel_window:.0f}s (max {self._vel_max})"
-                hits.append(self._hit(self.velocity, call, msg, [u for _, u in starts]))
-                del starts[0]  # keeps the window bounded during a flood
-
-        dest = info.dest
-        if info.risky and self.risky_destination.enabled:
-            for f in self._risky.feed(self.event(call, info), t):
-                spec, calls = self.risky_destination, list(f.calls)
-                hits.append(self._hit(spec, call, f.reason, calls, dest=dest.e164))
-
-        if info.after_hours and self.after_hours.enabled:
-            for f in self._after_hours.feed(self.event(call, info), t):
-                hits.append(self._hit(self.after_hours, call, f.reason, list(f.calls)))
-
-        if dest.scope == "international" and dest.country not in st.countries:
-            st.countries.add(dest.country)
-            if self.new_country.enabled and t >= self.learn_until:
-                msg = f"first call to {dest.country} ({dest.e164})"
-                hits.append(self._hit(self.new_country, call, msg, [call.uid]))
-        return hits
-
-    def _at_end(self, call: Call, info: DestInfo, st: AccountState) -> list[Hit]:
-        hits: list[Hit] = []
-        billsec = call.billsec
-        if billsec > 0 and info.rate > 0.0 and self._spend_on:
-            cost = info.rate * billsec / 60.0
-            slot = self._slots.get(int(call.start // 900))
-            day = slot[2] if slot is not None else self.local(call.start)[2]
-            if day != st.day:
-                st.day, st.spent, st.spend_calls = day, 0.0, []
-            st.spent += cost
-            st.spend_calls.append(call.uid)
-            if len(st.spend_calls) > MAX_EVIDENCE:
-                del st.spend_calls[0]
-            limit = self._daily_limit(call.account)
-            if st.spent > limit:
-                msg = f"{st.spent:.2f} spent today (daily limit {limit:.2f}); this call {cost:.2f}"
-                hits.append(self._hit(self.spend, call, msg, st.spend_calls))
-
-        if billsec <= self._short_max and self.short_burst.enabled:
-            end = call.end if call.end is not None else call.start
-            rng = info.range_key
-            q = st.ranges.get(rng)
-            if q is None:
-                if len(st.ranges) >= MAX_RANGES:
-                    del st.ranges[next(iter(st.ranges))]
-                q = st.ranges[rng] = []
-            q.append((end, call.uid))
-            edge = end - self._short_window
-            while q[0][0] < edge:
-                del q[0]
-            spec = self.short_burst
-            if len(q) >= spec["min_calls"]:
-                digits = int(spec["range_digits"])
-                msg = (
-                    f"{len(q)} calls of <= {self._short_max:.0f}s to {rng}{'X' * digits} "
-                    f"in {self._short_window:.0f}s"
-                )
-                hits.append(self._hit(spec, call, msg, [u for _, u in q]))
-                del q[0]
-        return hits
-
-    def _concurrent_offline(self, call: Call, st: AccountState) -> list[Hit]:
-        """Concurrency from CDRs, which arrive in hangup order, not dial order.
-
-        Every earlier record ended no later than this one, so the calls overlapping this one
-        are those that ended after it started; the exact peak is then found among their start
-        points (rarely needed: most calls overlap nothing).
-        """
-        start = call.start
-        end = call.end if call.end is not None else start
-        ivs = st.intervals
-        horizon = end - MAX_CALL_SECONDS
-        if ivs and ivs[0][1] < horizon:
-            ivs[:] = [iv for iv in ivs if iv[1] >= horizon]
-        overlapping = [iv for iv in ivs if iv[1] > start]
-        ivs.append((start, end, call.uid))
-        if len(ivs) > 256:
-            del ivs[0]
-        limit = self._max_concurrent(call.account)
-        if len(overlapping) < limit:
-            return []
-        group = [*overlapping, (start, end, call.uid)]
-        best: list[tuple[float, float, str]] = []
-        for p in sorted({max(start, s) for s, _, _ in group}):
-            at_p = [iv for iv in group if iv[0] <= p < iv[1] or iv[0] == p]
-            if len(at_p) > len(best):
-                best = at_p
-        if len(best) <= limit:
-            return []
-        uids = [u for _, _, u in sorted(best)]
-        return [self._hit(self.concurrent, call, f"{len(best)} calls at once (max {limit})", uids)]
+        found = self._inbound.inbound(call.account, call.start, call.uid)
+        return self._hits(call, [(spec, found, "")])

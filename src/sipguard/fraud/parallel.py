@@ -196,7 +196,7 @@ def scan_parallel(
     if engine.learn_until is None:
         start = first_call_start(paths, engine)
         if start is not None:
-            engine.learn_until = start + float(engine.new_country["learn_seconds"])
+            engine.start_learning(start)
     if engine.country_of_ip is not None:
         engine.country_of_ip("192.0.2.1")  # loads the address table once, not in every child
     with tempfile.TemporaryDirectory(prefix="sipguard-fraud-") as tmp:

@@ -1,0 +1,64 @@
+"""What a fraud rule kind returns, and the contract every kind keeps.
+
+Its own module so that every kind module (`fraudkinds`: per call and per address,
+`fraudcounts`: calls counted in windows, `fraudledger`: per-account ledgers) uses one
+`Finding` and the registry in `fraudkinds` can import them all without an import cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from sipguard.core.events import CallInfo, Event, Kind
+
+MAX_EVIDENCE = 50  # uniqueids one finding keeps naming (the spend rule's day of calls)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A fraud rule fired on an account: why, and the calls (uniqueids, oldest first)."""
+
+    account: str
+    reason: str
+    calls: tuple[str, ...]
+    ip: str = ""  # the address to act on, when the rule is about one
+
+
+#: What a kind's typed entry returns when nothing fired: one shared empty tuple, so the hot
+#: CDR loop allocates nothing for the millions of rows on which no rule fires.
+NOTHING: tuple[Finding, ...] = ()
+Found = tuple[Finding, ...]  # what a typed entry returns
+
+
+class FraudKind(Protocol):
+    """One fraud detector over call events (state bounded, dropped by `expire`)."""
+
+    def feed(self, event: Event, now: float) -> list[Finding]: ...
+
+    def expire(self, now: float) -> int: ...
+
+    def state_size(self) -> int: ...
+
+
+def dialled_call(event: Event) -> CallInfo | None:
+    """The call of an event that starts one: a live dial, or a finished call's record (a CDR
+    row is checked once, at its end, for what happened at its start too)."""
+    call = event.call
+    if call is None or not event.account:
+        return None
+    if event.kind is Kind.CALL_START or (event.kind is Kind.CALL_END and call.record):
+        return call
+    return None
+
+
+def number(params: Mapping[str, object], key: str, default: float) -> float:
+    """A numeric parameter (validated at rule load: fraudrules.check_param), else `default`."""
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value)
+
+
+__all__ = ["MAX_EVIDENCE", "NOTHING", "Finding", "Found", "FraudKind", "dialled_call", "number"]
