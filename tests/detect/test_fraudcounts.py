@@ -54,14 +54,14 @@ def test_every_detector_is_a_kind() -> None:
 
 def test_velocity_fires_above_max_calls_in_the_window_only() -> None:
     kind = Velocity({"window": 60.0, "max_calls": 3})
-    assert [kind.started("1001", T + i, f"u{i}") for i in range(3)] == [NOTHING] * 3
-    assert kind.started("1001", T + 3, "u3") == (
+    assert [kind.count("1001", T + i, f"u{i}") for i in range(3)] == [NOTHING] * 3
+    assert kind.count("1001", T + 3, "u3") == (
         Finding("1001", "4 calls in 60s (max 3)", ("u0", "u1", "u2", "u3")),
     )
-    assert kind.started("1002", T + 3, "v0") is NOTHING  # per account
+    assert kind.count("1002", T + 3, "v0") is NOTHING  # per account
     # spread out: the window never holds more than three
     slow = Velocity({"window": 60.0, "max_calls": 3})
-    assert not [f for i in range(20) for f in slow.started("1001", T + 25 * i, f"u{i}")]
+    assert not [f for i in range(20) for f in slow.count("1001", T + 25 * i, f"u{i}")]
     # CDR records (a call's start, checked at its end) and live dials both count
     via = FRAUD_KINDS["velocity"]({"window": 60.0, "max_calls": 1})
     assert via.feed(_cdr("c1", T, T + 5), T + 5) == []
@@ -72,9 +72,9 @@ def test_velocity_fires_above_max_calls_in_the_window_only() -> None:
 def test_velocity_state_is_bounded_and_expires() -> None:
     kind = Velocity({"window": 60.0, "max_calls": 5})
     for i in range(1000):  # a flood: the window keeps max_calls after each finding
-        kind.started("1001", T + i * 0.01, f"u{i}")
+        kind.count("1001", T + i * 0.01, f"u{i}")
     assert kind.state_size() == 5
-    kind.started("1002", T + 100, "v")
+    kind.count("1002", T + 100, "v")
     assert kind.expire(T + 70) == 1 and kind.state_size() == 1  # 1001 left the window
     kind.forget("1002")
     assert kind.state_size() == 0
@@ -237,12 +237,12 @@ def test_new_country_baseline_round_trip() -> None:
 
 def test_inbound_volume_per_trunk() -> None:
     kind = InboundVolume({"window": 60.0, "max_calls": 2})
-    assert kind.inbound("trunk", T, "a") is NOTHING
-    assert kind.inbound("trunk", T + 1, "b") is NOTHING
-    assert kind.inbound("trunk", T + 2, "c") == (
+    assert kind.count("trunk", T, "a") is NOTHING
+    assert kind.count("trunk", T + 1, "b") is NOTHING
+    assert kind.count("trunk", T + 2, "c") == (
         Finding("trunk", "3 inbound calls in 60s on trunk (max 2)", ("a", "b", "c")),
     )
     for i in range(200):
-        kind.inbound(f"t{i}", T, "x")
+        kind.count(f"t{i}", T, "x")
     assert kind.state_size() == MAX_TRUNKS
     assert kind.expire(T + 61) == MAX_TRUNKS

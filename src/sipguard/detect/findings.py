@@ -7,9 +7,9 @@ Its own module so that every kind module (`fraudkinds`: per call and per address
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sipguard.core.events import CallInfo, Event, Kind
 
@@ -53,6 +53,32 @@ def dialled_call(event: Event) -> CallInfo | None:
     return None
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def drop(nested: dict[str, dict[K, V]], key: str, inner: K) -> None:
+    """Remove `nested[key][inner]`, then `nested[key]` when that left it empty."""
+    entries = nested.get(key)
+    if entries is not None:
+        entries.pop(inner, None)
+        if not entries:
+            del nested[key]
+
+
+def prune(nested: dict[str, dict[K, V]], stale: Callable[[V], bool]) -> int:
+    """Remove the stale entries of every key, then the keys left empty; returns their count."""
+    gone = 0
+    for key in list(nested):
+        entries = nested[key]
+        for inner in [k for k, v in entries.items() if stale(v)]:
+            del entries[inner]
+        if not entries:
+            del nested[key]
+            gone += 1
+    return gone
+
+
 def number(params: Mapping[str, object], key: str, default: float) -> float:
     """A numeric parameter (validated at rule load: fraudrules.check_param), else `default`."""
     value = params.get(key, default)
@@ -61,4 +87,14 @@ def number(params: Mapping[str, object], key: str, default: float) -> float:
     return float(value)
 
 
-__all__ = ["MAX_EVIDENCE", "NOTHING", "Finding", "Found", "FraudKind", "dialled_call", "number"]
+__all__ = [
+    "MAX_EVIDENCE",
+    "NOTHING",
+    "Finding",
+    "Found",
+    "FraudKind",
+    "dialled_call",
+    "drop",
+    "number",
+    "prune",
+]

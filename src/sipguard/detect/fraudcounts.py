@@ -16,63 +16,68 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sipguard.core.events import Event, Kind
-from sipguard.detect.findings import NOTHING, Finding, Found, dialled_call, number
+from sipguard.detect.findings import NOTHING, Finding, Found, dialled_call, drop, number, prune
 
 MAX_RANGES = 64  # short-call ranges tracked per account (the oldest goes)
 MAX_INTERVALS = 256  # finished calls kept per account for the concurrency peak search
 MAX_CALL_SECONDS = 4 * 3600  # how far back a CDR (written at hangup) can have started
 
 
-def _over(
-    starts: list[tuple[float, str]], t: float, uid: str, window: float, most: int
-) -> tuple[str, ...] | None:
-    """A start at `t` into a sliding window of (start, uid): the uids in the window when
-    there are more than `most` (the oldest then leaves: bounded during a flood), else None."""
-    starts.append((t, uid))
-    horizon = t - window
-    while starts[0][0] < horizon:
-        del starts[0]
-    if len(starts) <= most:
-        return None
-    uids = tuple(u for _, u in starts)
-    del starts[0]
-    return uids
+class _Windows:
+    """Sliding windows of call starts, (start, uid), per key (an account, a trunk): more
+    than `max_calls` within `window` seconds fires, naming them; the oldest then leaves (the
+    window stays bounded during a flood). `max_keys` (0: none) bounds the keys kept."""
 
+    def __init__(self, window: float, max_calls: int, max_keys: int = 0) -> None:
+        self.window, self.max_calls, self.max_keys = window, max_calls, max_keys
+        self._starts: dict[str, list[tuple[float, str]]] = {}
 
-class Velocity:
-    """More than `max_calls` call starts by one account within `window` seconds."""
+    def reason(self, n: int, key: str) -> str:
+        raise NotImplementedError
 
-    def __init__(self, params: Mapping[str, object]) -> None:
-        self.window = number(params, "window", 600.0)
-        self.max_calls = int(number(params, "max_calls", 25))
-        self._starts: dict[str, list[tuple[float, str]]] = {}  # account -> (start, uid)
-
-    def started(self, account: str, t: float, uid: str) -> Found:
-        starts = self._starts.get(account)
+    def count(self, key: str, t: float, uid: str) -> Found:
+        """A call of `key` started at `t` (the typed entry)."""
+        starts = self._starts.get(key)
         if starts is None:
-            starts = self._starts[account] = []
-        uids = _over(starts, t, uid, self.window, self.max_calls)
-        if uids is None:
+            if self.max_keys and len(self._starts) >= self.max_keys:
+                del self._starts[next(iter(self._starts))]
+            starts = self._starts[key] = []
+        starts.append((t, uid))
+        horizon = t - self.window
+        while starts[0][0] < horizon:
+            del starts[0]
+        if len(starts) <= self.max_calls:
             return NOTHING
-        reason = f"{len(uids)} calls in {self.window:.0f}s (max {self.max_calls})"
-        return (Finding(account, reason, uids),)
+        found = (Finding(key, self.reason(len(starts), key), tuple(u for _, u in starts)),)
+        del starts[0]
+        return found
 
     def feed(self, event: Event, now: float) -> list[Finding]:
         call = dialled_call(event)
-        return [] if call is None else list(self.started(event.account or "", call.start, call.uid))
+        return [] if call is None else list(self.count(event.account or "", call.start, call.uid))
 
-    def forget(self, account: str) -> None:
-        self._starts.pop(account, None)
+    def forget(self, key: str) -> None:
+        self._starts.pop(key, None)
 
     def expire(self, now: float) -> int:
-        """Drop the accounts whose newest start left the window (they count nothing)."""
-        gone = [a for a, s in self._starts.items() if s[-1][0] < now - self.window]
-        for account in gone:
-            del self._starts[account]
+        """Drop the keys whose newest start left the window (they count nothing)."""
+        gone = [k for k, s in self._starts.items() if s[-1][0] < now - self.window]
+        for key in gone:
+            del self._starts[key]
         return len(gone)
 
     def state_size(self) -> int:
         return sum(len(s) for s in self._starts.values())
+
+
+class Velocity(_Windows):
+    """More than `max_calls` call starts by one account within `window` seconds."""
+
+    def __init__(self, params: Mapping[str, object]) -> None:
+        super().__init__(number(params, "window", 600.0), int(number(params, "max_calls", 25)))
+
+    def reason(self, n: int, key: str) -> str:
+        return f"{n} calls in {self.window:.0f}s (max {self.max_calls})"
 
 
 @dataclass(slots=True)
@@ -115,11 +120,7 @@ class Concurrent:
         return (Finding(account, f"{len(live)} calls at once (max {limit})", uids),)
 
     def hung_up(self, account: str, uid: str) -> None:
-        live = self._live.get(account)
-        if live is not None:
-            live.pop(uid, None)
-            if not live:
-                del self._live[account]
+        drop(self._live, account, uid)
 
     def live_calls(self, account: str) -> int:
         return len(self._live.get(account, ()))
@@ -129,16 +130,17 @@ class Concurrent:
         st = self._finished.get(account)
         if st is None:
             st = self._finished[account] = _Finished()
-        found = NOTHING
-        if st.max_end > start:
-            found = self._peak(account, st.calls, start, end, uid)
-        else:  # overlaps nothing kept: just remember it
+        if st.max_end <= start:  # overlaps nothing kept (most calls): just remember it
             calls = st.calls
             calls.append((start, end, uid))
             if len(calls) > st.cap:  # amortized: prune when the list doubles
                 horizon = end - MAX_CALL_SECONDS
                 calls[:] = [c for c in calls if c[1] >= horizon][-MAX_INTERVALS:]
                 st.cap = max(8, 2 * len(calls))
+            if end > st.max_end:
+                st.max_end = end
+            return NOTHING
+        found = self._peak(account, st.calls, start, end, uid)
         if end > st.max_end:
             st.max_end = end
         return found
@@ -254,15 +256,7 @@ class ShortBurst:
     def expire(self, now: float) -> int:
         """Drop ranges whose newest short call left the window; then empty accounts."""
         edge = now - self.window
-        gone = 0
-        for account in list(self._ranges):
-            ranges = self._ranges[account]
-            for key in [k for k, q in ranges.items() if q[-1][0] < edge]:
-                del ranges[key]
-            if not ranges:
-                del self._ranges[account]
-                gone += 1
-        return gone
+        return prune(self._ranges, lambda q: q[-1][0] < edge)
 
     def state_size(self) -> int:
         return sum(len(q) for r in self._ranges.values() for q in r.values())
@@ -271,41 +265,16 @@ class ShortBurst:
 MAX_TRUNKS = 64  # trunks (or inbound contexts) counted (a flood of names evicts the oldest)
 
 
-class InboundVolume:
+class InboundVolume(_Windows):
     """More than `max_calls` inbound calls on one trunk (the event's account: the edge names
     the trunk, or the context) within `window` seconds. Never charged to an account."""
 
     def __init__(self, params: Mapping[str, object]) -> None:
-        self.window = number(params, "window", 300.0)
-        self.max_calls = int(number(params, "max_calls", 10))
-        self._starts: dict[str, list[tuple[float, str]]] = {}  # trunk -> (start, uid)
+        window, most = number(params, "window", 300.0), int(number(params, "max_calls", 10))
+        super().__init__(window, most, MAX_TRUNKS)
 
-    def inbound(self, trunk: str, t: float, uid: str) -> Found:
-        starts = self._starts.get(trunk)
-        if starts is None:
-            if len(self._starts) >= MAX_TRUNKS:
-                del self._starts[next(iter(self._starts))]
-            starts = self._starts[trunk] = []
-        uids = _over(starts, t, uid, self.window, self.max_calls)
-        if uids is None:
-            return NOTHING
-        reason = (
-            f"{len(uids)} inbound calls in {self.window:.0f}s on {trunk} (max {self.max_calls})"
-        )
-        return (Finding(trunk, reason, uids),)
-
-    def feed(self, event: Event, now: float) -> list[Finding]:
-        call = dialled_call(event)
-        return [] if call is None else list(self.inbound(event.account or "", call.start, call.uid))
-
-    def expire(self, now: float) -> int:
-        gone = [k for k, s in self._starts.items() if s[-1][0] < now - self.window]
-        for trunk in gone:
-            del self._starts[trunk]
-        return len(gone)
-
-    def state_size(self) -> int:
-        return sum(len(s) for s in self._starts.values())
+    def reason(self, n: int, key: str) -> str:
+        return f"{n} inbound calls in {self.window:.0f}s on {key} (max {self.max_calls})"
 
 
 __all__ = [

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from sipguard.core.events import Event
-from sipguard.detect.findings import Finding, FraudKind
+from sipguard.detect.findings import Finding, FraudKind, prune
 from sipguard.detect.fraudcounts import Concurrent, InboundVolume, ShortBurst, Velocity
 from sipguard.detect.fraudledger import NewCountry, Spend
 from sipguard.detect.geofence import distance_km  # one haversine for fraud and geo
@@ -166,15 +166,7 @@ class DistantRegistrations:
 
     def expire(self, now: float) -> int:
         """Drop sightings older than the window (they can no longer fire)."""
-        gone = 0
-        for account in list(self.places):
-            places = self.places[account]
-            for country in [c for c, p in places.items() if now - p[0] > self.window]:
-                del places[country]
-            if not places:
-                del self.places[account]
-                gone += 1
-        return gone
+        return prune(self.places, lambda p: now - p[0] > self.window)
 
     def state_size(self) -> int:
         return sum(len(p) for p in self.places.values())

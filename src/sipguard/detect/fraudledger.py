@@ -10,7 +10,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sipguard.core.events import Event, Kind
-from sipguard.detect.findings import MAX_EVIDENCE, NOTHING, Finding, Found, dialled_call, number
+from sipguard.detect.findings import (
+    MAX_EVIDENCE,
+    NOTHING,
+    Finding,
+    Found,
+    dialled_call,
+    drop,
+    number,
+)
 
 
 @dataclass(slots=True)
@@ -68,11 +76,7 @@ class Spend:
             live[uid] = (live[uid][0], at)
 
     def hung_up(self, account: str, uid: str) -> None:
-        live = self._running.get(account)
-        if live is not None:
-            live.pop(uid, None)
-            if not live:
-                del self._running[account]
+        drop(self._running, account, uid)
 
     def tick(self, now: float, day: int) -> list[Finding]:
         """Accounts whose day plus the running cost of their answered calls passes the limit:

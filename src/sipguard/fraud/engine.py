@@ -185,7 +185,7 @@ class FraudEngine:
         infos, info_of, slots, local = facts.destinations, facts.info, facts.slots, facts.local
         ip_cc, flagged = facts.countries, self._flagged
         vel, conc, spend, short = self.velocity, self.concurrent, self.spend, self.short_burst
-        started, finished = self._velocity.started, self._concurrent.finished
+        counted, finished = self._velocity.count, self._concurrent.finished
         billed, short_call = self._spend.billed, self._short.short_call
         vel_on, conc_on, spend_on, short_on = (
             vel.enabled,
@@ -198,7 +198,7 @@ class FraudEngine:
         new_country, nc_spec = self._new_country, self.new_country
         dialled, nc_on = new_country.dialled, nc_spec.enabled
         learning = new_country.learn_until is None  # until the first call starts learning
-        seen = 0
+        none_fired, seen = _NONE_FIRED, 0
         for line, account, dst, start, end, billsec, disp, chan, uid, ip in records:
             info = infos.get(dst) or info_of(dst)
             if not uid and source:
@@ -218,8 +218,8 @@ class FraudEngine:
             end_t = end if end is not None else start
             # What the kinds found, in the rules' order (velocity, risky, after hours, new
             # country, concurrent, spend, short burst); a shared empty tuple until one fires.
-            fired = _NONE_FIRED
-            if vel_on and (f := started(account, start, uid)):
+            fired = none_fired
+            if vel_on and (f := counted(account, start, uid)):
                 fired = [(vel, f, "")]
             call = None
             if (info.risky and risky_on) or (
@@ -229,20 +229,25 @@ class FraudEngine:
             ):
                 call = Call(uid, account, dst, start, end, billsec, disp, chan, ip, line + offset)
                 fired = [*fired, *flagged(call, info)]
-            country = info.country
-            if country and (f := dialled(account, country, start, uid, info.dest.e164)) and nc_on:
-                fired = [*fired, (nc_spec, f, "")]
+            if info.country and nc_on:
+                if f := dialled(account, info.country, start, uid, info.dest.e164):
+                    fired = [*fired, (nc_spec, f, "")]
+            elif info.country:  # learned even when the rule is off (enabling it knows them)
+                dialled(account, info.country, start, uid, info.dest.e164)
             if conc_on and (f := finished(account, start, end_t, uid)):
                 fired = [*fired, (conc, f, "")]
-            rate, day, rng = info.rate, slot[2], info.range_key
             if (
-                spend_on
-                and billsec > 0
-                and rate > 0.0
-                and (f := billed(account, day, rate, billsec, uid))
+                billsec > 0
+                and spend_on
+                and (rate := info.rate) > 0.0
+                and (f := billed(account, slot[2], rate, billsec, uid))
             ):
                 fired = [*fired, (spend, f, "")]
-            if short_on and billsec <= short_max and (f := short_call(account, end_t, rng, uid)):
+            if (
+                billsec <= short_max
+                and short_on
+                and (f := short_call(account, end_t, info.range_key, uid))
+            ):
                 fired = [*fired, (short, f, "")]
             if fired:
                 if call is None:
@@ -291,7 +296,7 @@ class FraudEngine:
         self._new_country.learn_from(t)
         fired: list[tuple[RuleSpec, Sequence[Finding], str]] = []
         if self.velocity.enabled:
-            fired.append((self.velocity, self._velocity.started(account, t, uid), ""))
+            fired.append((self.velocity, self._velocity.count(account, t, uid), ""))
         if info.special:
             fired += self._flagged(call, info)
         if info.country:  # learned even when the rule is off: enabling it later knows them
@@ -403,5 +408,5 @@ class FraudEngine:
         spec = self.config.rules.get("inbound_volume")
         if spec is None or not spec.enabled or not call.account:
             return []
-        found = self._inbound.inbound(call.account, call.start, call.uid)
+        found = self._inbound.count(call.account, call.start, call.uid)
         return self._hits(call, [(spec, found, "")])
