@@ -63,9 +63,7 @@ def setup(client: AmiClient | None = None, **rules: Any) -> tuple[FraudComponent
         alerts.append(alert)
 
     settings = Settings(sources=SourcesSettings(ami=AmiSettings(enabled=True)))
-    fraud = FraudComponent(
-        settings, engine, Policy(), ban, lambda _: None, client, False, keep_baseline=False
-    )
+    fraud = FraudComponent(settings, engine, Policy(), ban, lambda _: None, client, False)
     return fraud, alerts
 
 
