@@ -26,7 +26,7 @@ from sipguard.daemon.watch import calls_only, watcher
 from sipguard.fraud.config import build_config
 from sipguard.fraud.scan import build_engine
 from sipguard.store import BaselineStore, Store
-from sipguard.testing.ami_calls import dial
+from sipguard.testing.ami_calls import dial, registered
 from sipguard.testing.ami_server import AmiServer
 from sipguard.testing.waits import until
 
@@ -93,14 +93,7 @@ async def _watch(tmp: Path) -> None:
             await server.wait_for_action("DBPut", timeout=5)
             assert server.db[("sipguard/locked", "1001")].startswith("risky_destination")
             # a registration of 1003 (DE only) from China: to the ban sink, not a firewall
-            await server.push_security(
-                "SuccessfulAuth",
-                AccountID="1003",
-                SessionID="s1",
-                LocalAddress="IPV4/UDP/10.0.0.1/5060",
-                RemoteAddress=f"IPV4/UDP/{CN_IP}/5060",
-                UsingPassword="1",
-            )
+            await registered(server, "1003", CN_IP, "s1")
             await until(lambda: bans)
             assert [(str(b.network), b.rule) for b in bans] == [
                 (f"{CN_IP}/32", "fraud.address_country")

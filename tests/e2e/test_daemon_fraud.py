@@ -24,7 +24,7 @@ import pytest
 
 from sipguard.daemon.harness import SRC, DaemonProc
 from sipguard.store import Baseline, BaselineStore, Store
-from sipguard.testing.ami_calls import dial
+from sipguard.testing.ami_calls import dial, registered
 from sipguard.testing.ami_server import AmiServer
 from sipguard.testing.waits import until
 
@@ -81,17 +81,6 @@ CDR_ROW = (  # cdr_csv's Master.csv with loguniqueid: a premium-rate call by 100
     '"2026-11-11 10:00:05","2026-11-11 10:01:05",65,60,"ANSWERED","DOCUMENTATION",'
     '"1762855200.1",""\n'
 )
-
-
-async def registered(server: AmiServer, account: str, ip: str, session: str) -> None:
-    await server.push_security(
-        "SuccessfulAuth",
-        AccountID=account,
-        SessionID=session,
-        LocalAddress="IPV4/UDP/10.0.0.1/5060",
-        RemoteAddress=f"IPV4/UDP/{ip}/5060",
-        UsingPassword="1",
-    )
 
 
 def cli(*argv: str) -> subprocess.CompletedProcess[str]:
