@@ -227,3 +227,20 @@ def test_hotlist_range_added_while_running_is_seen_despite_the_caches() -> None:
     e.add_hotlist("4930123", "fleet:a")
     hits = [h for h in e.cdr_call(call("0301234567", WED_10 + 60)) if h.rule == "risky_destination"]
     assert len(hits) == 1 and "fleet:a" in hits[0].reason and hits[0].dest == "+49301234567"
+
+
+def test_expire_forgets_idle_accounts_but_not_live_calls_or_countries() -> None:
+    e = engine(short_burst={"min_calls": 50})
+    for i in range(5):
+        e.cdr_call(call(f"0301234{i:02d}", WED_10 + 10 * i, 3))  # short calls: kept per range
+    e.cdr_call(call("0033123456789", WED_10 + 60, 3, account="1002"))
+    live = call("030999999", WED_10 + 100, 0, account="1003")
+    live.end = None
+    e.call_started(live)
+    sizes = e.state_sizes()
+    assert sizes["velocity"] == 7 and sizes["concurrent"] == 7 and sizes["short_burst"] == 6
+    assert e.expire(WED_10 + 100 + 2 * 86400) == 2  # 1001 and 1002; 1003 has a live call
+    sizes = e.state_sizes()
+    assert sizes["velocity"] == 1 and sizes["short_burst"] == 0  # only 1003's dial is left
+    assert sizes["concurrent"] == 1 and e.live_calls("1003") == 1
+    assert e.baseline() == {"1001": ["GB"], "1002": ["FR"]}  # learned countries stay

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ipaddress import ip_address
 
 from sipguard.core.events import CallInfo, Event, Kind, Service
-from sipguard.detect.findings import MAX_EVIDENCE, Finding
+from sipguard.detect.findings import MAX_EVIDENCE, Finding, FraudKind
 from sipguard.detect.fraudcounts import Concurrent, InboundVolume, ShortBurst, Velocity
 from sipguard.detect.fraudkinds import (
     AddressCountry,
@@ -106,6 +106,19 @@ class FraudEngine:
     def live_calls(self, account: str) -> int:
         """The account's live calls the concurrency rule counts."""
         return self._concurrent.live_calls(account)
+
+    def state_sizes(self) -> dict[str, int]:
+        """Entries each detector keeps (status, and tests that state stays bounded)."""
+        kinds: dict[str, FraudKind] = {
+            "velocity": self._velocity,
+            "concurrent": self._concurrent,
+            "short_burst": self._short,
+            "spend": self._spend,
+            "new_country": self._new_country,
+            "distant_registrations": self._distant,
+            "inbound_volume": self._inbound,
+        }
+        return {name: kind.state_size() for name, kind in kinds.items()}
 
     def state(self, account: str) -> AccountState:
         st = self.accounts.get(account)
