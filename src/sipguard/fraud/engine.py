@@ -28,7 +28,6 @@ from sipguard.detect.fraudkinds import (
     distance_km,
 )
 from sipguard.detect.fraudledger import NewCountry, Spend
-from sipguard.fraud.cdr import CdrParser
 from sipguard.fraud.classify import Classifier
 from sipguard.fraud.config import FraudConfig, RuleSpec
 from sipguard.fraud.facts import CallFacts
@@ -65,6 +64,8 @@ class FraudEngine:
         self.facts = CallFacts(config, classifier, self.rates, country_of_ip)
         self.local, self.info, self.event = self.facts.local, self.facts.info, self.facts.event
         self.ip_country, self.add_hotlist = self.facts.ip_country, self.facts.add_hotlist
+        self.wanted, self.outbound = self.facts.wanted, self.facts.outbound
+        self.cdr_parser = self.facts.cdr_parser
         r = config.rules
         self.velocity, self.concurrent = r["velocity"], r["concurrent"]
         self.after_hours, self.new_country = r["after_hours"], r["new_country"]
@@ -86,7 +87,6 @@ class FraudEngine:
         self._new_country = NewCountry(self.new_country.params)
         inbound = r.get("inbound_volume")
         self._inbound = InboundVolume(inbound.params if inbound is not None else {})
-        self._ignore = config.ignore_accounts | config.trunks  # a trunk's calls are inbound
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -155,13 +155,6 @@ class FraudEngine:
             for spec, found, dest in fired
             for f in found
         ]
-
-    def wanted(self, call: Call) -> DestInfo | None:
-        """The destination when the call is one the rules look at (external, real account)."""
-        info = self.facts.destinations.get(call.dst) or self.info(call.dst)
-        if not info.external or not call.account or call.account in self._ignore:
-            return None
-        return info
 
     # --- entry points --------------------------------------------------------------------------
 
@@ -284,17 +277,6 @@ class FraudEngine:
         if info.after_hours and self.after_hours.enabled:
             fired.append((self.after_hours, self._after_hours.feed(event, call.start), ""))
         return fired
-
-    def cdr_parser(self, source: str) -> CdrParser:
-        """A parser of one CDR source that yields only the calls the rules look at."""
-        cfg = self.config
-        tz = cfg.cdr.timezone or cfg.timezone
-        ignore = cfg.ignore_accounts | cfg.trunks  # a trunk's calls are inbound
-        return CdrParser(cfg.cdr, tz, source, self.outbound, ignore, cfg.inbound_contexts)
-
-    def outbound(self, dst: str) -> bool:
-        """Whether the rules look at a call to `dst` (the CDR loop's filter)."""
-        return (self.facts.destinations.get(dst) or self.info(dst)).external
 
     def call_started(self, call: Call) -> list[Hit]:
         """A live call is being dialled (AMI DialBegin)."""

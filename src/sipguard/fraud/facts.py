@@ -1,9 +1,11 @@
 """The facts the fraud edge puts on a call before the rule kinds see it.
 
 The destination (classified once per dialled string: country, type, risk, rate, number
-range), the office's local time of a moment (cached per quarter hour), the caller's country
-(cached per address), and the call as the detect/ kinds read it: an Event whose `CallInfo`
-carries all of that. Kept apart from the engine that drives the kinds (`fraud.engine`).
+range), whether the rules look at a call at all (outbound, a real account: also the CDR
+parser's filter), the office's local time of a moment (cached per quarter hour), the caller's
+country (cached per address), and the call as the detect/ kinds read it: an Event whose
+`CallInfo` carries all of that. Kept apart from the engine that drives the kinds
+(`fraud.engine`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sipguard.core.events import CallInfo, Event, Kind, Service
+from sipguard.fraud.cdr import CdrParser
 from sipguard.fraud.classify import Classifier
 from sipguard.fraud.config import FraudConfig
 from sipguard.fraud.model import Call
@@ -43,6 +46,7 @@ class CallFacts:
         self.destinations: dict[str, DestInfo] = {}
         self.slots: dict[int, tuple[int, int, int]] = {}  # quarter hour -> (weekday, min, day)
         self.countries: dict[str, str | None] = {}  # address -> country
+        self.ignore = config.ignore_accounts | config.trunks  # a trunk's calls are inbound
 
     def local(self, t: float) -> tuple[int, int, int]:
         """(weekday 0=Mon, minute of day, day number) in the office's zone, cached by 15 min."""
@@ -86,6 +90,23 @@ class CallFacts:
                 self.destinations.clear()
             self.destinations[dialled] = info
         return info
+
+    def wanted(self, call: Call) -> DestInfo | None:
+        """The destination when the call is one the rules look at (external, real account)."""
+        info = self.destinations.get(call.dst) or self.info(call.dst)
+        if not info.external or not call.account or call.account in self.ignore:
+            return None
+        return info
+
+    def outbound(self, dst: str) -> bool:
+        """Whether the rules look at a call to `dst` (the CDR loop's filter)."""
+        return (self.destinations.get(dst) or self.info(dst)).external
+
+    def cdr_parser(self, source: str) -> CdrParser:
+        """A parser of one CDR source that yields only the calls the rules look at."""
+        cfg = self.config
+        tz = cfg.cdr.timezone or cfg.timezone
+        return CdrParser(cfg.cdr, tz, source, self.outbound, self.ignore, cfg.inbound_contexts)
 
     def add_hotlist(self, prefix: str, label: str) -> None:
         """A hotlist range learned while running (another node's fraud range): the cached
