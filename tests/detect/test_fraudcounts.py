@@ -5,7 +5,7 @@ fires at its threshold and not one below, keeps its state bounded, and answers b
 from __future__ import annotations
 
 from sipguard.core.events import CallInfo, Event, Kind, Service
-from sipguard.detect.findings import NOTHING, Finding
+from sipguard.detect.findings import MAX_LIVE_CALLS, NOTHING, Finding
 from sipguard.detect.fraudcounts import (
     MAX_INTERVALS,
     MAX_RANGES,
@@ -246,3 +246,14 @@ def test_inbound_volume_per_trunk() -> None:
         kind.count(f"t{i}", T, "x")
     assert kind.state_size() == MAX_TRUNKS
     assert kind.expire(T + 61) == MAX_TRUNKS
+
+
+def test_live_calls_never_hung_up_are_bounded() -> None:
+    conc, spend = Concurrent({"max_calls": 10**6}), Spend({"daily_limit": 1.0})
+    for i in range(MAX_LIVE_CALLS + 5):
+        conc.started("1001", T + i, f"u{i}")
+        spend.dialled("1001", f"u{i}", 1.0)
+    assert conc.live_calls("1001") == MAX_LIVE_CALLS == conc.state_size()
+    assert spend.state_size() == MAX_LIVE_CALLS
+    conc.hung_up("1001", "u0")  # evicted already: nothing to do
+    assert conc.live_calls("1001") == MAX_LIVE_CALLS

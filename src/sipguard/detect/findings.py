@@ -14,6 +14,9 @@ from typing import Protocol, TypeVar
 from sipguard.core.events import CallInfo, Event, Kind
 
 MAX_EVIDENCE = 50  # uniqueids one finding keeps naming (the spend rule's day of calls)
+# Live calls kept per account (the oldest goes): a hangup the source never reported must not
+# grow the state without end.
+MAX_LIVE_CALLS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,16 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+def live_of(nested: dict[str, dict[str, V]], account: str) -> dict[str, V]:
+    """The account's live calls (uid -> what a kind keeps), with room for one more."""
+    live = nested.get(account)
+    if live is None:
+        live = nested[account] = {}
+    elif len(live) >= MAX_LIVE_CALLS:
+        del live[next(iter(live))]
+    return live
+
+
 def drop(nested: dict[str, dict[K, V]], key: str, inner: K) -> None:
     """Remove `nested[key][inner]`, then `nested[key]` when that left it empty."""
     entries = nested.get(key)
@@ -89,12 +102,14 @@ def number(params: Mapping[str, object], key: str, default: float) -> float:
 
 __all__ = [
     "MAX_EVIDENCE",
+    "MAX_LIVE_CALLS",
     "NOTHING",
     "Finding",
     "Found",
     "FraudKind",
     "dialled_call",
     "drop",
+    "live_of",
     "number",
     "prune",
 ]

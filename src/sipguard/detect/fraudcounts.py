@@ -4,7 +4,7 @@ the fraud edge put on the call (`CallInfo.range_key`, ...): pure, like `fraudkin
 kinds that keep a ledger per account (spend, new_country) are in `fraudledger`.
 
 Two entries per kind. `feed(event, now)` is the contract of every kind (findings.FraudKind).
-The typed entries (`Velocity.started`, `Concurrent.finished`, ...) take plain values and
+The typed entries (`Velocity.count`, `Concurrent.finished`, ...) take plain values and
 return the shared empty `NOTHING` when nothing fires: the offline CDR loop
 (`fraud.engine.FraudEngine.check`) calls them for millions of rows and must not build an
 Event, a list or a Finding for a row on which nothing fires.
@@ -16,7 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sipguard.core.events import Event, Kind
-from sipguard.detect.findings import NOTHING, Finding, Found, dialled_call, drop, number, prune
+from sipguard.detect.findings import (
+    NOTHING,
+    Finding,
+    Found,
+    dialled_call,
+    drop,
+    live_of,
+    number,
+    prune,
+)
 
 MAX_RANGES = 64  # short-call ranges tracked per account (the oldest goes)
 MAX_INTERVALS = 256  # finished calls kept per account for the concurrency peak search
@@ -109,9 +118,7 @@ class Concurrent:
 
     def started(self, account: str, start: float, uid: str) -> Found:
         """A live call was dialled."""
-        live = self._live.get(account)
-        if live is None:
-            live = self._live[account] = {}
+        live = live_of(self._live, account)
         live[uid] = start
         limit = self.limit(account)
         if len(live) <= limit:

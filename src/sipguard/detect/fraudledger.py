@@ -17,6 +17,7 @@ from sipguard.detect.findings import (
     Found,
     dialled_call,
     drop,
+    live_of,
     number,
 )
 
@@ -65,10 +66,7 @@ class Spend:
         return (Finding(account, reason, tuple(calls)),)
 
     def dialled(self, account: str, uid: str, rate: float) -> None:
-        live = self._running.get(account)
-        if live is None:
-            live = self._running[account] = {}
-        live[uid] = (rate, None)
+        live_of(self._running, account)[uid] = (rate, None)
 
     def answered(self, account: str, uid: str, at: float) -> None:
         live = self._running.get(account)
