@@ -1,9 +1,10 @@
 """The fraud edge: classifies each call's destination and drives the fraud rule kinds.
 
 No I/O and no clock: every input brings its own time. The detectors are rule kinds in
-`detect/` (`fraudkinds`, `fraudcounts`), each with its own state; this engine computes the
-facts they read (destination, rate, number range, the office's local time, the caller's
-country) and turns what they find into `Hit`s naming the calls. One engine serves both paths:
+`detect/` (`fraudkinds`, `fraudcounts`, `fraudledger`), each with its own state; the edge's
+`CallFacts` (fraud/facts.py) computes the facts they read (destination, rate, number range,
+the office's local time, the caller's country), and this engine drives the kinds and turns
+what they find into `Hit`s naming the calls. One engine serves both paths:
 - offline (CDR rows, written when a call ends): `check(records)`, the one row loop (`fraud
   scan`, `--jobs`, the live CDR follower); `cdr_call(call)` runs one record through it;
 - live (AMI): `call_started` at the dial, `call_ended` at the hangup, `tick(now)` for running
