@@ -49,8 +49,9 @@ class Spend:
 
     def billed(self, account: str, day: int, rate: float, billsec: float, uid: str) -> Found:
         """A finished call of `billsec` seconds at `rate` per minute, started on `day`."""
-        st = self._days.get(account)
-        if st is None:
+        try:
+            st = self._days[account]
+        except KeyError:
             st = self._days[account] = _Day(self.limit(account))
         if day != st.day:
             st.day, st.spent, st.calls = day, 0.0, []
