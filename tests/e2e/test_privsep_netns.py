@@ -115,6 +115,10 @@ def probe(lab, host, target: str, agent: str) -> str:
     return lab.run(host, [sys.executable, "-c", PROBE, target, msg], timeout=20).stdout.strip()
 
 
+def watching(daemon: DaemonProc) -> dict[str, dict[str, object]]:
+    return {w["source"]: w for w in daemon.request("status")["watching"]}
+
+
 @pytest.mark.parametrize("as_user", [False, True], ids=["root", "nobody"])
 def test_sensor_process_keeps_net_admin_alone_and_feeds_the_parser(netlab, as_user):
     """With [sensor]: three processes. The parser holds nothing, the sensor CAP_NET_ADMIN alone
@@ -157,8 +161,7 @@ def test_sensor_process_keeps_net_admin_alone_and_feeds_the_parser(netlab, as_us
         uid = "65534" if as_user else "0"
         assert status_of(sensor)["Uid"].split() == [uid] * 4
         assert status_of(parser)["Uid"].split() == [uid] * 4
-        watch = {w["source"]: w for w in st["watching"]}
-        assert watch["sensor"]["state"] == "running" and watch["sensor"]["active"]
+        assert watching(daemon)["sensor"]["state"] == "running"
 
         # a phone passes; a scanner's packet is dropped by the sensor, and banned by the parser
         assert probe(lab, phone, phone.hub_ip, "Yealink-SIP-T46S") == "answered"
@@ -173,6 +176,13 @@ def test_sensor_process_keeps_net_admin_alone_and_feeds_the_parser(netlab, as_us
         stats = wait_for(lambda: (x := sources()["sensor"]["stats"])["packets_in"] >= 2 and x)
         assert stats["link_events"] >= 1 and stats["link_dropped"] == 0
         assert "link_invalid" not in stats and "link_malformed" not in stats
+
+        # a changed [sensor] table takes a restart: the reload says so, the sensor keeps going
+        cfg.write_text(cfg.read_text().replace("sip_ports = [5060]", "sip_ports = [5060, 5070]"))
+        assert daemon.request("reload")["reloaded"]
+        wait_for(lambda: "restart sipguard" in watching(daemon)["sensor"]["state"], 5)
+        assert watching(daemon)["sensor"]["active"]
+        assert probe(lab, atk, atk.hub_ip, "friendly-scanner") == "silent"  # still judged
 
         # the sensor dies: the parser is stopped cleanly, the enforcer exits 1
         os.kill(sensor, signal.SIGKILL)
