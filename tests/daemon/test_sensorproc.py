@@ -178,11 +178,15 @@ def test_serve_registers_once_ready_and_ends_when_the_sensor_goes(link) -> None:
 
     async def main() -> None:
         task = asyncio.create_task(reader.serve(TABLE, got.append, registered.append))
-        ours.send(status_line(ready=False, error="no queue yet"))
+        ours.send(status_line(ready=False))  # still binding its queue
         ours.send(json.dumps({"event": drop(3).to_dict()}).encode())
         await asyncio.sleep(0.1)
         assert registered == [] and got == [drop(3)]
-        assert "no queue yet" in reader.problem()
+        assert reader.problem().endswith("starting")
+        # binding failed (retried with backoff in the sensor process): status shows why
+        ours.send(status_line(ready=False, error="ModuleNotFoundError: netfilterqueue"))
+        await asyncio.sleep(0.1)
+        assert registered == [reader] and "netfilterqueue" in reader.problem()
         ours.send(status_line())
         await asyncio.sleep(0.1)
         assert registered == [reader] and reader.problem() == ""

@@ -223,7 +223,8 @@ class LinkReader:
         emit: Callable[[Event], None],
         register: Callable[[LinkReader], None],
     ) -> None:
-        """Read until the sensor process goes; `register` once it has bound its queue."""
+        """Read until the sensor process goes; `register` once it has bound its queue or
+        failed to."""
         self.restart_needed = dict(table) != self.started_with
         if self.restart_needed:
             kv(log, logging.WARNING, RESTART_NOTE)
@@ -239,7 +240,8 @@ class LinkReader:
                 self.ready = False
                 raise ConnectionError("the sensor process closed the link")
             self.feed(data, emit)
-            if self.ready and not registered:
+            # once the queue is bound, or when binding it fails (status shows why)
+            if not registered and (self.ready or self.error):
                 register(self)
                 registered = True
 
