@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -219,3 +220,53 @@ def test_a_changed_table_is_noted_and_a_table_added_by_reload_waits_for_restart(
     assert reader.restart_needed and reader.details()["restart_needed"] is True
     assert registered == [late]  # at once: `status` says why nothing is read
     assert "restart sipguard" in late.problem()
+
+
+class FakeSensor:
+    def stats(self) -> dict[str, int]:
+        return {"packets_in": 5}
+
+
+def test_the_sensor_process_retries_reports_and_stops_when_told(link, monkeypatch) -> None:
+    """serve_sensor with the queue binding replaced: the first bind fails (retried by the
+    supervisor, the error in the status), the second works and its events reach the reader;
+    closing the stop pipe ends it, with a last status saying it no longer judges."""
+    ours, theirs = link
+    attempts: list[int] = []
+
+    async def fake_nfq(config: Any, emit: Any, *, on_ready: Any = None, **kw: Any) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("queue 0 is taken")
+        on_ready(FakeSensor())
+        emit(drop(4))
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(sensorproc, "run_nfq", fake_nfq)
+    monkeypatch.setattr(sensorproc, "STATUS_EVERY", 0.05)
+    reader = LinkReader(theirs, TABLE)
+    got: list[Event] = []
+    registered: list[LinkReader] = []
+    stop_r, stop_w = os.pipe()
+
+    async def main() -> int:
+        read = asyncio.create_task(reader.serve(TABLE, got.append, registered.append))
+        config: Any = None  # the fake binding never reads it
+        sensor = asyncio.create_task(sensorproc.serve_sensor(config, ours, stop_r))
+        deadline = time.monotonic() + 10
+        while not reader.ready and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert registered == [reader] and got == [drop(4)]
+        assert reader.restarts == 1 and "queue 0 is taken" in reader.error
+        assert reader.stats()["packets_in"] == 5 and reader.stats()["link_dropped"] == 0
+        os.close(stop_w)
+        rc = await asyncio.wait_for(sensor, 5)
+        await asyncio.sleep(0.1)
+        read.cancel()
+        return rc
+
+    try:
+        assert asyncio.run(main()) == 0
+    finally:
+        os.close(stop_r)
+    assert not reader.ready and reader.last_stats == {"link_dropped": 0}

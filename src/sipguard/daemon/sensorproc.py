@@ -121,7 +121,11 @@ async def serve_sensor(config: SensorConfig, sock: socket.socket, stop_fd: int) 
     current: list[NfqSensor] = []
 
     def status() -> None:
-        stats = current[0].stats() if current else {}
+        try:
+            stats = current[0].stats() if current else {}
+        except Exception as exc:  # a status without counters beats no status at all
+            stats = {}
+            kv(log, logging.WARNING, "sensor counters unavailable", error=exc)
         stats["link_dropped"] = writer.dropped
         head = {"stats": stats, "ready": bool(current), "pid": os.getpid()}
         writer.line({"status": {**head, "restarts": state.restarts, "error": state.last_error}})
@@ -131,8 +135,10 @@ async def serve_sensor(config: SensorConfig, sock: socket.socket, stop_fd: int) 
         status()
 
     async def once() -> None:
-        current.clear()
-        await run_nfq(config, writer.event, on_ready=ready)
+        try:
+            await run_nfq(config, writer.event, on_ready=ready)
+        finally:
+            current.clear()  # not ready while supervise waits to try again
 
     async def report() -> None:
         while True:
@@ -144,7 +150,6 @@ async def serve_sensor(config: SensorConfig, sock: socket.socket, stop_fd: int) 
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)  # the queue rules are removed here
-    current.clear()
     status()
     writer.flush()
     kv(log, logging.INFO, "sensor process stopped", sent=writer.sent, dropped=writer.dropped)
