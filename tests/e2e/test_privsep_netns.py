@@ -198,3 +198,33 @@ def test_sensor_process_keeps_net_admin_alone_and_feeds_the_parser(netlab, as_us
         daemon.stop()
         print(daemon.log.read_text()[-6000:])  # shown when the test fails
         subprocess.run(["rm", "-rf", str(tmp)], check=False)
+
+
+@pytest.mark.parametrize("victim", ["parser", "enforcer"])
+def test_the_sensor_process_goes_with_the_others(netlab, victim):
+    """kill -9 of the parser or of the enforcer: the sensor process stops too, cleanly, taking
+    its queue rules with it (nothing is left queueing SIP to a queue nobody reads)."""
+    lab = netlab
+    pbx = lab.add_host("pbx")
+    tmp = shared_dir()
+    cfg = config(tmp)
+    cfg.write_text(cfg.read_text() + "\n[sensor]\nsip_ports = [5060]\n")
+    daemon = DaemonProc(cfg, tmp / "run" / "ctl.sock", [], prefix=lab.cmd(pbx, []))
+    try:
+        daemon.start()
+        wait_for(lambda: daemon.request("status")["sources"].get("sensor", {}).get("stats"), 15)
+        st = daemon.request("status")
+        parser, enforcer = st["pid"], st["enforcer"]["pid"]
+        sensor = st["sources"]["sensor"]["sensor_pid"]
+        assert "sipguard_sensor" in lab.run(pbx, ["nft", "list", "tables"]).stdout
+        os.kill(parser if victim == "parser" else enforcer, signal.SIGKILL)
+        assert daemon.proc is not None
+        rc = daemon.proc.wait(20)
+        assert rc == (1 if victim == "parser" else -signal.SIGKILL)
+        daemon.proc = None
+        wait_for(lambda: not alive(sensor) and not alive(parser), 10)
+        assert "sipguard_sensor" not in lab.run(pbx, ["nft", "list", "tables"]).stdout
+        assert "sensor process stopped" in daemon.log.read_text()
+    finally:
+        daemon.stop()
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
