@@ -142,15 +142,15 @@ def test_the_writer_never_blocks_on_a_parser_that_does_not_read(link) -> None:
     try:
         writer = LinkWriter(ours, loop)
         began = time.monotonic()
-        for _ in range(200):  # far more than the socket buffer holds
+        for _ in range(600):  # ~25 MB: far more than the socket buffer holds
             for n in range(1, 100):
                 writer.event(drop(n))
             writer.flush()
-        assert time.monotonic() - began < 10
+        assert time.monotonic() - began < 20
     finally:
         loop.close()
-    assert writer.dropped > 0 and writer.sent > 0
-    assert writer.sent + writer.dropped == 200 * 99
+    assert writer.dropped > 0 and writer.sent > 1000  # a busy parser's worth is kept
+    assert writer.sent + writer.dropped == 600 * 99
 
 
 def test_a_line_too_long_or_too_many_pending_is_dropped_not_sent(link, monkeypatch) -> None:

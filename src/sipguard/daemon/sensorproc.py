@@ -51,6 +51,7 @@ MAX_DATAGRAM = 60 * 1024  # lines sent in one datagram (well under the socket bu
 MAX_PENDING = 8192  # lines the sensor holds between two flushes; beyond, dropped and counted
 MAX_STATS = 256  # counters in one status message (the sensor sends about 40)
 MAX_COUNTER = 1 << 62
+SEND_BUFFER = 4 << 20  # bytes
 STATUS_EVERY = 1.0  # seconds between the sensor's status messages
 RESTART_NOTE = "the [sensor] table changed: the sensor process keeps its settings until restart"
 
@@ -66,6 +67,9 @@ class LinkWriter:
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         sock.setblocking(False)
+        # room for a few thousand events while the parser is busy (a unix socket's queue is
+        # bounded by the sender's buffer; the kernel caps this at net.core.wmem_max)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self.sock = sock
         self.loop = loop
         self.pending: list[bytes] = []
