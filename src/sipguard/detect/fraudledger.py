@@ -10,16 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sipguard.core.events import Event, Kind
-from sipguard.detect.findings import (
-    MAX_EVIDENCE,
-    NOTHING,
-    Finding,
-    Found,
-    dialled_call,
-    drop,
-    live_of,
-    number,
-)
+from sipguard.detect import findings  # its helpers, off the per-row path
+from sipguard.detect.findings import MAX_EVIDENCE, NOTHING, Finding, Found
 
 
 @dataclass(slots=True)
@@ -38,7 +30,7 @@ class Spend:
     def __init__(
         self, params: Mapping[str, object], per_account: Mapping[str, float] | None = None
     ) -> None:
-        self.daily_limit = number(params, "daily_limit", 50.0)
+        self.daily_limit = findings.number(params, "daily_limit", 50.0)
         self.per_account = dict(per_account or {})
         self._days: dict[str, _Day] = {}
         # account -> uid -> (rate, when answered or None): live calls, for running costs
@@ -67,7 +59,7 @@ class Spend:
         return (Finding(account, reason, tuple(calls)),)
 
     def dialled(self, account: str, uid: str, rate: float) -> None:
-        live_of(self._running, account)[uid] = (rate, None)
+        findings.live_of(self._running, account)[uid] = (rate, None)
 
     def answered(self, account: str, uid: str, at: float) -> None:
         live = self._running.get(account)
@@ -75,7 +67,7 @@ class Spend:
             live[uid] = (live[uid][0], at)
 
     def hung_up(self, account: str, uid: str) -> None:
-        drop(self._running, account, uid)
+        findings.drop(self._running, account, uid)
 
     def tick(self, now: float, day: int) -> list[Finding]:
         """Accounts whose day plus the running cost of their answered calls passes the limit:
@@ -125,7 +117,7 @@ class NewCountry:
     The countries learned are the baseline a restart loads: they never expire."""
 
     def __init__(self, params: Mapping[str, object]) -> None:
-        self.learn_seconds = number(params, "learn_seconds", 604800.0)
+        self.learn_seconds = findings.number(params, "learn_seconds", 604800.0)
         self.learn_until: float | None = None  # set by the first call unless a baseline is loaded
         self._countries: dict[str, set[str]] = {}
 
@@ -149,7 +141,7 @@ class NewCountry:
         return (Finding(account, f"first call to {country} ({dest})", (uid,)),)
 
     def feed(self, event: Event, now: float) -> list[Finding]:
-        call = dialled_call(event)
+        call = findings.dialled_call(event)
         if call is None:
             return []
         self.learn_from(call.start)
