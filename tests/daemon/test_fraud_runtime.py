@@ -1,9 +1,11 @@
 """The daemon's fraud wiring without a process: `[daemon.fraud]` validation (one-line errors naming
-file and key), and the learned baseline's round trip through the state dir."""
+file and key), the learned baseline's round trip through the store, and the one-time import of an
+older sipguard's `fraud-baseline.json` (a damaged one is a warning: the rules learn again)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -18,10 +20,11 @@ from sipguard.daemon.fraud import (
     apply_baseline,
     baseline_state,
     build_fraud_engine,
+    import_baseline_file,
     read_baseline,
-    save_baseline,
 )
 from sipguard.fraud.model import Call
+from sipguard.store import BaselineStore, Store
 
 AMI = '[sources.ami]\nenabled = true\nusername = "sg"\nsecret = "x"\n'
 
@@ -111,20 +114,29 @@ def call(engine: object, uid: str, account: str, dst: str, t: float) -> list[obj
     return engine.call_started(Call(uid, account, dst, t))  # type: ignore[attr-defined,no-any-return]
 
 
+def saved_and_reopened(path: Path, state: object) -> object:
+    """`state` saved in the store at `path`, read back after closing and reopening it."""
+    store = Store.open(path)
+    BaselineStore(store).save(state)  # type: ignore[arg-type]
+    store.close()
+    store = Store.open(path)
+    try:
+        return BaselineStore(store).load()
+    finally:
+        store.close()
+
+
 def test_baseline_round_trip_skips_learning_after_restart(tmp_path: Path) -> None:
-    path, t = tmp_path / "fraud-baseline.json", 1_763_780_000.0
+    path, t = tmp_path / "state.db", 1_763_780_000.0
     first = engine_for(tmp_path, 3600)
     call(first, "a", "1001", "00442079460000", t)  # GB, learned (inside the learning hour)
     state = baseline_state(first)
     assert state == {"accounts": {"1001": ["GB"]}, "learn_until": t + 3600}
-    save_baseline(path, state)
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert not list(tmp_path.glob(".*.tmp"))
-    loaded = read_baseline(path)
+    loaded = saved_and_reopened(path, state)
     assert loaded == state
     # a restart during learning: learning still ends an hour after the first call
     second = engine_for(tmp_path, 3600)
-    apply_baseline(second, loaded)
+    apply_baseline(second, loaded)  # type: ignore[arg-type]
     assert second.learn_until == t + 3600  # type: ignore[attr-defined]
     assert call(second, "b", "1001", "0033142685300", t + 10) == []  # FR: still learning
     # after learning: GB is known, a new country alerts
@@ -134,14 +146,13 @@ def test_baseline_round_trip_skips_learning_after_restart(tmp_path: Path) -> Non
 
 
 def test_a_loaded_baseline_means_learning_is_over(tmp_path: Path) -> None:
-    path = tmp_path / "b.json"
     engine = engine_for(tmp_path, 604800)
     apply_baseline(engine, {"accounts": {"1001": ["GB"]}, "learn_until": "done"})
     assert math.isinf(engine.learn_until)  # type: ignore[attr-defined]
-    save_baseline(path, baseline_state(engine))
-    assert json.loads(path.read_text())["learn_until"] == "done"
+    loaded = saved_and_reopened(tmp_path / "state.db", baseline_state(engine))
+    assert loaded["learn_until"] == "done"  # type: ignore[index]
     fresh = engine_for(tmp_path, 604800)
-    apply_baseline(fresh, read_baseline(path))  # type: ignore[arg-type]
+    apply_baseline(fresh, loaded)  # type: ignore[arg-type]
     hits = call(fresh, "x", "1001", "0033142685300", 1_763_780_000.0)
     assert [h.rule for h in hits] == ["new_country"]  # type: ignore[attr-defined]
 
@@ -170,3 +181,49 @@ def test_any_bytes_in_the_baseline_file_never_crash(tmp_path_factory: object, da
     path.write_bytes(data)
     state = read_baseline(path)
     assert state is None or isinstance(state["accounts"], dict)
+
+
+def test_an_old_baseline_file_is_imported_once_then_renamed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = tmp_path / "fraud-baseline.json"
+    old.write_text('{"accounts": {"1001": ["GB"]}, "learn_until": "done"}')
+    store = Store.open(tmp_path / "sipguard.db")
+    with caplog.at_level(logging.INFO, "sipguard.fraud"):
+        assert import_baseline_file(tmp_path, BaselineStore(store))
+    assert "imported into the store" in caplog.text
+    assert not old.exists() and (tmp_path / "fraud-baseline.json.imported").exists()
+    assert BaselineStore(store).load() == {"accounts": {"1001": ["GB"]}, "learn_until": "done"}
+    assert not import_baseline_file(tmp_path, BaselineStore(store))  # nothing left to import
+    # a baseline the store holds already wins over a file found later
+    old.write_text('{"accounts": {"1009": ["FR"]}, "learn_until": null}')
+    assert not import_baseline_file(tmp_path, BaselineStore(store))
+    assert not old.exists()
+    assert BaselineStore(store).load() == {"accounts": {"1001": ["GB"]}, "learn_until": "done"}
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "data", [b"not json", b'{"accounts": {"1001": "GB"}}', b"\xff\xfe" * 10, b"{" * 10_000]
+)
+def test_a_damaged_old_file_is_a_warning_and_learning_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, data: bytes
+) -> None:
+    old = tmp_path / "fraud-baseline.json"
+    old.write_bytes(data)
+    store = Store.open(tmp_path / "sipguard.db")
+    with caplog.at_level(logging.WARNING, "sipguard.fraud"):
+        assert not import_baseline_file(tmp_path, BaselineStore(store))
+    assert "fraud baseline ignored, learning again" in caplog.text
+    assert BaselineStore(store).load() is None  # the rules learn again
+    assert not old.exists() and (tmp_path / "fraud-baseline.json.imported").exists()
+    store.close()
+
+
+def test_an_oversized_old_file_is_not_read_whole(tmp_path: Path) -> None:
+    old = tmp_path / "fraud-baseline.json"
+    old.write_text('{"accounts": {}, "pad": "' + "x" * MAX_BASELINE + '"}')
+    store = Store.open(tmp_path / "sipguard.db")
+    assert not import_baseline_file(tmp_path, BaselineStore(store))
+    assert BaselineStore(store).load() is None and not old.exists()
+    store.close()

@@ -23,8 +23,10 @@ from typing import Any
 import pytest
 
 from sipguard.daemon.harness import SRC, DaemonProc
-from sipguard.testing.ami_calls import dial
+from sipguard.store import Baseline, BaselineStore, Store
+from sipguard.testing.ami_calls import dial, registered
 from sipguard.testing.ami_server import AmiServer
+from sipguard.testing.waits import until
 
 pytestmark = pytest.mark.slow
 
@@ -81,32 +83,18 @@ CDR_ROW = (  # cdr_csv's Master.csv with loguniqueid: a premium-rate call by 100
 )
 
 
-async def registered(server: AmiServer, account: str, ip: str, session: str) -> None:
-    await server.push_security(
-        "SuccessfulAuth",
-        AccountID=account,
-        SessionID=session,
-        LocalAddress="IPV4/UDP/10.0.0.1/5060",
-        RemoteAddress=f"IPV4/UDP/{ip}/5060",
-        UsingPassword="1",
-    )
-
-
-async def until(cond: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(cond)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.05)
-
-
 def cli(*argv: str) -> subprocess.CompletedProcess[str]:
     env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}
     cmd = [sys.executable, "-m", "sipguard", *argv]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=20, env=env)
+
+
+def stored_baseline(path: Path) -> Baseline | None:
+    store = Store.open(path)
+    try:
+        return BaselineStore(store).load()
+    finally:
+        store.close()
 
 
 def fraud_status(d: DaemonProc) -> dict[str, Any]:
@@ -186,8 +174,8 @@ async def _daemon_flow(tmp: Path) -> None:
             await dial(server, "1002", 20, "00442079460000")
             await until(lambda: fraud_status(d)["hits"].get("new_country", 0) >= 1)
             assert await asyncio.to_thread(d.stop) == 0
-            saved = json.loads((tmp / "state" / "fraud-baseline.json").read_text())
-            assert saved["accounts"]["1002"] == ["GB"]
+            saved = stored_baseline(tmp / "state" / "sipguard.db")
+            assert saved is not None and saved["accounts"]["1002"] == ["GB"]
 
             await start(d, server, 2)
             assert f"{CN_IP}/32" in d.banned()  # the ban survived too

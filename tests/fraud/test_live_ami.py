@@ -27,7 +27,7 @@ from sipguard.fraud.tables import RateTable
 from sipguard.policy import Policy
 from sipguard.sources import FileFollower, LineBatch, MemoryCheckpointStore
 from sipguard.sources.ami import AmiClient
-from sipguard.testing.ami_calls import dial
+from sipguard.testing.ami_calls import dial, registered
 from sipguard.testing.ami_server import AmiServer
 
 USERS = {"sipguard": "s3cret"}
@@ -63,9 +63,7 @@ def setup(client: AmiClient | None = None, **rules: Any) -> tuple[FraudComponent
         alerts.append(alert)
 
     settings = Settings(sources=SourcesSettings(ami=AmiSettings(enabled=True)))
-    fraud = FraudComponent(
-        settings, engine, Policy(), ban, lambda _: None, client, False, keep_baseline=False
-    )
+    fraud = FraudComponent(settings, engine, Policy(), ban, lambda _: None, client, False)
     return fraud, alerts
 
 
@@ -151,14 +149,7 @@ def test_registration_from_forbidden_country_becomes_ban_alert() -> None:
             watcher, alerts = setup(client, address_country={"allowed": ["DE"]})
             task = watch(watcher, client)
             await asyncio.wait_for(client.connected.wait(), 5)
-            await server.push_security(
-                "SuccessfulAuth",
-                AccountID="1003",
-                SessionID="abc",
-                LocalAddress="IPV4/UDP/10.0.0.1/5060",
-                RemoteAddress=f"IPV4/UDP/{CN_IP}/5060",
-                UsingPassword="1",
-            )
+            await registered(server, "1003", CN_IP, "abc")
             await server.wait_for_action("DBPut", timeout=5)
             await watcher.drain()
             assert len(alerts) == 1

@@ -11,13 +11,14 @@ from typing import Any
 from sipguard.config.settings import AmiSettings, Settings, SourcesSettings
 from sipguard.core.alerts import Alert
 from sipguard.core.ami import AmiMessage
-from sipguard.daemon.fraud import FraudComponent, read_baseline
+from sipguard.daemon.fraud import FraudComponent
 from sipguard.fraud.config import build_config
 from sipguard.fraud.engine import FraudEngine
 from sipguard.fraud.scan import build_engine
 from sipguard.fraud.stage import FraudStage
 from sipguard.policy import Policy
 from sipguard.sources import LineBatch
+from sipguard.store import BaselineStore, Store
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ALWAYS = {"days": DAYS, "start": "00:00", "end": "24:00"}  # the wall clock cannot matter
@@ -93,8 +94,9 @@ def component(
         sources=settings.sources,
         daemon=type(settings.daemon)(state_dir=str(tmp)),
     )
+    baseline = BaselineStore(Store.open(tmp / "sipguard.db"))
     fraud = FraudComponent(
-        settings, engine(), policy or Policy(), ban, recent.append, ami, simulate
+        settings, engine(), policy or Policy(), ban, recent.append, ami, simulate, baseline
     )
     return fraud, bans, recent
 
@@ -147,7 +149,7 @@ def test_reload_keeps_the_baseline_and_a_failing_stage_is_counted(tmp_path: Path
         fraud.reconfigure(settings, new, False)
         assert fraud.stage.engine is new and new.baseline() == {"1001": ["GB"]}
         assert await fraud.save()
-        saved = read_baseline(tmp_path / "fraud-baseline.json")
+        saved = BaselineStore(Store.open(tmp_path / "sipguard.db")).load()
         assert saved is not None and saved["accounts"] == {"1001": ["GB"]}
 
         def broken(*_: object) -> list[Any]:

@@ -28,10 +28,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--no-privsep",
         action="store_true",
-        help="tests/dev only: one process that parses with CAP_NET_ADMIN (default: two)",
+        help="tests/dev only: one process that parses with CAP_NET_ADMIN (default: two;"
+        " three with [sensor])",
     )
     # the enforcer starts the parsing process with its end of the channel; not for people
     p.add_argument("--privsep-fd", default=None, help=argparse.SUPPRESS)
+    # ... and the packet sensor, with its end of the link to the parser (daemon/sensorproc.py)
+    p.add_argument("--sensor-fd", default=None, help=argparse.SUPPRESS)
 
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="COMMAND")
@@ -122,6 +125,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings.daemon.log_format, settings.daemon.log_level)
     try:
+        if args.sensor_fd is not None:
+            from sipguard.daemon.split import start_sensor
+
+            return start_sensor(settings, args.sensor_fd)
         if args.privsep_fd is None and not args.no_privsep:
             from sipguard.daemon.split import run_enforcer
 

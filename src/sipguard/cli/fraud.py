@@ -142,10 +142,11 @@ def run_watch(args: argparse.Namespace) -> int:
     engine = _engine(args)
     bans = DaemonBans(_control_socket(args), args.ban_for, args.dry_run)
     try:
-        asyncio.run(_watch(engine, args, secret, bans))
+        return asyncio.run(_watch(engine, args, secret, bans))
     except ImportError as exc:
         raise CliError(f"the AMI client is not available: {exc}") from None
-    return 0
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _control_socket(args: argparse.Namespace) -> str:
@@ -162,9 +163,9 @@ def _control_socket(args: argparse.Namespace) -> str:
     return DaemonSettings().control_socket
 
 
-async def _watch(engine: Any, args: argparse.Namespace, secret: str, bans: DaemonBans) -> None:
-    """The daemon's call sources and fraud component alone (`daemon/watch.py`) on an AMI login
-    of its own; bans go to the running daemon (if any)."""
+async def _watch(engine: Any, args: argparse.Namespace, secret: str, bans: DaemonBans) -> int:
+    """The Daemon with only its call sources (`daemon/watch.py`) on an AMI login of its own;
+    bans go to the running daemon (if any)."""
     from dataclasses import replace
 
     from sipguard.config.settings import AmiSettings, FraudRunSettings, Settings
@@ -182,7 +183,7 @@ async def _watch(engine: Any, args: argparse.Namespace, secret: str, bans: Daemo
         bans(alert)
 
     try:
-        await watch_calls(settings, engine, ban, args.dry_run)
+        return await watch_calls(settings, engine, ban, args.dry_run)
     finally:
         await bans.drain()
 

@@ -10,6 +10,10 @@ a restart neither misses nor double-counts a line. AMI events go through a bound
 overflow is counted. SIGHUP reloads (a bad file keeps the running configuration), handing each
 component its new settings through its own method; SIGTERM and SIGINT stop cleanly and leave the
 bans in the kernel.
+
+`sipguard fraud watch` is this Daemon too, built from `calls_only` settings (daemon/watch.py):
+no control socket (`control_socket = ""`), no database on disk (`:memory:`, so no state dir),
+a dry-run firewall, and its fraud bans handed to `fraud_ban` (the running daemon's socket).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sipguard import __version__
@@ -43,7 +48,13 @@ from sipguard.daemon.dashboard import build_dashboard, web_config
 from sipguard.daemon.enforcer import Enforcer
 from sipguard.daemon.feeds import Feeds, build_feeds, read_key
 from sipguard.daemon.fleet import FleetRuntime, build_fleet
-from sipguard.daemon.fraud import CurrentAmi, FraudComponent, build_fraud_engine
+from sipguard.daemon.fraud import (
+    Ban,
+    CurrentAmi,
+    FraudComponent,
+    build_fraud_engine,
+    import_baseline_file,
+)
 from sipguard.daemon.fraudranges import RangeShare
 from sipguard.daemon.geo import geo_stage, swap_geo
 from sipguard.daemon.logs import kv
@@ -54,7 +65,7 @@ from sipguard.daemon.sources import Sources, changed, nothing_watched
 from sipguard.feeds.config import FeedConfig
 from sipguard.fraud.engine import FraudEngine
 from sipguard.notify import Notifier
-from sipguard.store import Store, private_dir
+from sipguard.store import BaselineStore, Store, private_dir
 from sipguard.web import WebServer
 
 log = logging.getLogger("sipguard.daemon")
@@ -69,9 +80,17 @@ class Daemon:
         simulate: bool = False,
         netns: str | None = None,
         firewall: object | None = None,
+        load: Callable[[], Settings] | None = None,
+        fraud_engine: Callable[[Settings], FraudEngine | None] = build_fraud_engine,
+        fraud_ban: Ban | None = None,
     ) -> None:
         self.settings = settings
         self.firewall = firewall  # the enforcer process's client (privsep); None: build one
+        # what a reload reads, and how it makes the fraud engine (`fraud watch`: from its flags)
+        self._load = load or (lambda: load_settings(config_path))
+        self._fraud_engine = fraud_engine
+        # where a fraud alert's ban goes: None = this daemon's policy and enforcer
+        self.fraud_ban = fraud_ban
         self.config_path = config_path
         self.dry_run = dry_run
         self.cli_simulate = simulate  # --simulate wins over the file, across reloads
@@ -107,7 +126,9 @@ class Daemon:
 
     async def _build(self) -> None:
         s = self.settings
-        private_dir(Path(s.daemon.state_dir))  # 0750, tightened if looser: it holds the evidence
+        on_disk = s.database != ":memory:"  # `fraud watch`: nothing on disk, no state dir
+        if on_disk:
+            private_dir(Path(s.daemon.state_dir))  # 0750, tightened if looser: the evidence
         firewall = self.firewall or build_firewall(s, self.dry_run, self.netns)
         self.outputs = Outputs(s)  # metrics and notifications: a bad [notify] stops the start
         self.enforcer = Enforcer(firewall, None, [])
@@ -116,6 +137,9 @@ class Daemon:
         self.enforcer.on_banned.append(self.outputs.on_banned)
         self.store = await self.enforcer.io(Store.open, s.database)
         self.enforcer.store = self.store
+        self.baseline = BaselineStore(self.store)  # the fraud baseline survives a restart
+        if on_disk:
+            await self.enforcer.io(import_baseline_file, Path(s.daemon.state_dir), self.baseline)
         self.allow = AllowListing(s.allow, self.store, self.enforcer.io, self._set_allowed)
         allowed = await self.allow.build()
         offences = await self.enforcer.io(self.store.load_offences)
@@ -128,7 +152,7 @@ class Daemon:
         )
         await self.allow.set(s.allow, allowed)
         build_sensor_config(s)  # a bad [sensor] table stops the start, like any config error
-        fraud_engine = build_fraud_engine(s)  # and so does a bad [fraud] / [daemon.fraud]
+        fraud_engine = self._fraud_engine(s)  # and so does a bad [fraud] / [daemon.fraud]
         if fraud_engine is not None:
             self.processing.fraud = self._fraud(s, fraud_engine)
         self._feed_configs = self._feed_settings(s)  # a bad [[feeds]] stops the start
@@ -144,8 +168,9 @@ class Daemon:
         """The fraud stage's component: the daemon's policy decides, its one AMI client acts."""
         p = self.processing
         ami = CurrentAmi(lambda: self.sources.objects.get("ami"))
+        ban, recent = self.fraud_ban or p.alert, p.pipeline.recent.append
         fraud = FraudComponent(
-            settings, engine, p.policy, p.alert, p.pipeline.recent.append, ami, self.simulate
+            settings, engine, p.policy, ban, recent, ami, self.simulate, self.baseline
         )
         fraud.notifier = self.outputs.notifier
         return fraud
@@ -178,7 +203,8 @@ class Daemon:
     async def run(self) -> int:
         s = self.settings
         self.control = ControlServer(s.daemon.control_socket, self._handle, s.daemon.socket_group)
-        await self.control.check_free()
+        if s.daemon.control_socket:  # "" (`fraud watch`): the running daemon's is the one
+            await self.control.check_free()
         if s.web.enabled:
             web_config(s)  # a dashboard without its password (or certificate) never starts
         await self._build()
@@ -196,7 +222,8 @@ class Daemon:
         await self.enforcer.start(time.time())
         await self.feeds.configure(*self._feed_configs)
         await self.outputs.start(self.status, lambda: self.enforcer.active.values())
-        await self.control.start()
+        if s.daemon.control_socket:
+            await self.control.start()
         if self.web is not None:
             await self.web.start()
         loop = asyncio.get_running_loop()
@@ -244,7 +271,8 @@ class Daemon:
             self.sources.attach(None)
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-            await self.control.close()
+            if s.daemon.control_socket:
+                await self.control.close()
             await self.outputs.close()
             if self.web is not None:
                 await self.web.close()
@@ -357,7 +385,7 @@ class Daemon:
     async def reload(self) -> Report:
         """Re-read the configuration. Anything wrong: keep running as before, say why (one line)."""
         try:
-            new = await asyncio.to_thread(load_settings, self.config_path)
+            new = await asyncio.to_thread(self._load)
             allowed = await self.allow.build(new.allow)
             rules = build_rules(new)
             build_sensor_config(new)
@@ -373,7 +401,7 @@ class Daemon:
                 or old.sources.ami.enabled != new.sources.ami.enabled
                 or self.simulate != simulate
             )
-            fraud_engine = build_fraud_engine(new) if fraud_changed else None
+            fraud_engine = self._fraud_engine(new) if fraud_changed else None
             feeds = self._feed_settings(new)
             geo = self.geo
             if new.geo != self.settings.geo or simulate != self.simulate:

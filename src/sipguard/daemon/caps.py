@@ -5,6 +5,7 @@ Constants are the kernel's, as documented in prctl(2), capset(2) and capabilitie
 
     PR_SET_PDEATHSIG = 1      PR_SET_KEEPCAPS = 8      PR_CAPBSET_DROP = 24
     PR_SET_NO_NEW_PRIVS = 38  PR_CAP_AMBIENT = 47      PR_CAP_AMBIENT_CLEAR_ALL = 4
+    PR_CAP_AMBIENT_RAISE = 2
     _LINUX_CAPABILITY_VERSION_3 = 0x20080522 (two 32-bit data words: caps 0-31 and 32-63)
     CAP_SETGID = 6  CAP_SETUID = 7  CAP_SETPCAP = 8  CAP_NET_ADMIN = 12
 
@@ -30,6 +31,7 @@ PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_CAP_AMBIENT_RAISE = 2
 CAP_VERSION_3 = 0x20080522
 CAP_SETGID = 6
 CAP_SETUID = 7
@@ -63,8 +65,8 @@ class _Data(ctypes.Structure):
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _prctl(option: int, arg2: int = 0) -> int:
-    rc = int(_libc.prctl(option, ctypes.c_ulong(arg2), 0, 0, 0))
+def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> int:
+    rc = int(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), 0, 0))
     return 0 if rc >= 0 else ctypes.get_errno()
 
 
@@ -145,8 +147,8 @@ def drop(
     """Keep only the capabilities `keep` (effective, permitted, bounding), clear the inheritable
     and ambient sets, set no_new_privs, switch to `who`; then check /proc/self/status says so.
     `parent_death`: a signal to receive when the parent dies (0 = none). `for_exec`: leave `keep`
-    inheritable (and ambient, when it was) so tools run with exec (nft, conntrack) get it too
-    under systemd's SecureBits=noroot."""
+    inheritable (and ambient, when it was; always after a switch to another user) so tools run
+    with exec (nft, conntrack, iptables) get it too under systemd's SecureBits=noroot."""
     if threading.active_count() != 1:
         raise PrivilegeError("capabilities are per thread: drop them before starting threads")
     keep_mask = _mask(keep)
@@ -170,8 +172,15 @@ def drop(
         except OSError as exc:
             raise PrivilegeError(f"cannot switch to uid {who.uid}: {exc.strerror}") from None
     held = read_caps()["CapPrm"] & keep_mask
+    # leaving uid 0 cleared the ambient set: a tool run with exec as that user (the sensor's
+    # iptables fallback) gets `keep` only if it is raised again, which needs it inheritable
+    raise_ambient = for_exec and who.uid not in (None, 0)
     # the kernel drops ambient bits that are no longer both permitted and inheritable
-    _capset(held, held, start["CapInh"] & held if for_exec else 0)
+    inheritable = held if raise_ambient else start["CapInh"] & held if for_exec else 0
+    _capset(held, held, inheritable)
+    for cap in range(_last_cap() + 1) if raise_ambient else ():
+        if held & (1 << cap) and _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap) != 0:
+            raise PrivilegeError(f"prctl(PR_CAP_AMBIENT_RAISE, {cap}) failed")
     if parent_death:
         _prctl(PR_SET_PDEATHSIG, parent_death)  # after setuid: a credential change clears it
     now = read_caps()

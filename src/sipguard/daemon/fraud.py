@@ -9,8 +9,10 @@ component drives, on the daemon's own AMI connection and CDR follower.
 The component outlives AMI reconnects and AMI source restarts: its actions go through
 `CurrentAmi`, which forwards to whichever client the AMI source runs at that moment. A reload
 hands it new settings through `reconfigure`, keeping what it learned. The learned baseline (the
-countries each account calls, and the end of the learning period) is saved in the state dir every
-minute and at stop, so a restart does not learn again.
+countries each account calls, and the end of the learning period) is saved in the store
+(store/baseline.py) every minute and at stop, and read at start, so a restart does not learn
+again. An older sipguard kept it in `<state_dir>/fraud-baseline.json`: `import_baseline_file`
+moves such a file into the store once, at start.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol, TypedDict
+from typing import Protocol
 
 from sipguard.actions.ami import AmiFraudActions, AmiLike
 from sipguard.config.errors import ConfigError
@@ -38,9 +41,11 @@ from sipguard.fraud.stage import FraudAlert, FraudStage
 from sipguard.policy import Policy
 from sipguard.sources import LineBatch
 from sipguard.sources.ami import AmiClient
+from sipguard.store import Baseline, BaselineStore
 
 log = logging.getLogger("sipguard.fraud")
-BASELINE_FILE = "fraud-baseline.json"
+BASELINE_FILE = "fraud-baseline.json"  # where an older sipguard kept it (imported once)
+IMPORTED = ".imported"  # the suffix the file gets once read: it is never read again
 MAX_BASELINE = 16 * 1024 * 1024  # a larger file is not ours: ignored (logged), learning restarts
 SAVE_EVERY = 60.0
 # AMI `Events:` values that include the `call` class (manager.c strings_to_mask)
@@ -49,11 +54,6 @@ _ALL_EVENTS = {"on", "yes", "true", "y", "t", "1", "all", ""}
 
 def _file(settings: Settings) -> str:
     return settings.origins.get("fraud") or (settings.files[-1] if settings.files else "<defaults>")
-
-
-class Baseline(TypedDict):
-    accounts: dict[str, list[str]]
-    learn_until: float | str | None  # "done": a loaded baseline, learning is over
 
 
 def build_fraud_engine(settings: Settings) -> FraudEngine | None:
@@ -99,19 +99,9 @@ def baseline_state(engine: FraudEngine) -> Baseline:
     }
 
 
-def save_baseline(path: Path, state: Baseline) -> None:
-    """Write atomically (temp file + rename): a crash leaves the old or the new file, whole."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(state, f, separators=(",", ":"), sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 def read_baseline(path: Path) -> Baseline | None:
-    """The saved state, or None when there is none or it is unusable (logged, never fatal)."""
+    """An older sipguard's baseline file, or None when there is none or it is unusable (logged,
+    never fatal)."""
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_BASELINE + 1)
@@ -145,6 +135,35 @@ def apply_baseline(engine: FraudEngine, state: Baseline) -> None:
     if until != "done":
         # ...unless it was still under way when saved: it ends when it would have ended
         engine.learn_until = None if until is None else float(until)
+
+
+def import_baseline_file(state_dir: Path, baseline: BaselineStore) -> bool:
+    """Once, at start: `<state_dir>/fraud-baseline.json` (an older sipguard's) into the store,
+    then renamed `fraud-baseline.json.imported` so it is never read again. A damaged or
+    oversized file is a warning (the rules learn again), never a failed start; a baseline the
+    store holds already wins over the file. True when the file's baseline was imported."""
+    path = state_dir / BASELINE_FILE
+    if not path.exists():
+        return False
+    state = read_baseline(path)  # logs why when unusable
+    imported = False
+    if state is not None:
+        try:
+            if baseline.load() is None:
+                baseline.save(state)
+                imported = True
+        except sqlite3.Error as exc:
+            kv(log, logging.ERROR, "fraud baseline not imported", file=path, error=exc)
+            return False  # the file stays: the next start tries again
+    done = path.with_name(path.name + IMPORTED)
+    try:
+        os.replace(path, done)
+    except OSError as exc:
+        kv(log, logging.WARNING, "fraud baseline file not renamed", file=path, error=exc)
+    accounts = len(state["accounts"]) if state is not None else 0
+    what = "imported into the store" if imported else "not imported"
+    kv(log, logging.INFO, f"fraud baseline file {what}", file=path, renamed=done, accounts=accounts)
+    return imported
 
 
 # ---- the AMI client the actions go through ----------------------------------------------------
@@ -200,14 +219,13 @@ class FraudComponent:
         record: Record,
         ami: AmiLike | None,
         simulate: bool,
-        keep_baseline: bool = True,
+        baseline: BaselineStore | None = None,
     ) -> None:
         self.policy = policy  # the daemon's: its allow-list and simulation mode apply
         self.ban = ban
         self.record = record
         self.ami = ami
-        # `fraud watch` keeps no baseline file (it has no state dir of its own)
-        self.path = Path(settings.daemon.state_dir) / BASELINE_FILE if keep_baseline else None
+        self.baseline = baseline  # where the learned baseline is kept (None: nowhere)
         self.counts: Counter[str] = Counter()
         self.dropped_actions = 0
         # the daemon's notifier (routes, severity, retries), set by the composition root
@@ -216,7 +234,7 @@ class FraudComponent:
         self._tasks: set[asyncio.Task[None]] = set()
         self._saved: Baseline | None = None
         self._configure(settings, engine, simulate)
-        state = read_baseline(self.path) if self.path is not None else None
+        state = self._load()
         if state is not None:
             apply_baseline(engine, state)
             self._saved = baseline_state(engine)
@@ -227,6 +245,15 @@ class FraudComponent:
                 accounts=len(state["accounts"]),
                 learning=state["learn_until"],
             )
+
+    def _load(self) -> Baseline | None:
+        if self.baseline is None:
+            return None
+        try:
+            return self.baseline.load()
+        except sqlite3.Error as exc:  # learning again costs time, not protection from the rest
+            kv(log, logging.WARNING, "fraud baseline unreadable, learning again", error=exc)
+            return None
 
     def _configure(self, settings: Settings, engine: FraudEngine, simulate: bool) -> None:
         self.run_settings = settings.daemon.fraud
@@ -328,13 +355,13 @@ class FraudComponent:
     async def save(self) -> bool:
         """Persist the baseline if it changed since the last save."""
         state = baseline_state(self.stage.engine)
-        if state == self._saved or self.path is None:
+        if state == self._saved or self.baseline is None:
             return False
         try:
-            await asyncio.to_thread(save_baseline, self.path, state)
-        except OSError as exc:
+            await asyncio.to_thread(self.baseline.save, state)
+        except sqlite3.Error as exc:
             self.counts["save_errors"] += 1
-            kv(log, logging.ERROR, "fraud baseline not saved", file=self.path, error=exc)
+            kv(log, logging.ERROR, "fraud baseline not saved", error=exc)
             return False
         self._saved = state
         return True

@@ -5,9 +5,9 @@ the fraud component (if any) and where to register what it runs (for `status`). 
 (files, journald) and CDR lines are awaited through `ctx.lines` / `ctx.cdr_lines`, so a source's
 checkpoint never gets ahead of enforcement. AMI events go to `ctx.ami_event` (the processing
 component: call events to the fraud stage at once, security events through the bounded queue
-and the normalizer, so a log line and its AMI twin count once); packet-sensor events through
-the queue straight to detection. The fraud component's own source (`run_fraud`) runs its
-running-cost ticks and baseline saves.
+and the normalizer, so a log line and its AMI twin count once); packet-sensor events (read from
+the sensor process under privsep) through the queue straight to detection. The fraud
+component's own source (`run_fraud`) runs its running-cost ticks and baseline saves.
 """
 
 from __future__ import annotations
@@ -124,10 +124,22 @@ async def run_ami(ctx: SourceContext) -> None:
 
 
 async def run_sensor(ctx: SourceContext) -> None:
-    """The NFQUEUE packet sensor, when the config has a `[sensor]` table."""
+    """The NFQUEUE packet sensor, when the config has a `[sensor]` table. Under privilege
+    separation it is a process of its own (it needs CAP_NET_ADMIN) and this reads what it
+    sends (daemon/sensorproc.py); in a single process (`--no-privsep`) it runs here."""
+    from sipguard.daemon.sensorproc import LinkReader, parser_link
     from sipguard.sensor.nfq import NfqSensor
     from sipguard.sensor.nfq import run_sensor as run_nfq
 
+    link = parser_link()
+    if link is not None:
+
+        def linked(reader: LinkReader) -> None:
+            view = SourceView(reader.stats, reader.details, problem=reader.problem)
+            ctx.register("sensor", reader, view)
+
+        await link.serve(ctx.settings.sensor, lambda e: ctx.queue_event(e, True), linked)
+        return
     config = build_sensor_config(ctx.settings)
     if config is None:
         return

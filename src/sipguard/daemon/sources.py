@@ -28,6 +28,7 @@ from sipguard.daemon.runners import (
     run_logs,
     run_sensor,
 )
+from sipguard.daemon.sensorproc import sensor_process_running
 from sipguard.daemon.supervise import SourceState, supervise
 
 log = logging.getLogger("sipguard.sources")
@@ -44,7 +45,9 @@ def wanted(settings: Settings, fraud: bool) -> dict[str, Runner]:
         out["ami"] = run_ami
     if src.journald.enabled:
         out["journald"] = run_journald
-    if settings.sensor:
+    # a running sensor process is read even when a reload dropped its table: it keeps
+    # judging packets with the settings it started with until sipguard restarts
+    if settings.sensor or sensor_process_running():
         out["sensor"] = run_sensor
     if fraud:
         out["fraud"] = run_fraud
@@ -157,17 +160,20 @@ class Sources:
                     "active": up,
                 }
             )
-        if settings.sensor:
-            up = self._up("sensor") and "sensor" in self.views
-            out.append(
-                {
-                    "source": "sensor",
-                    "name": "nfqueue",
-                    "state": "running" if up else "starting" if self._up("sensor") else "down",
-                    "active": up,
-                }
-            )
+        if settings.sensor or sensor_process_running():
+            out.append(self._sensor_entry())
         return out
+
+    def _sensor_entry(self) -> WatchEntry:
+        view = self.views.get("sensor")
+        problem = view.problem() if view is not None else ""
+        up = self._up("sensor") and view is not None and not problem
+        state = "running" if up else "starting" if self._up("sensor") and not problem else "down"
+        if problem:
+            state += f" ({problem})"
+        elif view is not None and view.details().get("restart_needed"):
+            state += " (restart sipguard to apply the changed [sensor] table)"
+        return {"source": "sensor", "name": "nfqueue", "state": state, "active": up}
 
     def _up(self, name: str) -> bool:
         state = self.states.get(name)

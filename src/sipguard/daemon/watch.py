@@ -1,88 +1,83 @@
-"""`sipguard fraud watch`: the daemon's call sources and fraud component, nothing else.
+"""`sipguard fraud watch`: the Daemon (daemon/app.py) with only its call sources on.
 
-The same parts as `sipguard run` with only call sources enabled (logs, journald and the packet
-sensor off): the AMI and CDR sources start through `Sources.apply` (the one start-up path), the
-`FraudComponent` drives the fraud stage and carries its alerts out (hang-up and lock over the
-one AMI client). What differs is where a ban goes: this process holds no firewall, so `ban`
-hands it to the running daemon (`cli/fraud.py`: over its control socket).
+There is one composition root: `watch_calls` builds `Daemon` itself, on `calls_only` settings,
+so the AMI and CDR sources start through `Sources.apply`, the `FraudComponent` drives the fraud
+stage, the policy decides hang-up and lock, and the one AMI client carries them out, exactly as
+in `sipguard run`. What a PBX admin running it beside (or without) `sipguard run` gets:
+
+- only call sources: AMI (its own login) and the `--cdr` files; no log files, journald or
+  packet sensor, and the log rules are off (security events are the running daemon's job);
+- nothing that binds a port or writes the kernel: no control socket (the running daemon's is
+  the one), no dashboard, metrics, fleet or feeds, and a dry-run firewall. A fraud ban goes to
+  `ban`, which `cli/fraud.py` points at the running daemon's control socket (that daemon
+  applies its own allow-list; the watcher's policy has none, as before);
+- nothing on disk: the store is `:memory:`. A `run` daemon on the same state dir must not share
+  its database with a second writer of the same offsets and baseline rows (each would overwrite
+  the other's), nor have its old `fraud-baseline.json` imported by somebody else; and `fraud
+  watch` may run as any user, without a state dir. So, as before, a restart starts at each CDR
+  file's end and learns the baseline again; the daemon's `[daemon.fraud]` keeps both.
+
+SIGTERM/SIGINT stop it cleanly. Its settings come from the command line: a SIGHUP reload keeps
+them (it never reads the daemon's files); restart the watcher to change them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import replace
 
-from sipguard.config.settings import Settings
-from sipguard.core.ami import AmiMessage
-from sipguard.core.events import Event
-from sipguard.daemon.fraud import Ban, CurrentAmi, FraudComponent
-from sipguard.daemon.runners import SourceContext
-from sipguard.daemon.sources import Sources
+from sipguard.config.rules import load_rules
+from sipguard.config.settings import AllowSettings, Settings
+from sipguard.daemon.app import Daemon
+from sipguard.daemon.fraud import Ban
 from sipguard.fraud.engine import FraudEngine
-from sipguard.policy import Policy
-from sipguard.sources import LineBatch, MemoryCheckpointStore
+
+MEMORY = ":memory:"
 
 
 def calls_only(settings: Settings) -> Settings:
-    """These settings with every source but the call sources (AMI, CDR files) off."""
+    """These settings with the call sources (AMI, CDR files) and the fraud component on and
+    everything else off: see the module's docstring for what and why."""
     src = replace(
         settings.sources,
         logs=replace(settings.sources.logs, enabled=False),
         journald=replace(settings.sources.journald, enabled=False),
         ami=replace(settings.sources.ami, enabled=True),
     )
-    daemon = replace(settings.daemon, fraud=replace(settings.daemon.fraud, enabled=True))
-    return replace(settings, sources=src, sensor={}, daemon=daemon)
-
-
-async def watch_calls(settings: Settings, engine: FraudEngine, ban: Ban, simulate: bool) -> None:
-    """Run until cancelled. The account decisions are a plain policy's (no allow-list: the
-    daemon that receives the bans applies its own); `simulate`: the AMI actions are only
-    recorded and logged, not sent."""
-    settings = calls_only(settings)
-    checkpoints = MemoryCheckpointStore()  # no state dir: a restart starts at each file's end
-
-    def context(s: Settings) -> SourceContext:
-        return SourceContext(
-            settings=s,
-            checkpoints=checkpoints,
-            lines=_nothing,
-            queue_event=_no_event,
-            ami_event=ami_event,
-            cdr_lines=cdr_lines,
-            fraud=lambda: fraud,
-            register=sources.register,
-        )
-
-    def ami_event(msg: AmiMessage) -> None:
-        fraud.ami_event(msg, time.time())
-
-    async def cdr_lines(batch: LineBatch) -> None:
-        fraud.cdr_lines(batch)
-
-    sources = Sources(context)
-    ami = CurrentAmi(lambda: sources.objects.get("ami"))
-    record = _no_record
-    fraud = FraudComponent(
-        settings, engine, Policy(), ban, record, ami, simulate, keep_baseline=False
+    fraud = replace(settings.daemon.fraud, enabled=True)
+    daemon = replace(settings.daemon, fraud=fraud, control_socket="")
+    rules = {r.id: {**settings.rules.get(r.id, {}), "enabled": False} for r in load_rules()}
+    return replace(
+        settings,
+        sources=src,
+        sensor={},
+        daemon=daemon,
+        rules=rules,
+        firewall=replace(settings.firewall, backend="dry-run"),
+        allow=AllowSettings(own_addresses=False),
+        store=replace(settings.store, path=MEMORY),
+        metrics=replace(settings.metrics, enabled=False),
+        fleet=replace(settings.fleet, enabled=False),
+        web=replace(settings.web, enabled=False),
+        feeds=[],
+        geo={},
     )
-    try:
-        async with asyncio.TaskGroup() as tg:
-            sources.attach(tg)
-            sources.apply(settings, True)
-    finally:
-        sources.attach(None)
-        await fraud.close()
 
 
-async def _nothing(batch: LineBatch) -> None:
-    """No log source runs here."""
+def watcher(settings: Settings, engine: FraudEngine, ban: Ban, simulate: bool) -> Daemon:
+    """The Daemon as a call watcher on `calls_only(settings)`, with `engine` as its fraud engine
+    and `ban` where a fraud ban goes; `simulate`: hang-up and lock are reported, not sent. Its
+    settings are the command line's, fixed: a SIGHUP reload keeps them (it never reads the
+    daemon's files), a restart changes them."""
+    watching = calls_only(settings)
+    return Daemon(
+        watching,
+        simulate=simulate,
+        load=lambda: watching,
+        fraud_engine=lambda _settings: engine,
+        fraud_ban=ban,
+    )
 
 
-def _no_event(event: Event, direct: bool) -> None:
-    """No security events: the daemon, if one runs, reads them."""
-
-
-def _no_record(entry: dict[str, str | float]) -> None:
-    """No `status` here: new incidents are logged."""
+async def watch_calls(settings: Settings, engine: FraudEngine, ban: Ban, simulate: bool) -> int:
+    """Run the call watcher until SIGTERM or SIGINT."""
+    return await watcher(settings, engine, ban, simulate).run()

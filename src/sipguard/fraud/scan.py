@@ -7,23 +7,13 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from sipguard.data.countries import country_of_ip
 from sipguard.fraud.classify import Classifier, Hotlist
 from sipguard.fraud.config import FraudConfig
 from sipguard.fraud.engine import FraudEngine
 from sipguard.fraud.parallel import scan_parallel, usable_jobs
 from sipguard.fraud.report import AlertBook, ScanResult
 from sipguard.fraud.tables import RateTable, load_country_points
-
-
-def country_of_ip(ip: str) -> str | None:
-    """Offline IP-to-country (iptocc ships its data); None for private or unknown addresses."""
-    import iptocc
-
-    try:
-        cc = iptocc.country_code(ip)
-    except (ValueError, TypeError):
-        return None
-    return cc if isinstance(cc, str) and cc else None
 
 
 def build_engine(

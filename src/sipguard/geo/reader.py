@@ -15,6 +15,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+from sipguard.data.countries import country_of_ip
 from sipguard.detect.geofence import Location
 
 GEOIP_DIR = Path("/var/lib/GeoIP")  # geoipupdate's default DatabaseDirectory
@@ -160,14 +161,3 @@ def _path(record: Any, *keys: str) -> Any:
 
 def _str(value: Any) -> str | None:
     return value[:100] if isinstance(value, str) and value else None
-
-
-def country_of_ip(ip: str) -> str | None:
-    """Offline IP-to-country (iptocc ships its data); None for private or unknown addresses."""
-    import iptocc
-
-    try:
-        cc = iptocc.country_code(ip)
-    except (ValueError, TypeError):
-        return None
-    return cc if isinstance(cc, str) and cc else None

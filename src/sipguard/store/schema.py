@@ -62,6 +62,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX actions_time ON actions(time);
     """,
+    # 3: the fraud baseline (was <state_dir>/fraud-baseline.json): the countries each account
+    # calls, and when learning ends (one row; done = 1: a baseline was loaded, learning is over)
+    """
+    CREATE TABLE fraud_baseline (
+        account     TEXT PRIMARY KEY,
+        countries   TEXT NOT NULL      -- JSON list of country codes
+    );
+    CREATE TABLE fraud_learning (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        learn_until REAL,              -- NULL: no call seen yet
+        done        INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

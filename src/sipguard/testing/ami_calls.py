@@ -46,3 +46,15 @@ async def dial(server: AmiServer, account: str, seq: int, exten: str) -> tuple[s
         "call",
     )
     return channel, uid
+
+
+async def registered(server: AmiServer, account: str, ip: str, session: str) -> None:
+    """A PJSIP SuccessfulAuth security event: `account` registered from `ip` (IPv4, UDP)."""
+    await server.push_security(
+        "SuccessfulAuth",
+        AccountID=account,
+        SessionID=session,
+        LocalAddress="IPV4/UDP/10.0.0.1/5060",
+        RemoteAddress=f"IPV4/UDP/{ip}/5060",
+        UsingPassword="1",
+    )
