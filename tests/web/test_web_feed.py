@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from sipguard.web.feed import QUIET, OverviewFeed
+from sipguard.web.feed import QUIET, SLICE, OverviewFeed
 
 
 class Maker:
@@ -77,21 +77,32 @@ def test_the_snapshot_waits_for_a_quiet_moment_but_not_longer_than_half_an_inter
     asyncio.run(main())
 
 
-def test_streams_share_each_push() -> None:
+def test_streams_share_each_push_written_a_slice_at_a_time() -> None:
     async def main() -> None:
         make = Maker()
         interval = 0.1
         feed = OverviewFeed(make, interval)
-        got: list[list[bytes]] = [[] for _ in range(20)]
+        got: list[list[bytes]] = [[] for _ in range(25)]
+        steps: list[int] = []  # frames written between two turns of detection's task
+
+        async def detection() -> None:  # runs at every turn of the loop, like a line read
+            seen = sum(map(len, got))
+            while True:
+                await asyncio.sleep(0)
+                now = sum(map(len, got))
+                if now != seen:
+                    steps.append(now - seen)
+                seen = now
 
         async def viewer(i: int) -> None:
             async for frame in feed.frames():
                 got[i].append(frame)
 
         tasks = [asyncio.create_task(feed.run())]
-        tasks += [asyncio.create_task(viewer(i)) for i in range(20)]
+        tasks += [asyncio.create_task(viewer(i)) for i in range(25)]
         await asyncio.sleep(0.03)
-        assert feed.streams == 20 and make.calls == 1  # the first frame: one snapshot for all
+        assert feed.streams == 25 and make.calls == 1  # the first frame: one snapshot for all
+        tasks.append(asyncio.create_task(detection()))
         await asyncio.sleep(interval * 5)
         calls = make.calls
         assert 4 <= calls <= 7, calls  # one an interval, not one per viewer
@@ -103,5 +114,7 @@ def test_streams_share_each_push() -> None:
         for frames in got:
             assert len(frames) >= calls - 1
             assert all(a is b for a, b in zip(frames, got[0], strict=True))
+        # each push reached the 25 streams in slices, detection ran between them
+        assert steps and max(steps) == SLICE < 25, steps
 
     asyncio.run(main())

@@ -9,7 +9,7 @@ Detection and bans come first: the daemon serves the dashboard in the event loop
 the logs and hands bans to the kernel, so the pusher makes its snapshot in a quiet moment (no
 event, alert or ban for `QUIET` seconds) and waits for one at most half an interval: a burst
 of attackers is parsed and banned before the overview is rebuilt, and the page is still never
-more than about 1.5 intervals behind.
+more than about 1.5 intervals behind. The streams are then written to a slice at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 QUIET = 0.03  # seconds without detection activity that count as a quiet moment
+SLICE = 10  # streams written to between two turns of the event loop (a line read waits for these)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +93,15 @@ class OverviewFeed:
                 continue
             await self.quiet()
             await self.latest(self.interval / 2)  # older than that: it is this tick's to make
+            await self._tell()
+
+    async def _tell(self) -> None:
+        """Wake the streams a slice at a time, with a turn of the event loop in between: what
+        detection read meanwhile waits for one slice of socket writes, not for 50 or 200."""
+        for _ in range(0, self.streams, SLICE):
             async with self._fresh:
-                self._fresh.notify_all()
+                self._fresh.notify(SLICE)
+            await asyncio.sleep(0)
 
     async def frames(self) -> AsyncGenerator[bytes, None]:
         """One stream's events: the newest snapshot at once, then each one pushed."""
