@@ -70,6 +70,7 @@ class OverviewFeed:
         except Exception as exc:  # a failing status must not end the pushes
             overview = {"error": str(exc)[:200]}
         self.made += 1
+        await asyncio.sleep(0)  # the JSON encoding is one more step (see WebServer.overview)
         return snapshot(overview, self.clock())
 
     async def quiet(self) -> None:
