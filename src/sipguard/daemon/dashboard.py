@@ -7,6 +7,7 @@ configuration for its Audit page."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from sipguard.store import Store
 from sipguard.web import BanSummary, LiveStats, WebConfig, WebConfigError, WebServer
 
 AUDIT_FRESH = 600.0  # seconds an audit result is shown before the next visit runs it again
+# the dashboard runs Python in the event loop while the enforcer's I/O thread puts bans in the
+# kernel; that thread waits for the GIL up to the switch interval (5 ms by default) whenever it
+# wakes during dashboard work: 1 ms bounds what viewers can add to a ban (bench/web)
+SWITCH_INTERVAL = 0.001
 
 
 def web_config(settings: Settings) -> WebConfig:
@@ -92,6 +97,7 @@ def build_dashboard(
     if not settings.web.enabled:
         return None
     config = web_config(settings)
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
     live = LiveStats()
     pipeline = processing.pipeline
     # the observers already there (Processing's account locks, then metrics, notifications and
