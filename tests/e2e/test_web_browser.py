@@ -131,7 +131,7 @@ asterisk_config = ""
         assert_not_blank(shots / "overview.png")
 
         # the explanation: rule, events and the very log lines
-        driver.find_element(By.CSS_SELECTOR, f"{row} button").click()
+        click(driver, f"{row} button")
         wait_for(lambda: "Failed to authenticate" in _text(driver, "#explain-events"), 5, 0.05)
         assert "password-guessing" in _text(driver, "#explain-summary")
         driver.save_screenshot(str(shots / "explain.png"))
@@ -151,7 +151,7 @@ asterisk_config = ""
         # unban by clicking, confirmed: out of the kernel set, recorded with who did it
         driver.get(url + "/#overview")
         wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, f"{row} button.unban"), 5, 0.05)
-        driver.find_element(By.CSS_SELECTOR, f"{row} button.unban").click()
+        click(driver, f"{row} button.unban")
         assert atk.ip in _text(driver, "#confirm-text")
         driver.find_element(By.ID, "confirm-ok").click()
         wait_for(lambda: atk.ip not in kernel_set(lab, pbx), 5, 0.02)
@@ -180,6 +180,22 @@ def actions(tmp_path: Path) -> list[tuple[str, ...]]:
         return [tuple(r) for r in db.execute("SELECT who, action, target, result FROM actions")]
     finally:
         db.close()
+
+
+def click(driver: Any, css: str) -> None:
+    """Click what `css` names. A pushed overview replaces the rows that changed, so the element
+    found a moment ago may have just been replaced: then find it again (for at most 5 s)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def attempt() -> bool:
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return True
+        except StaleElementReferenceException:
+            return False
+
+    wait_for(attempt, 5, 0.02)
 
 
 def _text(driver: Any, css: str) -> str:

@@ -7,6 +7,7 @@ from ipaddress import ip_address, ip_network
 import pytest
 
 from sipguard.core import Action, Alert, Decision, Event, Kind, Service
+from sipguard.web import BanSummary
 from sipguard.web.auth import LoginLimiter, Sessions, check_hash, hash_password, verify_password
 from sipguard.web.live import MAX_ATTACKERS, LiveStats
 
@@ -88,3 +89,32 @@ def test_live_memory_is_bounded_by_a_flood_of_sources() -> None:
         live.on_event(ev(1_800_000_000.0, f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", "x"))
     assert len(live.sources) == MAX_ATTACKERS
     assert len(live.accounts["x"].sources) <= 500
+
+
+def test_the_ban_summary_counts_every_ban_and_makes_rows_for_the_recent_ones_only() -> None:
+    viewed: list[str] = []
+
+    def view(d: Decision, now: float) -> dict[str, object]:
+        viewed.append(str(d.network))
+        return {"network": str(d.network), "start": d.start}
+
+    def ban(net: str, start: float, origin: str = "local") -> Decision:
+        return Decision(ip_network(net), Action.BAN, "r", "x", start, None, origin=origin)
+
+    bans = [ban(f"10.0.{i // 250}.{i % 250}", 1000.0 + i % 7) for i in range(1000)]
+    bans += [ban("192.0.2.0/24", 1006.0, "manual"), ban("198.51.100.1", 5.0, "fleet:b")]
+    summary = BanSummary(view)
+    got = summary(bans, 2000.0, top=4)
+    assert got["active"] == 1002
+    assert got["by_origin"] == {"fleet:b": 1, "local": 1000, "manual": 1}
+    assert got["countries"] == {"??": 1002}  # private and documentation ranges: no country
+    # the most recent first; equal times in the order given (what sorting every row gave)
+    assert [r["start"] for r in got["recent"]] == [1006.0] * 4
+    expected = [str(b.network) for b in bans if b.start == 1006.0][:4]
+    assert [r["network"] for r in got["recent"]] == expected == viewed
+    # each ban's country is looked up once while it is active, and forgotten when it ends
+    assert len(summary._country) == 1002
+    summary(bans[:1], 2001.0)
+    assert len(summary._country) <= 1002
+    summary([], 2002.0)
+    assert len(summary._country) == 0

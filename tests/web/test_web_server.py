@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from ipaddress import ip_network
 from typing import Any
 
 import aiohttp
 import pytest
 
-from sipguard.core import Event, Kind, Service
-from sipguard.web import LiveStats, WebConfig, WebConfigError, WebServer
+from sipguard.core import Action, Decision, Event, Kind, Service
+from sipguard.web import BanSummary, LiveStats, WebConfig, WebConfigError, WebServer
 from sipguard.web.auth import hash_password
 
 PASSWORD = "correct horse battery"
@@ -57,6 +58,21 @@ class FakeDaemon:
             return {"watching": watching, "firewall": {"errors": 0}}
         if cmd == "bans":
             return [dict(b) for b in self.bans]
+        if cmd == "ban_summary":  # as daemon/dashboard.py answers it, from these rows
+            rows = {b["network"]: b for b in self.bans}
+            active = [
+                Decision(
+                    network=ip_network(b["network"]),
+                    action=Action.BAN,
+                    rule=b["rule"],
+                    reason=b["reason"],
+                    start=b["start"],
+                    expires=None,
+                    origin=b["origin"],
+                )
+                for b in self.bans
+            ]
+            return BanSummary(lambda d, now: dict(rows[str(d.network)]))(active, 0.0)
         if args.get("addr") == "192.0.2.200":
             raise Refused("192.0.2.200 is not banned")
         return {"done": cmd}
@@ -162,6 +178,35 @@ def test_the_stream_pushes_the_overview_with_bans_by_origin() -> None:
         assert seen[0]["active_bans"] == 2
         assert seen[-1]["bans_by_origin"] == {"local": 1, "manual": 1}
         assert seen[-1]["health"]["watching"][0]["state"] == "following"
+
+    serve(body)
+
+
+def test_many_viewers_and_page_loads_cost_one_overview_an_interval() -> None:
+    async def body(server: WebServer, fake: FakeDaemon, url: str, http: Any) -> None:
+        async def watch(frames: int) -> list[bytes]:
+            got = []
+            async with http.get(url + "/api/stream") as r:
+                async for raw in r.content:
+                    if raw.startswith(b"data: "):
+                        got.append(raw)
+                        if len(got) == frames:
+                            break
+            return got
+
+        async def load() -> bytes:
+            async with http.get(url + "/api/overview") as r:
+                assert r.status == 200
+                return bytes(await r.read())
+
+        streams = [asyncio.create_task(watch(5)) for _ in range(20)]
+        pages = await asyncio.gather(*(load() for _ in range(30)))
+        assert len(set(pages)) == 1  # asked at once: the same snapshot
+        assert json.loads(pages[0])["active_bans"] == 2
+        await asyncio.gather(*streams)
+        # 20 viewers x 5 pushes and 30 page loads: one overview a push, not one a viewer
+        made = [c for c in fake.calls if c[0] == "status"]
+        assert server.feed.made == len(made) <= 9, len(made)
 
     serve(body)
 

@@ -3,6 +3,7 @@ command handler). See server.py."""
 
 from sipguard.web.config import WebConfig, WebConfigError
 from sipguard.web.live import LiveStats
+from sipguard.web.overview import BanSummary
 from sipguard.web.server import WebServer
 
-__all__ = ["LiveStats", "WebConfig", "WebConfigError", "WebServer"]
+__all__ = ["BanSummary", "LiveStats", "WebConfig", "WebConfigError", "WebServer"]

@@ -8,6 +8,7 @@ most `MAX_SOURCES` sources each. Times come from the events and decisions themse
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ MAX_SOURCES = 500
 DISTRIBUTED = 3  # sources on one account within the hour that make it a distributed attack
 MAX_FRAUD = 50
 MAX_ATTACKERS = 5000  # sources remembered for the attackers table (least recent evicted)
+SHOWN_ACCOUNTS = 50  # accounts under attack on the overview, distributed ones first
 
 
 @dataclass(slots=True)
@@ -59,8 +61,10 @@ class LiveStats:
         self.accounts: OrderedDict[str, AccountSeen] = OrderedDict()
         self.sources: OrderedDict[str, SourceSeen] = OrderedDict()
         self.fraud: list[dict[str, object]] = []  # the newest fraud alerts with their calls
+        self.seen = 0  # events and alerts so far: moving, detection is busy (web/feed.py)
 
     def on_event(self, event: Event) -> None:
+        self.seen += 1
         minute = int(event.time // 60)
         counts = self.events.get(minute)
         if counts is None:
@@ -90,9 +94,14 @@ class LiveStats:
         if account is not None and len(seen.accounts) < 20:
             seen.accounts.add(account[:200])
 
-    def attackers(self, now: float) -> list[dict[str, object]]:
-        """Sources seen attacking within the hour, most events first."""
-        rows: list[dict[str, object]] = [
+    def attackers(self, now: float, n: int | None = None) -> list[dict[str, object]]:
+        """Sources seen attacking within the hour, most events first (the first `n`)."""
+        current = [(ip, s) for ip, s in self.sources.items() if s.last > now - MINUTES * 60]
+        if n is None:
+            current.sort(key=lambda item: -item[1].events)  # stable: ties stay in table order
+        else:  # the overview's top 15 of thousands: no row made, no full sort, for the rest
+            current = heapq.nsmallest(n, current, key=lambda item: -item[1].events)
+        return [
             {
                 "source": ip,
                 "events": s.events,
@@ -101,16 +110,14 @@ class LiveStats:
                 "kinds": dict(s.kinds),
                 "accounts": sorted(s.accounts),
             }
-            for ip, s in self.sources.items()
-            if s.last > now - MINUTES * 60
+            for ip, s in current
         ]
-        rows.sort(key=lambda r: -int(str(r["events"])))
-        return rows
 
     def top_sources(self, now: float, n: int) -> list[dict[str, object]]:
-        return self.attackers(now)[:n]
+        return self.attackers(now, n)
 
     def on_alert(self, alert: Alert, decision: Decision | None) -> None:
+        self.seen += 1
         if decision is not None and decision.action is Action.BAN:
             minute = int(decision.start // 60)
             self.bans[minute] = self.bans.get(minute, 0) + 1
@@ -139,6 +146,12 @@ class LiveStats:
         last = int(now // 60)
         span = range(last - minutes + 1, last + 1)
         kinds = sorted({k for m in span for k in self.events.get(m, {})})
+        current = [(n, a) for n, a in self.accounts.items() if a.last > now - MINUTES * 60]
+        first = heapq.nsmallest(  # = sorted(...)[:50], without sorting a thousand accounts
+            SHOWN_ACCOUNTS,
+            current,
+            key=lambda item: (len(item[1].sources) < DISTRIBUTED, -item[1].events),
+        )
         accounts = [
             {
                 "account": name,
@@ -147,14 +160,12 @@ class LiveStats:
                 "distributed": len(seen.sources) >= DISTRIBUTED,
                 "last": seen.last,
             }
-            for name, seen in self.accounts.items()
-            if seen.last > now - MINUTES * 60
+            for name, seen in first
         ]
-        accounts.sort(key=lambda a: (not a["distributed"], -int(str(a["events"]))))
         return {
             "minutes": [m * 60 for m in span],
             "events_by_kind": {k: [self.events.get(m, {}).get(k, 0) for m in span] for k in kinds},
             "bans_per_minute": [self.bans.get(m, 0) for m in span],
-            "accounts": accounts[:50],
+            "accounts": accounts,
             "fraud": list(reversed(self.fraud)),
         }

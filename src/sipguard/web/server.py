@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import time
 from collections.abc import Awaitable, Callable
 from functools import cache
@@ -35,6 +34,7 @@ from sipguard.report.assets import chart_library
 from sipguard.web.auth import LoginLimiter, Session, Sessions, csrf_ok
 from sipguard.web.auth import verify_password as _verify
 from sipguard.web.config import WebConfig
+from sipguard.web.feed import OverviewFeed
 from sipguard.web.live import LiveStats
 from sipguard.web.overview import build_overview, search
 
@@ -93,10 +93,8 @@ class WebServer:
         self._public = {"/login", "/static/app.css"}
         self._runner: web.AppRunner | None = None
         self._pusher: asyncio.Task[None] | None = None
-        self._latest = b""
-        self._cached: tuple[float, str] | None = None  # (monotonic time, overview JSON)
-        self._fresh = asyncio.Condition()
-        self.streams = 0
+        # one overview an interval for every viewer; made when detection is quiet (live.seen)
+        self.feed = OverviewFeed(self.overview, config.push_interval, lambda: live.seen)
         self._routes()
 
     # ---- routes --------------------------------------------------------------------------
@@ -130,7 +128,7 @@ class WebServer:
         cfg = self.config
         site = web.TCPSite(self._runner, cfg.listen, cfg.port, ssl_context=cfg.ssl_context())
         await site.start()
-        self._pusher = asyncio.create_task(self._push())
+        self._pusher = asyncio.create_task(self.feed.run())
 
     @property
     def port(self) -> int:
@@ -299,54 +297,29 @@ class WebServer:
         )
 
     async def overview(self) -> dict[str, Any]:
+        # a turn of the event loop between the steps: a log line read meanwhile is parsed
+        # (and its ban sent) after one step, not after the whole overview (~1 ms a step)
         status = await self.handle("status", {})
-        bans = await self.handle("bans", {})
-        assert isinstance(status, dict) and isinstance(bans, list)
+        await asyncio.sleep(0)
+        bans = await self.handle("ban_summary", {})  # not `bans`: no row for each of thousands
+        await asyncio.sleep(0)
+        assert isinstance(status, dict) and isinstance(bans, dict)
         return build_overview(status, bans, self.live, self.clock())
 
-    async def overview_json(self) -> str:
-        """The overview as JSON, made at most once per half push interval however many
-        viewers ask: a page load or a new stream costs a copy, not a computation."""
-        now = time.monotonic()
-        if self._cached is None or now - self._cached[0] >= self.config.push_interval / 2:
-            try:
-                data = json.dumps(await self.overview(), separators=(",", ":"))
-            except Exception as exc:  # a failing status must not end the pushes
-                data = json.dumps({"error": str(exc)[:200]})
-            self._cached = (now, data)
-        return self._cached[1]
-
     async def _overview(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(text=await self.overview_json(), content_type="application/json")
-
-    async def _push(self) -> None:
-        """One overview a second for all viewers together: 50 viewers cost what one does."""
-        while True:
-            if self.streams:
-                data = await self.overview_json()
-                self._latest = f"event: overview\ndata: {data}\n\n".encode()
-                async with self._fresh:
-                    self._fresh.notify_all()
-            await asyncio.sleep(self.config.push_interval)
+        snap = await self.feed.latest()
+        return web.Response(body=snap.body, content_type="application/json")
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
-        if self.streams >= MAX_STREAMS:
+        if self.feed.streams >= MAX_STREAMS:
             raise web.HTTPServiceUnavailable(text="too many live viewers")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         self._headers(response)
         await response.prepare(request)
-        self.streams += 1
-        try:
-            first = await self.overview_json()
-            await response.write(f"event: overview\ndata: {first}\n\n".encode())
-            while True:
-                async with self._fresh:
-                    await self._fresh.wait()
-                await response.write(self._latest)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self.streams -= 1
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            async with contextlib.aclosing(self.feed.frames()) as frames:
+                async for frame in frames:
+                    await response.write(frame)
         return response
 
     async def _bans(self, request: web.Request) -> web.StreamResponse:

@@ -14,7 +14,16 @@
     for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(k == null ? "" : String(k)));
     return e;
   }
-  function fill(tbody, rows) { tbody.replaceChildren(...rows); }
+  // the overview is pushed every second: a row that renders the same stays in place, so the
+  // button under the pointer is not replaced (and its click lost) by an identical one
+  function fill(tbody, rows) {
+    const old = Array.from(tbody.children);
+    rows.forEach((row, i) => {
+      if (!old[i]) tbody.append(row);
+      else if (old[i].outerHTML !== row.outerHTML) old[i].replaceWith(row);
+    });
+    for (const gone of old.slice(rows.length)) gone.remove();
+  }
   function when(t) { return t ? new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) : ""; }
   function left(s) { if (s == null) return "permanent"; if (s < 120) return Math.round(s) + "s"; if (s < 7200) return Math.round(s / 60) + "m"; return Math.round(s / 3600) + "h"; }
   function toast(text) { const t = $("#toast"); t.textContent = text; t.classList.add("show"); setTimeout(() => t.classList.remove("show"), 3000); }
