@@ -132,9 +132,9 @@ def stages(monkeypatch: Any) -> list[str]:
     seen: list[str] = []
     fork_all = parallel_module._fork_all
 
-    def spy(target: Any, calls: Any) -> Any:
+    def spy(target: Any, calls: Any, here: bool = False) -> Any:
         seen.append(target.__name__)
-        return fork_all(target, calls)
+        return fork_all(target, calls, here)
 
     monkeypatch.setattr(parallel_module, "_fork_all", spy)
     return seen

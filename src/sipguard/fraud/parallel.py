@@ -122,14 +122,22 @@ def _check_part(
     }
 
 
-def _fork_all(target: Callable[..., Doc], calls: list[tuple[object, ...]]) -> list[Doc]:
-    """Run target(*args) for each args in a forked child; their JSON answers, in order."""
+def _fork_all(
+    target: Callable[..., Doc], calls: list[tuple[object, ...]], here: bool = False
+) -> list[Doc]:
+    """Run target(*args) for each args in a forked child; their JSON answers, in order.
+
+    `here`: the first call runs in this process while the children run (one fork fewer, and
+    what it caches, e.g. the destinations stage 1 classified, the next forks inherit). Only
+    for a target that leaves the engine's accounts alone (stage 1 parses, it checks nothing).
+    """
     ctx = multiprocessing.get_context("fork")
     procs: list[Any] = []
+    first: list[Doc] = []
     with ExitStack() as stack:
-        outs = [stack.enter_context(tempfile.TemporaryFile()) for _ in calls]
+        outs = [stack.enter_context(tempfile.TemporaryFile()) for _ in calls[here:]]
         try:
-            for n, (args, out) in enumerate(zip(calls, outs, strict=True)):
+            for n, (args, out) in enumerate(zip(calls[here:], outs, strict=True), start=here):
                 proc = ctx.Process(
                     target=_child,
                     args=(target, args, out),
@@ -138,6 +146,14 @@ def _fork_all(target: Callable[..., Doc], calls: list[tuple[object, ...]]) -> li
                 )
                 proc.start()
                 procs.append(proc)
+            if here:
+                collecting = gc.isenabled()
+                gc.disable()  # as in the children
+                try:
+                    first.append(target(*calls[0]))
+                finally:
+                    if collecting:
+                        gc.enable()
             for proc in procs:
                 proc.join()
         finally:
@@ -148,7 +164,7 @@ def _fork_all(target: Callable[..., Doc], calls: list[tuple[object, ...]]) -> li
         failed = [p.name for p in procs if p.exitcode != 0]
         if failed:
             raise RuntimeError(f"fraud scan part failed: {', '.join(failed)}")
-        docs = []
+        docs = first
         for out in outs:
             out.seek(0)
             docs.append(json.loads(out.read()))
@@ -202,7 +218,7 @@ def scan_parallel(
     with tempfile.TemporaryDirectory(prefix="sipguard-fraud-") as tmp:
         ranges = [ranges_of(p, jobs) for p in paths]
         parsed = _fork_all(
-            _parse_part, [(paths, engine, ranges, k, jobs, tmp) for k in range(jobs)]
+            _parse_part, [(paths, engine, ranges, k, jobs, tmp) for k in range(jobs)], here=True
         )
         if any(doc["irregular"] for doc in parsed):
             return None  # the caller scans in one process: the same loop, the same report
