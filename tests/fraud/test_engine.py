@@ -13,6 +13,7 @@ from sipguard.config.errors import ConfigError
 from sipguard.fraud.classify import Classifier
 from sipguard.fraud.config import build_config, load_config
 from sipguard.fraud.engine import FraudEngine, distance_km
+from sipguard.fraud.live import LiveTracker
 from sipguard.fraud.model import Call, Hit
 from sipguard.fraud.tables import RateTable, load_country_points
 
@@ -134,6 +135,24 @@ def test_running_cost_of_live_calls() -> None:
     assert not e.tick(WED_10 + 5 + 9 * 60)  # 4.50
     hits = e.tick(WED_10 + 5 + 11 * 60)  # 5.50
     assert rules(hits) == {"spend"} and hits[0].channels == (c.channel,)
+
+
+def test_running_cost_starts_when_the_tracker_sees_the_answer() -> None:
+    e = engine(accounts={"1001": {"daily_limit": 5.0}})
+    tracker = LiveTracker(e)
+    fields = {"Channel": "PJSIP/1001-0000002a", "Uniqueid": "live1", "Exten": "00442079460123"}
+    for name, at in (("Newchannel", WED_10), ("DialBegin", WED_10), ("BridgeEnter", WED_10 + 5)):
+        assert not tracker.feed(name, {**fields, "Event": name}.get, at)
+    assert not e.tick(WED_10 + 5 + 9 * 60)  # 4.50 since the answer
+    hits = e.tick(WED_10 + 5 + 11 * 60)  # 5.50
+    assert rules(hits) == {"spend"} and hits[0].channels == ("PJSIP/1001-0000002a",)
+    # a call that is dialled but never answered costs nothing, however long it rings
+    fields = {"Channel": "PJSIP/1001-0000002b", "Uniqueid": "live2", "Exten": "00442079460124"}
+    e = engine(accounts={"1001": {"daily_limit": 5.0}})
+    tracker = LiveTracker(e)
+    for name in ("Newchannel", "DialBegin"):
+        tracker.feed(name, {**fields, "Event": name}.get, WED_10)
+    assert not e.tick(WED_10 + 3600)
 
 
 def test_short_burst_to_one_range() -> None:

@@ -303,10 +303,16 @@ class FraudEngine:
             fired.append((self.concurrent, self._concurrent.started(account, t, uid), ""))
         if self.spend.enabled:
             self._spend.dialled(account, uid, info.rate)
+            if call.answered:
+                self._spend.answered(account, uid, call.answer or t)
         hits = self._hits(call, fired)
         if call.ip:
             hits += self.seen_address(account, call.ip, t, uid)
         return hits
+
+    def call_answered(self, call: Call) -> None:
+        """A live call was answered (`call.answer` set): its running cost starts."""
+        self._spend.answered(call.account, call.uid, call.answer or call.start)
 
     def call_ended(self, call: Call) -> list[Hit]:
         """A live call hung up; `call.end` and `call.billsec` are set."""
@@ -333,10 +339,6 @@ class FraudEngine:
         """Running cost of answered live calls: hang up before the bill grows further."""
         if not self.spend.enabled or not self.rates.rates:
             return []
-        for account, st in self.accounts.items():  # answers reach the live calls in place
-            for c in st.active.values():
-                if c.answered:
-                    self._spend.answered(account, c.uid, c.answer or c.start)
         hits = []
         for f in self._spend.tick(now, self.local(now)[2]):
             call = self.accounts[f.account].active.get(f.calls[-1])  # the running call, last

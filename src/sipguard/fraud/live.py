@@ -66,6 +66,7 @@ class LiveTracker:
             live = self.calls.get(info.uid)
             if live is not None and not live.answered:
                 live.answered, live.answer = True, info.answer
+                self.engine.call_answered(live)
             return []
         if event.kind is Kind.CALL_END:
             if info.record:  # a finished call never followed live: checked as a CDR row
