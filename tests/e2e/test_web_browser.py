@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from sipguard.daemon.harness import DaemonProc, append, pjsip_failure, wait_for
+from sipguard.daemon.harness import DaemonProc, append, pjsip_failure, wait_for, write_config
 from sipguard.testing.browser import assert_not_blank, chromium, chromium_missing, severe_console
 from sipguard.web.auth import hash_password
 
@@ -76,26 +76,19 @@ def test_dashboard_in_chromium_against_a_daemon_banning_in_a_namespace(netlab, t
     lab = netlab
     pbx = lab.add_host("pbx")
     atk = lab.add_host("attacker", hub=pbx)
-    log = tmp_path / "messages"
-    log.touch()
     port = free_port()
-    cfg = tmp_path / "sipguard.toml"
-    cfg.write_text(
+    cfg = write_config(
+        tmp_path,
         f"""
-[daemon]
-state_dir = "{tmp_path}/state"
-control_socket = "{tmp_path}/ctl.sock"
-tick_interval = 0.2
-[sources.logs]
-paths = ["{log}"]
 [web]
 enabled = true
 listen = "0.0.0.0"
 port = {port}
 password_hash = "{hash_password(PASSWORD)}"
 asterisk_config = ""
-"""
+""",
     )
+    log = tmp_path / "log" / "messages"
     daemon = DaemonProc(cfg, tmp_path / "ctl.sock", [])
     daemon.argv = [sys.executable, "-c", RUN, str(cfg), pbx.name]
     url = f"http://127.0.0.1:{port}"

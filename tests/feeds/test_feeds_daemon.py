@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sipguard.daemon.harness import DaemonProc, wait_for
+from sipguard.daemon.harness import DaemonProc, wait_for, write_config
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -46,17 +46,9 @@ def test_daemon_loads_feeds_into_kernel_and_exports_bans(netlab, tmp_path: Path)
     wait_for(lambda: netlab.run(pbx, [sys.executable, "-c", probe], check=False).returncode == 0)
     local = tmp_path / "local.txt"
     local.write_text("# mine\n192.0.2.77\n")
-    (tmp_path / "log").mkdir()
-    (tmp_path / "log" / "messages").touch()
-    cfg = tmp_path / "sipguard.toml"
-    cfg.write_text(
+    cfg = write_config(
+        tmp_path,
         f"""
-[daemon]
-state_dir = "{tmp_path}/state"
-control_socket = "{tmp_path}/ctl.sock"
-tick_interval = 0.2
-[sources.logs]
-paths = ["{tmp_path}/log/messages"]
 [allow]
 networks = ["198.51.100.0/24", "203.0.113.64/26"]
 [[feeds]]
@@ -68,7 +60,7 @@ interval = 3600
 name = "local"
 kind = "plain"
 file = "{local}"
-"""
+""",
     )
     daemon = DaemonProc(cfg, tmp_path / "ctl.sock", [], prefix=netlab.cmd(pbx, []))
     daemon.start()
