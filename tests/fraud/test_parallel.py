@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import sipguard.fraud.parallel as parallel_module
+import sipguard.fraud.split as split_module
 from sipguard.cli.main import main
 from sipguard.fraud.config import build_config, load_config
 from sipguard.fraud.parallel import ranges_of, scan_parallel
@@ -173,6 +174,19 @@ def test_damaged_rows_in_several_files_give_the_same_report(tmp_path: Path, seed
     assert any(":" in c for i in one.incidents for c in i.calls if c.startswith(str(tmp_path)))
     for jobs in (2, 3):
         assert report(parallel(paths, small_engine(), jobs)) == report(one)
+
+
+@pytest.mark.parametrize("block", [64, 1000, 4096])
+def test_blocks_smaller_than_rows_and_ranges(tmp_path: Path, block: int, monkeypatch: Any) -> None:
+    """Lines cut by the block size carry over to the next block (a 64-byte block is shorter
+    than every row, and the csv.Error row is longer than 4 KiB): the same report."""
+    monkeypatch.setattr(split_module, "BLOCK", block)
+    seen = stages(monkeypatch)
+    path = write_damaged(tmp_path / "a.csv", 4, 1200)
+    one = scan([path], small_engine())
+    assert sum(one.errors.values()) > 50 and one.calls > 100
+    assert report(parallel([path], small_engine(), 2)) == report(one)
+    assert seen == ["_parse_part", "_check_part"]  # parsed in ranges, no fallback
 
 
 def test_with_a_baseline(tmp_path: Path) -> None:

@@ -206,22 +206,33 @@ class FraudEngine:
         dialled, nc_on = new_country.dialled, nc_spec.enabled
         learning = new_country.learn_until is None  # until the first call starts learning
         none_fired, seen = _NONE_FIRED, 0
+        lo, hi, slot = 1.0, 0.0, (0, 0, 0)  # the quarter hour [lo, hi) whose local time is `slot`
         for line, account, dst, start, end, billsec, disp, chan, uid, ip in records:
-            info = infos.get(dst) or info_of(dst)
+            try:  # subscripts, not .get(): this loop runs for millions of rows
+                info = infos[dst]
+            except KeyError:
+                info = info_of(dst)
             if not uid and source:
                 uid = f"{source}:{line + offset}"
-            st = accounts.get(account) or new_state(account)
+            try:
+                st = accounts[account]
+            except KeyError:
+                st = new_state(account)
             if start > st.last:
                 st.last = start
             seen += 1
             if learning:
                 new_country.learn_from(start)
                 learning = False
-            key = int(start // 900)
-            slot = slots.get(key)
-            if slot is None:
-                local(start)  # fills the cache
-                slot = slots[key]
+            if not lo <= start < hi:  # rows in hangup order: mostly the same quarter hour
+                key = int(start // 900)
+                try:
+                    slot = slots[key]
+                except KeyError:
+                    local(start)  # fills the cache
+                    slot = slots[key]
+                lo = key * 900
+                hi = lo + 900
             end_t = end if end is not None else start
             # What the kinds found, in the rules' order (velocity, risky, after hours, new
             # country, concurrent, spend, short burst); a shared empty tuple until one fires.
@@ -230,9 +241,7 @@ class FraudEngine:
                 fired = [(vel, f, "")]
             call = None
             if (info.risky and risky_on) or (
-                info.after_hours
-                and hours_on
-                and outside(slot[0], slot[1] + int(start - key * 900) // 60)
+                info.after_hours and hours_on and outside(slot[0], slot[1] + int(start - lo) // 60)
             ):
                 call = Call(uid, account, dst, start, end, billsec, disp, chan, ip, line + offset)
                 fired = [*fired, *flagged(call, info)]
