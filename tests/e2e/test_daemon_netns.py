@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from sipguard.daemon.harness import SRC, DaemonProc, append, wait_for
+from sipguard.daemon.harness import SRC, DaemonProc, append, wait_for, write_config
 from sipguard.testing.netns import kernel_set
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -157,18 +157,9 @@ def test_daemon_bans_in_the_kernel_end_to_end(netlab, tmp_path):
     ami_port = int(ami.stdout.readline())
 
     logdir = tmp_path / "log"
-    logdir.mkdir()
-    for name in ("messages", "security"):
-        (logdir / name).touch()
-    cfg = tmp_path / "sipguard.toml"
-    cfg.write_text(
+    cfg = write_config(
+        tmp_path,
         f"""
-[daemon]
-state_dir = "{tmp_path}/state"
-control_socket = "{tmp_path}/ctl.sock"
-tick_interval = 0.2
-[sources.logs]
-paths = ["{logdir}/messages", "{logdir}/security"]
 [sources.ami]
 enabled = true
 port = {ami_port}
@@ -180,7 +171,8 @@ durations = ["3s"]
 profile = "quick"
 [rules.password-guessing]
 ipv6_prefix = 128  # the lab's /64 holds the PBX's own address: a /64 ban would be refused
-"""
+""",
+        logs=("messages", "security"),
     )
     sock = tmp_path / "ctl.sock"
     daemon = DaemonProc(cfg, sock, [], prefix=lab.cmd(pbx, []))

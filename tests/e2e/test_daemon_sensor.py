@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sipguard.daemon.harness import DaemonProc, wait_for
+from sipguard.daemon.harness import DaemonProc, wait_for, write_config
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -27,20 +27,7 @@ def test_sensor_in_the_daemon_bans_a_real_scan(netlab, tmp_path):
     py = sys.executable
     counts = Counts(tmp_path / "counts.json")
     lab.popen(pbx, [py, HELPERS, "responder", "5060", str(counts.path)])
-    (tmp_path / "messages").touch()
-    cfg = tmp_path / "sipguard.toml"
-    cfg.write_text(
-        f"""
-[daemon]
-state_dir = "{tmp_path}/state"
-control_socket = "{tmp_path}/ctl.sock"
-tick_interval = 0.2
-[sources.logs]
-paths = ["{tmp_path}/messages"]
-[sensor]
-sip_ports = [5060]
-"""
-    )
+    cfg = write_config(tmp_path, "[sensor]\nsip_ports = [5060]\n")
     daemon = DaemonProc(cfg, tmp_path / "ctl.sock", [], prefix=lab.cmd(pbx, []))
     try:
         daemon.start()
