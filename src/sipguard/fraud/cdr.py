@@ -21,8 +21,9 @@ from sipguard.fraud.model import Call, account_of
 MAX_FIELD = 4096  # no CDR field is longer; longer ones are cut (and the row counted)
 MAX_FIELDS = 64
 # One call as the row loop yields it, plain data (the parallel scan marshals these):
-# (line, account, dst, start, end, billsec, answered, channel, uid, ip).
-CallTuple = tuple[int, str, str, float, "float | None", int, bool, str, str, str]
+# (line, account, dst, start, end, billsec, answered, channel, uid, ip, inbound). An inbound
+# call's account is its trunk: the trunk endpoint, else its inbound context.
+CallTuple = tuple[int, str, str, float, "float | None", int, bool, str, str, str, bool]
 _TECHS = frozenset({"SIP", "PJSIP", "IAX2", "DAHDI", "WebRTC"})
 
 
@@ -37,16 +38,20 @@ class CdrParser:
         outbound: Callable[[str], bool] | None = None,
         ignore: frozenset[str] = frozenset(),
         inbound_contexts: frozenset[str] = frozenset(),
+        trunks: frozenset[str] = frozenset(),
     ) -> None:
         """`outbound(dst)`: whether the rules look at a call to that dialled string (cached);
-        None keeps every row. `ignore`: accounts whose calls are never the rules' business
-        (trunks among them). `inbound_contexts`: a row whose `dcontext` is one of these is an
-        inbound call (with `outbound` set, skipped: never charged to an account)."""
+        None keeps every row, each marked outbound. `ignore`: accounts whose outbound calls
+        are never the rules' business. With `outbound` set, a row from one of `trunks` or
+        whose `dcontext` is one of `inbound_contexts` is an inbound call (to the office's
+        DID), whatever its destination: yielded marked inbound, its trunk as the account (the
+        inbound-volume rule counts it; no account rule does)."""
         self.layout = layout
         self.source = source
         self.outbound = outbound
         self.ignore = ignore
         self.inbound_contexts = inbound_contexts
+        self.trunks = trunks
         self._keep: dict[str, bool] = {}
         self._names: dict[str, str] = {}  # channel up to its last "-" -> account
         self.tz = ZoneInfo(timezone)
@@ -106,7 +111,14 @@ class CdrParser:
         need, errors, hours, epoch = self._need, self.errors, self._hours, self.epoch
         minutes, first_error = self._minutes, self.first_error
         names = self._names
-        keep, wanted, ignore = self._keep, self.outbound, self.ignore
+        keep, wanted, ignore, trunks = self._keep, self.outbound, self.ignore, self.trunks
+
+        def keeps(dst: str) -> bool:  # outbound(dst), cached (the lookup is inlined below)
+            if len(keep) > 262_144:
+                keep.clear()
+            ok = keep[dst] = wanted(dst) if wanted is not None else True
+            return ok
+
         good = 0  # rows read as a call
         line_no = first_line_no - 1
         skip_header = self.layout.header and (first_line_no == 1 if header is None else header)
@@ -160,14 +172,14 @@ class CdrParser:
                         first_error.setdefault("long_field", line_no)
                         dst = dst[:64]
                     good += 1
+                    came_in = False
                     if wanted is not None:
-                        ok = keep.get(dst)
-                        if ok is None:
-                            if len(keep) > 262_144:
-                                keep.clear()
-                            ok = keep[dst] = wanted(dst)
-                        if not ok:
-                            continue
+                        # an inbound call counts whatever it dialled (often an extension)
+                        came_in = i_ctx < n and row[i_ctx] in inbound
+                        if not (came_in or trunks):
+                            ok = keep.get(dst)
+                            if not (keeps(dst) if ok is None else ok):
+                                continue
                     channel = row[i_chan] if 0 <= i_chan < n else ""
                     # The account is the channel's name part, which depends only on the text
                     # before the last "-": one lookup per row, one account string per account.
@@ -186,12 +198,20 @@ class CdrParser:
                                 row[i_acc] if 0 <= i_acc < n else "",
                                 row[i_src] if 0 <= i_src < n else "",
                             )
-                    if wanted is not None and (
-                        not account
-                        or account in ignore
-                        or (inbound and i_ctx < n and row[i_ctx] in inbound)
-                    ):
-                        continue
+                    if wanted is not None:
+                        if came_in or account in trunks:
+                            if not account and came_in:
+                                account = row[i_ctx]  # the trunk: its endpoint, else context
+                            if not account:
+                                continue
+                            came_in = True
+                        else:
+                            if trunks:  # the destination was not looked at above
+                                ok = keep.get(dst)
+                                if not (keeps(dst) if ok is None else ok):
+                                    continue
+                            if not account or account in ignore:
+                                continue
                     yield (
                         line_no,
                         account,
@@ -203,6 +223,7 @@ class CdrParser:
                         channel if len(channel) < 200 else channel[:200],
                         row[i_uid][:150] if 0 <= i_uid < n else "",
                         row[i_ip][:64] if 0 <= i_ip < n else "",
+                        came_in,
                     )
                 self.rows += line_no - first_line_no + 1
                 self.parsed += good
@@ -215,7 +236,7 @@ class CdrParser:
 
     def call(self, rec: CallTuple, offset: int = 0) -> Call:
         """A record as a `Call` object (uid named `source:line` when the layout has none)."""
-        line, account, dst, start, end, billsec, answered, channel, uid, ip = rec
+        line, account, dst, start, end, billsec, answered, channel, uid, ip, _ = rec
         line += offset
         uid = uid or f"{self.source}:{line}"
         return Call(uid, account, dst, start, end, billsec, answered, channel, ip, line)

@@ -38,8 +38,9 @@ from sipguard.fraud.tables import RateTable
 
 _UNSEEN = object()
 # A CDR record as the row loop reads it (fraud.cdr.CallTuple; a live record's billsec may
-# carry a fraction): (line, account, dst, start, end, billsec, answered, channel, uid, ip).
-Row = tuple[int, str, str, float, float | None, float, bool, str, str, str]
+# carry a fraction): (line, account, dst, start, end, billsec, answered, channel, uid, ip,
+# inbound); an inbound call's account is its trunk.
+Row = tuple[int, str, str, float, float | None, float, bool, str, str, str, bool]
 _Fired = Sequence[tuple[RuleSpec, Sequence[Finding], str]]  # (rule, findings, dest)
 _NONE_FIRED: _Fired = ()
 
@@ -165,7 +166,7 @@ class FraudEngine:
             return []
         row: Row = (
             call.line_no, call.account, call.dst, call.start, call.end, call.billsec,
-            call.answered, call.channel, call.uid, call.ip,
+            call.answered, call.channel, call.uid, call.ip, False,
         )  # fmt: skip
         return self.check((row,), "")
 
@@ -176,13 +177,14 @@ class FraudEngine:
         offset: int = 0,
         on_hit: Callable[[Hit], object] | None = None,
     ) -> list[Hit]:
-        """CDR records (`CdrParser.records`, outbound only) through every rule, in order.
+        """CDR records (`CdrParser.records`) through every rule, in order.
 
         The one row loop. Most records change a few counters and fire nothing: each kind's
         typed entry does its bookkeeping and returns the shared empty tuple, and only a record
         on which something fired becomes a `Call` and `Hit`s. A destination that is risky or
         called after hours, or a caller's address with a country, takes the (rarer) Event
-        path of those kinds. Hits go to `on_hit` when given, else are returned. `offset`
+        path of those kinds. An inbound call only counts on its trunk (`inbound_volume`), as
+        the live tracker counts one. Hits go to `on_hit` when given, else are returned. `offset`
         shifts the records' line numbers (the parallel scan's ranges); a record without a
         uniqueid is named `source:line` (`source` "": it stays unnamed).
         """
@@ -205,9 +207,17 @@ class FraudEngine:
         new_country, nc_spec = self._new_country, self.new_country
         dialled, nc_on = new_country.dialled, nc_spec.enabled
         learning = new_country.learn_until is None  # until the first call starts learning
+        inbound_spec = self.config.rules.get("inbound_volume")
+        inbound_on = inbound_spec is not None and inbound_spec.enabled
         none_fired, seen = _NONE_FIRED, 0
         lo, hi, slot = 1.0, 0.0, (0, 0, 0)  # the quarter hour [lo, hi) whose local time is `slot`
-        for line, account, dst, start, end, billsec, disp, chan, uid, ip in records:
+        for line, account, dst, start, end, billsec, disp, chan, uid, ip, came_in in records:
+            if came_in:  # a call to the office's DID: never an account's, counted per trunk
+                if inbound_on:
+                    uid = uid or (f"{source}:{line + offset}" if source else "")
+                    for hit in self.inbound_call(Call(uid, account, dst, start)):
+                        report(hit)
+                continue
             try:  # subscripts, not .get(): this loop runs for millions of rows
                 info = infos[dst]
             except KeyError:

@@ -103,10 +103,12 @@ class CallFacts:
         return (self.destinations.get(dst) or self.info(dst)).external
 
     def cdr_parser(self, source: str) -> CdrParser:
-        """A parser of one CDR source that yields only the calls the rules look at."""
+        """A parser of one CDR source that yields only the calls the rules look at: outbound
+        calls of real accounts, and inbound calls (marked, counted per trunk)."""
         cfg = self.config
         tz = cfg.cdr.timezone or cfg.timezone
-        return CdrParser(cfg.cdr, tz, source, self.outbound, self.ignore, cfg.inbound_contexts)
+        inbound = cfg.inbound_contexts
+        return CdrParser(cfg.cdr, tz, source, self.outbound, self.ignore, inbound, cfg.trunks)
 
     def add_hotlist(self, prefix: str, label: str) -> None:
         """A hotlist range learned while running (another node's fraud range): the cached

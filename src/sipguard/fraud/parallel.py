@@ -36,11 +36,12 @@ Doc = dict[str, Any]  # a child's answer, as JSON
 
 
 def first_call_start(paths: Sequence[str | Path], engine: FraudEngine) -> float | None:
-    """Start time of the first call the rules look at (the one that starts learning)."""
+    """Start time of the first outbound call the rules look at (the one that starts learning)."""
     for path in paths:
         with closing(engine.cdr_parser(str(path)).read_file(path)) as records:
             for rec in records:
-                return rec[3]
+                if not rec[10]:  # an inbound call starts nothing
+                    return rec[3]
     return None
 
 
