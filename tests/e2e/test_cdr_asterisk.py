@@ -1,0 +1,99 @@
+"""`sipguard fraud scan` on the Master.csv a real Asterisk 20 writes (cdr_csv).
+
+A carrier (sipp as UAC in its own namespace, identified by its address, no registration)
+sends calls into the `from-pstn` context; a second carrier endpoint sends a few into
+`from-trunk`. Asterisk answers each, sipp hangs up, and cdr_csv writes one row per call, as it
+writes them on a real PBX. The scan must read every row (no malformed one), count the busy
+carrier's calls on its trunk (`inbound_volume`, low, alert only), leave the quiet one alone,
+and charge none of them to an account: these are calls to the office, not by it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sipguard.daemon.harness import wait_for
+from sipguard.testing.asterisk import Pbx, PbxConfig
+from sipguard.testing.netns import Host, NetLab, netns_available
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+PJSIP = (
+    "[{name}]\ntype = endpoint\ncontext = {context}\ndisallow = all\nallow = ulaw\n"
+    "[{name}]\ntype = identify\nendpoint = {name}\nmatch = {ip}\n"
+)
+DIALPLAN = (
+    "[from-pstn]\nexten => _X.,1,Answer()\n same => n,Wait(20)\n same => n,Hangup()\n"
+    "[from-trunk]\nexten => _X.,1,Answer()\n same => n,Wait(20)\n same => n,Hangup()\n"
+)
+# cdr_csv reads its options from cdr.conf's [csv]: the uniqueid and userfield columns, GMT dates
+CDR = "[general]\nenable = yes\n[csv]\nusegmtime = yes\nloguniqueid = yes\nloguserfield = yes\n"
+FRAUD = 'home_country = "DE"\nnational_prefix = "0"\ninternational_prefixes = ["00"]\n'
+FRAUD += 'timezone = "UTC"\n'
+
+
+def sipp_calls(lab: NetLab, host: Host, target: str, dst: str, calls: int) -> None:
+    """`calls` calls from sipp's own uac scenario: INVITE, ACK on 200, BYE after 300 ms."""
+    argv = ["sipp", "-sn", "uac", "-s", dst, "-i", host.ip, "-p", "5062",
+            "-m", str(calls), "-r", "4", "-d", "300", "-nostdin", "-timeout", "60",
+            f"{target}:5060"]  # fmt: skip
+    res = lab.run(host, argv, check=False, timeout=90)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+
+
+def test_scan_of_real_master_csv_counts_inbound_calls_on_their_trunk(
+    asterisk_prefix: Path, tmp_path: Path
+) -> None:
+    if not netns_available():
+        pytest.skip("needs root and network namespaces")
+    with NetLab("cdr") as lab:
+        pbx_host = lab.add_host("pbx")
+        busy = lab.add_host("busy", hub=pbx_host)
+        quiet = lab.add_host("quiet", hub=pbx_host)
+        extra = {
+            "pjsip.conf": PJSIP.format(name="carrier", context="from-pstn", ip=busy.ip)
+            + PJSIP.format(name="carrier2", context="from-trunk", ip=quiet.ip),
+            "extensions.conf": DIALPLAN,
+            "cdr.conf": CDR,
+        }
+        config = PbxConfig(endpoints={"1001": "pj-1001-Xq8#rT2vLm"}, peers={}, extra=extra)
+        # cdr_csv writes into an existing directory only ("Unable to open file"): `make
+        # install` creates it on a real PBX
+        (tmp_path / "pbx" / "log" / "cdr-csv").mkdir(parents=True)
+        pbx = Pbx(lab, pbx_host, tmp_path / "pbx", asterisk_prefix, config).start()
+        try:
+            sipp_calls(lab, busy, busy.hub_ip, "0301234567", 12)  # a DID, 12 times in ~3 s
+            sipp_calls(lab, quiet, quiet.hub_ip, "200", 3)  # an extension, 3 times
+            master = tmp_path / "pbx" / "log" / "cdr-csv" / "Master.csv"
+            wait_for(lambda: master.exists() and len(master.read_text().splitlines()) >= 15)
+        finally:
+            pbx.stop()
+
+    with master.open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == 15
+    by_context = {r[3] for r in rows}
+    assert by_context == {"from-pstn", "from-trunk"}  # dcontext, as cdr_csv writes it
+    assert all(r[5].startswith(("PJSIP/carrier-", "PJSIP/carrier2-")) for r in rows)
+    assert all(r[14] == "ANSWERED" for r in rows)
+
+    conf = tmp_path / "fraud.toml"
+    conf.write_text(FRAUD)
+    argv = [sys.executable, "-m", "sipguard", "fraud", "scan", str(master), "--config", str(conf)]
+    res = subprocess.run([*argv, "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stderr  # alerts found
+    report = json.loads(res.stdout)
+    assert report["rows"] == 15 and report["malformed"] == {}
+    assert report["calls"] == 0  # no account made a call: all 15 came in
+    alerts = report["alerts"]
+    assert [(a["rule"], a["account"], a["severity"]) for a in alerts] == [
+        ("inbound_volume", "carrier", "low")
+    ]
+    busy_uids = [r[16] for r in rows if r[5].startswith("PJSIP/carrier-")]
+    assert alerts[0]["calls"][:11] == busy_uids[:11]  # the 11th call crossed max_calls 10
