@@ -2,10 +2,11 @@
 
 A carrier (sipp as UAC in its own namespace, identified by its address, no registration)
 sends calls into the `from-pstn` context; a second carrier endpoint sends a few into
-`from-trunk`. Asterisk answers each, sipp hangs up, and cdr_csv writes one row per call, as it
-writes them on a real PBX. The scan must read every row (no malformed one), count the busy
-carrier's calls on its trunk (`inbound_volume`, low, alert only), leave the quiet one alone,
-and charge none of them to an account: these are calls to the office, not by it.
+`from-trunk`; phone 1001 (digest authentication) dials a premium-rate number. Asterisk
+answers each, sipp hangs up, and cdr_csv writes one row per call, as it writes them on a real
+PBX. The scan must read every row (no malformed one), count the busy carrier's calls on its
+trunk (`inbound_volume`, low, alert only), leave the quiet one alone, charge none of them to
+an account (they are calls to the office, not by it), and flag the phone's call as its own.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ PJSIP = (
     "[{name}]\ntype = identify\nendpoint = {name}\nmatch = {ip}\n"
 )
 DIALPLAN = (
+    "[phones](+)\nexten => _0.,1,Answer()\n same => n,Wait(20)\n same => n,Hangup()\n"
     "[from-pstn]\nexten => _X.,1,Answer()\n same => n,Wait(20)\n same => n,Hangup()\n"
     "[from-trunk]\nexten => _X.,1,Answer()\n same => n,Wait(20)\n same => n,Hangup()\n"
 )
@@ -36,11 +38,14 @@ DIALPLAN = (
 CDR = "[general]\nenable = yes\n[csv]\nusegmtime = yes\nloguniqueid = yes\nloguserfield = yes\n"
 FRAUD = 'home_country = "DE"\nnational_prefix = "0"\ninternational_prefixes = ["00"]\n'
 FRAUD += 'timezone = "UTC"\n'
+PHONE = Path(__file__).resolve().parent / "sipp" / "uac_auth.xml"
+PASSWORD = "pj-1001-Xq8#rT2vLm"
 
 
-def sipp_calls(lab: NetLab, host: Host, target: str, dst: str, calls: int) -> None:
-    """`calls` calls from sipp's own uac scenario: INVITE, ACK on 200, BYE after 300 ms."""
-    argv = ["sipp", "-sn", "uac", "-s", dst, "-i", host.ip, "-p", "5062",
+def sipp_calls(lab: NetLab, host: Host, target: str, dst: str, calls: int, *scenario: str) -> None:
+    """`calls` calls from sipp's own uac scenario (INVITE, ACK on 200, BYE after 300 ms), or
+    from `scenario` (sipp's arguments)."""
+    argv = ["sipp", *(scenario or ("-sn", "uac")), "-s", dst, "-i", host.ip, "-p", "5062",
             "-m", str(calls), "-r", "4", "-d", "300", "-nostdin", "-timeout", "60",
             f"{target}:5060"]  # fmt: skip
     res = lab.run(host, argv, check=False, timeout=90)
@@ -56,13 +61,14 @@ def test_scan_of_real_master_csv_counts_inbound_calls_on_their_trunk(
         pbx_host = lab.add_host("pbx")
         busy = lab.add_host("busy", hub=pbx_host)
         quiet = lab.add_host("quiet", hub=pbx_host)
+        phone = lab.add_host("phone", hub=pbx_host)
         extra = {
             "pjsip.conf": PJSIP.format(name="carrier", context="from-pstn", ip=busy.ip)
             + PJSIP.format(name="carrier2", context="from-trunk", ip=quiet.ip),
             "extensions.conf": DIALPLAN,
             "cdr.conf": CDR,
         }
-        config = PbxConfig(endpoints={"1001": "pj-1001-Xq8#rT2vLm"}, peers={}, extra=extra)
+        config = PbxConfig(endpoints={"1001": PASSWORD}, peers={}, extra=extra)
         # cdr_csv writes into an existing directory only ("Unable to open file"): `make
         # install` creates it on a real PBX
         (tmp_path / "pbx" / "log" / "cdr-csv").mkdir(parents=True)
@@ -70,17 +76,19 @@ def test_scan_of_real_master_csv_counts_inbound_calls_on_their_trunk(
         try:
             sipp_calls(lab, busy, busy.hub_ip, "0301234567", 12)  # a DID, 12 times in ~3 s
             sipp_calls(lab, quiet, quiet.hub_ip, "200", 3)  # an extension, 3 times
+            auth = ("-sf", str(PHONE), "-key", "phone", "1001", "-au", "1001", "-ap", PASSWORD)
+            sipp_calls(lab, phone, phone.hub_ip, "09001234567", 1, *auth)  # premium rate
             master = tmp_path / "pbx" / "log" / "cdr-csv" / "Master.csv"
-            wait_for(lambda: master.exists() and len(master.read_text().splitlines()) >= 15)
+            wait_for(lambda: master.exists() and len(master.read_text().splitlines()) >= 16)
         finally:
             pbx.stop()
 
     with master.open(newline="") as f:
         rows = list(csv.reader(f))
-    assert len(rows) == 15
+    assert len(rows) == 16
     by_context = {r[3] for r in rows}
-    assert by_context == {"from-pstn", "from-trunk"}  # dcontext, as cdr_csv writes it
-    assert all(r[5].startswith(("PJSIP/carrier-", "PJSIP/carrier2-")) for r in rows)
+    assert by_context == {"from-pstn", "from-trunk", "phones"}  # dcontext, as cdr_csv writes it
+    assert all(r[5].startswith(("PJSIP/carrier-", "PJSIP/carrier2-", "PJSIP/1001-")) for r in rows)
     assert all(r[14] == "ANSWERED" for r in rows)
 
     conf = tmp_path / "fraud.toml"
@@ -89,11 +97,14 @@ def test_scan_of_real_master_csv_counts_inbound_calls_on_their_trunk(
     res = subprocess.run([*argv, "--format", "json"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 1, res.stderr  # alerts found
     report = json.loads(res.stdout)
-    assert report["rows"] == 15 and report["malformed"] == {}
-    assert report["calls"] == 0  # no account made a call: all 15 came in
-    alerts = report["alerts"]
-    assert [(a["rule"], a["account"], a["severity"]) for a in alerts] == [
-        ("inbound_volume", "carrier", "low")
-    ]
+    assert report["rows"] == 16 and report["malformed"] == {}
+    assert report["calls"] == 1  # the phone's: the 15 others came in
+    alerts = {(a["rule"], a["account"]): a for a in report["alerts"]}
+    assert {account for _, account in alerts} == {"carrier", "1001"}
+    inbound = alerts["inbound_volume", "carrier"]
     busy_uids = [r[16] for r in rows if r[5].startswith("PJSIP/carrier-")]
-    assert alerts[0]["calls"][:11] == busy_uids[:11]  # the 11th call crossed max_calls 10
+    assert inbound["severity"] == "low"
+    assert inbound["calls"][:11] == busy_uids[:11]  # the 11th call crossed max_calls 10
+    risky = alerts["risky_destination", "1001"]
+    phone_uid = next(r[16] for r in rows if r[5].startswith("PJSIP/1001-"))
+    assert risky["severity"] in ("high", "critical") and risky["calls"] == [phone_uid]
