@@ -166,3 +166,43 @@ def test_garbage_never_crashes_and_stays_bounded(msgs: list[tuple[str, dict[str,
             assert len(ev.account or "") <= 80 and len(ev.target or "") <= 64
             assert ev.call is None or (len(ev.call.uid) <= 150 and len(ev.call.channel) <= 200)
     assert len(n.channels) <= 5 and len(n.seen_uids) <= 20
+
+
+# Newchannel and Hangup of a carrier's call answered by an IVR, as Asterisk 20.20.1 sent them
+# in tests/e2e/test_cdr_asterisk.py's lab (the fields the normalizer reads)
+IVR_CALL = {
+    "Channel": "PJSIP/carrier-00000000",
+    "CallerIDNum": "sipp",
+    "AccountCode": "",
+    "Context": "from-pstn",
+    "Exten": "0301234567",
+    "Uniqueid": "1796591751.0",
+    "Linkedid": "1796591751.0",
+}
+
+
+def test_a_call_that_never_dials_out_ends_as_its_record() -> None:
+    n = CallNormalizer()
+    assert feed(n, "Newchannel", T, **IVR_CALL) == []
+    # seen from its first event: cdr_csv may write the row before the Hangup event arrives
+    assert "1796591751.0" in n.seen_uids
+    assert feed(n, "Newstate", T + 1, **IVR_CALL) == []
+    (end,) = feed(n, "Hangup", T + 21, **IVR_CALL, Cause="16")
+    assert end.kind is Kind.CALL_END and end.call is not None and end.call.record
+    assert (end.account, end.target, end.call_id) == ("carrier", "0301234567", "1796591751.0")
+    assert (end.call.start, end.call.end, end.call.context) == (T, T + 21, "from-pstn")
+    assert n.counters["undialled"] == 1 and n.counters["calls"] == 0
+    assert "1796591751.0" in n.seen_uids  # its CDR is then skipped
+    cdr = {"UniqueID": "1796591751.0", "Channel": IVR_CALL["Channel"], "Duration": "21"}
+    assert feed(n, "Cdr", T + 21, **cdr) == []
+
+
+def test_a_dialled_leg_and_a_channel_without_linkedid_end_silently() -> None:
+    n = CallNormalizer()
+    leg = {**IVR_CALL, "Channel": "PJSIP/1001-00000001", "Uniqueid": "u2", "Context": "phones"}
+    assert feed(n, "Newchannel", T, **leg) == []  # Linkedid: the caller's
+    assert feed(n, "Hangup", T + 5, **leg) == []
+    old = {k: v for k, v in IVR_CALL.items() if k != "Linkedid"} | {"Uniqueid": "u3"}
+    assert feed(n, "Newchannel", T, **old) == []  # no Linkedid: nothing to tell a leg by
+    assert feed(n, "Hangup", T + 5, **old) == []
+    assert n.counters["undialled"] == 0 and not n.seen_uids

@@ -15,11 +15,13 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sipguard.daemon.harness import wait_for
+from sipguard.daemon.harness import DaemonProc, wait_for
 from sipguard.testing.asterisk import Pbx, PbxConfig
 from sipguard.testing.netns import Host, NetLab, netns_available
 
@@ -108,3 +110,50 @@ def test_scan_of_real_master_csv_counts_inbound_calls_on_their_trunk(
     risky = alerts["risky_destination", "1001"]
     phone_uid = next(r[16] for r in rows if r[5].startswith("PJSIP/1001-"))
     assert risky["severity"] in ("high", "critical") and risky["calls"] == [phone_uid]
+
+
+def test_daemon_counts_an_ivr_flood_from_real_ami_once(asterisk_prefix: Path, tmp_path: Path):
+    """The carrier's calls are answered by an IVR (Answer, Wait): no DialBegin ever comes. The
+    daemon, reading the real AMI and following the real Master.csv, counts each call once, at
+    its Hangup, on the carrier's trunk; the CDR rows of the same calls are skipped."""
+    if not netns_available():
+        pytest.skip("needs root and network namespaces")
+    with NetLab("ivr") as lab:
+        pbx_host = lab.add_host("pbx")
+        busy = lab.add_host("busy", hub=pbx_host)
+        extra = {
+            "pjsip.conf": PJSIP.format(name="carrier", context="from-pstn", ip=busy.ip),
+            "extensions.conf": DIALPLAN,
+            "cdr.conf": CDR,
+        }
+        (tmp_path / "pbx" / "log" / "cdr-csv").mkdir(parents=True)
+        master = tmp_path / "pbx" / "log" / "cdr-csv" / "Master.csv"
+        master.touch()
+        config = PbxConfig(endpoints={"1001": PASSWORD}, peers={}, extra=extra)
+        pbx = Pbx(lab, pbx_host, tmp_path / "pbx", asterisk_prefix, config).start()
+        fraud = f'[daemon.fraud]\nenabled = true\ncdr = ["{master}"]\n[fraud]\n{FRAUD}'
+        cfg = tmp_path / "sipguard.toml"
+        cfg.write_text(pbx.sipguard_config(tmp_path, fraud))
+        daemon = DaemonProc(cfg, tmp_path / "ctl.sock", ["--dry-run"], prefix=lab.cmd(pbx_host, []))
+        try:
+            daemon.start()
+            wait_for(lambda: daemon.request("status")["sources"]["ami"].get("connected"), 15)
+            sipp_calls(lab, busy, busy.hub_ip, "0301234567", 12)
+            wait_for(lambda: len(master.read_text().splitlines()) == 12)
+
+            def fraud() -> dict[str, Any]:
+                st: dict[str, Any] = daemon.request("status")["fraud"]
+                return st
+
+            wait_for(lambda: fraud()["hits"].get("inbound_volume"), 10)
+            wait_for(lambda: fraud()["tracker"]["undialled"] == 12, 10)
+            time.sleep(2)  # the CDR follower reads the same 12 calls meanwhile
+            st = fraud()
+            cdr = daemon.request("status")["sources"]["cdr"]
+        finally:
+            daemon.stop()
+            pbx.stop()
+    assert cdr["stats"]["lines"] == 12  # the follower read every row of the same calls
+    assert st["tracker"]["calls"] == 0  # no DialBegin: an IVR answered every call
+    # the 11th and the 12th call each crossed max_calls 10, once: not again from the CDRs
+    assert st["hits"] == {"inbound_volume": 2}

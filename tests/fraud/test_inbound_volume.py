@@ -76,3 +76,37 @@ def test_outbound_fraud_over_the_trunk_still_alerts_high() -> None:
 def test_inbound_volume_cannot_be_configured_high() -> None:
     with pytest.raises(ConfigError, match=r"inbound_volume\.severity"):
         build_config({"rules": {"inbound_volume": {"severity": "high"}}})
+
+
+def ami_call(tracker: LiveTracker, n: int, channel: str, context: str, exten: str) -> list[Hit]:
+    """A call that never dials out (an IVR answers it, or the dialplan refuses it), as AMI
+    reports it: Newchannel, then Hangup."""
+    fields = {
+        "channel": channel.format(n=n),
+        "context": context,
+        "exten": exten,
+        "uniqueid": f"1796591751.{n}",
+        "linkedid": f"1796591751.{n}",
+    }
+    t = MONDAY_9 + n * 10
+
+    def get(key: str) -> str | None:  # AMI field names are case-insensitive
+        return fields.get(key.lower())
+
+    return tracker.feed("Newchannel", get, t) + tracker.feed("Hangup", get, t + 8)
+
+
+def test_live_calls_that_never_dial_out_count_too() -> None:
+    """An inbound flood on an IVR has no DialBegin: counted at each call's hangup, on its trunk;
+    an extension's call to a premium number the dialplan refused is still its own."""
+    tracker = office()
+    hits: list[Hit] = []
+    for n in range(12):
+        hits += ami_call(tracker, n, "PJSIP/provider-{n:08x}", "from-pstn", "0301234567")
+    assert {(h.rule, h.account, h.severity) for h in hits} == {
+        ("inbound_volume", "provider", "low")
+    }
+    refused = ami_call(tracker, 100, "PJSIP/1001-{n:08x}", "from-internal", "09001234567")
+    assert ("risky_destination", "1001") in [(h.rule, h.account) for h in refused]
+    assert {h.account for h in refused} == {"1001"}
+    assert ami_call(tracker, 101, "PJSIP/1001-{n:08x}", "from-internal", "*97") == []

@@ -5,7 +5,9 @@ AMI events used (field names as Asterisk 12+ sends them, main/manager_channels.c
 - `DialBegin`: the caller's channel dials out; the caller's `Exten` is what was dialled
   (falling back to the DialString's number): a CALL_START, so the rules run before it connects;
 - `DialEnd` (DialStatus ANSWER) / `BridgeEnter`: CALL_ANSWER, running cost starts;
-- `Hangup`: CALL_END of a call followed since its dial;
+- `Hangup`: CALL_END of a call followed since its dial; a call that never dialled out (its
+  first channel, `Linkedid` = `Uniqueid`: an IVR, a voicemail box, a DID whose phone is
+  offline, a number the dialplan refused) ends as a CALL_END `record`, as its CDR would;
 - `Cdr` (cdr_manager): CALL_END `record` of a finished call that was not followed live;
 - `CEL` (cel_manager): CHAN_START, APP_START of Dial, ANSWER and HANGUP, as the above;
 - `SuccessfulAuth` (security), `ContactStatus` (PJSIP), `PeerStatus` (chan_sip): AUTH_SUCCESS,
@@ -118,6 +120,7 @@ class _Chan:
     exten: str
     start: float
     context: str = ""  # where the channel entered the dialplan
+    first: bool = False  # the call's first channel (Linkedid = Uniqueid), not a dialled leg
     dst: str | None = None  # set once it dials out
     answer: float | None = None
 
@@ -134,6 +137,7 @@ class CallNormalizer:
             "calls": 0,
             "dropped_channels": 0,
             "cdr_only": 0,
+            "undialled": 0,
             "malformed": 0,
         }
 
@@ -160,7 +164,12 @@ class CallNormalizer:
         channel = (get("Channel") or "")[:MAX_CHANNEL]
         account = account_of(channel, get("AccountCode") or "", get("CallerIDNum") or "")
         exten, context = (get("Exten") or "")[:MAX_DST], (get("Context") or "")[:MAX_CONTEXT]
-        self.channels[uid] = _Chan(channel, account, exten, now, context)
+        first = get("Linkedid") == uid  # a leg that Dial created carries its caller's
+        self.channels[uid] = _Chan(channel, account, exten, now, context, first)
+        if first:
+            # Checked live from here on, at its dial or its hangup: its CDR row, which cdr_csv
+            # often writes before the Hangup event arrives, is skipped.
+            self._checked(uid)
         return []
 
     def _dialbegin(self, get: Get, now: float) -> list[Event]:
@@ -182,10 +191,14 @@ class CallNormalizer:
         chan.dst = dst
         chan.start = now
         self.counters["calls"] += 1
+        self._checked(uid)
+        return [self._event(Kind.CALL_START, uid, chan, now)]
+
+    def _checked(self, uid: str) -> None:
+        """A call checked live: its CDR is skipped (bounded: the oldest are forgotten)."""
         self.seen_uids[uid] = None
         if len(self.seen_uids) > 4 * self.max_channels:
             del self.seen_uids[next(iter(self.seen_uids))]
-        return [self._event(Kind.CALL_START, uid, chan, now)]
 
     def _answered(self, get: Get, now: float) -> list[Event]:
         if (get("Event") or "").lower() == "dialend" and get("DialStatus") != "ANSWER":
@@ -200,8 +213,19 @@ class CallNormalizer:
     def _hangup(self, get: Get, now: float) -> list[Event]:
         uid = get("Uniqueid") or ""
         chan = self.channels.pop(uid, None)
-        if chan is None or chan.dst is None:
+        if chan is None or (chan.dst is None and not chan.first):
             return []
+        if chan.dst is None:
+            # A call that never dialled out: no CALL_START ever ran the rules on it. It is
+            # checked now, once, as its CDR row would be (an inbound one counts on its trunk);
+            # its CDR (file or `Cdr` event) is skipped (seen since its Newchannel).
+            self.counters["undialled"] += 1
+            dst = chan.exten if chan.exten not in ("s", "<unknown>") else ""
+            record = record_event(
+                uid, chan.account, dst, chan.start, now, 0.0, False, chan.channel, "", 0,
+                "ami", chan.context,
+            )  # fmt: skip
+            return [record]
         return [self._event(Kind.CALL_END, uid, chan, now)]
 
     def _event(self, kind: Kind, uid: str, chan: _Chan, now: float) -> Event:
