@@ -184,9 +184,7 @@ def test_daemon_hangs_up_a_real_premium_call_before_it_connects(
                 f"contact = sip:{carrier.ip}:5060\n"
                 f"[carrier]\ntype = identify\nendpoint = carrier\nmatch = {carrier.ip}\n"
             ),
-            "extensions.conf": (
-                "[phones](+)\nexten => _0.,1,Dial(PJSIP/${EXTEN}@carrier,30)\n same => n,Hangup()\n"
-            ),
+            "extensions.conf": locking_dialplan(),
             # the fraud actions: Hangup needs the call class, DBPut the system class
             "manager.conf": "[sipguard](+)\nwrite = call,system\n",
         }
@@ -218,6 +216,9 @@ def test_daemon_hangs_up_a_real_premium_call_before_it_connects(
             st = wait_for(lambda: (s := fraud())["actions"].get("lock_ok") and s, 10)
             locked = pbx.cli("database show sipguard/locked")
             wait_for(lambda: "CANCEL" in trunk_log.read_text(errors="replace"), 10)
+            # the locked account dials again: the documented snippet refuses it in the dialplan
+            lab.run(phone, argv, check=False, timeout=60)
+            refused = wait_for(lambda: "by locked account 1001" in pbx.messages.read_text(), 10)
             trace = trunk_log.read_text(errors="replace")
         finally:
             daemon.stop()
@@ -226,12 +227,23 @@ def test_daemon_hangs_up_a_real_premium_call_before_it_connects(
     assert st["actions"]["hangup_ok"] == 1 and st["locked"] == ["1001"]
     assert st["hits"].get("risky_destination") == 1
     assert "/sipguard/locked/1001" in locked and "risky_destination" in locked
+    assert refused and "refused: risky_destination" in pbx.messages.read_text()
+    assert trace.count("INVITE sip:09001234567@") == 1  # the second call never left the PBX
     assert "INVITE sip:09001234567@" in trace  # the PBX did dial the carrier ...
     assert "CANCEL sip:09001234567@" in trace  # ... and cancelled it while it rang
     assert "ACK sip:09001234567@" not in trace.split("CANCEL sip:", 1)[0]  # never answered
     assert elapsed < 8.0  # the phone's call ended before the carrier would have answered
     rang = received_at(trace, "CANCEL sip:") - received_at(trace, "INVITE sip:")
     assert 0 <= rang < 1.0, f"the carrier rang {rang:.3f} s"  # 6 ms when this was written
+
+
+def locking_dialplan() -> str:
+    """docs/fraud.md's dialplan snippet, as documented, in the phones' context and through
+    this lab's carrier: what the docs tell an administrator to paste must really work."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "fraud.md").read_text()
+    snippet = docs.split("```\n[outbound]\n", 1)[1].split("```", 1)[0]
+    assert "DB_EXISTS(sipguard/locked/" in snippet and "@trunk," in snippet
+    return "[phones](+)\n" + snippet.replace("@trunk,", "@carrier,")
 
 
 def received_at(trace: str, start: str) -> float:
