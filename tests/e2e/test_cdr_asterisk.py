@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,10 @@ import pytest
 
 from sipguard.daemon.harness import DaemonProc, wait_for
 from sipguard.testing.asterisk import Pbx, PbxConfig
-from sipguard.testing.netns import Host, NetLab, netns_available
+from sipguard.testing.netns import NetLab, netns_available
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fraudlab import FRAUD, PASSWORD, PHONE, sipp_calls
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -40,20 +41,6 @@ DIALPLAN = (
 )
 # cdr_csv reads its options from cdr.conf's [csv]: the uniqueid and userfield columns, GMT dates
 CDR = "[general]\nenable = yes\n[csv]\nusegmtime = yes\nloguniqueid = yes\nloguserfield = yes\n"
-FRAUD = 'home_country = "DE"\nnational_prefix = "0"\ninternational_prefixes = ["00"]\n'
-FRAUD += 'timezone = "UTC"\n'
-PHONE = Path(__file__).resolve().parent / "sipp" / "uac_auth.xml"
-PASSWORD = "pj-1001-Xq8#rT2vLm"
-
-
-def sipp_calls(lab: NetLab, host: Host, target: str, dst: str, calls: int, *scenario: str) -> None:
-    """`calls` calls from sipp's own uac scenario (INVITE, ACK on 200, BYE after 300 ms), or
-    from `scenario` (sipp's arguments)."""
-    argv = ["sipp", *(scenario or ("-sn", "uac")), "-s", dst, "-i", host.ip, "-p", "5062",
-            "-m", str(calls), "-r", "4", "-d", "300", "-nostdin", "-timeout", "60",
-            f"{target}:5060"]  # fmt: skip
-    res = lab.run(host, argv, check=False, timeout=90)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
 
 
 def test_scan_of_real_master_csv_counts_inbound_calls_on_their_trunk(
@@ -159,97 +146,3 @@ def test_daemon_counts_an_ivr_flood_from_real_ami_once(asterisk_prefix: Path, tm
     assert st["tracker"]["calls"] == 0  # no DialBegin: an IVR answered every call
     # the 11th and the 12th call each crossed max_calls 10, once: not again from the CDRs
     assert st["hits"] == {"inbound_volume": 2}
-
-
-TRUNK_UAS = Path(__file__).resolve().parents[1] / "probe" / "trunk_uas.xml"  # rings 8 s
-
-
-def test_daemon_hangs_up_a_real_premium_call_before_it_connects(
-    asterisk_prefix: Path, tmp_path: Path
-) -> None:
-    """Phone 1001 dials a premium-rate number through the PBX's carrier (sipp as UAS: it rings
-    and would answer after 8 s). The daemon sees the real DialBegin on AMI, hangs the call up
-    and locks the account in AstDB through the same AMI: the carrier gets a CANCEL, never an
-    ACK of an answer, and Asterisk's own database shows the lock."""
-    if not netns_available():
-        pytest.skip("needs root and network namespaces")
-    with NetLab("hup") as lab:
-        pbx_host = lab.add_host("pbx")
-        phone = lab.add_host("phone", hub=pbx_host)
-        carrier = lab.add_host("carrier", hub=pbx_host)
-        extra = {
-            "pjsip.conf": (
-                "[carrier]\ntype = endpoint\ncontext = from-pstn\ndisallow = all\nallow = ulaw\n"
-                "aors = carrier\n[carrier]\ntype = aor\n"
-                f"contact = sip:{carrier.ip}:5060\n"
-                f"[carrier]\ntype = identify\nendpoint = carrier\nmatch = {carrier.ip}\n"
-            ),
-            "extensions.conf": locking_dialplan(),
-            # the fraud actions: Hangup needs the call class, DBPut the system class
-            "manager.conf": "[sipguard](+)\nwrite = call,system\n",
-        }
-        config = PbxConfig(endpoints={"1001": PASSWORD}, peers={}, extra=extra)
-        pbx = Pbx(lab, pbx_host, tmp_path / "pbx", asterisk_prefix, config).start()
-        trunk_log = tmp_path / "trunk.log"
-        trunk_argv = ["sipp", "-sf", str(TRUNK_UAS), "-i", carrier.ip, "-p", "5060", "-nostdin",
-                      "-trace_msg", "-message_file", str(trunk_log)]  # fmt: skip
-        trunk = lab.popen(carrier, trunk_argv)
-        cfg = tmp_path / "sipguard.toml"
-        cfg.write_text(
-            pbx.sipguard_config(tmp_path, f"[daemon.fraud]\nenabled = true\n[fraud]\n{FRAUD}")
-        )
-        daemon = DaemonProc(cfg, tmp_path / "ctl.sock", ["--dry-run"], prefix=lab.cmd(pbx_host, []))
-        try:
-            daemon.start()
-            wait_for(lambda: daemon.request("status")["sources"]["ami"].get("connected"), 15)
-            auth = ("-sf", str(PHONE), "-key", "phone", "1001", "-au", "1001", "-ap", PASSWORD)
-            argv = ["sipp", *auth, "-s", "09001234567", "-i", phone.ip, "-p", "5062", "-m", "1",
-                    "-nostdin", "-timeout", "30", f"{phone.hub_ip}:5060"]  # fmt: skip
-            t0 = time.monotonic()
-            lab.run(phone, argv, check=False, timeout=60)  # the call fails: it was hung up
-            elapsed = time.monotonic() - t0
-
-            def fraud() -> dict[str, Any]:
-                st: dict[str, Any] = daemon.request("status")["fraud"]
-                return st
-
-            st = wait_for(lambda: (s := fraud())["actions"].get("lock_ok") and s, 10)
-            locked = pbx.cli("database show sipguard/locked")
-            wait_for(lambda: "CANCEL" in trunk_log.read_text(errors="replace"), 10)
-            # the locked account dials again: the documented snippet refuses it in the dialplan
-            lab.run(phone, argv, check=False, timeout=60)
-            refused = wait_for(lambda: "by locked account 1001" in pbx.messages.read_text(), 10)
-            trace = trunk_log.read_text(errors="replace")
-        finally:
-            daemon.stop()
-            trunk.kill()
-            pbx.stop()
-    assert st["actions"]["hangup_ok"] == 1 and st["locked"] == ["1001"]
-    assert st["hits"].get("risky_destination") == 1
-    assert "/sipguard/locked/1001" in locked and "risky_destination" in locked
-    assert refused and "refused: risky_destination" in pbx.messages.read_text()
-    assert trace.count("INVITE sip:09001234567@") == 1  # the second call never left the PBX
-    assert "INVITE sip:09001234567@" in trace  # the PBX did dial the carrier ...
-    assert "CANCEL sip:09001234567@" in trace  # ... and cancelled it while it rang
-    assert "ACK sip:09001234567@" not in trace.split("CANCEL sip:", 1)[0]  # never answered
-    assert elapsed < 8.0  # the phone's call ended before the carrier would have answered
-    rang = received_at(trace, "CANCEL sip:") - received_at(trace, "INVITE sip:")
-    assert 0 <= rang < 1.0, f"the carrier rang {rang:.3f} s"  # 6 ms when this was written
-
-
-def locking_dialplan() -> str:
-    """docs/fraud.md's dialplan snippet, as documented, in the phones' context and through
-    this lab's carrier: what the docs tell an administrator to paste must really work."""
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "fraud.md").read_text()
-    snippet = docs.split("```\n[outbound]\n", 1)[1].split("```", 1)[0]
-    assert "DB_EXISTS(sipguard/locked/" in snippet and "@trunk," in snippet
-    return "[phones](+)\n" + snippet.replace("@trunk,", "@carrier,")
-
-
-def received_at(trace: str, start: str) -> float:
-    """When sipp's -trace_msg block of the first received message starting with `start` began."""
-    for m in re.finditer(r"^-{20,} (\S+ \S+)\n(.*?)(?=^-{20,} |\Z)", trace, re.M | re.S):
-        head, _, body = m.group(2).partition("\n\n")
-        if "received" in head and body.lstrip().startswith(start):
-            return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
-    raise AssertionError(f"no {start!r} received")
