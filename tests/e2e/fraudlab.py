@@ -37,12 +37,14 @@ def sipp_calls(lab: NetLab, host: Host, target: str, dst: str, calls: int, *scen
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
 
 
-def phone_call(lab: NetLab, phone: Host, dst: str, hold_ms: int = 300) -> float:
-    """One call of phone 1001 to `dst`, held `hold_ms` after the answer unless the PBX ends it
-    first (then sipp fails the call: not checked). Returns its wall-clock seconds."""
+def phone_call(lab: NetLab, phone: Host, dst: str, hold_ms: int = 300, calls: int = 1) -> float:
+    """`calls` calls of phone 1001 to `dst` at once, each held `hold_ms` after the answer
+    unless the PBX ends it first (then sipp fails it: not checked). Returns the wall-clock
+    seconds until the last ended."""
     auth = ("-sf", str(PHONE), "-key", "phone", "1001", "-au", "1001", "-ap", PASSWORD)
-    argv = ["sipp", *auth, "-s", dst, "-i", phone.ip, "-p", "5062", "-m", "1",
-            "-d", str(hold_ms), "-nostdin", "-timeout", "60", f"{phone.hub_ip}:5060"]  # fmt: skip
+    argv = ["sipp", *auth, "-s", dst, "-i", phone.ip, "-p", "5062", "-m", str(calls),
+            "-l", str(calls), "-r", "10", "-d", str(hold_ms), "-nostdin", "-timeout", "60",
+            f"{phone.hub_ip}:5060"]  # fmt: skip
     t0 = datetime.now().timestamp()
     lab.run(phone, argv, check=False, timeout=90)
     return datetime.now().timestamp() - t0
@@ -57,14 +59,27 @@ def locking_dialplan() -> str:
     return "[phones](+)\n" + snippet.replace("@trunk,", "@carrier,")
 
 
-def trace_time(trace: str, start: str, way: str = "received") -> float:
-    """When sipp's -trace_msg block of the first message `way` ("received" or "sent") that
-    starts with `start` was logged."""
+def trace_messages(trace: str, way: str = "received") -> list[tuple[float, str]]:
+    """(when, message) of each message sipp's -trace_msg logged `way` ("received", "sent")."""
+    out = []
     for m in re.finditer(r"^-{20,} (\S+ \S+)\n(.*?)(?=^-{20,} |\Z)", trace, re.M | re.S):
         head, _, body = m.group(2).partition("\n\n")
-        if way in head and body.lstrip().startswith(start):
-            return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
-    raise AssertionError(f"no {start!r} {way}")
+        if way in head:
+            when = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            out.append((when, body.strip()))
+    return out
+
+
+def trace_times(trace: str, start: str, way: str = "received") -> list[float]:
+    """When each message `way` that starts with `start` was logged, in order."""
+    return [when for when, body in trace_messages(trace, way) if body.startswith(start)]
+
+
+def trace_time(trace: str, start: str, way: str = "received") -> float:
+    """The first of `trace_times`."""
+    times = trace_times(trace, start, way)
+    assert times, f"no {start!r} {way}"
+    return times[0]
 
 
 @dataclass

@@ -6,6 +6,7 @@ to paste.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from sipguard.daemon.harness import wait_for
 from sipguard.testing.netns import netns_available
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fraudlab import outbound_lab, phone_call, trace_time
+from fraudlab import outbound_lab, phone_call, trace_messages, trace_time, trace_times
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -75,3 +76,31 @@ def test_an_answered_call_is_hung_up_when_its_running_cost_passes_the_daily_limi
     talked = trace_time(trace, "BYE sip:") - trace_time(trace, "SIP/2.0 200 OK", "sent")
     assert 3.0 <= talked < 6.0, f"talked {talked:.2f} s"
     assert elapsed < 15.0  # the phone's 30 s call was cut
+
+
+def test_the_call_over_the_concurrency_limit_is_hung_up_and_the_others_go_on(
+    asterisk_prefix: Path, tmp_path: Path
+) -> None:
+    """Three calls of 1001 at once (limit 2), each to talk 8 s, the carrier answering at once:
+    the third real DialBegin crosses the limit and only that call is hung up (profile
+    fraud-hangup: no lock); the first two talk on until the phone ends them."""
+    with outbound_lab("conc", asterisk_prefix, tmp_path, ANSWERS) as o:
+        elapsed = phone_call(o.lab, o.phone, "0301234567", hold_ms=8_000, calls=3)
+        st = wait_for(lambda: (s := o.fraud())["actions"].get("hangup_ok") and s, 10)
+        trace = o.trace()
+    assert st["hits"] == {"concurrent": 1} and st["actions"] == {"hangup_ok": 1}
+    assert st["locked"] == []
+    invites = trace_times(trace, "INVITE sip:0301234567@")
+    assert len(invites) == 3
+    # each call's end (BYE, or CANCEL before the answer) by Call-ID; retransmissions skipped
+    ended: dict[str, float] = {}
+    for when, msg in trace_messages(trace):
+        if msg.startswith(("BYE ", "CANCEL ")):
+            call_id = re.search(r"^Call-ID:\s*(\S+)", msg, re.M | re.I)
+            assert call_id is not None
+            ended.setdefault(call_id.group(1), when)
+    ends = sorted(ended.values())
+    assert len(ends) == 3
+    assert ends[0] - invites[2] < 1.0  # the third call, cut at once
+    assert ends[1] - invites[0] >= 7.5 and ends[2] - invites[1] >= 7.5  # the others talked
+    assert elapsed >= 8.0
