@@ -58,3 +58,25 @@ def test_fraud_rule_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     junk.write_bytes(b"\x00\xff garbage,,,\n" * 50)
     assert main(["rules", "test", "fraud-velocity", str(junk)]) == 0
     assert capsys.readouterr().out.rstrip().endswith("0 alerts")
+
+
+def test_rules_test_tells_inbound_calls_by_their_dcontext(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Twelve calls into from-pstn from an endpoint not named in `trunks`: only the dcontext
+    says they came in. `rules test` counts them on their trunk, as `fraud scan` does."""
+    rows = "".join(
+        f'"","sipp","0301234567","from-pstn","""sipp"" <sipp>","PJSIP/provider-{i:08x}","",'
+        f'"Answer","","2026-12-06 10:00:{i * 4:02d}","2026-12-06 10:00:{i * 4:02d}",'
+        f'"2026-12-06 10:00:{i * 4 + 1:02d}",1,1,"ANSWERED","DOCUMENTATION","1796.{i}",""\n'
+        for i in range(12)
+    )
+    cdr = tmp_path / "Master.csv"
+    cdr.write_text(rows)
+    assert main(["rules", "test", "fraud-inbound-volume", str(cdr)]) == 0
+    out = capsys.readouterr().out
+    assert "ALERT account:provider -> profile fraud-alert: 11 inbound calls in 300s" in out
+    assert out.rstrip().endswith("12 rows, 2 alerts")
+    assert main(["fraud", "scan", str(cdr), "--format", "json"]) == 1
+    alerts = json.loads(capsys.readouterr().out)["alerts"]
+    assert [(a["rule"], a["account"]) for a in alerts] == [("inbound_volume", "provider")]

@@ -59,6 +59,9 @@ class CdrParser:
         self.first_error: dict[str, int] = {}  # kind -> line where first seen
         self.rows = 0
         self.parsed = 0  # rows that read as a call (0 of many: the input is not CDRs)
+        # With `outbound` None (every row: the sample runner), the dcontext of the row just
+        # yielded, for a consumer that decides the direction itself (the live tracker).
+        self.context = ""
         cols = {name: i for i, name in reversed(list(enumerate(layout.columns)))}
         self._i = cols
         self._need = max(cols["dst"], cols["start"]) + 1
@@ -212,6 +215,8 @@ class CdrParser:
                                     continue
                             if not account or account in ignore:
                                 continue
+                    else:
+                        self.context = row[i_ctx] if 0 <= i_ctx < n else ""
                     yield (
                         line_no,
                         account,

@@ -69,12 +69,12 @@ def replay_rule(
     alerts: list[Alert] = []
     for path in inputs:
         parser = engine.cdr_parser(path.name)
-        parser.outbound = None  # every row is an event; the rules pick their calls
+        parser.outbound = None  # every row is an event; the tracker tells inbound (dcontext)
         for rec in parser.read_file(path):
             c = parser.call(rec)
             event = record_event(
                 c.uid, c.account, c.dst, c.start, c.end, c.billsec, c.answered, c.channel, c.ip,
-                c.line_no, path.name,
+                c.line_no, path.name, parser.context,
             )  # fmt: skip
             events.append(event)
             if on_event is not None:
