@@ -37,26 +37,35 @@ def sipp_calls(lab: NetLab, host: Host, target: str, dst: str, calls: int, *scen
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
 
 
-def phone_call(lab: NetLab, phone: Host, dst: str, hold_ms: int = 300, calls: int = 1) -> float:
+def phone_call(
+    lab: NetLab, phone: Host, dst: str, hold_ms: int = 300, calls: int = 1, port: int = 5060
+) -> float:
     """`calls` calls of phone 1001 to `dst` at once, each held `hold_ms` after the answer
-    unless the PBX ends it first (then sipp fails it: not checked). Returns the wall-clock
-    seconds until the last ended."""
+    unless the PBX ends it first (then sipp fails it: not checked); `port` 5060 reaches PJSIP,
+    5070 chan_sip. Returns the wall-clock seconds until the last ended."""
     auth = ("-sf", str(PHONE), "-key", "phone", "1001", "-au", "1001", "-ap", PASSWORD)
     argv = ["sipp", *auth, "-s", dst, "-i", phone.ip, "-p", "5062", "-m", str(calls),
             "-l", str(calls), "-r", "10", "-d", str(hold_ms), "-nostdin", "-timeout", "60",
-            f"{phone.hub_ip}:5060"]  # fmt: skip
+            f"{phone.hub_ip}:{port}"]  # fmt: skip
     t0 = datetime.now().timestamp()
     lab.run(phone, argv, check=False, timeout=90)
     return datetime.now().timestamp() - t0
 
 
-def locking_dialplan() -> str:
+def locking_dialplan(chan_sip: bool = False) -> str:
     """docs/fraud.md's dialplan snippet, as documented, in the phones' context and through
-    this lab's carrier: what the docs tell an administrator to paste must really work."""
+    this lab's carrier: what the docs tell an administrator to paste must really work. For
+    chan_sip phones with the change its comment names (the peer name is the account)."""
     docs = (HERE.parents[1] / "docs" / "fraud.md").read_text()
     snippet = docs.split("```\n[outbound]\n", 1)[1].split("```", 1)[0]
     assert "DB_EXISTS(sipguard/locked/" in snippet and "@trunk," in snippet
-    return "[phones](+)\n" + snippet.replace("@trunk,", "@carrier,")
+    snippet = snippet.replace("@trunk,", "@carrier,")
+    if chan_sip:
+        assert "; chan_sip: ${CHANNEL(peername)}" in snippet
+        snippet = snippet.replace(
+            "Set(ACCT=${CHANNEL(endpoint)})", "Set(ACCT=${CHANNEL(peername)})"
+        )
+    return "[phones](+)\n" + snippet
 
 
 def trace_messages(trace: str, way: str = "received") -> list[tuple[float, str]]:
@@ -106,10 +115,12 @@ def outbound_lab(
     carrier_scenario: list[str],
     fraud: str = "",
     rates: str = "",
+    chan_sip: bool = False,
 ) -> Iterator[OutboundLab]:
     """The PBX, the carrier (sipp with `carrier_scenario`, tracing its messages), phone 1001's
     namespace, and the daemon (fraud on, `fraud` appended to its [fraud] table, `rates` its
-    rate table's CSV), AMI up."""
+    rate table's CSV), AMI up. Phone 1001 is a PJSIP endpoint, or with `chan_sip` a sip.conf
+    peer (port 5070)."""
     with NetLab(name) as lab:
         pbx_host = lab.add_host("pbx")
         phone = lab.add_host("phone", hub=pbx_host)
@@ -122,11 +133,13 @@ def outbound_lab(
                 f"aors = carrier\n[carrier]\ntype = aor\ncontact = sip:{carrier.ip}:5060\n"
                 f"[carrier]\ntype = identify\nendpoint = carrier\nmatch = {carrier.ip}\n"
             ),
-            "extensions.conf": locking_dialplan(),
+            "extensions.conf": locking_dialplan(chan_sip),
             # the fraud actions: Hangup needs the call class, DBPut the system class
             "manager.conf": "[sipguard](+)\nwrite = call,system\n",
         }
-        config = PbxConfig(endpoints={"1001": PASSWORD}, peers={}, extra=extra)
+        phones = {"1001": PASSWORD}
+        config = PbxConfig(endpoints={} if chan_sip else phones, peers=phones if chan_sip else {})
+        config.extra = extra
         pbx = Pbx(lab, pbx_host, tmp / "pbx", prefix, config).start()
         trunk_log = tmp / "trunk.log"
         argv = ["sipp", *carrier_scenario, "-i", carrier.ip, "-p", "5060", "-nostdin",

@@ -30,19 +30,23 @@ def _namespaces() -> None:
         pytest.skip("needs root and network namespaces")
 
 
+@pytest.mark.parametrize("tech", ["pjsip", "chan_sip"])
 def test_a_premium_call_is_hung_up_before_it_connects_and_the_account_locked(
-    asterisk_prefix: Path, tmp_path: Path
+    asterisk_prefix: Path, tmp_path: Path, tech: str
 ) -> None:
-    """Phone 1001 dials a premium-rate number; the carrier rings and would answer after 8 s.
-    The real DialBegin reaches the daemon, which hangs up and locks through AMI: the carrier
-    gets a CANCEL, never an answer, Asterisk's AstDB holds the lock, and the locked account's
-    next call is refused by the documented dialplan before it leaves the PBX."""
-    with outbound_lab("hup", asterisk_prefix, tmp_path, RINGS_8S) as o:
-        elapsed = phone_call(o.lab, o.phone, "09001234567")  # fails: it was hung up
+    """Phone 1001 (a PJSIP endpoint, or a chan_sip peer) dials a premium-rate number; the
+    carrier rings and would answer after 8 s. The real DialBegin reaches the daemon, which
+    hangs up and locks through AMI: the carrier gets a CANCEL, never an answer, Asterisk's
+    AstDB holds the lock, and the locked account's next call is refused by the documented
+    dialplan before it leaves the PBX."""
+    chan_sip = tech == "chan_sip"
+    port = 5070 if chan_sip else 5060
+    with outbound_lab("hup", asterisk_prefix, tmp_path, RINGS_8S, chan_sip=chan_sip) as o:
+        elapsed = phone_call(o.lab, o.phone, "09001234567", port=port)  # fails: hung up
         st = wait_for(lambda: (s := o.fraud())["actions"].get("lock_ok") and s, 10)
         locked = o.pbx.cli("database show sipguard/locked")
         wait_for(lambda: "CANCEL" in o.trace(), 10)
-        phone_call(o.lab, o.phone, "09001234567")  # the locked account again
+        phone_call(o.lab, o.phone, "09001234567", port=port)  # the locked account again
         wait_for(lambda: "by locked account 1001" in o.pbx.messages.read_text(), 10)
         messages, trace = o.pbx.messages.read_text(), o.trace()
     assert st["actions"]["hangup_ok"] == 1 and st["locked"] == ["1001"]
