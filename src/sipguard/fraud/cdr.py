@@ -116,7 +116,7 @@ class CdrParser:
         names = self._names
         keep, wanted, ignore, trunks = self._keep, self.outbound, self.ignore, self.trunks
 
-        def keeps(dst: str) -> bool:  # outbound(dst), cached (the lookup is inlined below)
+        def keeps(dst: str) -> bool:  # outbound(dst), into the cache the loop reads
             if len(keep) > 262_144:
                 keep.clear()
             ok = keep[dst] = wanted(dst) if wanted is not None else True
@@ -175,13 +175,14 @@ class CdrParser:
                         first_error.setdefault("long_field", line_no)
                         dst = dst[:64]
                     good += 1
-                    came_in = False
+                    came_in, ok = False, True  # ok: the destination is one the rules look at
                     if wanted is not None:
                         # an inbound call counts whatever it dialled (often an extension)
-                        came_in = i_ctx < n and row[i_ctx] in inbound
-                        if not (came_in or trunks):
-                            ok = keep.get(dst)
-                            if not (keeps(dst) if ok is None else ok):
+                        came_in = 0 <= i_ctx < n and row[i_ctx] in inbound
+                        if not came_in:
+                            known = keep.get(dst)
+                            ok = keeps(dst) if known is None else known
+                            if not (ok or trunks):  # (a trunk's call to an extension counts)
                                 continue
                     channel = row[i_chan] if 0 <= i_chan < n else ""
                     # The account is the channel's name part, which depends only on the text
@@ -208,13 +209,8 @@ class CdrParser:
                             if not account:
                                 continue
                             came_in = True
-                        else:
-                            if trunks:  # the destination was not looked at above
-                                ok = keep.get(dst)
-                                if not (keeps(dst) if ok is None else ok):
-                                    continue
-                            if not account or account in ignore:
-                                continue
+                        elif not ok or not account or account in ignore:
+                            continue
                     else:
                         self.context = row[i_ctx] if 0 <= i_ctx < n else ""
                     yield (

@@ -207,23 +207,19 @@ class FraudEngine:
         new_country, nc_spec = self._new_country, self.new_country
         dialled, nc_on = new_country.dialled, nc_spec.enabled
         learning = new_country.learn_until is None  # until the first call starts learning
-        inbound_spec = self.config.rules.get("inbound_volume")
-        inbound_on = inbound_spec is not None and inbound_spec.enabled
         none_fired, seen = _NONE_FIRED, 0
         lo, hi, slot = 1.0, 0.0, (0, 0, 0)  # the quarter hour [lo, hi) whose local time is `slot`
         for line, account, dst, start, end, billsec, disp, chan, uid, ip, came_in in records:
+            if not uid and source:
+                uid = f"{source}:{line + offset}"
             if came_in:  # a call to the office's DID: never an account's, counted per trunk
-                if inbound_on:
-                    uid = uid or (f"{source}:{line + offset}" if source else "")
-                    for hit in self.inbound_call(Call(uid, account, dst, start)):
-                        report(hit)
+                for hit in self.inbound_call(Call(uid, account, dst, start)):
+                    report(hit)
                 continue
             try:  # subscripts, not .get(): this loop runs for millions of rows
                 info = infos[dst]
             except KeyError:
                 info = info_of(dst)
-            if not uid and source:
-                uid = f"{source}:{line + offset}"
             try:
                 st = accounts[account]
             except KeyError:
